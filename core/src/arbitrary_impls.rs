@@ -1,0 +1,1 @@
+//! `Arbitrary` impls for the fuzz targets (private `arbitrary` feature).

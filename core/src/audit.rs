@@ -1,0 +1,240 @@
+//! The consistency audit behind `authsession check`: strict-decode every
+//! record, compare both indexes of every user with the records, and plan
+//! the index repairs.
+//!
+//! Records are the source of truth; indexes are derived. The audit never
+//! plans a change to a record, only index entries: an undecodable record is
+//! reported and left for a human.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::codec::{self, DecodeError};
+use crate::ids::DeviceSessionId;
+use crate::keys::{IndexScore, KeySpace};
+use crate::plan::{OnViolation, Plan, Precondition, Write};
+use crate::session::Session;
+
+/// One inconsistency found by [`audit`].
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Problem {
+    /// A key under the session prefix whose suffix is not a valid encoded id.
+    #[error("{key}: key does not name a valid device session id")]
+    UnparsableKey {
+        /// The key.
+        key: String,
+    },
+    /// A record that fails strict decoding (or is stored under another id).
+    #[error("{key}: corrupt record: {error}")]
+    CorruptRecord {
+        /// The record key.
+        key: String,
+        /// Why it was rejected.
+        error: DecodeError,
+    },
+    /// A valid record missing from (or misscored in) one of its indexes.
+    #[error("{index_key}: missing or misscored member {member:?} (record {record_key})")]
+    MissingIndexEntry {
+        /// The index that should hold it.
+        index_key: String,
+        /// The session id.
+        member: String,
+        /// The record key.
+        record_key: String,
+    },
+    /// An index member with no record, another user's record, an
+    /// undecodable record, or (active index) a revoked record.
+    #[error("{index_key}: stray member {member:?}: {reason}")]
+    StrayIndexEntry {
+        /// The index holding it.
+        index_key: String,
+        /// The member.
+        member: String,
+        /// Why it does not belong there.
+        reason: &'static str,
+    },
+}
+
+impl Problem {
+    /// Stable machine-readable kind (snake_case).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Problem::UnparsableKey { .. } => "unparsable_key",
+            Problem::CorruptRecord { .. } => "corrupt_record",
+            Problem::MissingIndexEntry { .. } => "missing_index_entry",
+            Problem::StrayIndexEntry { .. } => "stray_index_entry",
+        }
+    }
+
+    /// The key the problem is about.
+    pub fn key(&self) -> &str {
+        match self {
+            Problem::UnparsableKey { key } | Problem::CorruptRecord { key, .. } => key,
+            Problem::MissingIndexEntry { index_key, .. }
+            | Problem::StrayIndexEntry { index_key, .. } => index_key,
+        }
+    }
+
+    /// Whether `check --repair` fixes it (index drift only).
+    pub fn is_repairable(&self) -> bool {
+        matches!(
+            self,
+            Problem::MissingIndexEntry { .. } | Problem::StrayIndexEntry { .. }
+        )
+    }
+}
+
+/// What [`audit`] found and how to fix the index drift.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    /// Records examined.
+    pub records: usize,
+    /// Index entries examined.
+    pub index_entries: usize,
+    /// Every problem, in key order.
+    pub problems: Vec<Problem>,
+    /// Index writes fixing every repairable problem, guarded by the record
+    /// bytes and index memberships they were derived from (apply with
+    /// retry: a violation means the key space changed during the scan).
+    pub repair: Plan,
+}
+
+/// Audits a snapshot of the key space: `records` are every `(key, bytes)`
+/// under the session prefix, `indexes` every `(key, members with scores)`
+/// under the two index prefixes. Keys outside the key space are ignored.
+pub fn audit(
+    keys: &KeySpace,
+    records: impl IntoIterator<Item = (String, Vec<u8>)>,
+    indexes: impl IntoIterator<Item = (String, Vec<(String, f64)>)>,
+) -> Report {
+    let mut problems = Vec::new();
+    let mut preconditions = Vec::new();
+    let mut writes = Vec::new();
+    let mut record_count = 0;
+    let mut index_entries = 0;
+
+    // Valid records by id, plus ids whose record exists but is corrupt.
+    let mut sessions: BTreeMap<String, (String, Session)> = BTreeMap::new();
+    let mut corrupt: BTreeSet<String> = BTreeSet::new();
+    for (key, bytes) in records {
+        record_count += 1;
+        let Some(id) = keys.parse_session_key(&key) else {
+            problems.push(Problem::UnparsableKey { key });
+            continue;
+        };
+        match codec::decode(&id, &bytes) {
+            Ok(session) => {
+                preconditions.push(Precondition::ValueEquals {
+                    key: key.clone(),
+                    value: bytes,
+                });
+                sessions.insert(id.into_string(), (key, session));
+            }
+            Err(error) => {
+                corrupt.insert(id.into_string());
+                problems.push(Problem::CorruptRecord { key, error });
+            }
+        }
+    }
+
+    // Expected index contents, derived from the records.
+    let mut expected: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
+    for (id, (_, session)) in &sessions {
+        let score = IndexScore::of(session.created_at()).as_f64();
+        expected
+            .entry(keys.user_sessions_key(session.user_id()))
+            .or_default()
+            .insert(id.clone(), score);
+        if session.is_active() {
+            expected
+                .entry(keys.user_active_sessions_key(session.user_id()))
+                .or_default()
+                .insert(id.clone(), score);
+        }
+    }
+
+    let mut seen: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
+    for (index_key, members) in indexes {
+        index_entries += members.len();
+        let active_only = if keys.parse_user_sessions_key(&index_key).is_some() {
+            Some(false)
+        } else {
+            keys.parse_user_active_sessions_key(&index_key)
+                .map(|_| true)
+        };
+        let want = expected.get(&index_key);
+        for (member, score) in members {
+            if want.is_some_and(|w| w.contains_key(&member)) {
+                seen.entry(index_key.clone())
+                    .or_default()
+                    .insert(member, score);
+                continue;
+            }
+            let id = DeviceSessionId::parse(member.as_str()).ok();
+            let reason = match (active_only, &id) {
+                (None, _) => "index key does not name a valid user id",
+                (_, None) => "member is not a valid device session id",
+                _ if corrupt.contains(&member) => "record is corrupt",
+                (Some(active_only), Some(_)) => match sessions.get(&member) {
+                    None => "no record",
+                    Some((_, s)) if active_only && !s.is_active() => "session is revoked",
+                    Some(_) => "session belongs to another user",
+                },
+            };
+            // Entries of a corrupt record stay until a human fixes the
+            // record; everything else that does not belong is removed,
+            // guarded by the record still being what the audit saw.
+            if reason != "record is corrupt" {
+                if let (Some(id), true) = (&id, reason == "no record") {
+                    preconditions.push(Precondition::Absent {
+                        key: keys.session_key(id),
+                    });
+                }
+                writes.push(Write::IndexRemove {
+                    key: index_key.clone(),
+                    member: member.clone(),
+                });
+            }
+            problems.push(Problem::StrayIndexEntry {
+                index_key: index_key.clone(),
+                member,
+                reason,
+            });
+        }
+    }
+
+    for (index_key, want) in &expected {
+        let have = seen.get(index_key);
+        for (member, score) in want {
+            if have.and_then(|h| h.get(member)) == Some(score) {
+                continue;
+            }
+            let Some((record_key, session)) = sessions.get(member) else {
+                continue;
+            };
+            problems.push(Problem::MissingIndexEntry {
+                index_key: index_key.clone(),
+                member: member.clone(),
+                record_key: record_key.clone(),
+            });
+            writes.push(Write::IndexAdd {
+                key: index_key.clone(),
+                score: IndexScore::of(session.created_at()),
+                member: member.clone(),
+            });
+        }
+    }
+
+    problems.sort_by(|a, b| a.key().cmp(b.key()));
+    let repair = if writes.is_empty() {
+        Plan::empty()
+    } else {
+        Plan::new(preconditions, writes, OnViolation::Retry)
+    };
+    Report {
+        records: record_count,
+        index_entries,
+        problems,
+        repair,
+    }
+}

@@ -1,0 +1,1 @@
+//! Placeholder; the driver issue fills this in.
