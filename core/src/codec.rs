@@ -347,10 +347,31 @@ fn parse_fields(bytes: &[u8]) -> Result<RawFields<'_>, DecodeError> {
     let parsed = RecordSeed { problem: &problem }.deserialize(&mut deserializer);
     let fields = match parsed {
         Ok(fields) => fields,
-        Err(error) => return Err(problem.take().unwrap_or_else(|| classify(&error))),
+        Err(error) => {
+            return Err(match problem.take() {
+                // Like the reference, a syntax error anywhere in the object
+                // outranks what the visitor saw first (this path only runs
+                // on failure, so the second parse costs nothing otherwise).
+                Some(found) => match first_value_syntax_error(bytes) {
+                    Some(syntax) => syntax,
+                    None => found,
+                },
+                None => classify(&error),
+            });
+        }
     };
     deserializer.end().map_err(|_| DecodeError::TrailingData)?;
     Ok(fields)
+}
+
+fn first_value_syntax_error(bytes: &[u8]) -> Option<DecodeError> {
+    let mut values = serde_json::Deserializer::from_slice(bytes).into_iter::<de::IgnoredAny>();
+    match values.next() {
+        Some(Err(error)) if error.classify() != serde_json::error::Category::Data => {
+            Some(classify(&error))
+        }
+        _ => None,
+    }
 }
 
 fn classify(error: &serde_json::Error) -> DecodeError {

@@ -223,8 +223,9 @@ impl ValidationError {
     }
 
     /// The same error, re-attributed to `field` (a timestamp parsed for
-    /// `revoked_at` reports `revoked_at`, not `created_at`).
-    pub(crate) fn for_field(self, field: Field) -> Self {
+    /// `revoked_at` reports `revoked_at`, not `created_at`). Only timestamp
+    /// errors are re-attributed; any other error is returned unchanged.
+    pub fn for_field(self, field: Field) -> Self {
         match self {
             ValidationError::InvalidTimestamp { .. } => ValidationError::InvalidTimestamp { field },
             ValidationError::NonCanonicalTimestamp { .. } => {
@@ -236,5 +237,23 @@ impl ValidationError {
             ValidationError::ZeroTimestamp { .. } => ValidationError::ZeroTimestamp { field },
             other => other,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn for_field_re_attributes_timestamp_errors_only() {
+        let err = ValidationError::NonCanonicalTimestamp {
+            field: Field::CreatedAt,
+        }
+        .for_field(Field::RevokedAt);
+        assert_eq!(err.field(), Some(Field::RevokedAt));
+        assert_eq!(err.kind(), "non_canonical_timestamp");
+        assert!(err.to_string().starts_with("revoked_at"));
+        let other = ValidationError::InvalidStatus.for_field(Field::RevokedAt);
+        assert_eq!(other, ValidationError::InvalidStatus);
     }
 }

@@ -130,6 +130,20 @@ impl fmt::Debug for KeySpace {
     }
 }
 
+/// One key of the reference layout from a single prefix:
+/// `prefix + base64url_nopad(component)`, where `component` is a validated
+/// device session id or user id (`id.as_str()`). For callers that hold one
+/// prefix rather than a [`KeySpace`] (the WASM key helpers). The prefix must
+/// not be empty or blank, as in [`KeySpace::new`].
+pub fn prefixed_key(prefix: &str, component: &str) -> Result<String, ValidationError> {
+    if prefix.trim().is_empty() {
+        return Err(ValidationError::InvalidKeyPrefix {
+            reason: "prefixes must not be empty",
+        });
+    }
+    Ok(join(prefix, component))
+}
+
 fn join(prefix: &str, component: &str) -> String {
     let mut key = String::with_capacity(prefix.len() + component.len().div_ceil(3) * 4);
     key.push_str(prefix);
@@ -228,6 +242,33 @@ mod tests {
             keys.parse_session_key("authsession:user_sessions:dXNlci0x"),
             None
         );
+    }
+
+    #[test]
+    fn prefixed_key_matches_the_key_space() {
+        let keys = KeySpace::default();
+        let id = DeviceSessionId::parse("dev-1").unwrap();
+        let user = UserId::parse("user-1").unwrap();
+        let [session, all, active] = keys.prefixes();
+        assert_eq!(
+            prefixed_key(session, id.as_str()).unwrap(),
+            keys.session_key(&id)
+        );
+        assert_eq!(
+            prefixed_key(all, user.as_str()).unwrap(),
+            keys.user_sessions_key(&user)
+        );
+        assert_eq!(
+            prefixed_key(active, user.as_str()).unwrap(),
+            keys.user_active_sessions_key(&user)
+        );
+        assert_eq!(prefixed_key("p:", "\u{e9}").unwrap(), "p:w6k");
+        for blank in ["", " ", "\t"] {
+            assert_eq!(
+                prefixed_key(blank, "dev-1").unwrap_err().kind(),
+                "invalid_key_prefix"
+            );
+        }
     }
 
     #[test]

@@ -55,7 +55,7 @@ pub use error::{Field, ValidationError};
 pub use ids::{
     ClientPublicKey, DeviceSessionId, RevokeActorId, RevokeActorType, RevokeReasonCode, UserId,
 };
-pub use keys::{IndexScore, KeySpace, DEFAULT_KEY_BASE};
+pub use keys::{prefixed_key, IndexScore, KeySpace, DEFAULT_KEY_BASE};
 pub use order::{newest_first, sort_newest_first};
 pub use plan::Plan;
 pub use session::{

@@ -145,13 +145,14 @@ struct SessionFields {
 impl TryFrom<SessionFields> for Session {
     type Error = ValidationError;
     fn try_from(f: SessionFields) -> Result<Self, Self::Error> {
-        let session = Session::active(f.id, f.user_id, f.client_public_key_b64, f.created_at)?;
-        match (f.status, f.revocation) {
-            (Status::Active, None) => Ok(session),
-            (Status::Active, Some(_)) => Err(ValidationError::ActiveWithRevocation),
-            (Status::Revoked, None) => Err(ValidationError::RevokedWithoutRevocation),
-            (Status::Revoked, Some(revocation)) => session.revoked(revocation),
-        }
+        Session::from_parts(
+            f.id,
+            f.user_id,
+            f.client_public_key_b64,
+            f.status,
+            f.created_at,
+            f.revocation,
+        )
     }
 }
 
@@ -176,6 +177,26 @@ impl Session {
             created_at,
             revocation: None,
         })
+    }
+
+    /// A session from all its parts, as a serialized form holds them:
+    /// `status` and `revocation` must agree (active ⇔ no revocation), plus
+    /// the rules of [`Session::active`] and [`Session::revoked`].
+    pub fn from_parts(
+        id: DeviceSessionId,
+        user_id: UserId,
+        client_public_key: ClientPublicKey,
+        status: Status,
+        created_at: Timestamp,
+        revocation: Option<Revocation>,
+    ) -> Result<Self, ValidationError> {
+        let session = Session::active(id, user_id, client_public_key, created_at)?;
+        match (status, revocation) {
+            (Status::Active, None) => Ok(session),
+            (Status::Active, Some(_)) => Err(ValidationError::ActiveWithRevocation),
+            (Status::Revoked, None) => Err(ValidationError::RevokedWithoutRevocation),
+            (Status::Revoked, Some(revocation)) => session.revoked(revocation),
+        }
     }
 
     /// This session, revoked by `revocation`. Fails when the revocation
@@ -316,5 +337,65 @@ impl RevokeUserSessionsOutcome {
                 [a, b] => crate::order::newest_first(a, b).is_lt(),
                 _ => true,
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts() -> (DeviceSessionId, UserId, ClientPublicKey, Timestamp) {
+        (
+            DeviceSessionId::parse("dev-1").unwrap(),
+            UserId::parse("user-1").unwrap(),
+            ClientPublicKey::from_bytes(&[7; 32]).unwrap(),
+            Timestamp::parse("2024-05-06T07:08:09Z").unwrap(),
+        )
+    }
+
+    fn revocation(at: &str) -> Revocation {
+        Revocation::new(
+            Timestamp::parse(at).unwrap(),
+            RevokeReasonCode::parse("logout").unwrap(),
+            RevokeActorType::parse("user").unwrap(),
+            RevokeActorId::empty(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn from_parts_checks_status_against_revocation() {
+        let (id, user, key, at) = parts();
+        let active =
+            Session::from_parts(id.clone(), user.clone(), key, Status::Active, at, None).unwrap();
+        assert_eq!(
+            active,
+            Session::active(id.clone(), user.clone(), key, at).unwrap()
+        );
+        let rev = revocation("2024-05-06T07:08:10Z");
+        let revoked = Session::from_parts(
+            id.clone(),
+            user.clone(),
+            key,
+            Status::Revoked,
+            at,
+            Some(rev.clone()),
+        )
+        .unwrap();
+        assert_eq!(revoked, active.clone().revoked(rev.clone()).unwrap());
+        let kind = |status, rev: Option<Revocation>| {
+            Session::from_parts(id.clone(), user.clone(), key, status, at, rev)
+                .unwrap_err()
+                .kind()
+        };
+        assert_eq!(
+            kind(Status::Active, Some(rev)),
+            "status_revocation_mismatch"
+        );
+        assert_eq!(kind(Status::Revoked, None), "status_revocation_mismatch");
+        assert_eq!(
+            kind(Status::Revoked, Some(revocation("2024-05-06T07:08:08Z"))),
+            "revoked_before_created"
+        );
     }
 }
