@@ -172,9 +172,11 @@ fn active_session_of(u: &mut Unstructured<'_>, user: UserId) -> Result<Session> 
 
 impl<'a> Arbitrary<'a> for Session {
     fn arbitrary(u: &mut Unstructured<'a>) -> Result<Self> {
+        // Decided first: the text fields may use up the rest of the input.
+        let revoked: bool = u.arbitrary()?;
         let user = u.arbitrary()?;
         let session = active_session_of(u, user)?;
-        if u.arbitrary()? {
+        if revoked {
             revoke(u, session)
         } else {
             Ok(session)
@@ -204,7 +206,8 @@ impl<'a> Arbitrary<'a> for RevokeSessionOutcome {
     /// Either variant holds a revoked session, as the transitions return.
     fn arbitrary(u: &mut Unstructured<'a>) -> Result<Self> {
         let user = u.arbitrary()?;
-        let session = revoke(u, active_session_of(u, user)?)?;
+        let active = active_session_of(u, user)?;
+        let session = revoke(u, active)?;
         Ok(if u.arbitrary()? {
             RevokeSessionOutcome::Revoked(session)
         } else {
@@ -225,7 +228,8 @@ impl<'a> Arbitrary<'a> for RevokeUserSessionsOutcome {
         let count = u.int_in_range(1..=8usize)?;
         let mut sessions: Vec<Session> = Vec::with_capacity(count);
         for _ in 0..count {
-            let session = revoke(u, active_session_of(u, user.clone())?)?;
+            let active = active_session_of(u, user.clone())?;
+            let session = revoke(u, active)?;
             if sessions.iter().all(|s| s.id() != session.id()) {
                 sessions.push(session);
             }

@@ -238,3 +238,110 @@ pub fn audit(
         repair,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::MemoryKv;
+    use crate::transition;
+    use crate::{
+        ClientPublicKey, Revocation, RevokeActorId, RevokeActorType, RevokeReasonCode, Timestamp,
+        UserId,
+    };
+
+    fn session(id: &str, user: &str) -> Session {
+        Session::active(
+            DeviceSessionId::parse(id).unwrap(),
+            UserId::parse(user).unwrap(),
+            ClientPublicKey::from_bytes(&[1; 32]).unwrap(),
+            Timestamp::parse("2024-05-06T07:08:09Z").unwrap(),
+        )
+        .unwrap()
+    }
+
+    fn run(keys: &KeySpace, kv: &MemoryKv) -> Report {
+        let records = kv
+            .value_keys()
+            .filter(|k| k.starts_with(keys.prefixes()[0]))
+            .map(|k| (k.to_owned(), kv.get(k).unwrap().to_vec()))
+            .collect::<Vec<_>>();
+        let indexes = kv
+            .index_keys()
+            .map(|k| (k.to_owned(), kv.index_range(k, None)))
+            .collect::<Vec<_>>();
+        audit(keys, records, indexes)
+    }
+
+    #[test]
+    fn finds_every_planted_problem_and_repairs_the_drift() {
+        let keys = KeySpace::default();
+        let mut kv = MemoryKv::new();
+        for (id, user) in [("a", "u1"), ("b", "u1"), ("c", "u2"), ("d", "u1")] {
+            kv.apply(&transition::create(&keys, &session(id, user)).plan)
+                .unwrap();
+        }
+        let clean = run(&keys, &kv);
+        assert!(clean.problems.is_empty(), "{:?}", clean.problems);
+        assert!(clean.repair.is_empty());
+        assert_eq!((clean.records, clean.index_entries), (4, 8));
+
+        let u1 = UserId::parse("u1").unwrap();
+        let all_u1 = keys.user_sessions_key(&u1);
+        let active_u1 = keys.user_active_sessions_key(&u1);
+        // Garbage record, dangling member, foreign member, revoked-in-active,
+        // missing entry, wrong score, unparsable key.
+        kv.set_raw(
+            keys.session_key(&DeviceSessionId::parse("g").unwrap()),
+            "not json",
+        );
+        kv.index_add_raw(&all_u1, "ghost", 5.0);
+        kv.index_add_raw(&all_u1, "c", 5.0);
+        let revoked = session("r", "u1")
+            .revoked(
+                Revocation::new(
+                    Timestamp::parse("2024-05-07T00:00:00Z").unwrap(),
+                    RevokeReasonCode::parse("x").unwrap(),
+                    RevokeActorType::parse("y").unwrap(),
+                    RevokeActorId::empty(),
+                )
+                .unwrap(),
+            )
+            .unwrap();
+        kv.apply(&transition::create(&keys, &revoked).plan).unwrap();
+        kv.index_add_raw(&active_u1, "r", 1.0);
+        kv.index_add_raw(&active_u1, "b", 42.0);
+        kv.delete_raw(&keys.user_sessions_key(&UserId::parse("u2").unwrap()));
+        kv.set_raw("authsession:session:!!!", "x");
+
+        let report = run(&keys, &kv);
+        let mut kinds: Vec<(&str, &str)> = report
+            .problems
+            .iter()
+            .map(|p| (p.kind(), p.key()))
+            .collect();
+        kinds.sort_unstable();
+        let u2_all = keys.user_sessions_key(&UserId::parse("u2").unwrap());
+        let g_key = keys.session_key(&DeviceSessionId::parse("g").unwrap());
+        let mut expected = vec![
+            ("corrupt_record", g_key.as_str()),
+            ("missing_index_entry", active_u1.as_str()),
+            ("missing_index_entry", u2_all.as_str()),
+            ("stray_index_entry", active_u1.as_str()),
+            ("stray_index_entry", all_u1.as_str()),
+            ("stray_index_entry", all_u1.as_str()),
+            ("unparsable_key", "authsession:session:!!!"),
+        ];
+        expected.sort_unstable();
+        assert_eq!(kinds, expected);
+
+        kv.apply(&report.repair).unwrap();
+        let after = run(&keys, &kv);
+        assert!(
+            after.problems.iter().all(|p| !p.is_repairable()),
+            "{:?}",
+            after.problems
+        );
+        assert_eq!(after.problems.len(), 2);
+        assert!(after.repair.is_empty());
+    }
+}

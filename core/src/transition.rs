@@ -448,3 +448,418 @@ pub fn revoke_all(
         outcome: RevokeUserSessionsOutcome::Revoked(revoked),
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{MemoryKv, Violation};
+    use crate::{
+        ClientPublicKey, Revocation, RevokeActorId, RevokeActorType, RevokeReasonCode, Timestamp,
+    };
+
+    fn ts(text: &str) -> Timestamp {
+        Timestamp::parse(text).unwrap()
+    }
+
+    fn session(id: &str, user: &str, created: &str) -> Session {
+        Session::active(
+            DeviceSessionId::parse(id).unwrap(),
+            UserId::parse(user).unwrap(),
+            ClientPublicKey::from_bytes(&[9; 32]).unwrap(),
+            ts(created),
+        )
+        .unwrap()
+    }
+
+    fn revocation(at: &str) -> Revocation {
+        Revocation::new(
+            ts(at),
+            RevokeReasonCode::parse("logout").unwrap(),
+            RevokeActorType::parse("user").unwrap(),
+            RevokeActorId::empty(),
+        )
+        .unwrap()
+    }
+
+    fn revoke_input(id: &str, at: &str) -> RevokeSessionInput {
+        RevokeSessionInput {
+            device_session_id: DeviceSessionId::parse(id).unwrap(),
+            revocation: revocation(at),
+        }
+    }
+
+    fn revoke_all_input(user: &str, at: &str) -> RevokeUserSessionsInput {
+        RevokeUserSessionsInput {
+            user_id: UserId::parse(user).unwrap(),
+            revocation: revocation(at),
+        }
+    }
+
+    /// Reads an index range and its records the way a driver does.
+    fn read_index(
+        kv: &MemoryKv,
+        key: &str,
+        max: Option<IndexScore>,
+    ) -> (Vec<String>, Vec<Option<Vec<u8>>>) {
+        let keys = KeySpace::default();
+        let members: Vec<String> = kv
+            .index_range(key, max)
+            .into_iter()
+            .map(|(m, _)| m)
+            .collect();
+        let records = members
+            .iter()
+            .map(|m| {
+                kv.get(&keys.session_key(&DeviceSessionId::parse(m.as_str()).unwrap()))
+                    .map(<[u8]>::to_vec)
+            })
+            .collect();
+        (members, records)
+    }
+
+    fn create_in(kv: &mut MemoryKv, s: &Session) {
+        kv.apply(&create(&KeySpace::default(), s).plan).unwrap();
+    }
+
+    #[test]
+    fn create_plans_record_and_both_indexes() {
+        let keys = KeySpace::default();
+        let s = session("dev-1", "user-1", "2024-05-06T07:08:09.123456789Z");
+        let planned = create(&keys, &s);
+        assert_eq!(planned.outcome, s);
+        assert_eq!(
+            planned.plan.preconditions(),
+            [Precondition::Absent {
+                key: keys.session_key(s.id())
+            }]
+        );
+        assert_eq!(planned.plan.on_violation(), OnViolation::Conflict);
+        let score = IndexScore::of(s.created_at());
+        assert_eq!(
+            planned.plan.writes(),
+            [
+                Write::Set {
+                    key: keys.session_key(s.id()),
+                    value: codec::encode(&s)
+                },
+                Write::IndexAdd {
+                    key: keys.user_sessions_key(s.user_id()),
+                    score,
+                    member: "dev-1".into()
+                },
+                Write::IndexAdd {
+                    key: keys.user_active_sessions_key(s.user_id()),
+                    score,
+                    member: "dev-1".into()
+                },
+            ]
+        );
+        let mut kv = MemoryKv::new();
+        kv.apply(&planned.plan).unwrap();
+        let again = kv.apply(&create(&keys, &s).plan).unwrap_err();
+        assert_eq!(again.on_violation, OnViolation::Conflict);
+    }
+
+    #[test]
+    fn creating_a_revoked_session_skips_the_active_index() {
+        let keys = KeySpace::default();
+        let s = session("dev-1", "user-1", "2024-05-06T07:08:09Z")
+            .revoked(revocation("2024-05-06T08:00:00Z"))
+            .unwrap();
+        let plan = create(&keys, &s).plan;
+        assert_eq!(plan.writes().len(), 2);
+        assert!(plan
+            .writes()
+            .iter()
+            .all(|w| w.key() != keys.user_active_sessions_key(s.user_id())));
+    }
+
+    #[test]
+    fn get_reports_not_found_and_corruption_with_the_key() {
+        let keys = KeySpace::default();
+        let id = DeviceSessionId::parse("dev-1").unwrap();
+        let err = get(&keys, &id, None).unwrap_err();
+        assert_eq!(
+            (err.kind(), err.key()),
+            ("not_found", Some("authsession:session:ZGV2LTE"))
+        );
+        assert!(!err.is_corruption());
+        let err = get(&keys, &id, Some(b"{garbage")).unwrap_err();
+        assert_eq!(
+            (err.kind(), err.key()),
+            ("corrupt_record", Some("authsession:session:ZGV2LTE"))
+        );
+        assert!(err.is_corruption());
+        // A valid record of another id under this key is corruption too.
+        let other = codec::encode(&session("dev-2", "user-1", "2024-05-06T07:08:09Z"));
+        let err = get(&keys, &id, Some(&other)).unwrap_err();
+        assert!(matches!(
+            &err,
+            TransitionError::CorruptRecord {
+                source: DecodeError::IdMismatch { .. },
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn revoke_outcomes() {
+        let keys = KeySpace::default();
+        let mut kv = MemoryKv::new();
+        let s = session("dev-1", "user-1", "2024-05-06T07:08:09Z");
+        create_in(&mut kv, &s);
+        let key = keys.session_key(s.id());
+        let active_key = keys.user_active_sessions_key(s.user_id());
+
+        let err = revoke(&keys, &revoke_input("dev-2", "2024-05-06T08:00:00Z"), None).unwrap_err();
+        assert_eq!(err.kind(), "not_found");
+
+        let early = revoke(
+            &keys,
+            &revoke_input("dev-1", "2024-05-06T07:08:08.999999999Z"),
+            kv.get(&key),
+        )
+        .unwrap_err();
+        assert_eq!(
+            early,
+            TransitionError::Invalid(ValidationError::RevokedBeforeCreated)
+        );
+        assert_eq!(early.kind(), "revoked_before_created");
+
+        let same_instant = revoke(
+            &keys,
+            &revoke_input("dev-1", "2024-05-06T07:08:09Z"),
+            kv.get(&key),
+        )
+        .unwrap();
+        assert!(matches!(
+            same_instant.outcome,
+            RevokeSessionOutcome::Revoked(_)
+        ));
+
+        let planned = revoke(
+            &keys,
+            &revoke_input("dev-1", "2024-05-06T08:00:00Z"),
+            kv.get(&key),
+        )
+        .unwrap();
+        let RevokeSessionOutcome::Revoked(revoked) = &planned.outcome else {
+            panic!("{:?}", planned.outcome)
+        };
+        assert!(planned.outcome.is_consistent());
+        assert_eq!(
+            planned.plan.preconditions(),
+            [Precondition::ValueEquals {
+                key: key.clone(),
+                value: kv.get(&key).unwrap().to_vec()
+            }]
+        );
+        kv.apply(&planned.plan).unwrap();
+        assert_eq!(kv.get(&key), Some(codec::encode(revoked).as_slice()));
+        assert_eq!(kv.index_len(&active_key), 0);
+        assert_eq!(kv.index_len(&keys.user_sessions_key(s.user_id())), 1);
+
+        // The stale plan computed before does not apply twice.
+        assert_eq!(
+            kv.apply(&same_instant.plan).unwrap_err().on_violation,
+            OnViolation::Retry
+        );
+
+        let again = revoke(
+            &keys,
+            &revoke_input("dev-1", "2024-05-06T09:00:00Z"),
+            kv.get(&key),
+        )
+        .unwrap();
+        assert_eq!(
+            again.outcome,
+            RevokeSessionOutcome::AlreadyRevoked(revoked.clone())
+        );
+        assert!(again.plan.is_empty());
+    }
+
+    #[test]
+    fn list_is_newest_first_with_ties_by_id_bytes() {
+        let keys = KeySpace::default();
+        let mut kv = MemoryKv::new();
+        for (id, created) in [
+            ("b", "2024-05-06T07:08:09Z"),
+            ("a", "2024-05-06T07:08:09Z"),
+            ("c", "2024-05-06T07:08:10Z"),
+            ("d", "2024-05-06T07:08:09.0000001Z"),
+            ("é", "2024-05-06T07:08:09Z"),
+            ("Z", "2024-05-06T07:08:09Z"),
+        ] {
+            create_in(&mut kv, &session(id, "user-1", created));
+        }
+        create_in(&mut kv, &session("x", "user-2", "2030-01-01T00:00:00Z"));
+        let user = UserId::parse("user-1").unwrap();
+        let (members, records) = read_index(&kv, &keys.user_sessions_key(&user), None);
+        let Step::Done(list) = list(&keys, &user, &members, &records).unwrap() else {
+            panic!("confirm")
+        };
+        let ids: Vec<&str> = list.iter().map(|s| s.id().as_str()).collect();
+        assert_eq!(ids, ["c", "d", "Z", "a", "b", "é"]);
+    }
+
+    #[test]
+    fn list_anomalies_need_confirmation_and_corruption_does_not() {
+        let keys = KeySpace::default();
+        let user = UserId::parse("user-1").unwrap();
+        let index = keys.user_sessions_key(&user);
+        let mut kv = MemoryKv::new();
+        create_in(&mut kv, &session("dev-1", "user-1", "2024-05-06T07:08:09Z"));
+        create_in(&mut kv, &session("dev-9", "user-9", "2024-05-06T07:08:09Z"));
+
+        // Dangling member: confirmed on the unchanged state, then the error.
+        kv.index_add_raw(&index, "ghost", 1.0);
+        let (members, records) = read_index(&kv, &index, None);
+        let Step::Confirm { plan, error } = list(&keys, &user, &members, &records).unwrap() else {
+            panic!()
+        };
+        assert_eq!(error.kind(), "dangling_index_member");
+        assert_eq!(error.key(), Some(index.as_str()));
+        assert!(plan.writes().is_empty());
+        kv.apply(&plan).unwrap();
+        // …but a concurrent change (the ghost's record appears) violates it.
+        create_in(&mut kv, &session("ghost", "user-1", "2024-05-06T07:08:09Z"));
+        assert_eq!(
+            kv.apply(&plan).unwrap_err().on_violation,
+            OnViolation::Retry
+        );
+
+        // Foreign member.
+        kv.index_add_raw(&index, "dev-9", 1.0);
+        let (members, records) = read_index(&kv, &index, None);
+        let Step::Confirm { error, .. } = list(&keys, &user, &members, &records).unwrap() else {
+            panic!()
+        };
+        assert!(
+            matches!(&error, TransitionError::ForeignIndexMember { owner, .. } if owner == "user-9")
+        );
+
+        // Corrupt record and invalid member: errors straight away.
+        let mut kv2 = MemoryKv::new();
+        kv2.index_add_raw(&index, "dev-1", 1.0);
+        kv2.set_raw(
+            keys.session_key(&DeviceSessionId::parse("dev-1").unwrap()),
+            "{}",
+        );
+        let (members, records) = read_index(&kv2, &index, None);
+        assert_eq!(
+            list(&keys, &user, &members, &records).unwrap_err().kind(),
+            "corrupt_record"
+        );
+        let err = list(&keys, &user, &[" bad".to_owned()], &[None]).unwrap_err();
+        assert_eq!(err.kind(), "invalid_index_member");
+    }
+
+    #[test]
+    fn revoke_all_revokes_only_sessions_that_existed_at_the_instant() {
+        let keys = KeySpace::default();
+        let mut kv = MemoryKv::new();
+        create_in(&mut kv, &session("old", "user-1", "2024-05-06T07:00:00Z"));
+        create_in(
+            &mut kv,
+            &session("same", "user-1", "2024-05-06T08:00:00.0000005Z"),
+        );
+        create_in(
+            &mut kv,
+            &session("exact", "user-1", "2024-05-06T08:00:00.0000004Z"),
+        );
+        create_in(&mut kv, &session("later", "user-1", "2024-05-06T09:00:00Z"));
+        create_in(&mut kv, &session("other", "user-2", "2024-05-06T07:00:00Z"));
+        let input = revoke_all_input("user-1", "2024-05-06T08:00:00.0000004Z");
+        let scan = revoke_all_scan(&keys, &input);
+        let (members, records) = read_index(&kv, &scan.key, Some(scan.max_score));
+        // "same" shares the microsecond score but was created 100 ns later.
+        assert_eq!(members, ["old", "exact", "same"]);
+        let Step::Done(planned) = revoke_all(&keys, &input, &members, &records).unwrap() else {
+            panic!()
+        };
+        let ids: Vec<&str> = planned
+            .outcome
+            .sessions()
+            .iter()
+            .map(|s| s.id().as_str())
+            .collect();
+        assert_eq!(ids, ["exact", "old"]);
+        assert!(planned.outcome.is_consistent_for(&input.user_id));
+        kv.apply(&planned.plan).unwrap();
+        let active: Vec<String> = kv
+            .index_range(&scan.key, None)
+            .into_iter()
+            .map(|(m, _)| m)
+            .collect();
+        assert_eq!(active, ["same", "later"]);
+        assert_eq!(
+            kv.index_len(&keys.user_active_sessions_key(&UserId::parse("user-2").unwrap())),
+            1
+        );
+
+        // Nothing left at or before the instant.
+        let (members, records) = read_index(&kv, &scan.key, Some(scan.max_score));
+        let Step::Done(none) = revoke_all(&keys, &input, &members, &records).unwrap() else {
+            panic!()
+        };
+        assert_eq!(none.outcome, RevokeUserSessionsOutcome::NoActiveSessions);
+        assert!(none.plan.is_empty());
+    }
+
+    #[test]
+    fn revoke_all_plan_detects_a_concurrent_create_in_range() {
+        let keys = KeySpace::default();
+        let mut kv = MemoryKv::new();
+        create_in(&mut kv, &session("a", "user-1", "2024-05-06T07:00:00Z"));
+        let input = revoke_all_input("user-1", "2024-05-06T08:00:00Z");
+        let scan = revoke_all_scan(&keys, &input);
+        let (members, records) = read_index(&kv, &scan.key, Some(scan.max_score));
+        let Step::Done(planned) = revoke_all(&keys, &input, &members, &records).unwrap() else {
+            panic!()
+        };
+        // A session created later than the instant does not disturb the plan…
+        create_in(&mut kv, &session("later", "user-1", "2024-05-06T09:00:00Z"));
+        let mut copy = kv.clone();
+        copy.apply(&planned.plan).unwrap();
+        // …one created before it does: it must be revoked too, so retry.
+        create_in(&mut kv, &session("b", "user-1", "2024-05-06T07:30:00Z"));
+        let Violation { on_violation, .. } = kv.apply(&planned.plan).unwrap_err();
+        assert_eq!(on_violation, OnViolation::Retry);
+    }
+
+    #[test]
+    fn revoke_all_confirms_a_revoked_member_of_the_active_index() {
+        let keys = KeySpace::default();
+        let mut kv = MemoryKv::new();
+        let s = session("a", "user-1", "2024-05-06T07:00:00Z");
+        create_in(&mut kv, &s);
+        let active_key = keys.user_active_sessions_key(s.user_id());
+        let input = revoke_all_input("user-1", "2024-05-06T08:00:00Z");
+        let scan = revoke_all_scan(&keys, &input);
+        let (members, _) = read_index(&kv, &scan.key, Some(scan.max_score));
+        // A concurrent revoke lands between the index read and the record read.
+        let planned = revoke(
+            &keys,
+            &revoke_input("a", "2024-05-06T07:30:00Z"),
+            kv.get(&keys.session_key(s.id())),
+        )
+        .unwrap();
+        kv.apply(&planned.plan).unwrap();
+        let records = vec![kv.get(&keys.session_key(s.id())).map(<[u8]>::to_vec)];
+        let Step::Confirm { plan, error } = revoke_all(&keys, &input, &members, &records).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(error.kind(), "inactive_index_member");
+        // The index no longer holds it: a race, not corruption.
+        assert!(kv.apply(&plan).is_err());
+        // Planted for real: confirmed.
+        kv.index_add_raw(&active_key, "a", IndexScore::of(s.created_at()).as_f64());
+        let (members, records) = read_index(&kv, &scan.key, Some(scan.max_score));
+        let Step::Confirm { plan, .. } = revoke_all(&keys, &input, &members, &records).unwrap()
+        else {
+            panic!()
+        };
+        kv.apply(&plan).unwrap();
+    }
+}

@@ -1,22 +1,28 @@
 //! Property tests: codec round trips, fixed points and key injectivity.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, missing_docs)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    missing_docs
+)]
 
 use authsession_core::{
-    decode, encode, ClientPublicKey, DeviceSessionId, KeySpace, Revocation, RevokeActorId, RevokeActorType,
-    RevokeReasonCode, Session, Timestamp, UserId,
+    decode, encode, ClientPublicKey, DeviceSessionId, KeySpace, Revocation, RevokeActorId,
+    RevokeActorType, RevokeReasonCode, Session, Timestamp, UserId,
 };
 use proptest::prelude::*;
 
 /// Free text biased toward the characters the codec treats specially.
 fn text(max_chars: usize) -> impl Strategy<Value = String> {
     let special = prop::sample::select(vec![
-        '<', '>', '&', '"', '\\', '/', '\u{2028}', '\u{2029}', ' ', '\u{a0}', 'é', '日', '😀', '\u{ffff}', '\u{fffd}',
-        '\u{feff}', '\u{3000}',
+        '<', '>', '&', '"', '\\', '/', '\u{2028}', '\u{2029}', ' ', '\u{a0}', 'é', '日', '😀',
+        '\u{ffff}', '\u{fffd}', '\u{feff}', '\u{3000}',
     ]);
     let ch = prop_oneof![3 => any::<char>(), 2 => special, 3 => prop::char::range('a', 'z')];
     // Controls are dropped here rather than rejected by a filter: proptest
     // favours them, and rejecting whole strings would make generation slow.
-    prop::collection::vec(ch, 0..max_chars).prop_map(|chars| chars.into_iter().filter(|c| !c.is_control()).collect())
+    prop::collection::vec(ch, 0..max_chars)
+        .prop_map(|chars| chars.into_iter().filter(|c| !c.is_control()).collect())
 }
 
 fn id() -> impl Strategy<Value = DeviceSessionId> {
@@ -53,11 +59,20 @@ prop_compose! {
 fn session() -> impl Strategy<Value = Session> {
     (id(), user(), any::<[u8; 32]>(), timestamp(), any::<bool>())
         .prop_filter_map("zero time", |(id, user, key, created, revoked)| {
-            Session::active(id, user, ClientPublicKey::from(key), created).ok().map(|s| (s, revoked))
+            Session::active(id, user, ClientPublicKey::from(key), created)
+                .ok()
+                .map(|s| (s, revoked))
         })
         .prop_flat_map(|(s, revoked)| {
             let created = s.created_at();
-            (Just(s), if revoked { revocation_after(created).boxed() } else { Just(None).boxed() })
+            (
+                Just(s),
+                if revoked {
+                    revocation_after(created).boxed()
+                } else {
+                    Just(None).boxed()
+                },
+            )
         })
         .prop_map(|(s, revocation)| match revocation {
             Some(r) => s.revoked(r).unwrap(),
