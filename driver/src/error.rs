@@ -1,0 +1,287 @@
+//! The driver's one error type: opaque, with a stable [`ErrorKind`].
+
+use std::fmt;
+use std::time::Duration;
+
+use authsession_core::TransitionError;
+
+/// What went wrong, as a stable machine-readable category.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// No session exists with that id.
+    NotFound,
+    /// `create`: a session with that id already exists.
+    Conflict,
+    /// The input breaks a domain rule (e.g. revoking before creation);
+    /// nothing was written.
+    InvalidInput,
+    /// Stored data is corrupt (undecodable record, index naming a missing,
+    /// foreign or revoked session, wrong key type); [`Error::key`] names it.
+    Corrupt,
+    /// A round trip (or the whole operation) exceeded its deadline. The
+    /// outcome of a timed-out mutation is unknown: it was applied entirely
+    /// or not at all.
+    Timeout,
+    /// The server could not be reached or answered with an error.
+    Backend,
+    /// Concurrent changes kept invalidating the operation's reads until the
+    /// retry policy gave up; nothing was written.
+    ContentionExhausted,
+    /// The store configuration is invalid; the message names the field.
+    Config,
+}
+
+impl ErrorKind {
+    /// The stable snake_case name (`not_found`, `conflict`, …).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::Conflict => "conflict",
+            ErrorKind::InvalidInput => "invalid_input",
+            ErrorKind::Corrupt => "corrupt",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Backend => "backend",
+            ErrorKind::ContentionExhausted => "contention_exhausted",
+            ErrorKind::Config => "config",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An error of a [`SessionStore`](crate::SessionStore) operation or of the
+/// store configuration.
+///
+/// Opaque on purpose: match on [`Error::kind`], read the offending key with
+/// [`Error::key`]; the underlying `redis::RedisError` or core error is the
+/// [`std::error::Error::source`].
+pub struct Error(Box<Repr>);
+
+#[derive(Debug, thiserror::Error)]
+enum Repr {
+    #[error(transparent)]
+    Transition(TransitionError),
+    #[error("session already exists at {key}")]
+    Conflict { key: String },
+    #[error("{key} holds a value of the wrong type for a {expected}")]
+    WrongType { key: String, expected: &'static str },
+    #[error("{op} timed out after {after:?}")]
+    Timeout { op: &'static str, after: Duration },
+    #[error("redis authentication failed: {source}")]
+    Auth {
+        #[source]
+        source: redis::RedisError,
+    },
+    #[error("redis {op} failed: {source}")]
+    Redis {
+        op: &'static str,
+        #[source]
+        source: redis::RedisError,
+    },
+    #[error(
+        "gave up after {attempts} attempts: concurrent changes kept invalidating the reads (last at {key})"
+    )]
+    Contention { attempts: u32, key: String },
+    #[error("invalid config field `{field}`: {reason}")]
+    Config { field: &'static str, reason: String },
+}
+
+impl Error {
+    /// The error's category.
+    pub fn kind(&self) -> ErrorKind {
+        match &*self.0 {
+            Repr::Transition(e) => match e {
+                TransitionError::Invalid(_) => ErrorKind::InvalidInput,
+                TransitionError::NotFound { .. } => ErrorKind::NotFound,
+                _ => ErrorKind::Corrupt,
+            },
+            Repr::Conflict { .. } => ErrorKind::Conflict,
+            Repr::WrongType { .. } => ErrorKind::Corrupt,
+            Repr::Timeout { .. } => ErrorKind::Timeout,
+            Repr::Auth { .. } => ErrorKind::Backend,
+            Repr::Redis { source, .. } if source.is_timeout() => ErrorKind::Timeout,
+            Repr::Redis { .. } => ErrorKind::Backend,
+            Repr::Contention { .. } => ErrorKind::ContentionExhausted,
+            Repr::Config { .. } => ErrorKind::Config,
+        }
+    }
+
+    /// Whether calling again may succeed without changing anything:
+    /// timeouts, connection failures and exhausted contention. (A timed-out
+    /// mutation may already have been applied; retrying a `create` may then
+    /// report a conflict.)
+    pub fn is_retryable(&self) -> bool {
+        match &*self.0 {
+            Repr::Timeout { .. } | Repr::Contention { .. } => true,
+            Repr::Redis { source, .. } => {
+                source.is_io_error()
+                    || source.is_timeout()
+                    || source.is_connection_dropped()
+                    || source.is_connection_refusal()
+                    || matches!(
+                        source.retry_method(),
+                        redis::RetryMethod::WaitAndRetry | redis::RetryMethod::RetryImmediately
+                    )
+            }
+            _ => false,
+        }
+    }
+
+    /// The key of the record or index the error is about: the corrupt
+    /// record or index, the conflicting or missing record, the key whose
+    /// contention exhausted the retries.
+    pub fn key(&self) -> Option<&str> {
+        match &*self.0 {
+            Repr::Transition(e) => e.key(),
+            Repr::Conflict { key } | Repr::WrongType { key, .. } | Repr::Contention { key, .. } => {
+                Some(key)
+            }
+            _ => None,
+        }
+    }
+
+    /// The configuration field an [`ErrorKind::Config`] error is about.
+    pub fn config_field(&self) -> Option<&'static str> {
+        match &*self.0 {
+            Repr::Config { field, .. } => Some(field),
+            _ => None,
+        }
+    }
+
+    /// The core's detailed kind of a corruption, not-found or invalid-input
+    /// error (`corrupt_record`, `dangling_index_member`, `revoked_before_created`,
+    /// …), when the error came from a transition.
+    pub fn detail_kind(&self) -> Option<&'static str> {
+        match &*self.0 {
+            Repr::Transition(e) => Some(e.kind()),
+            Repr::WrongType { .. } => Some("wrong_type"),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn conflict(key: impl Into<String>) -> Self {
+        Self::new(Repr::Conflict { key: key.into() })
+    }
+
+    pub(crate) fn wrong_type(key: impl Into<String>, expected: &'static str) -> Self {
+        Self::new(Repr::WrongType {
+            key: key.into(),
+            expected,
+        })
+    }
+
+    pub(crate) fn timeout(op: &'static str, after: Duration) -> Self {
+        Self::new(Repr::Timeout { op, after })
+    }
+
+    pub(crate) fn redis(op: &'static str, source: redis::RedisError) -> Self {
+        let auth = source.kind() == redis::ErrorKind::AuthenticationFailed
+            || matches!(source.code(), Some("WRONGPASS" | "NOAUTH"));
+        if auth {
+            Self::new(Repr::Auth { source })
+        } else {
+            Self::new(Repr::Redis { op, source })
+        }
+    }
+
+    pub(crate) fn contention(attempts: u32, key: impl Into<String>) -> Self {
+        Self::new(Repr::Contention {
+            attempts,
+            key: key.into(),
+        })
+    }
+
+    pub(crate) fn config(field: &'static str, reason: impl Into<String>) -> Self {
+        Self::new(Repr::Config {
+            field,
+            reason: reason.into(),
+        })
+    }
+
+    fn new(repr: Repr) -> Self {
+        Self(Box::new(repr))
+    }
+}
+
+impl From<TransitionError> for Error {
+    fn from(e: TransitionError) -> Self {
+        Self::new(Repr::Transition(e))
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Error")
+            .field("kind", &self.kind())
+            .field("key", &self.key())
+            .field("message", &self.to_string())
+            .finish()
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &*self.0 {
+            // The transition error is displayed transparently; expose it
+            // (not its own source) so callers can downcast to it.
+            Repr::Transition(e) => Some(e),
+            other => std::error::Error::source(other),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_are_stable() {
+        let all = [
+            (ErrorKind::NotFound, "not_found"),
+            (ErrorKind::Conflict, "conflict"),
+            (ErrorKind::InvalidInput, "invalid_input"),
+            (ErrorKind::Corrupt, "corrupt"),
+            (ErrorKind::Timeout, "timeout"),
+            (ErrorKind::Backend, "backend"),
+            (ErrorKind::ContentionExhausted, "contention_exhausted"),
+            (ErrorKind::Config, "config"),
+        ];
+        for (kind, text) in all {
+            assert_eq!(kind.as_str(), text);
+            assert_eq!(kind.to_string(), text);
+        }
+    }
+
+    #[test]
+    fn accessors() {
+        let e = Error::conflict("k");
+        assert_eq!(e.kind(), ErrorKind::Conflict);
+        assert_eq!(e.key(), Some("k"));
+        assert!(!e.is_retryable());
+        let e = Error::config("db", "must be >= 0");
+        assert_eq!(e.kind(), ErrorKind::Config);
+        assert_eq!(e.config_field(), Some("db"));
+        assert!(e.to_string().contains("`db`"));
+        let e = Error::contention(3, "x");
+        assert_eq!(e.kind(), ErrorKind::ContentionExhausted);
+        assert!(e.is_retryable());
+        let e = Error::timeout("get", Duration::from_millis(5));
+        assert_eq!(e.kind(), ErrorKind::Timeout);
+        assert!(e.is_retryable());
+        let e = Error::from(TransitionError::NotFound { key: "s".into() });
+        assert_eq!(e.kind(), ErrorKind::NotFound);
+        assert_eq!(e.detail_kind(), Some("not_found"));
+        assert!(std::error::Error::source(&e).is_some());
+    }
+}
