@@ -66,3 +66,9 @@ impl From<DecodeError> for CliError {
         Self::new(error.kind(), error.to_string())
     }
 }
+
+impl From<authsession_driver::Error> for CliError {
+    fn from(error: authsession_driver::Error) -> Self {
+        Self::new(error.kind().as_str(), error.to_string())
+    }
+}

@@ -3,6 +3,7 @@
 
 use std::io::Write;
 
+use authsession_core::{Session, UserId};
 use serde::Serialize;
 
 use super::error::CliError;
@@ -23,4 +24,25 @@ pub(crate) fn print(value: &impl Serialize) -> Result<(), CliError> {
     let mut out = std::io::stdout().lock();
     write_line(&mut out, value)?;
     out.flush().map_err(|e| CliError::io("writing output", &e))
+}
+
+/// `revoke`'s answer.
+#[derive(Serialize)]
+pub(crate) struct RevokeOut<'a> {
+    pub(crate) outcome: &'static str,
+    pub(crate) session: &'a Session,
+}
+
+/// `revoke-all`'s answer (sessions newest first).
+#[derive(Serialize)]
+pub(crate) struct RevokeAllOut<'a> {
+    pub(crate) outcome: &'static str,
+    pub(crate) sessions: &'a [Session],
+}
+
+/// `count`'s answer.
+#[derive(Serialize)]
+pub(crate) struct CountOut<'a> {
+    pub(crate) user_id: &'a UserId,
+    pub(crate) active: u64,
 }

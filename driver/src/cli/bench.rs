@@ -1,0 +1,776 @@
+//! `authsession bench`: the load generator of SPEC §11.
+//!
+//! N worker tasks share one store on a multi-threaded runtime. Latency is
+//! measured around the store call only (choosing ids, formatting and
+//! bookkeeping happen outside the timed region) into one HDR histogram per
+//! worker, merged at the end. Every run works under a fresh key prefix that
+//! is purged afterwards, whatever happened.
+//!
+//! Workloads that consume what they touch (`revoke`, `revoke_all`) run in
+//! rounds: preload a batch of fresh sessions (untimed), let the workers use
+//! it up, repeat until the timed total reaches the duration; the batch size
+//! follows the measured rate so few rounds are needed. `ops_per_sec`
+//! divides by the timed total only.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use authsession_core::{
+    ClientPublicKey, DeviceSessionId, Revocation, RevokeActorId, RevokeActorType, RevokeReasonCode,
+    RevokeSessionInput, RevokeUserSessionsInput, Session, UserId,
+};
+use authsession_driver::{Error, SessionStore};
+use clap::ValueEnum;
+use hdrhistogram::Histogram;
+use rand::rngs::SmallRng;
+use rand::seq::{IndexedRandom as _, SliceRandom as _};
+use rand::{RngExt as _, SeedableRng};
+use serde::Serialize;
+
+use super::clock;
+use super::error::CliError;
+
+/// The workloads of SPEC §11.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum BenchOp {
+    /// `get` of random loaded sessions.
+    Get,
+    /// `create` of new sessions for random users.
+    Create,
+    /// `list_by_user_id` of random loaded users.
+    List,
+    /// `count_active_by_user_id` of random loaded users.
+    Count,
+    /// `revoke` of distinct loaded active sessions.
+    Revoke,
+    /// `revoke_all_by_user_id` of distinct users holding K active sessions.
+    #[value(name = "revoke_all", alias = "revoke-all")]
+    RevokeAll,
+    /// 50% get, 20% count, 10% list, 10% create, 8% revoke, 2% revoke_all.
+    Mixed,
+    /// All workers on one user: creators create, the rest revoke all (and
+    /// every 4th op revoke one recently created session).
+    Contention,
+}
+
+/// Validated bench parameters.
+#[derive(Debug, Clone)]
+pub(crate) struct BenchParams {
+    pub(crate) op: BenchOp,
+    pub(crate) concurrency: usize,
+    pub(crate) duration: Duration,
+    pub(crate) sessions_per_user: usize,
+    pub(crate) users: usize,
+    pub(crate) creators: usize,
+}
+
+/// Largest preload batch of one round of a consuming workload, in sessions
+/// (bounds the memory of the in-memory store and the preload pause).
+const MAX_BATCH_SESSIONS: usize = 400_000;
+/// Concurrent `create` calls while preloading.
+const PRELOAD_PARALLELISM: usize = 64;
+/// Histogram range: 1 ns .. 60 s, 3 significant digits.
+const MAX_LATENCY_NS: u64 = 60_000_000_000;
+
+/// What one worker (or the merge of all) observed.
+struct Stats {
+    latency_ns: Histogram<u64>,
+    ops: u64,
+    errors: BTreeMap<&'static str, u64>,
+    outcomes: BTreeMap<&'static str, u64>,
+}
+
+impl Stats {
+    fn new() -> Result<Self, CliError> {
+        Ok(Self {
+            latency_ns: Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3)
+                .map_err(|e| CliError::new("bench", format!("histogram: {e}")))?,
+            ops: 0,
+            errors: BTreeMap::new(),
+            outcomes: BTreeMap::new(),
+        })
+    }
+
+    /// Records one store call that started at `started`; returns its value
+    /// when it succeeded.
+    fn record<T>(&mut self, started: Instant, result: Result<T, Error>) -> Option<T> {
+        let elapsed = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        match result {
+            Ok(value) => {
+                self.ops += 1;
+                self.latency_ns.saturating_record(elapsed.max(1));
+                Some(value)
+            }
+            Err(error) => {
+                *self.errors.entry(error.kind().as_str()).or_default() += 1;
+                None
+            }
+        }
+    }
+
+    fn outcome(&mut self, outcome: &'static str) {
+        *self.outcomes.entry(outcome).or_default() += 1;
+    }
+
+    fn merge(&mut self, other: Stats) -> Result<(), CliError> {
+        self.latency_ns
+            .add(&other.latency_ns)
+            .map_err(|e| CliError::new("bench", format!("histogram merge: {e:?}")))?;
+        self.ops += other.ops;
+        for (kind, n) in other.errors {
+            *self.errors.entry(kind).or_default() += n;
+        }
+        for (outcome, n) in other.outcomes {
+            *self.outcomes.entry(outcome).or_default() += n;
+        }
+        Ok(())
+    }
+}
+
+/// The JSON line `bench` prints.
+#[derive(Debug, Serialize)]
+pub(crate) struct BenchReport {
+    op: BenchOp,
+    backend: String,
+    concurrency: usize,
+    duration_s: f64,
+    ops: u64,
+    ops_per_sec: f64,
+    errors: BTreeMap<&'static str, u64>,
+    p50_us: f64,
+    p99_us: f64,
+    p999_us: f64,
+    max_us: f64,
+    outcomes: BTreeMap<&'static str, u64>,
+    preloaded_sessions: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    invariants: Option<Invariants>,
+}
+
+impl BenchReport {
+    /// Whether the run saw errors or (contention) broken invariants.
+    pub(crate) fn is_clean(&self) -> bool {
+        self.errors.is_empty() && self.invariants.as_ref().is_none_or(|i| i.consistent)
+    }
+}
+
+/// Record/index agreement after a `contention` run (from `check`).
+#[derive(Debug, Serialize)]
+struct Invariants {
+    consistent: bool,
+    records: usize,
+    index_entries: usize,
+    problems: usize,
+    problem_kinds: BTreeMap<&'static str, u64>,
+    active_sessions: u64,
+}
+
+fn us(ns: u64) -> f64 {
+    // Nanoseconds to microseconds, one decimal.
+    (ns as f64 / 100.0).round() / 10.0
+}
+
+/// Fixed values every bench session and revocation uses.
+struct Fixtures {
+    reason: RevokeReasonCode,
+    actor_type: RevokeActorType,
+    actor_id: RevokeActorId,
+}
+
+impl Fixtures {
+    fn new() -> Result<Self, CliError> {
+        Ok(Self {
+            reason: RevokeReasonCode::parse("bench")?,
+            actor_type: RevokeActorType::parse("bench")?,
+            actor_id: RevokeActorId::parse("authsession-bench")?,
+        })
+    }
+
+    fn session(&self, id: String, user: &UserId, rng: &mut SmallRng) -> Result<Session, CliError> {
+        let mut key = [0u8; ClientPublicKey::LEN];
+        rng.fill(&mut key[..]);
+        Ok(Session::active(
+            DeviceSessionId::parse(id)?,
+            user.clone(),
+            ClientPublicKey::from(key),
+            clock::now()?,
+        )?)
+    }
+
+    fn revocation(&self) -> Result<Revocation, CliError> {
+        Ok(Revocation::new(
+            clock::now()?,
+            self.reason.clone(),
+            self.actor_type.clone(),
+            self.actor_id.clone(),
+        )?)
+    }
+}
+
+/// Creates `sessions` with bounded parallelism; any failure aborts the run.
+async fn preload<S: SessionStore + 'static>(
+    store: &Arc<S>,
+    sessions: Vec<Session>,
+) -> Result<(), CliError> {
+    let sessions = Arc::new(sessions);
+    let cursor = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..PRELOAD_PARALLELISM.min(sessions.len()) {
+        let (store, sessions, cursor) = (store.clone(), sessions.clone(), cursor.clone());
+        tasks.push(tokio::spawn(async move {
+            while let Some(session) = sessions.get(cursor.fetch_add(1, Ordering::Relaxed)) {
+                store.create(session).await?;
+            }
+            Ok::<(), Error>(())
+        }));
+    }
+    for task in tasks {
+        task.await
+            .map_err(|e| CliError::new("bench", format!("preload task failed: {e}")))?
+            .map_err(|e| CliError::from(e).context("preloading sessions"))?;
+    }
+    Ok(())
+}
+
+/// Users `u0..uU` each with sessions `u{u}-s{k}`, all active.
+struct Loaded {
+    users: Vec<UserId>,
+    ids: Vec<DeviceSessionId>,
+}
+
+async fn load_users<S: SessionStore + 'static>(
+    store: &Arc<S>,
+    fixtures: &Fixtures,
+    tag: &str,
+    users: usize,
+    per_user: usize,
+    rng: &mut SmallRng,
+) -> Result<Loaded, CliError> {
+    let mut loaded = Loaded {
+        users: Vec::with_capacity(users),
+        ids: Vec::with_capacity(users * per_user),
+    };
+    let mut sessions = Vec::with_capacity(users * per_user);
+    for u in 0..users {
+        let user = UserId::parse(format!("{tag}u{u}"))?;
+        for k in 0..per_user {
+            let session = fixtures.session(format!("{tag}u{u}-s{k}"), &user, rng)?;
+            loaded.ids.push(session.id().clone());
+            sessions.push(session);
+        }
+        loaded.users.push(user);
+    }
+    preload(store, sessions).await?;
+    Ok(loaded)
+}
+
+/// Spawns `n` workers running `work(worker_index, stats)` and merges their
+/// stats; returns them with the wall time from spawn to the last join.
+async fn run_workers<F, Fut>(n: usize, work: F) -> Result<(Stats, Duration), CliError>
+where
+    F: Fn(usize, Stats) -> Fut,
+    Fut: std::future::Future<Output = Result<Stats, CliError>> + Send + 'static,
+{
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(n);
+    for worker in 0..n {
+        tasks.push(tokio::spawn(work(worker, Stats::new()?)));
+    }
+    let mut total = Stats::new()?;
+    for task in tasks {
+        let stats = task
+            .await
+            .map_err(|e| CliError::new("bench", format!("worker failed: {e}")))??;
+        total.merge(stats)?;
+    }
+    Ok((total, started.elapsed()))
+}
+
+/// A random element; the workloads never run on empty sets (validated),
+/// so an empty one is reported rather than assumed away.
+fn pick<'a, T>(rng: &mut SmallRng, items: &'a [T]) -> Result<&'a T, CliError> {
+    items
+        .choose(rng)
+        .ok_or_else(|| CliError::new("bench", "nothing to pick from"))
+}
+
+fn seed(worker: usize, salt: u64) -> u64 {
+    (worker as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ salt
+}
+
+/// Runs the workload on `store` (whose key space must be fresh) and
+/// reports. The caller purges the key space afterwards.
+pub(crate) async fn run<S: SessionStore + 'static>(
+    store: Arc<S>,
+    params: &BenchParams,
+    backend: &str,
+) -> Result<BenchReport, CliError> {
+    let fixtures = Arc::new(Fixtures::new()?);
+    let mut rng = SmallRng::seed_from_u64(seed(usize::MAX, 1));
+    let n = params.concurrency;
+    let duration = params.duration;
+    let mut preloaded = 0;
+    let mut invariants = None;
+
+    let (stats, elapsed) = match params.op {
+        BenchOp::Get | BenchOp::Count | BenchOp::List => {
+            let loaded = Arc::new(
+                load_users(
+                    &store,
+                    &fixtures,
+                    "",
+                    params.users,
+                    params.sessions_per_user,
+                    &mut rng,
+                )
+                .await?,
+            );
+            preloaded = loaded.ids.len();
+            let op = params.op;
+            let deadline = Instant::now() + duration;
+            run_workers(n, |worker, mut stats| {
+                let (store, loaded) = (store.clone(), loaded.clone());
+                async move {
+                    let mut rng = SmallRng::seed_from_u64(seed(worker, 2));
+                    while Instant::now() < deadline {
+                        // Let other workers run even when the store never suspends
+                        // (the in-memory store): no worker may starve the others.
+                        tokio::task::yield_now().await;
+                        match op {
+                            BenchOp::Get => {
+                                let id = pick(&mut rng, &loaded.ids)?;
+                                let t = Instant::now();
+                                let r = store.get(id).await;
+                                stats.record(t, r);
+                            }
+                            BenchOp::Count => {
+                                let user = pick(&mut rng, &loaded.users)?;
+                                let t = Instant::now();
+                                let r = store.count_active_by_user_id(user).await;
+                                stats.record(t, r);
+                            }
+                            _ => {
+                                let user = pick(&mut rng, &loaded.users)?;
+                                let t = Instant::now();
+                                let r = store.list_by_user_id(user).await;
+                                stats.record(t, r);
+                            }
+                        }
+                    }
+                    Ok(stats)
+                }
+            })
+            .await?
+        }
+        BenchOp::Create => {
+            let users: Arc<Vec<UserId>> = Arc::new(
+                (0..params.users)
+                    .map(|u| UserId::parse(format!("u{u}")))
+                    .collect::<Result<_, _>>()?,
+            );
+            let deadline = Instant::now() + duration;
+            run_workers(n, |worker, mut stats| {
+                let (store, users, fixtures) = (store.clone(), users.clone(), fixtures.clone());
+                async move {
+                    let mut rng = SmallRng::seed_from_u64(seed(worker, 3));
+                    let mut next = 0u64;
+                    while Instant::now() < deadline {
+                        // Let other workers run even when the store never suspends
+                        // (the in-memory store): no worker may starve the others.
+                        tokio::task::yield_now().await;
+                        let user = pick(&mut rng, &users)?;
+                        let session =
+                            fixtures.session(format!("w{worker}-c{next}"), user, &mut rng)?;
+                        next += 1;
+                        let t = Instant::now();
+                        let r = store.create(&session).await;
+                        stats.record(t, r);
+                    }
+                    Ok(stats)
+                }
+            })
+            .await?
+        }
+        BenchOp::Revoke | BenchOp::RevokeAll => {
+            let (stats, elapsed, loaded) =
+                consume_in_rounds(&store, &fixtures, params, &mut rng).await?;
+            preloaded = loaded;
+            (stats, elapsed)
+        }
+        BenchOp::Mixed => {
+            let loaded = Arc::new(
+                load_users(
+                    &store,
+                    &fixtures,
+                    "",
+                    params.users,
+                    params.sessions_per_user,
+                    &mut rng,
+                )
+                .await?,
+            );
+            preloaded = loaded.ids.len();
+            // Revokes take distinct loaded sessions in random order.
+            let mut pool = loaded.ids.clone();
+            pool.shuffle(&mut rng);
+            let pool = Arc::new(pool);
+            let cursor = Arc::new(AtomicUsize::new(0));
+            let deadline = Instant::now() + duration;
+            run_workers(n, |worker, stats| {
+                let (store, loaded, fixtures) = (store.clone(), loaded.clone(), fixtures.clone());
+                let (pool, cursor) = (pool.clone(), cursor.clone());
+                mixed_worker(
+                    store, loaded, fixtures, pool, cursor, worker, deadline, stats,
+                )
+            })
+            .await?
+        }
+        BenchOp::Contention => {
+            let user = Arc::new(UserId::parse("contended-user")?);
+            let recent: Arc<Mutex<VecDeque<DeviceSessionId>>> = Arc::default();
+            let creators = params.creators;
+            let deadline = Instant::now() + duration;
+            let result = run_workers(n, |worker, stats| {
+                let (store, fixtures) = (store.clone(), fixtures.clone());
+                let (user, recent) = (user.clone(), recent.clone());
+                contention_worker(
+                    store,
+                    fixtures,
+                    user,
+                    recent,
+                    worker,
+                    worker < creators,
+                    deadline,
+                    stats,
+                )
+            })
+            .await?;
+            let report = store
+                .check(false)
+                .await
+                .map_err(|e| CliError::from(e).context("check"))?;
+            let active = store
+                .count_active_by_user_id(&user)
+                .await
+                .map_err(|e| CliError::from(e).context("count"))?;
+            let mut problem_kinds = BTreeMap::new();
+            for problem in &report.problems {
+                *problem_kinds.entry(problem.kind()).or_default() += 1;
+            }
+            invariants = Some(Invariants {
+                consistent: report.problems.is_empty(),
+                records: report.records,
+                index_entries: report.index_entries,
+                problems: report.problems.len(),
+                problem_kinds,
+                active_sessions: active,
+            });
+            result
+        }
+    };
+
+    let secs = elapsed.as_secs_f64();
+    let h = &stats.latency_ns;
+    let report = BenchReport {
+        op: params.op,
+        backend: backend.to_owned(),
+        concurrency: n,
+        duration_s: (secs * 1000.0).round() / 1000.0,
+        ops: stats.ops,
+        ops_per_sec: if secs > 0.0 {
+            (stats.ops as f64 / secs).round()
+        } else {
+            0.0
+        },
+        p50_us: us(h.value_at_quantile(0.50)),
+        p99_us: us(h.value_at_quantile(0.99)),
+        p999_us: us(h.value_at_quantile(0.999)),
+        max_us: us(h.max()),
+        errors: stats.errors,
+        outcomes: stats.outcomes,
+        preloaded_sessions: preloaded,
+        invariants,
+    };
+    Ok(report)
+}
+
+/// What one op of a consuming workload revokes.
+enum Target {
+    User(UserId),
+    Session(DeviceSessionId),
+}
+
+impl Target {
+    fn users(loaded: &Loaded) -> Vec<Target> {
+        loaded.users.iter().cloned().map(Target::User).collect()
+    }
+    fn sessions(loaded: &Loaded) -> Vec<Target> {
+        loaded.ids.iter().cloned().map(Target::Session).collect()
+    }
+}
+
+/// `revoke` / `revoke_all`: rounds of (preload a batch, consume it timed).
+/// Returns the merged stats, the timed total and how many sessions were
+/// preloaded.
+async fn consume_in_rounds<S: SessionStore + 'static>(
+    store: &Arc<S>,
+    fixtures: &Arc<Fixtures>,
+    params: &BenchParams,
+    rng: &mut SmallRng,
+) -> Result<(Stats, Duration, usize), CliError> {
+    let all = params.op == BenchOp::RevokeAll;
+    let per_item = if all {
+        params.sessions_per_user.max(1)
+    } else {
+        1
+    };
+    let max_items = (MAX_BATCH_SESSIONS / per_item).max(1);
+    // The first round is small and gives the rate the next ones are sized by.
+    let mut items = (params.concurrency * 64).clamp(256, max_items);
+    let mut total = Stats::new()?;
+    let mut timed = Duration::ZERO;
+    let mut preloaded = 0;
+    let mut round = 0usize;
+    while timed < params.duration {
+        let tag = format!("r{round}-");
+        round += 1;
+        let loaded = if all {
+            load_users(store, fixtures, &tag, items, per_item, rng).await?
+        } else {
+            // Revoke: `items` sessions spread over the users.
+            let users = params.users.max(1);
+            let mut loaded = Loaded {
+                users: Vec::new(),
+                ids: Vec::with_capacity(items),
+            };
+            let mut sessions = Vec::with_capacity(items);
+            let user_ids: Vec<UserId> = (0..users)
+                .map(|u| UserId::parse(format!("u{u}")))
+                .collect::<Result<_, _>>()?;
+            for (i, user) in (0..items).zip(user_ids.iter().cycle()) {
+                let session = fixtures.session(format!("{tag}s{i}"), user, rng)?;
+                loaded.ids.push(session.id().clone());
+                sessions.push(session);
+            }
+            preload(store, sessions).await?;
+            loaded
+        };
+        preloaded += loaded.ids.len();
+        // Distinct targets in random order: users (revoke_all) or sessions.
+        let mut targets = if all {
+            Target::users(&loaded)
+        } else {
+            Target::sessions(&loaded)
+        };
+        targets.shuffle(rng);
+        let targets = Arc::new(targets);
+        let cursor = Arc::new(AtomicUsize::new(0));
+        let deadline = Instant::now() + (params.duration - timed);
+        let (stats, elapsed) = run_workers(params.concurrency, |_, mut stats| {
+            let (store, fixtures) = (store.clone(), fixtures.clone());
+            let (targets, cursor) = (targets.clone(), cursor.clone());
+            async move {
+                while Instant::now() < deadline {
+                    // Let other workers run even when the store never suspends
+                    // (the in-memory store): no worker may starve the others.
+                    tokio::task::yield_now().await;
+                    let Some(target) = targets.get(cursor.fetch_add(1, Ordering::Relaxed)) else {
+                        break;
+                    };
+                    let revocation = fixtures.revocation()?;
+                    match target {
+                        Target::User(user) => {
+                            let input = RevokeUserSessionsInput {
+                                user_id: user.clone(),
+                                revocation,
+                            };
+                            let t = Instant::now();
+                            let r = store.revoke_all_by_user_id(&input).await;
+                            if let Some(outcome) = stats.record(t, r) {
+                                stats.outcome(outcome.as_str());
+                            }
+                        }
+                        Target::Session(id) => {
+                            let input = RevokeSessionInput {
+                                device_session_id: id.clone(),
+                                revocation,
+                            };
+                            let t = Instant::now();
+                            let r = store.revoke(&input).await;
+                            if let Some(outcome) = stats.record(t, r) {
+                                stats.outcome(outcome.as_str());
+                            }
+                        }
+                    }
+                }
+                Ok(stats)
+            }
+        })
+        .await?;
+        let done = stats.ops + stats.errors.values().sum::<u64>();
+        total.merge(stats)?;
+        timed += elapsed;
+        // Size the next round to last the remaining time at this rate
+        // (with a margin), within the memory bound.
+        let remaining = params.duration.saturating_sub(timed).as_secs_f64();
+        let rate = done as f64 / elapsed.as_secs_f64().max(1e-6);
+        items = ((rate * remaining * 1.2) as usize).clamp(256, max_items);
+    }
+    Ok((total, timed, preloaded))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn mixed_worker<S: SessionStore>(
+    store: Arc<S>,
+    loaded: Arc<Loaded>,
+    fixtures: Arc<Fixtures>,
+    pool: Arc<Vec<DeviceSessionId>>,
+    cursor: Arc<AtomicUsize>,
+    worker: usize,
+    deadline: Instant,
+    mut stats: Stats,
+) -> Result<Stats, CliError> {
+    let mut rng = SmallRng::seed_from_u64(seed(worker, 4));
+    let mut created: Vec<DeviceSessionId> = Vec::new();
+    let mut next = 0u64;
+    while Instant::now() < deadline {
+        // Let other workers run even when the store never suspends
+        // (the in-memory store): no worker may starve the others.
+        tokio::task::yield_now().await;
+        let user = pick(&mut rng, &loaded.users)?;
+        match rng.random_range(0..100u32) {
+            0..50 => {
+                let id = pick(&mut rng, &loaded.ids)?;
+                let t = Instant::now();
+                let r = store.get(id).await;
+                stats.record(t, r);
+            }
+            50..70 => {
+                let t = Instant::now();
+                let r = store.count_active_by_user_id(user).await;
+                stats.record(t, r);
+            }
+            70..80 => {
+                let t = Instant::now();
+                let r = store.list_by_user_id(user).await;
+                stats.record(t, r);
+            }
+            80..90 => {
+                let session = fixtures.session(format!("m{worker}-{next}"), user, &mut rng)?;
+                next += 1;
+                let t = Instant::now();
+                let r = store.create(&session).await;
+                if stats.record(t, r).is_some() {
+                    created.push(session.id().clone());
+                }
+            }
+            90..98 => {
+                // A distinct loaded session while any is left, then one this
+                // worker created, then (rarely) a random loaded one.
+                let id = match pool.get(cursor.fetch_add(1, Ordering::Relaxed)) {
+                    Some(id) => id.clone(),
+                    None => match created.pop() {
+                        Some(id) => id,
+                        None => pick(&mut rng, &loaded.ids)?.clone(),
+                    },
+                };
+                let input = RevokeSessionInput {
+                    device_session_id: id,
+                    revocation: fixtures.revocation()?,
+                };
+                let t = Instant::now();
+                let r = store.revoke(&input).await;
+                if let Some(outcome) = stats.record(t, r) {
+                    stats.outcome(outcome.as_str());
+                }
+            }
+            _ => {
+                let input = RevokeUserSessionsInput {
+                    user_id: user.clone(),
+                    revocation: fixtures.revocation()?,
+                };
+                let t = Instant::now();
+                let r = store.revoke_all_by_user_id(&input).await;
+                if let Some(outcome) = stats.record(t, r) {
+                    stats.outcome(outcome.as_str());
+                }
+            }
+        }
+    }
+    Ok(stats)
+}
+
+/// How many recently created ids revokers may pick from.
+const RECENT_CAP: usize = 256;
+
+#[allow(clippy::too_many_arguments)]
+async fn contention_worker<S: SessionStore>(
+    store: Arc<S>,
+    fixtures: Arc<Fixtures>,
+    user: Arc<UserId>,
+    recent: Arc<Mutex<VecDeque<DeviceSessionId>>>,
+    worker: usize,
+    creator: bool,
+    deadline: Instant,
+    mut stats: Stats,
+) -> Result<Stats, CliError> {
+    let mut rng = SmallRng::seed_from_u64(seed(worker, 5));
+    let mut n = 0u64;
+    while Instant::now() < deadline {
+        // Let other workers run even when the store never suspends
+        // (the in-memory store): no worker may starve the others.
+        tokio::task::yield_now().await;
+        n += 1;
+        if creator {
+            let session = fixtures.session(format!("c{worker}-{n}"), &user, &mut rng)?;
+            let t = Instant::now();
+            let r = store.create(&session).await;
+            if stats.record(t, r).is_some() {
+                stats.outcome("created");
+                let mut queue = recent.lock().unwrap_or_else(PoisonError::into_inner);
+                if queue.len() == RECENT_CAP {
+                    queue.pop_front();
+                }
+                queue.push_back(session.id().clone());
+            }
+            continue;
+        }
+        let target = if n % 4 == 0 {
+            recent
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .pop_back()
+        } else {
+            None
+        };
+        let revocation = fixtures.revocation()?;
+        match target {
+            Some(id) => {
+                let input = RevokeSessionInput {
+                    device_session_id: id,
+                    revocation,
+                };
+                let t = Instant::now();
+                let r = store.revoke(&input).await;
+                if let Some(outcome) = stats.record(t, r) {
+                    stats.outcome(outcome.as_str());
+                }
+            }
+            None => {
+                let input = RevokeUserSessionsInput {
+                    user_id: (*user).clone(),
+                    revocation,
+                };
+                let t = Instant::now();
+                let r = store.revoke_all_by_user_id(&input).await;
+                if let Some(outcome) = stats.record(t, r) {
+                    stats.outcome(outcome.as_str());
+                }
+            }
+        }
+    }
+    Ok(stats)
+}

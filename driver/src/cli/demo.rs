@@ -1,0 +1,193 @@
+//! `authsession demo`: a full session lifecycle, narrated as JSON lines.
+//! Each step also checks the store answered what the contract says, so the
+//! demo doubles as a smoke test of a deployment.
+
+use authsession_core::{
+    ClientPublicKey, DeviceSessionId, Revocation, RevokeActorId, RevokeActorType, RevokeReasonCode,
+    RevokeSessionInput, RevokeUserSessionsInput, Session, UserId,
+};
+use authsession_driver::{CheckReport, SessionStore};
+use serde::Serialize;
+
+use super::clock;
+use super::error::CliError;
+use super::output::{self, CountOut, RevokeAllOut, RevokeOut};
+
+const SESSIONS: u8 = 3;
+
+fn expect(step: &str, ok: bool, detail: impl FnOnce() -> String) -> Result<(), CliError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(CliError::new(
+            "demo_mismatch",
+            format!("demo step {step}: {}", detail()),
+        ))
+    }
+}
+
+/// One narrated line: `{"step": name, …body's fields}`.
+#[derive(Serialize)]
+struct Step<'a, T> {
+    step: &'a str,
+    #[serde(flatten)]
+    body: T,
+}
+
+pub(crate) fn step(name: &str, body: impl Serialize) -> Result<(), CliError> {
+    output::print(&Step { step: name, body })
+}
+
+#[derive(Serialize)]
+struct Start<'a> {
+    backend: &'a str,
+    key_prefixes: [&'a str; 3],
+}
+
+#[derive(Serialize)]
+struct One<'a> {
+    session: &'a Session,
+}
+
+#[derive(Serialize)]
+struct Listed<'a> {
+    user_id: &'a UserId,
+    sessions: &'a [Session],
+}
+
+#[derive(Serialize)]
+struct Checked<'a> {
+    report: &'a CheckReport,
+}
+
+fn revocation(reason: &str) -> Result<Revocation, CliError> {
+    Ok(Revocation::new(
+        clock::now()?,
+        RevokeReasonCode::parse(reason)?,
+        RevokeActorType::parse("operator")?,
+        RevokeActorId::parse("authsession-demo")?,
+    )?)
+}
+
+/// Runs the lifecycle on `store`: create, get, list, count, revoke, revoke
+/// again, revoke all, count, check.
+pub(crate) async fn run<S: SessionStore>(store: &S, backend: &str) -> Result<(), CliError> {
+    step(
+        "start",
+        Start {
+            backend,
+            key_prefixes: store.key_space().prefixes(),
+        },
+    )?;
+    let user = UserId::parse("demo-user")?;
+    let now = clock::now()?;
+    let mut created = Vec::new();
+    for n in 1..=SESSIONS {
+        // Created in the recent past, a millisecond apart, so the revocations
+        // below (at "now") come after every creation.
+        let created_at = now.checked_add_nanos(-i128::from(SESSIONS + 1 - n) * 1_000_000)?;
+        let session = Session::active(
+            DeviceSessionId::parse(format!("demo-session-{n}"))?,
+            user.clone(),
+            ClientPublicKey::from([n; ClientPublicKey::LEN]),
+            created_at,
+        )?;
+        store.create(&session).await?;
+        step("create", One { session: &session })?;
+        created.push(session);
+    }
+    let (Some(first), Some(second)) = (created.first(), created.get(1)) else {
+        return Err(CliError::new("demo_mismatch", "no sessions were created"));
+    };
+
+    let got = store.get(second.id()).await?;
+    expect("get", &got == second, || format!("got {got:?}"))?;
+    step("get", One { session: &got })?;
+
+    let listed = store.list_by_user_id(&user).await?;
+    let newest_first: Vec<&Session> = created.iter().rev().collect();
+    expect("list", listed.iter().eq(newest_first), || {
+        format!("listed {listed:?}")
+    })?;
+    step(
+        "list",
+        Listed {
+            user_id: &user,
+            sessions: &listed,
+        },
+    )?;
+
+    let active = store.count_active_by_user_id(&user).await?;
+    expect("count", active == u64::from(SESSIONS), || {
+        format!("{active}")
+    })?;
+    step(
+        "count",
+        CountOut {
+            user_id: &user,
+            active,
+        },
+    )?;
+
+    let input = RevokeSessionInput {
+        device_session_id: first.id().clone(),
+        revocation: revocation("user_logout")?,
+    };
+    let outcome = store.revoke(&input).await?;
+    expect("revoke", outcome.as_str() == "revoked", || {
+        outcome.as_str().to_owned()
+    })?;
+    step(
+        "revoke",
+        RevokeOut {
+            outcome: outcome.as_str(),
+            session: outcome.session(),
+        },
+    )?;
+
+    let again = store.revoke(&input).await?;
+    expect("revoke_again", again.as_str() == "already_revoked", || {
+        again.as_str().to_owned()
+    })?;
+    step(
+        "revoke_again",
+        RevokeOut {
+            outcome: again.as_str(),
+            session: again.session(),
+        },
+    )?;
+
+    let all = RevokeUserSessionsInput {
+        user_id: user.clone(),
+        revocation: revocation("security_event")?,
+    };
+    let outcome = store.revoke_all_by_user_id(&all).await?;
+    expect(
+        "revoke_all",
+        outcome.sessions().len() == usize::from(SESSIONS) - 1,
+        || format!("{} sessions", outcome.sessions().len()),
+    )?;
+    step(
+        "revoke_all",
+        RevokeAllOut {
+            outcome: outcome.as_str(),
+            sessions: outcome.sessions(),
+        },
+    )?;
+
+    let active = store.count_active_by_user_id(&user).await?;
+    expect("count_after", active == 0, || format!("{active}"))?;
+    step(
+        "count_after",
+        CountOut {
+            user_id: &user,
+            active,
+        },
+    )?;
+
+    let report = store.check(false).await?;
+    expect("check", report.problems.is_empty(), || {
+        format!("{} problems", report.problems.len())
+    })?;
+    step("check", Checked { report: &report })
+}

@@ -1,0 +1,350 @@
+//! The store commands of the `authsession` binary against a real, private
+//! `redis-server` (started per test on a free loopback port, killed by
+//! pid): create/get/list/count/revoke/revoke-all, check and repair of
+//! planted corruption, demo and bench.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    missing_docs
+)]
+
+mod cli_support;
+
+use cli_support::{run, RedisServer, Run};
+use serde_json::{json, Value};
+
+const KEY_A: &str = "6CNOOq9vU5hNuRjuSnPSuoYdvt6iZpSYfEDOihlBz8I=";
+const KEY_B: &str = "fCu1zv5wWmj76g0I5Y4+x9mvBXrTxFmWcl8g7a+3gSw=";
+
+/// Runs the binary against `server` under key base `prefix`.
+fn on(server: &RedisServer, prefix: &str, args: &[&str]) -> Run {
+    let url = server.url();
+    let mut all = vec!["--redis-url", url.as_str(), "--prefix", prefix];
+    all.extend_from_slice(args);
+    run(&all)
+}
+
+fn create(server: &RedisServer, prefix: &str, id: &str, user: &str, key: &str, at: &str) -> Value {
+    on(
+        server,
+        prefix,
+        &[
+            "create",
+            "--id",
+            id,
+            "--user",
+            user,
+            "--public-key",
+            key,
+            "--created-at",
+            at,
+        ],
+    )
+    .json()
+}
+
+fn keys(conn: &mut redis::Connection, pattern: &str) -> Vec<String> {
+    let mut keys: Vec<String> = redis::cmd("KEYS").arg(pattern).query(conn).unwrap();
+    keys.sort();
+    keys
+}
+
+#[test]
+fn lifecycle_through_the_cli() {
+    let server = RedisServer::start();
+    let p = "t1:";
+    let s1 = create(&server, p, "dev-1", "user-1", KEY_A, "2026-11-27T10:00:00Z");
+    let s2 = create(
+        &server,
+        p,
+        "dev-2",
+        "user-1",
+        KEY_B,
+        "2026-11-27T11:00:00.25Z",
+    );
+    let s3 = create(
+        &server,
+        p,
+        "dev-3",
+        "user-1",
+        KEY_A,
+        "2026-11-27T11:00:00.25Z",
+    );
+    assert_eq!(s1["status"], "active");
+
+    // The record is the reference's byte-exact encoding, under its key.
+    let mut conn = server.client();
+    let raw: String = redis::cmd("GET")
+        .arg("t1:session:ZGV2LTE")
+        .query(&mut conn)
+        .unwrap();
+    assert_eq!(
+        raw,
+        format!(
+            r#"{{"device_session_id":"dev-1","user_id":"user-1","client_public_key_base64":"{KEY_A}","status":"active","created_at":"2026-11-27T10:00:00Z"}}"#
+        )
+    );
+
+    on(
+        &server,
+        p,
+        &[
+            "create",
+            "--id",
+            "dev-1",
+            "--user",
+            "user-2",
+            "--public-key",
+            KEY_B,
+        ],
+    )
+    .assert_error("conflict");
+    assert_eq!(on(&server, p, &["get", "dev-2"]).json(), s2);
+    on(&server, p, &["get", "dev-9"]).assert_error("not_found");
+    // Another prefix is another key space.
+    on(&server, "other:", &["get", "dev-2"]).assert_error("not_found");
+
+    // Newest first; ties by id bytes.
+    assert_eq!(
+        on(&server, p, &["list", "user-1"]).json(),
+        json!([s2, s3, s1])
+    );
+    assert_eq!(on(&server, p, &["list", "user-2"]).json(), json!([]));
+    assert_eq!(
+        on(&server, p, &["count", "user-1"]).json(),
+        json!({"user_id": "user-1", "active": 3})
+    );
+
+    let revoke = |at: &str| {
+        on(
+            &server,
+            p,
+            &[
+                "revoke",
+                "dev-2",
+                "--reason",
+                "user_logout",
+                "--actor-type",
+                "user",
+                "--actor-id",
+                "user-1",
+                "--at",
+                at,
+            ],
+        )
+    };
+    // Before creation: invalid, nothing written.
+    revoke("2026-11-27T11:00:00.249999999Z").assert_error("invalid_input");
+    let revoked = revoke("2026-11-27T12:00:00Z").json();
+    assert_eq!(revoked["outcome"], "revoked");
+    assert_eq!(revoked["session"]["status"], "revoked");
+    assert_eq!(
+        revoked["session"]["revocation"],
+        json!({"at": "2026-11-27T12:00:00Z", "reason_code": "user_logout", "actor_type": "user", "actor_id": "user-1"})
+    );
+    let again = revoke("2026-11-27T13:00:00Z").json();
+    assert_eq!(again["outcome"], "already_revoked");
+    assert_eq!(again["session"], revoked["session"]);
+    assert_eq!(on(&server, p, &["count", "user-1"]).json()["active"], 2);
+
+    // revoke-all at a time between dev-1 and dev-3: only dev-1 is revoked.
+    let all = |at: &str| {
+        on(
+            &server,
+            p,
+            &[
+                "revoke-all",
+                "user-1",
+                "--reason",
+                "security_event",
+                "--actor-type",
+                "admin",
+                "--at",
+                at,
+            ],
+        )
+        .json()
+    };
+    let first = all("2026-11-27T10:30:00Z");
+    assert_eq!(first["outcome"], "revoked");
+    let ids: Vec<&str> = first["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["dev-1"]);
+    assert_eq!(first["sessions"][0]["revocation"]["actor_id"], "");
+    let second = all("2026-11-28T00:00:00Z");
+    let ids: Vec<&str> = second["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["dev-3"]);
+    assert_eq!(
+        all("2026-11-28T00:00:00Z"),
+        json!({"outcome": "no_active_sessions", "sessions": []})
+    );
+    assert_eq!(on(&server, p, &["count", "user-1"]).json()["active"], 0);
+
+    let report = on(&server, p, &["check"]).json();
+    assert_eq!(report["problems"], json!([]));
+    assert_eq!(report["records"], 3);
+}
+
+#[test]
+fn check_reports_planted_corruption_and_repair_fixes_index_drift() {
+    let server = RedisServer::start();
+    let p = "t2:";
+    create(&server, p, "dev-1", "user-1", KEY_A, "2026-11-27T10:00:00Z");
+    create(&server, p, "dev-2", "user-1", KEY_B, "2026-11-27T10:00:01Z");
+    assert_eq!(on(&server, p, &["check"]).json()["problems"], json!([]));
+
+    let mut conn = server.client();
+    let active = "t2:user_active_sessions:dXNlci0x";
+    // Index drift: dev-2 dropped from the active index; a member with no record.
+    let _: i64 = redis::cmd("ZREM")
+        .arg(active)
+        .arg("dev-2")
+        .query(&mut conn)
+        .unwrap();
+    let _: i64 = redis::cmd("ZADD")
+        .arg(active)
+        .arg(1)
+        .arg("ghost")
+        .query(&mut conn)
+        .unwrap();
+    let out = on(&server, p, &["check"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("kind: check_failed"), "{out:?}");
+    let report: Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    let mut kinds: Vec<&str> = report["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["kind"].as_str().unwrap())
+        .collect();
+    kinds.sort_unstable();
+    assert_eq!(
+        kinds,
+        ["missing_index_entry", "stray_index_entry"],
+        "{report}"
+    );
+    assert!(report["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|p| p["key"] == active));
+    // Reading the drifted index is a corrupt error naming the key.
+    let out = on(
+        &server,
+        p,
+        &[
+            "revoke-all",
+            "user-1",
+            "--reason",
+            "x",
+            "--actor-type",
+            "y",
+            "--at",
+            "2026-11-28T00:00:00Z",
+        ],
+    );
+    out.assert_error("corrupt");
+    assert!(out.stderr.contains(active), "{out:?}");
+
+    let repaired = on(&server, p, &["check", "--repair"]).json();
+    assert_eq!(repaired["repaired"], true, "{repaired}");
+    assert_eq!(repaired["problems"].as_array().unwrap().len(), 2);
+    assert_eq!(on(&server, p, &["check"]).json()["problems"], json!([]));
+    assert_eq!(on(&server, p, &["count", "user-1"]).json()["active"], 2);
+
+    // A corrupt record is reported and left alone: check fails even after
+    // --repair, and get names the key.
+    let _: () = redis::cmd("SET")
+        .arg("t2:session:ZGV2LTE")
+        .arg("{garbage")
+        .query(&mut conn)
+        .unwrap();
+    let out = on(&server, p, &["check", "--repair"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    let report: Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert!(
+        report["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["kind"] == "corrupt_record" && p["key"] == "t2:session:ZGV2LTE"),
+        "{report}"
+    );
+    let out = on(&server, p, &["get", "dev-1"]);
+    out.assert_error("corrupt");
+    assert!(out.stderr.contains("t2:session:ZGV2LTE"), "{out:?}");
+    let raw: String = redis::cmd("GET")
+        .arg("t2:session:ZGV2LTE")
+        .query(&mut conn)
+        .unwrap();
+    assert_eq!(raw, "{garbage");
+}
+
+#[test]
+fn demo_on_redis_uses_a_fresh_prefix_and_leaves_nothing() {
+    let server = RedisServer::start();
+    let lines = on(&server, "demo-base:", &["demo"]).json_lines();
+    assert_eq!(lines.len(), 13, "{lines:?}");
+    assert_eq!(lines[0]["backend"], "redis");
+    let prefixes = lines[0]["key_prefixes"].as_array().unwrap();
+    let session_prefix = prefixes[0].as_str().unwrap();
+    assert!(
+        session_prefix.starts_with("demo-base:demo:"),
+        "{session_prefix}"
+    );
+    assert!(session_prefix.ends_with(":session:"), "{session_prefix}");
+    let steps: Vec<&str> = lines.iter().map(|l| l["step"].as_str().unwrap()).collect();
+    assert_eq!(steps[11], "check");
+    assert_eq!(lines[11]["report"]["problems"], json!([]));
+    assert_eq!(steps[12], "purge");
+    // 3 records + the all-sessions index (the active index is gone once
+    // empty).
+    assert_eq!(lines[12]["keys_deleted"], 4, "{lines:?}");
+    assert_eq!(keys(&mut server.client(), "*"), Vec::<String>::new());
+    // Twice in a row: fresh prefixes never collide.
+    on(&server, "demo-base:", &["demo"]).json_lines();
+}
+
+#[test]
+fn bench_on_redis_cleans_up_and_contention_keeps_the_indexes_consistent() {
+    let server = RedisServer::start();
+    for (op, extra) in [
+        ("get", vec!["--users", "20", "--sessions-per-user", "2"]),
+        ("create", vec![]),
+        ("revoke_all", vec!["--sessions-per-user", "3"]),
+        ("contention", vec![]),
+    ] {
+        let mut args = vec![
+            "bench",
+            "--op",
+            op,
+            "--concurrency",
+            "8",
+            "--duration",
+            "0.3",
+        ];
+        args.extend(extra);
+        let report = on(&server, "b:", &args).json();
+        assert_eq!(report["backend"], "redis");
+        assert_eq!(report["errors"], json!({}), "{report}");
+        assert!(report["ops"].as_u64().unwrap() > 0, "{report}");
+        if op == "contention" {
+            assert_eq!(report["invariants"]["consistent"], true, "{report}");
+        }
+        assert_eq!(
+            keys(&mut server.client(), "*"),
+            Vec::<String>::new(),
+            "{op} left keys"
+        );
+    }
+}
