@@ -1,1 +1,22 @@
-//! Shared helpers for the integration tests.
+//! Shared helpers for the integration tests: private `redis-server`
+//! processes, raw key-value access for planting corruption, session
+//! fixtures, and the store conformance suite.
+//!
+//! Every Redis test starts its own server on a free loopback port with no
+//! persistence and stops it by pid when the guard drops. A missing
+//! `redis-server` fails the test (it is never skipped).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    unreachable_pub
+)]
+
+pub mod conformance;
+pub mod fixtures;
+pub mod raw;
+pub mod server;
+
+pub use raw::{MemoryRaw, RawKv, RedisRaw};
+pub use server::RedisServer;

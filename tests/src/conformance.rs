@@ -1,0 +1,628 @@
+//! The store conformance suite (SPEC §6), written once and run against
+//! every [`SessionStore`]: each scenario takes an empty store and raw
+//! access to its data.
+//!
+//! Use [`conformance_suite!`](crate::conformance_suite) to instantiate
+//! one test per scenario for a store factory.
+
+use std::collections::BTreeSet;
+
+use authsession_driver::core::codec;
+use authsession_driver::core::{IndexScore, RevokeSessionOutcome, RevokeUserSessionsOutcome};
+use authsession_driver::{ErrorKind, SessionStore};
+
+use crate::fixtures::{
+    active, id, revocation, revocation_with, revoke_all_input, revoke_input, ts, user,
+};
+use crate::raw::RawKv;
+
+/// Expands to one `#[tokio::test]` per conformance scenario. `$make` is an
+/// async fn returning `(guard, store, raw)`; the guard (e.g. a
+/// [`RedisServer`](crate::RedisServer)) lives until the test ends.
+#[macro_export]
+macro_rules! conformance_suite {
+    ($make:path) => {
+        $crate::conformance_suite!(@each $make;
+            ping_answers,
+            get_missing_is_not_found,
+            create_writes_record_and_indexes,
+            create_existing_id_is_a_conflict,
+            revoke_then_already_revoked,
+            revoke_missing_is_not_found,
+            revoke_before_creation_is_invalid_and_writes_nothing,
+            revoke_all_only_at_or_before,
+            list_newest_first_ties_by_id_bytes,
+            corrupt_record_is_reported_with_its_key,
+            record_under_another_ids_key_is_corrupt,
+            list_reports_index_corruption,
+            revoke_all_reports_index_corruption_and_writes_nothing,
+            check_finds_and_repairs_index_drift,
+            check_reports_unrepairable_records,
+            purge_deletes_only_the_key_space
+        );
+    };
+    (@each $make:path; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                let (_guard, store, raw) = $make().await;
+                $crate::conformance::$name(&store, &raw).await;
+            }
+        )*
+    };
+}
+
+fn assert_error<T: std::fmt::Debug>(
+    result: Result<T, authsession_driver::Error>,
+    kind: ErrorKind,
+    key: &str,
+) -> authsession_driver::Error {
+    let err = result.expect_err("operation should fail");
+    assert_eq!(err.kind(), kind, "{err}");
+    assert_eq!(err.key(), Some(key), "{err}");
+    assert!(err.to_string().contains(key), "message names the key: {err}");
+    err
+}
+
+/// `ping` succeeds on a healthy store.
+pub async fn ping_answers<S: SessionStore, R: RawKv>(store: &S, _raw: &R) {
+    store.ping().await.expect("ping");
+}
+
+/// `get` of an unknown id: `not_found` naming the record key.
+pub async fn get_missing_is_not_found<S: SessionStore, R: RawKv>(store: &S, _raw: &R) {
+    let keys = store.key_space();
+    let err = assert_error(
+        store.get(&id("nope")).await,
+        ErrorKind::NotFound,
+        &keys.session_key(&id("nope")),
+    );
+    assert!(!err.is_retryable());
+    assert_eq!(store.count_active_by_user_id(&user("nobody")).await.unwrap(), 0);
+    assert!(store.list_by_user_id(&user("nobody")).await.unwrap().is_empty());
+}
+
+/// `create` writes the reference's exact bytes and both index entries
+/// (the active one only for an active session).
+pub async fn create_writes_record_and_indexes<S: SessionStore, R: RawKv>(store: &S, raw: &R) {
+    let keys = store.key_space().clone();
+    let u = user("u-1");
+    let s1 = active("s-1", "u-1", ts(0, 123_456_789));
+    store.create(&s1).await.unwrap();
+    assert_eq!(store.get(s1.id()).await.unwrap(), s1);
+    assert_eq!(
+        raw.get(&keys.session_key(s1.id())).await,
+        Some(codec::encode(&s1))
+    );
+    let score = IndexScore::of(s1.created_at()).as_f64();
+    let entry = vec![("s-1".to_owned(), score)];
+    assert_eq!(raw.zrange(&keys.user_sessions_key(&u)).await, entry);
+    assert_eq!(raw.zrange(&keys.user_active_sessions_key(&u)).await, entry);
+    assert_eq!(store.count_active_by_user_id(&u).await.unwrap(), 1);
+
+    // A session created already revoked goes to the all-sessions index only.
+    let s2 = active("s-2", "u-1", ts(5, 0))
+        .revoked(revocation(ts(6, 0)))
+        .unwrap();
+    store.create(&s2).await.unwrap();
+    assert_eq!(store.get(s2.id()).await.unwrap(), s2);
+    assert_eq!(raw.zrange(&keys.user_active_sessions_key(&u)).await, entry);
+    assert_eq!(raw.zrange(&keys.user_sessions_key(&u)).await.len(), 2);
+    assert_eq!(store.count_active_by_user_id(&u).await.unwrap(), 1);
+    assert_eq!(
+        store.list_by_user_id(&u).await.unwrap(),
+        vec![s2.clone(), s1.clone()]
+    );
+    let report = store.check(false).await.unwrap();
+    assert!(report.is_clean(), "{report:?}");
+    assert_eq!(report.records, 2);
+    assert_eq!(report.index_entries, 3);
+}
+
+/// A second `create` with the same id is a conflict and writes nothing.
+pub async fn create_existing_id_is_a_conflict<S: SessionStore, R: RawKv>(store: &S, raw: &R) {
+    let keys = store.key_space().clone();
+    let s1 = active("dup", "u-1", ts(0, 0));
+    store.create(&s1).await.unwrap();
+    let other = active("dup", "u-2", ts(9, 0));
+    let err = assert_error(
+        store.create(&other).await,
+        ErrorKind::Conflict,
+        &keys.session_key(s1.id()),
+    );
+    assert!(!err.is_retryable());
+    assert_eq!(store.get(s1.id()).await.unwrap(), s1);
+    assert!(raw.zrange(&keys.user_sessions_key(&user("u-2"))).await.is_empty());
+    assert!(raw
+        .zrange(&keys.user_active_sessions_key(&user("u-2")))
+        .await
+        .is_empty());
+}
+
+/// Revoking an active session, then revoking it again.
+pub async fn revoke_then_already_revoked<S: SessionStore, R: RawKv>(store: &S, raw: &R) {
+    let keys = store.key_space().clone();
+    let u = user("u-1");
+    let s1 = active("s-1", "u-1", ts(0, 0));
+    let s2 = active("s-2", "u-1", ts(1, 0));
+    store.create(&s1).await.unwrap();
+    store.create(&s2).await.unwrap();
+
+    let input = revoke_input("s-1", ts(10, 5));
+    let expected = s1.clone().revoked(input.revocation.clone()).unwrap();
+    match store.revoke(&input).await.unwrap() {
+        RevokeSessionOutcome::Revoked(s) => assert_eq!(s, expected),
+        other => panic!("expected revoked, got {other:?}"),
+    }
+    assert_eq!(store.get(s1.id()).await.unwrap(), expected);
+    let record = raw.get(&keys.session_key(s1.id())).await;
+    assert_eq!(record, Some(codec::encode(&expected)));
+    assert_eq!(store.count_active_by_user_id(&u).await.unwrap(), 1);
+    let active_members: Vec<String> = raw
+        .zrange(&keys.user_active_sessions_key(&u))
+        .await
+        .into_iter()
+        .map(|(m, _)| m)
+        .collect();
+    assert_eq!(active_members, ["s-2"]);
+    assert_eq!(raw.zrange(&keys.user_sessions_key(&u)).await.len(), 2);
+
+    // Again, with another revocation: nothing changes.
+    let again = RevokeSessionInputExt::with_reason("s-1", ts(20, 0), "compromised");
+    match store.revoke(&again).await.unwrap() {
+        RevokeSessionOutcome::AlreadyRevoked(s) => assert_eq!(s, expected),
+        other => panic!("expected already revoked, got {other:?}"),
+    }
+    assert_eq!(raw.get(&keys.session_key(s1.id())).await, record);
+    assert_eq!(store.count_active_by_user_id(&u).await.unwrap(), 1);
+}
+
+struct RevokeSessionInputExt;
+impl RevokeSessionInputExt {
+    fn with_reason(
+        id_text: &str,
+        at: authsession_driver::core::Timestamp,
+        reason: &str,
+    ) -> authsession_driver::core::RevokeSessionInput {
+        authsession_driver::core::RevokeSessionInput {
+            device_session_id: id(id_text),
+            revocation: revocation_with(at, reason, ""),
+        }
+    }
+}
+
+/// Revoking an unknown id: `not_found` naming the record key.
+pub async fn revoke_missing_is_not_found<S: SessionStore, R: RawKv>(store: &S, _raw: &R) {
+    let keys = store.key_space().clone();
+    assert_error(
+        store.revoke(&revoke_input("ghost", ts(1, 0))).await,
+        ErrorKind::NotFound,
+        &keys.session_key(&id("ghost")),
+    );
+}
+
+/// A revocation before the session's creation is invalid input; nothing
+/// is written. Revoking exactly at creation is allowed.
+pub async fn revoke_before_creation_is_invalid_and_writes_nothing<S: SessionStore, R: RawKv>(
+    store: &S,
+    raw: &R,
+) {
+    let keys = store.key_space().clone();
+    let u = user("u-1");
+    let s1 = active("s-1", "u-1", ts(10, 500));
+    store.create(&s1).await.unwrap();
+    let before = raw.get(&keys.session_key(s1.id())).await;
+
+    let err = store
+        .revoke(&revoke_input("s-1", ts(10, 499)))
+        .await
+        .expect_err("revocation before creation");
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    assert_eq!(err.detail_kind(), Some("revoked_before_created"));
+    assert!(!err.is_retryable());
+    assert_eq!(raw.get(&keys.session_key(s1.id())).await, before);
+    assert_eq!(store.count_active_by_user_id(&u).await.unwrap(), 1);
+    assert_eq!(store.get(s1.id()).await.unwrap(), s1);
+
+    // revoke-all before every session: nothing to revoke, nothing written.
+    assert_eq!(
+        store
+            .revoke_all_by_user_id(&revoke_all_input("u-1", ts(10, 499)))
+            .await
+            .unwrap(),
+        RevokeUserSessionsOutcome::NoActiveSessions
+    );
+    assert_eq!(raw.get(&keys.session_key(s1.id())).await, before);
+
+    // Exactly at creation is fine.
+    let outcome = store.revoke(&revoke_input("s-1", ts(10, 500))).await.unwrap();
+    assert_eq!(outcome.as_str(), "revoked");
+}
+
+/// Revoke-all revokes the user's active sessions created at or before the
+/// revocation instant, newest first; later ones (even within the same
+/// microsecond) and other users' stay active.
+pub async fn revoke_all_only_at_or_before<S: SessionStore, R: RawKv>(store: &S, raw: &R) {
+    let keys = store.key_space().clone();
+    let u = user("u-1");
+    let at = ts(3, 1_000);
+    let a = active("a", "u-1", ts(1, 0));
+    let b = active("b", "u-1", ts(2, 0));
+    let c = active("c", "u-1", at); // exactly at: revoked
+    let d = active("d", "u-1", ts(3, 1_500)); // same µs score, 500 ns later: stays
+    let e = active("e", "u-1", ts(4, 0)); // later: stays
+    let r = active("r", "u-1", ts(0, 0))
+        .revoked(revocation(ts(0, 1)))
+        .unwrap(); // already revoked: untouched
+    let o = active("o", "u-2", ts(1, 0)); // another user: untouched
+    for s in [&a, &b, &c, &d, &e, &r, &o] {
+        store.create(s).await.unwrap();
+    }
+    let r_bytes = raw.get(&keys.session_key(r.id())).await;
+
+    let input = revoke_all_input("u-1", at);
+    let outcome = store.revoke_all_by_user_id(&input).await.unwrap();
+    let expected: Vec<_> = [&c, &b, &a]
+        .iter()
+        .map(|s| (*s).clone().revoked(input.revocation.clone()).unwrap())
+        .collect();
+    assert_eq!(outcome, RevokeUserSessionsOutcome::Revoked(expected.clone()));
+    assert!(outcome.is_consistent_for(&u));
+    for s in &expected {
+        assert_eq!(&store.get(s.id()).await.unwrap(), s);
+    }
+    for s in [&d, &e, &o] {
+        assert_eq!(&store.get(s.id()).await.unwrap(), s);
+    }
+    assert_eq!(raw.get(&keys.session_key(r.id())).await, r_bytes);
+    assert_eq!(store.count_active_by_user_id(&u).await.unwrap(), 2);
+    assert_eq!(store.count_active_by_user_id(&user("u-2")).await.unwrap(), 1);
+    let active_members: BTreeSet<String> = raw
+        .zrange(&keys.user_active_sessions_key(&u))
+        .await
+        .into_iter()
+        .map(|(m, _)| m)
+        .collect();
+    assert_eq!(active_members, BTreeSet::from(["d".into(), "e".into()]));
+
+    // Nothing left at or before `at` (d is in the score range but later).
+    assert_eq!(
+        store.revoke_all_by_user_id(&input).await.unwrap(),
+        RevokeUserSessionsOutcome::NoActiveSessions
+    );
+    assert_eq!(
+        store
+            .revoke_all_by_user_id(&revoke_all_input("nobody", at))
+            .await
+            .unwrap(),
+        RevokeUserSessionsOutcome::NoActiveSessions
+    );
+    let later = store
+        .revoke_all_by_user_id(&revoke_all_input("u-1", ts(9, 0)))
+        .await
+        .unwrap();
+    let ids: Vec<&str> = later.sessions().iter().map(|s| s.id().as_str()).collect();
+    assert_eq!(ids, ["e", "d"]);
+    assert_eq!(store.count_active_by_user_id(&u).await.unwrap(), 0);
+    assert!(store.check(false).await.unwrap().is_clean());
+}
+
+/// `list` is newest first by the records' nanosecond timestamps (not the
+/// microsecond scores), ties by id bytes ascending, revoked included.
+pub async fn list_newest_first_ties_by_id_bytes<S: SessionStore, R: RawKv>(store: &S, _raw: &R) {
+    let u = user("u-1");
+    let tie = ts(3, 0);
+    let sessions = [
+        active("y", "u-1", ts(1, 0)),
+        active("b", "u-1", tie),
+        active("é", "u-1", tie),
+        active("a", "u-1", tie),
+        active("B", "u-1", tie),
+        active("z", "u-1", ts(3, 1)), // same µs as the tie, 1 ns later
+        active("x", "u-1", ts(5, 0))
+            .revoked(revocation(ts(6, 0)))
+            .unwrap(),
+        active("other-user", "u-2", ts(4, 0)),
+    ];
+    for s in &sessions {
+        store.create(s).await.unwrap();
+    }
+    let listed = store.list_by_user_id(&u).await.unwrap();
+    let ids: Vec<&str> = listed.iter().map(|s| s.id().as_str()).collect();
+    assert_eq!(ids, ["x", "z", "B", "a", "b", "é", "y"]);
+    assert_eq!(listed[0].status().as_str(), "revoked");
+}
+
+/// Garbage at a record key: `get` and `revoke` fail with `corrupt` naming
+/// the key, and nothing is written.
+pub async fn corrupt_record_is_reported_with_its_key<S: SessionStore, R: RawKv>(
+    store: &S,
+    raw: &R,
+) {
+    let keys = store.key_space().clone();
+    let key = keys.session_key(&id("g"));
+    raw.set(&key, b"{not json").await;
+    let err = assert_error(store.get(&id("g")).await, ErrorKind::Corrupt, &key);
+    assert_eq!(err.detail_kind(), Some("corrupt_record"));
+    assert!(std::error::Error::source(&err).is_some());
+    assert_error(
+        store.revoke(&revoke_input("g", ts(1, 0))).await,
+        ErrorKind::Corrupt,
+        &key,
+    );
+    assert_eq!(raw.get(&key).await.as_deref(), Some(&b"{not json"[..]));
+
+    // A record with an unknown field is just as corrupt.
+    let mut json: serde_json::Value =
+        serde_json::from_slice(&codec::encode(&active("h", "u-1", ts(0, 0)))).unwrap();
+    json["extra"] = serde_json::json!(1);
+    let key_h = keys.session_key(&id("h"));
+    raw.set(&key_h, json.to_string().as_bytes()).await;
+    assert_error(store.get(&id("h")).await, ErrorKind::Corrupt, &key_h);
+}
+
+/// A valid record stored under another id's key is corrupt.
+pub async fn record_under_another_ids_key_is_corrupt<S: SessionStore, R: RawKv>(
+    store: &S,
+    raw: &R,
+) {
+    let keys = store.key_space().clone();
+    let x = active("x", "u-1", ts(0, 0));
+    let key_y = keys.session_key(&id("y"));
+    raw.set(&key_y, &codec::encode(&x)).await;
+    let err = assert_error(store.get(&id("y")).await, ErrorKind::Corrupt, &key_y);
+    assert!(err.to_string().contains("id"), "{err}");
+    assert_error(
+        store.revoke(&revoke_input("y", ts(1, 0))).await,
+        ErrorKind::Corrupt,
+        &key_y,
+    );
+}
+
+/// `list` reports an index naming a missing or foreign session (naming
+/// the index) and an undecodable record (naming the record).
+pub async fn list_reports_index_corruption<S: SessionStore, R: RawKv>(store: &S, raw: &R) {
+    let keys = store.key_space().clone();
+    let score = |s: &authsession_driver::core::Session| IndexScore::of(s.created_at()).as_f64();
+
+    // Dangling member.
+    let u1 = user("u-ghost");
+    let a = active("a1", "u-ghost", ts(1, 0));
+    store.create(&a).await.unwrap();
+    raw.zadd(&keys.user_sessions_key(&u1), "ghost", 5.0).await;
+    let err = assert_error(
+        store.list_by_user_id(&u1).await,
+        ErrorKind::Corrupt,
+        &keys.user_sessions_key(&u1),
+    );
+    assert_eq!(err.detail_kind(), Some("dangling_index_member"));
+
+    // Another user's session.
+    let u2 = user("u-foreign");
+    let o = active("o2", "u-owner", ts(1, 0));
+    store.create(&o).await.unwrap();
+    raw.zadd(&keys.user_sessions_key(&u2), "o2", score(&o)).await;
+    let err = assert_error(
+        store.list_by_user_id(&u2).await,
+        ErrorKind::Corrupt,
+        &keys.user_sessions_key(&u2),
+    );
+    assert_eq!(err.detail_kind(), Some("foreign_index_member"));
+    assert_eq!(store.list_by_user_id(&user("u-owner")).await.unwrap(), [o]);
+
+    // Undecodable record behind a valid member.
+    let u3 = user("u-garbage");
+    let g = active("g3", "u-garbage", ts(1, 0));
+    store.create(&g).await.unwrap();
+    raw.set(&keys.session_key(g.id()), b"[]").await;
+    assert_error(
+        store.list_by_user_id(&u3).await,
+        ErrorKind::Corrupt,
+        &keys.session_key(g.id()),
+    );
+
+    // A member that is not a valid id.
+    let u4 = user("u-badmember");
+    raw.zadd(&keys.user_sessions_key(&u4), " padded ", 1.0).await;
+    let err = assert_error(
+        store.list_by_user_id(&u4).await,
+        ErrorKind::Corrupt,
+        &keys.user_sessions_key(&u4),
+    );
+    assert_eq!(err.detail_kind(), Some("invalid_index_member"));
+}
+
+/// `revoke_all` reports a revoked, missing, foreign or undecodable session
+/// in the active index as corruption naming the key, and writes nothing
+/// (the user's healthy sessions stay active).
+pub async fn revoke_all_reports_index_corruption_and_writes_nothing<S: SessionStore, R: RawKv>(
+    store: &S,
+    raw: &R,
+) {
+    let keys = store.key_space().clone();
+    let at = ts(100, 0);
+
+    // Each case: a healthy active session plus one planted problem.
+    let cases: [(&str, &str); 4] = [
+        ("u-revoked", "inactive_index_member"),
+        ("u-ghost", "dangling_index_member"),
+        ("u-foreign", "foreign_index_member"),
+        ("u-garbage", "corrupt_record"),
+    ];
+    for (n, (u_text, _)) in cases.iter().enumerate() {
+        let healthy = active(&format!("healthy-{n}"), u_text, ts(1, 0));
+        store.create(&healthy).await.unwrap();
+    }
+    let active_key = |u: &str| keys.user_active_sessions_key(&user(u));
+
+    let r = active("rv", "u-revoked", ts(2, 0));
+    store.create(&r).await.unwrap();
+    store.revoke(&revoke_input("rv", ts(3, 0))).await.unwrap();
+    raw.zadd(&active_key("u-revoked"), "rv", IndexScore::of(r.created_at()).as_f64())
+        .await;
+
+    raw.zadd(&active_key("u-ghost"), "ghost", 7.0).await;
+
+    let o = active("fo", "u-elsewhere", ts(2, 0));
+    store.create(&o).await.unwrap();
+    raw.zadd(&active_key("u-foreign"), "fo", IndexScore::of(o.created_at()).as_f64())
+        .await;
+
+    let g = active("ga", "u-garbage", ts(2, 0));
+    store.create(&g).await.unwrap();
+    raw.set(&keys.session_key(g.id()), b"\xff\xfe").await;
+
+    for (n, (u_text, detail)) in cases.iter().enumerate() {
+        let expected_key = if *detail == "corrupt_record" {
+            keys.session_key(g.id())
+        } else {
+            active_key(u_text)
+        };
+        let err = assert_error(
+            store
+                .revoke_all_by_user_id(&revoke_all_input(u_text, at))
+                .await,
+            ErrorKind::Corrupt,
+            &expected_key,
+        );
+        assert_eq!(err.detail_kind(), Some(*detail), "{u_text}");
+        let healthy = store.get(&id(&format!("healthy-{n}"))).await.unwrap();
+        assert!(healthy.is_active(), "{u_text}: nothing may be written");
+    }
+    assert!(store.get(o.id()).await.unwrap().is_active());
+    assert_eq!(
+        store.count_active_by_user_id(&user("u-revoked")).await.unwrap(),
+        2
+    );
+}
+
+fn kinds_and_keys(report: &authsession_driver::CheckReport) -> BTreeSet<(String, String)> {
+    report
+        .problems
+        .iter()
+        .map(|p| (p.kind().to_owned(), p.key().to_owned()))
+        .collect()
+}
+
+/// `check` reports each kind of index drift; `check(true)` repairs it and
+/// a second `check` is clean; the operations work again afterwards.
+pub async fn check_finds_and_repairs_index_drift<S: SessionStore, R: RawKv>(store: &S, raw: &R) {
+    let keys = store.key_space().clone();
+    let u = user("u-1");
+    let all = keys.user_sessions_key(&u);
+    let act = keys.user_active_sessions_key(&u);
+
+    let healthy = active("healthy", "u-1", ts(1, 0));
+    store.create(&healthy).await.unwrap();
+    // A record written without its index entries.
+    let unindexed = active("unindexed", "u-1", ts(2, 0));
+    raw.set(&keys.session_key(unindexed.id()), &codec::encode(&unindexed))
+        .await;
+    // A revoked session left in the active index.
+    let revoked = active("revoked", "u-1", ts(3, 0));
+    store.create(&revoked).await.unwrap();
+    store.revoke(&revoke_input("revoked", ts(4, 0))).await.unwrap();
+    raw.zadd(&act, "revoked", IndexScore::of(revoked.created_at()).as_f64())
+        .await;
+    // A member without a record, and another user's session.
+    raw.zadd(&all, "ghost", 1.0).await;
+    let foreign = active("foreign", "u-2", ts(5, 0));
+    store.create(&foreign).await.unwrap();
+    raw.zadd(&all, "foreign", IndexScore::of(foreign.created_at()).as_f64())
+        .await;
+    // A misscored entry.
+    raw.zadd(&all, "healthy", 12_345.0).await;
+
+    let report = store.check(false).await.unwrap();
+    assert!(!report.repaired);
+    assert_eq!(report.records, 4);
+    let expected: BTreeSet<(String, String)> = [
+        ("missing_index_entry", &all), // unindexed
+        ("missing_index_entry", &act), // unindexed
+        ("missing_index_entry", &all), // healthy misscored
+        ("stray_index_entry", &act),   // revoked
+        ("stray_index_entry", &all),   // ghost, foreign
+    ]
+    .into_iter()
+    .map(|(k, key)| (k.to_owned(), key.clone()))
+    .collect();
+    assert_eq!(kinds_and_keys(&report), expected, "{report:#?}");
+    assert_eq!(report.problems.len(), 6, "{report:#?}");
+    assert!(report.problems.iter().all(|p| p.is_repairable()));
+    // check without repair wrote nothing.
+    assert_eq!(store.check(false).await.unwrap(), report);
+
+    let repaired = store.check(true).await.unwrap();
+    assert!(repaired.repaired);
+    assert_eq!(repaired.problems, report.problems);
+    let after = store.check(false).await.unwrap();
+    assert!(after.is_clean(), "{after:#?}");
+    assert!(!after.repaired);
+
+    let ids: Vec<String> = store
+        .list_by_user_id(&u)
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| s.id().as_str().to_owned())
+        .collect();
+    assert_eq!(ids, ["revoked", "unindexed", "healthy"]);
+    let outcome = store
+        .revoke_all_by_user_id(&revoke_all_input("u-1", ts(50, 0)))
+        .await
+        .unwrap();
+    assert_eq!(outcome.sessions().len(), 2);
+    assert!(store.check(false).await.unwrap().is_clean());
+}
+
+/// Undecodable records and keys that name no id are reported and left for
+/// a human; `check(true)` does not touch them.
+pub async fn check_reports_unrepairable_records<S: SessionStore, R: RawKv>(store: &S, raw: &R) {
+    let keys = store.key_space().clone();
+    let [session_prefix, _, _] = keys.prefixes();
+    let garbage_key = keys.session_key(&id("garbage"));
+    raw.set(&garbage_key, b"not a record").await;
+    let unparsable = format!("{session_prefix}!!not-base64!!");
+    raw.set(&unparsable, b"{}").await;
+    store
+        .create(&active("fine", "u-1", ts(0, 0)))
+        .await
+        .unwrap();
+
+    let report = store.check(false).await.unwrap();
+    assert_eq!(report.records, 3);
+    let expected: BTreeSet<(String, String)> = [
+        ("corrupt_record".to_owned(), garbage_key.clone()),
+        ("unparsable_key".to_owned(), unparsable.clone()),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(kinds_and_keys(&report), expected, "{report:#?}");
+    assert!(report.problems.iter().all(|p| !p.is_repairable()));
+
+    let repaired = store.check(true).await.unwrap();
+    assert!(!repaired.repaired);
+    assert_eq!(kinds_and_keys(&repaired), expected);
+    assert_eq!(raw.get(&garbage_key).await.as_deref(), Some(&b"not a record"[..]));
+    let json = serde_json::to_value(&repaired).unwrap();
+    assert_eq!(json["problems"].as_array().unwrap().len(), 2);
+    assert!(json["problems"][0]["message"].as_str().unwrap().len() > 10);
+}
+
+/// `purge` deletes every key of the store's key space and nothing else.
+pub async fn purge_deletes_only_the_key_space<S: SessionStore, R: RawKv>(store: &S, raw: &R) {
+    let keys = store.key_space().clone();
+    store.create(&active("p1", "u-1", ts(0, 0))).await.unwrap();
+    store.create(&active("p2", "u-2", ts(0, 0))).await.unwrap();
+    raw.set("outside:the:key:space", b"keep").await;
+    // 2 records + 2 users x 2 indexes.
+    assert_eq!(store.purge().await.unwrap(), 6);
+    assert_error(
+        store.get(&id("p1")).await,
+        ErrorKind::NotFound,
+        &keys.session_key(&id("p1")),
+    );
+    assert_eq!(store.check(false).await.unwrap().records, 0);
+    assert_eq!(raw.get("outside:the:key:space").await.as_deref(), Some(&b"keep"[..]));
+    assert_eq!(store.purge().await.unwrap(), 0);
+}

@@ -1,0 +1,133 @@
+//! Raw key-value access behind a store's back, to plant corruption and
+//! inspect what was written — one interface for both stores so the
+//! conformance suite is written once.
+
+use std::future::Future;
+
+use authsession_driver::core::model::MemoryKv;
+use authsession_driver::MemorySessionStore;
+use redis::aio::MultiplexedConnection;
+
+/// Raw writes and reads on a store's backing data.
+pub trait RawKv: Send + Sync {
+    /// Stores `value` at `key` (string).
+    fn set(&self, key: &str, value: &[u8]) -> impl Future<Output = ()> + Send;
+    /// The string at `key`.
+    fn get(&self, key: &str) -> impl Future<Output = Option<Vec<u8>>> + Send;
+    /// Adds `member` with `score` to the sorted set at `key`.
+    fn zadd(&self, key: &str, member: &str, score: f64) -> impl Future<Output = ()> + Send;
+    /// Removes `member` from the sorted set at `key`.
+    fn zrem(&self, key: &str, member: &str) -> impl Future<Output = ()> + Send;
+    /// The sorted set at `key`, ascending by score then member.
+    fn zrange(&self, key: &str) -> impl Future<Output = Vec<(String, f64)>> + Send;
+    /// Deletes `key`.
+    fn del(&self, key: &str) -> impl Future<Output = ()> + Send;
+}
+
+/// Raw access to a [`MemorySessionStore`].
+#[derive(Debug, Clone)]
+pub struct MemoryRaw(pub MemorySessionStore);
+
+impl MemoryRaw {
+    fn with<R>(&self, f: impl FnOnce(&mut MemoryKv) -> R) -> R {
+        self.0.with_kv(f)
+    }
+}
+
+impl RawKv for MemoryRaw {
+    async fn set(&self, key: &str, value: &[u8]) {
+        self.with(|kv| kv.set_raw(key, value));
+    }
+    async fn get(&self, key: &str) -> Option<Vec<u8>> {
+        self.with(|kv| kv.get(key).map(<[u8]>::to_vec))
+    }
+    async fn zadd(&self, key: &str, member: &str, score: f64) {
+        self.with(|kv| kv.index_add_raw(key, member, score));
+    }
+    async fn zrem(&self, key: &str, member: &str) {
+        use authsession_driver::core::plan::{OnViolation, Plan, Write};
+        let plan = Plan::new(
+            Vec::new(),
+            vec![Write::IndexRemove {
+                key: key.to_owned(),
+                member: member.to_owned(),
+            }],
+            OnViolation::Retry,
+        );
+        self.with(|kv| kv.apply(&plan)).expect("no preconditions");
+    }
+    async fn zrange(&self, key: &str) -> Vec<(String, f64)> {
+        self.with(|kv| kv.index_range(key, None))
+    }
+    async fn del(&self, key: &str) {
+        self.with(|kv| kv.delete_raw(key));
+    }
+}
+
+/// Raw access to a Redis server.
+#[derive(Clone)]
+pub struct RedisRaw(MultiplexedConnection);
+
+impl std::fmt::Debug for RedisRaw {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RedisRaw")
+    }
+}
+
+impl RedisRaw {
+    /// Wraps a connection.
+    pub fn new(conn: MultiplexedConnection) -> Self {
+        Self(conn)
+    }
+
+    /// Runs a command, panicking on error.
+    pub async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> T {
+        let mut conn = self.0.clone();
+        cmd.query_async(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("raw redis command failed: {e}"))
+    }
+
+    /// `INFO commandstats` as `command -> calls`.
+    pub async fn command_calls(&self) -> std::collections::BTreeMap<String, u64> {
+        let info: String = self
+            .query(redis::cmd("INFO").arg("commandstats"))
+            .await;
+        info.lines()
+            .filter_map(|line| {
+                let rest = line.strip_prefix("cmdstat_")?;
+                let (name, stats) = rest.split_once(':')?;
+                let calls = stats
+                    .split(',')
+                    .find_map(|kv| kv.strip_prefix("calls="))?
+                    .parse()
+                    .ok()?;
+                Some((name.to_owned(), calls))
+            })
+            .collect()
+    }
+}
+
+impl RawKv for RedisRaw {
+    async fn set(&self, key: &str, value: &[u8]) {
+        let () = self.query(redis::cmd("SET").arg(key).arg(value)).await;
+    }
+    async fn get(&self, key: &str) -> Option<Vec<u8>> {
+        self.query(redis::cmd("GET").arg(key)).await
+    }
+    async fn zadd(&self, key: &str, member: &str, score: f64) {
+        let _: i64 = self
+            .query(redis::cmd("ZADD").arg(key).arg(score).arg(member))
+            .await;
+    }
+    async fn zrem(&self, key: &str, member: &str) {
+        let _: i64 = self.query(redis::cmd("ZREM").arg(key).arg(member)).await;
+    }
+    async fn zrange(&self, key: &str) -> Vec<(String, f64)> {
+        self.query(redis::cmd("ZRANGE").arg(key).arg(0).arg(-1).arg("WITHSCORES"))
+            .await
+    }
+    async fn del(&self, key: &str) {
+        let _: i64 = self.query(redis::cmd("DEL").arg(key)).await;
+    }
+}
