@@ -139,6 +139,37 @@ impl DecodeError {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct GoEscapeFormatter;
 
+/// Position of the first byte that may start a sequence Go escapes and
+/// serde_json does not (`<`, `>`, `&`, or 0xE2, the lead byte of U+2028 and
+/// U+2029). Eight bytes at a time: the encoder's hot loop.
+fn find_go_extra_escape(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    // Classic "has a zero byte" test on word ^ splat(c); may flag a false
+    // positive only after a true one, so the exact scan below settles it.
+    let has = |word: u64, c: u8| {
+        let x = word ^ (ONES * u64::from(c));
+        x.wrapping_sub(ONES) & !x & HIGHS
+    };
+    let is_special = |b: &u8| matches!(b, b'<' | b'>' | b'&' | 0xE2);
+    let mut chunks = bytes.chunks_exact(8);
+    let mut offset = 0;
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let word = u64::from_le_bytes(word);
+        if has(word, b'<') | has(word, b'>') | has(word, b'&') | has(word, 0xE2) != 0 {
+            return chunk.iter().position(is_special).map(|at| offset + at);
+        }
+        offset += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(is_special)
+        .map(|at| offset + at)
+}
+
 impl serde_json::ser::Formatter for GoEscapeFormatter {
     fn write_string_fragment<W: ?Sized + io::Write>(
         &mut self,
@@ -148,27 +179,20 @@ impl serde_json::ser::Formatter for GoEscapeFormatter {
         let mut rest = fragment;
         // U+2028/U+2029 are the only escaped non-ASCII chars; both start
         // with byte 0xE2, so a byte scan finds every candidate.
-        while let Some(at) = rest
-            .bytes()
-            .position(|b| matches!(b, b'<' | b'>' | b'&' | 0xE2))
-        {
+        while let Some(at) = find_go_extra_escape(rest.as_bytes()) {
             let (head, tail) = rest.split_at(at);
             writer.write_all(head.as_bytes())?;
-            let mut chars = tail.chars();
-            let escape = match chars.next() {
-                Some('<') => Some("\\u003c"),
-                Some('>') => Some("\\u003e"),
-                Some('&') => Some("\\u0026"),
-                Some('\u{2028}') => Some("\\u2028"),
-                Some('\u{2029}') => Some("\\u2029"),
-                _ => None,
+            let ch = tail.chars().next().unwrap_or_default();
+            let escape = match ch {
+                '<' => "\\u003c",
+                '>' => "\\u003e",
+                '&' => "\\u0026",
+                '\u{2028}' => "\\u2028",
+                '\u{2029}' => "\\u2029",
+                _ => tail.get(..ch.len_utf8()).unwrap_or_default(),
             };
-            let width = tail.chars().next().map_or(1, char::len_utf8);
-            match escape {
-                Some(text) => writer.write_all(text.as_bytes())?,
-                None => writer.write_all(tail.get(..width).unwrap_or_default().as_bytes())?,
-            }
-            rest = tail.get(width..).unwrap_or_default();
+            writer.write_all(escape.as_bytes())?;
+            rest = tail.get(ch.len_utf8()..).unwrap_or_default();
         }
         writer.write_all(rest.as_bytes())
     }
@@ -225,17 +249,18 @@ pub fn encode(session: &Session) -> Vec<u8> {
 
 /// Appends the encoding of `session` to `out`.
 pub fn encode_into(session: &Session, out: &mut Vec<u8>) {
-    let public_key = session.client_public_key().to_base64();
-    let created_at = session.created_at().to_string();
-    let revoked_at = session.revocation().map(|r| r.at().to_string());
+    let mut key_buffer = [0u8; 44];
+    let public_key = session.client_public_key().encode_base64(&mut key_buffer);
+    let created_at = session.created_at().canonical();
+    let revoked_at = session.revocation().map(|r| r.at().canonical());
     let revocation = session.revocation();
     let record = RecordOut {
         device_session_id: session.id().as_str(),
         user_id: session.user_id().as_str(),
-        client_public_key_base64: &public_key,
+        client_public_key_base64: public_key,
         status: session.status().as_str(),
-        created_at: &created_at,
-        revoked_at: revoked_at.as_deref(),
+        created_at: created_at.as_str(),
+        revoked_at: revoked_at.as_ref().map(|t| t.as_str()),
         revoke_reason_code: revocation.map(|r| r.reason_code().as_str()),
         revoke_actor_type: revocation.map(|r| r.actor_type().as_str()),
         revoke_actor_id: revocation.map_or("", |r| r.actor_id().as_str()),
@@ -708,6 +733,30 @@ mod tests {
     fn revoked_at_equal_to_created_at_is_valid() {
         let s = ok(&revoked("").replace("2024-05-06T08:00:00Z", "2024-05-06T07:08:09.123456789Z"));
         assert_eq!(s.revocation().unwrap().at(), s.created_at());
+    }
+
+    #[test]
+    fn word_scan_finds_the_first_special_byte_anywhere() {
+        for len in 0..40 {
+            for at in 0..len {
+                for special in [b'<', b'>', b'&', 0xE2] {
+                    // Neighbours one bit away from each special byte.
+                    let mut bytes: Vec<u8> = (0..len)
+                        .map(|i| [b'=', b'?', b'\'', 0xE3, b'a'][i % 5])
+                        .collect();
+                    assert_eq!(find_go_extra_escape(&bytes), None);
+                    bytes[at] = special;
+                    if at + 1 < len {
+                        bytes[at + 1] = b'<';
+                    }
+                    assert_eq!(
+                        find_go_extra_escape(&bytes),
+                        Some(at),
+                        "{len} {at} {special}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

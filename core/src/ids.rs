@@ -221,7 +221,16 @@ impl ClientPublicKey {
 
     /// Parses the strict base64 text form.
     pub fn from_base64(text: &str) -> Result<Self, ValidationError> {
-        let raw = base64::engine::general_purpose::STANDARD
+        let engine = &base64::engine::general_purpose::STANDARD;
+        if text.len() == 44 {
+            // The only length that can hold 32 bytes: decode on the stack.
+            let mut raw = [0u8; 33];
+            let len = engine
+                .decode_slice(text.as_bytes(), &mut raw)
+                .map_err(|_| ValidationError::InvalidBase64)?;
+            return Self::from_bytes(raw.get(..len).unwrap_or_default());
+        }
+        let raw = engine
             .decode(text.as_bytes())
             .map_err(|_| ValidationError::InvalidBase64)?;
         Self::from_bytes(&raw)
@@ -230,6 +239,18 @@ impl ClientPublicKey {
     /// The raw 32 bytes.
     pub fn as_bytes(&self) -> &[u8; Self::LEN] {
         &self.0
+    }
+
+    /// Writes the padded standard base64 text form into `buffer` and
+    /// returns it, without allocating.
+    pub fn encode_base64<'b>(&self, buffer: &'b mut [u8; 44]) -> &'b str {
+        let written = base64::engine::general_purpose::STANDARD
+            .encode_slice(self.0, buffer)
+            .unwrap_or(0);
+        buffer
+            .get(..written)
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .unwrap_or_default()
     }
 
     /// The padded standard base64 text form (44 characters).

@@ -62,5 +62,5 @@ pub use session::{
     Revocation, RevokeSessionInput, RevokeSessionOutcome, RevokeUserSessionsInput,
     RevokeUserSessionsOutcome, Session, Status,
 };
-pub use timestamp::Timestamp;
+pub use timestamp::{CanonicalText, Timestamp};
 pub use transition::TransitionError;

@@ -105,22 +105,25 @@ impl Timestamp {
         }
     }
 
-    /// Writes the canonical text form into `out` (at most 30 bytes).
-    pub(crate) fn write_canonical(&self, out: &mut Vec<u8>) {
+    /// The canonical text form, without allocating.
+    pub fn canonical(&self) -> CanonicalText {
+        let mut out = CanonicalText {
+            bytes: [0; 30],
+            len: 0,
+        };
         let (year, month, day) = self.0.to_calendar_date();
         let (hour, minute, second, nanos) = self.0.to_hms_nano();
-        let year = u32::try_from(year).unwrap_or(0);
-        push_digits(out, year, 4);
+        out.push_digits(u32::try_from(year).unwrap_or(0), 4);
         out.push(b'-');
-        push_digits(out, u32::from(u8::from(month)), 2);
+        out.push_digits(u32::from(u8::from(month)), 2);
         out.push(b'-');
-        push_digits(out, u32::from(day), 2);
+        out.push_digits(u32::from(day), 2);
         out.push(b'T');
-        push_digits(out, u32::from(hour), 2);
+        out.push_digits(u32::from(hour), 2);
         out.push(b':');
-        push_digits(out, u32::from(minute), 2);
+        out.push_digits(u32::from(minute), 2);
         out.push(b':');
-        push_digits(out, u32::from(second), 2);
+        out.push_digits(u32::from(second), 2);
         if nanos != 0 {
             // Go trims trailing zeros of the nine-digit fraction.
             let mut digits = 9;
@@ -130,19 +133,48 @@ impl Timestamp {
                 digits -= 1;
             }
             out.push(b'.');
-            push_digits(out, fraction, digits);
+            out.push_digits(fraction, digits);
         }
         out.push(b'Z');
+        out
     }
 }
 
-fn push_digits(out: &mut Vec<u8>, mut value: u32, width: usize) {
-    let start = out.len();
-    out.resize(start + width, b'0');
-    for slot in out.iter_mut().skip(start).rev() {
-        // `value % 10` is below 10, so the cast cannot truncate.
-        *slot = b'0' + (value % 10) as u8;
-        value /= 10;
+/// A timestamp's canonical text on the stack (at most 30 bytes:
+/// `9999-12-31T23:59:59.999999999Z`).
+#[derive(Clone, Copy)]
+pub struct CanonicalText {
+    bytes: [u8; 30],
+    len: usize,
+}
+
+impl CanonicalText {
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        // Only ASCII digits and separators are ever pushed.
+        self.bytes
+            .get(..self.len)
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .unwrap_or_default()
+    }
+
+    fn push(&mut self, byte: u8) {
+        if let Some(slot) = self.bytes.get_mut(self.len) {
+            *slot = byte;
+            self.len += 1;
+        }
+    }
+
+    fn push_digits(&mut self, mut value: u32, width: usize) {
+        let end = (self.len + width).min(self.bytes.len());
+        if let Some(slots) = self.bytes.get_mut(self.len..end) {
+            for slot in slots.iter_mut().rev() {
+                // A single decimal digit, so the cast cannot truncate.
+                *slot = b'0' + (value % 10) as u8;
+                value /= 10;
+            }
+        }
+        self.len = end;
     }
 }
 
@@ -281,10 +313,7 @@ impl From<Timestamp> for String {
 
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut out = Vec::with_capacity(30);
-        self.write_canonical(&mut out);
-        // Only ASCII digits and separators were written.
-        f.write_str(std::str::from_utf8(&out).map_err(|_| fmt::Error)?)
+        f.write_str(self.canonical().as_str())
     }
 }
 
