@@ -148,6 +148,12 @@ pub struct CanonicalText {
     len: usize,
 }
 
+impl fmt::Debug for CanonicalText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
 impl CanonicalText {
     /// The text.
     pub fn as_str(&self) -> &str {
