@@ -15,6 +15,7 @@
 
 pub mod conformance;
 pub mod fixtures;
+pub mod monitor;
 pub mod raw;
 pub mod server;
 
