@@ -1,1 +1,587 @@
-//! Placeholder; the wasm issue fills this in.
+//! JS API for validating stored session records at the edge (SPEC §9).
+//!
+//! **Translation only.** Every rule lives in `authsession-core`: this crate
+//! turns JS values into the core's validated types, calls the core, and
+//! turns the results back into plain camelCase JS objects. Every failure
+//! leaves through one adapter ([`Failure`]) as a JS `Error` whose `kind`
+//! property is the core's stable kind, or one of the four kinds this layer
+//! adds: `not_active`, `user_mismatch`, `key_mismatch` (the checks of
+//! `requireActiveSession`) and `invalid_argument` (a JS value of the wrong
+//! type or shape).
+//!
+//! The pure halves of the conversions ([`SessionParts`], [`Expectation`])
+//! hold no `JsValue`, so they are unit-tested natively; the JS halves are
+//! tested under Node by `wasm-bindgen-test` and the `node --test` suites.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+use authsession_core::{
+    codec, prefixed_key, ClientPublicKey, DecodeError, DeviceSessionId, Field, Revocation,
+    RevokeActorId, RevokeActorType, RevokeReasonCode, Session, Status, Timestamp, UserId,
+    ValidationError,
+};
+use js_sys::{JsString, Reflect, Uint8Array};
+use serde::{Deserialize, Serialize};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+#[wasm_bindgen(typescript_custom_section)]
+const TYPES: &'static str = r#"
+/** How a session's revocation is described (present exactly when `status` is `"revoked"`). */
+export interface Revocation {
+  /** Canonical RFC3339Nano UTC timestamp, e.g. `2026-11-27T10:00:00.5Z`. */
+  at: string;
+  /** `[a-z][a-z0-9_]*`, 1..=64 bytes. */
+  reasonCode: string;
+  /** `[a-z][a-z0-9_]*`, 1..=32 bytes. */
+  actorType: string;
+  /** 0..=256 bytes; `""` when there is none. */
+  actorId: string;
+}
+
+/** A device session, as decoded from (or encoded to) a stored record. */
+export interface Session {
+  deviceSessionId: string;
+  userId: string;
+  /** The Ed25519 public key: standard base64 with padding (44 characters). */
+  clientPublicKey: string;
+  status: "active" | "revoked";
+  /** Canonical RFC3339Nano UTC timestamp, e.g. `2026-11-27T10:00:00Z`. */
+  createdAt: string;
+  revocation: Revocation | null;
+}
+
+/** What `requireActiveSession` checks besides "valid and active". */
+export interface Expectation {
+  /** The session must belong to this user. */
+  userId?: string;
+  /** The session must carry this key (standard base64 with padding). */
+  clientPublicKey?: string;
+}
+
+/** The `kind` of every error this package throws. */
+export type ErrorKind =
+  | "malformed_json" | "not_an_object" | "trailing_data" | "unknown_field"
+  | "duplicate_field" | "null_value" | "invalid_type" | "missing_field"
+  | "partial_revocation" | "id_mismatch"
+  | "invalid_id" | "invalid_reason_code" | "invalid_actor_type" | "invalid_actor_id"
+  | "invalid_key_prefix" | "invalid_status" | "invalid_public_key" | "invalid_timestamp"
+  | "non_canonical_timestamp" | "timestamp_out_of_range" | "zero_timestamp"
+  | "revoked_before_created" | "status_revocation_mismatch"
+  | "not_active" | "user_mismatch" | "key_mismatch" | "invalid_argument";
+
+/** Every function here throws an `Error` (named `AuthsessionError`) carrying a stable `kind`. */
+export interface AuthsessionError extends Error {
+  name: "AuthsessionError";
+  kind: ErrorKind;
+}
+"#;
+
+// ------------------------------------------------------------ the exports
+
+/// Strictly decodes the record stored under `id`'s key; throws unless it is
+/// a valid record of exactly that id.
+#[wasm_bindgen(js_name = decodeSessionRecord, unchecked_return_type = "Session")]
+pub fn decode_session_record(
+    #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "string | Uint8Array")] payload: JsValue,
+) -> Result<JsValue, JsValue> {
+    let session = decode(&id, &payload)?;
+    Ok(to_js(&SessionParts::from(&session))?)
+}
+
+/// Encodes a session into the exact bytes the reference stores.
+#[wasm_bindgen(js_name = encodeSessionRecord)]
+pub fn encode_session_record(
+    #[wasm_bindgen(unchecked_param_type = "Session")] session: JsValue,
+) -> Result<Vec<u8>, JsValue> {
+    let session = SessionParts::from_js(&session)?.into_session()?;
+    Ok(codec::encode(&session))
+}
+
+/// `prefix + base64url(id)`: the key of the record of `id`.
+#[wasm_bindgen(js_name = sessionKey)]
+pub fn session_key(
+    #[wasm_bindgen(unchecked_param_type = "string")] prefix: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
+) -> Result<String, JsValue> {
+    let id = DeviceSessionId::parse(text(&id, "id")?).map_err(Failure::from)?;
+    Ok(key(&prefix, id.as_str())?)
+}
+
+/// `prefix + base64url(user)`: the key of the index of all sessions of `user`.
+#[wasm_bindgen(js_name = userSessionsKey)]
+pub fn user_sessions_key(
+    #[wasm_bindgen(unchecked_param_type = "string")] prefix: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "string")] user: JsValue,
+) -> Result<String, JsValue> {
+    let user = UserId::parse(text(&user, "user")?).map_err(Failure::from)?;
+    Ok(key(&prefix, user.as_str())?)
+}
+
+/// `prefix + base64url(user)`: the key of the index of active sessions of `user`.
+#[wasm_bindgen(js_name = userActiveSessionsKey)]
+pub fn user_active_sessions_key(
+    #[wasm_bindgen(unchecked_param_type = "string")] prefix: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "string")] user: JsValue,
+) -> Result<String, JsValue> {
+    let user = UserId::parse(text(&user, "user")?).map_err(Failure::from)?;
+    Ok(key(&prefix, user.as_str())?)
+}
+
+/// Decodes like `decodeSessionRecord`, then returns the session only if it
+/// is active and matches every expectation given.
+#[wasm_bindgen(js_name = requireActiveSession, unchecked_return_type = "Session")]
+pub fn require_active_session(
+    #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "string | Uint8Array")] payload: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "Expectation")] expect: Option<JsValue>,
+) -> Result<JsValue, JsValue> {
+    // Every argument is checked before the record is looked at.
+    let expectation = match expect {
+        Some(expect) if !expect.is_null() && !expect.is_undefined() => {
+            ExpectationInput::from_js(&expect)?.parse()?
+        }
+        _ => Expectation::default(),
+    };
+    let session = decode(&id, &payload)?;
+    expectation.check(&session)?;
+    Ok(to_js(&SessionParts::from(&session))?)
+}
+
+// ------------------------------------------------------ the error adapter
+
+/// The one way errors leave this crate: a JS `Error` named
+/// `AuthsessionError` with a stable `kind` property.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Failure {
+    kind: &'static str,
+    message: String,
+}
+
+impl Failure {
+    fn new(kind: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    fn invalid_argument(message: impl Into<String>) -> Self {
+        Self::new("invalid_argument", message)
+    }
+}
+
+impl From<DecodeError> for Failure {
+    fn from(err: DecodeError) -> Self {
+        Self::new(err.kind(), err.to_string())
+    }
+}
+
+impl From<ValidationError> for Failure {
+    fn from(err: ValidationError) -> Self {
+        Self::new(err.kind(), err.to_string())
+    }
+}
+
+impl From<Failure> for JsValue {
+    fn from(failure: Failure) -> Self {
+        let error = js_sys::Error::new(&failure.message);
+        error.set_name("AuthsessionError");
+        // Defining a property on a fresh, ordinary Error object cannot fail.
+        let _ = Reflect::set(&error, &JsValue::from_str("kind"), &failure.kind.into());
+        error.into()
+    }
+}
+
+// ------------------------------------------------------- JS → Rust values
+
+/// A JS argument that must be a string. Unpaired UTF-16 surrogates have no
+/// UTF-8 form; rather than let them become U+FFFD silently, refuse them.
+fn text(value: &JsValue, what: &str) -> Result<String, Failure> {
+    match value.as_string() {
+        Some(text) if !has_unpaired_surrogates(value, &text) => Ok(text),
+        Some(_) => Err(Failure::invalid_argument(format!(
+            "{what} contains unpaired UTF-16 surrogates"
+        ))),
+        None => Err(Failure::invalid_argument(format!(
+            "{what} must be a string"
+        ))),
+    }
+}
+
+/// `as_string` replaced any unpaired surrogate with U+FFFD, so only then is
+/// the (per code unit, slower) check of the original needed.
+fn has_unpaired_surrogates(value: &JsValue, converted: &str) -> bool {
+    converted.contains('\u{FFFD}')
+        && value
+            .dyn_ref::<JsString>()
+            .is_some_and(|s| !s.is_valid_utf16())
+}
+
+fn decode(id: &JsValue, payload: &JsValue) -> Result<Session, Failure> {
+    let id = DeviceSessionId::parse(text(id, "id")?)?;
+    if let Some(bytes) = payload.dyn_ref::<Uint8Array>() {
+        return Ok(codec::decode(&id, &bytes.to_vec())?);
+    }
+    match payload.as_string() {
+        // Lone surrogates are what invalid UTF-8 is to bytes: not JSON text.
+        Some(text) if has_unpaired_surrogates(payload, &text) => Err(Failure::new(
+            "malformed_json",
+            "payload contains unpaired UTF-16 surrogates",
+        )),
+        Some(text) => Ok(codec::decode(&id, text.as_bytes())?),
+        None => Err(Failure::invalid_argument(
+            "payload must be a string or a Uint8Array",
+        )),
+    }
+}
+
+fn key(prefix: &JsValue, component: &str) -> Result<String, Failure> {
+    Ok(prefixed_key(&text(prefix, "prefix")?, component)?)
+}
+
+fn to_js(session: &SessionParts) -> Result<JsValue, Failure> {
+    // json_compatible: `revocation: null` (not undefined), plain objects.
+    session
+        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .map_err(|err| Failure::invalid_argument(err.to_string()))
+}
+
+/// A session object as JS hands it in: each field kept as a raw `JsValue`
+/// so [`text`] checks it (type and surrogates) with its own name.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct SessionInput {
+    #[serde(with = "serde_wasm_bindgen::preserve")]
+    device_session_id: JsValue,
+    #[serde(with = "serde_wasm_bindgen::preserve")]
+    user_id: JsValue,
+    #[serde(with = "serde_wasm_bindgen::preserve")]
+    client_public_key: JsValue,
+    #[serde(with = "serde_wasm_bindgen::preserve")]
+    status: JsValue,
+    #[serde(with = "serde_wasm_bindgen::preserve")]
+    created_at: JsValue,
+    revocation: Option<RevocationInput>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RevocationInput {
+    #[serde(with = "serde_wasm_bindgen::preserve")]
+    at: JsValue,
+    #[serde(with = "serde_wasm_bindgen::preserve")]
+    reason_code: JsValue,
+    #[serde(with = "serde_wasm_bindgen::preserve")]
+    actor_type: JsValue,
+    #[serde(with = "serde_wasm_bindgen::preserve")]
+    actor_id: JsValue,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ExpectationInput {
+    #[serde(default, with = "serde_wasm_bindgen::preserve")]
+    user_id: JsValue,
+    #[serde(default, with = "serde_wasm_bindgen::preserve")]
+    client_public_key: JsValue,
+}
+
+impl SessionParts {
+    fn from_js(value: &JsValue) -> Result<Self, Failure> {
+        if !value.is_object() {
+            return Err(Failure::invalid_argument("session must be an object"));
+        }
+        let input: SessionInput = serde_wasm_bindgen::from_value(value.clone())
+            .map_err(|err| Failure::invalid_argument(format!("session: {err}")))?;
+        let revocation = match input.revocation {
+            None => None,
+            Some(r) => Some(RevocationParts {
+                at: text(&r.at, "session.revocation.at")?,
+                reason_code: text(&r.reason_code, "session.revocation.reasonCode")?,
+                actor_type: text(&r.actor_type, "session.revocation.actorType")?,
+                actor_id: text(&r.actor_id, "session.revocation.actorId")?,
+            }),
+        };
+        Ok(Self {
+            device_session_id: text(&input.device_session_id, "session.deviceSessionId")?,
+            user_id: text(&input.user_id, "session.userId")?,
+            client_public_key: text(&input.client_public_key, "session.clientPublicKey")?,
+            status: text(&input.status, "session.status")?,
+            created_at: text(&input.created_at, "session.createdAt")?,
+            revocation,
+        })
+    }
+}
+
+impl ExpectationInput {
+    fn from_js(value: &JsValue) -> Result<Self, Failure> {
+        if !value.is_object() {
+            return Err(Failure::invalid_argument("expect must be an object"));
+        }
+        serde_wasm_bindgen::from_value(value.clone())
+            .map_err(|err| Failure::invalid_argument(format!("expect: {err}")))
+    }
+
+    fn parse(self) -> Result<Expectation, Failure> {
+        let optional = |value: &JsValue, what: &str| -> Result<Option<String>, Failure> {
+            if value.is_undefined() {
+                Ok(None)
+            } else {
+                text(value, what).map(Some)
+            }
+        };
+        Expectation::parse(
+            optional(&self.user_id, "expect.userId")?,
+            optional(&self.client_public_key, "expect.clientPublicKey")?,
+        )
+    }
+}
+
+// ------------------------------------------ pure halves (tested natively)
+
+/// The JS shape of a session with plain Rust strings: what `to_js`
+/// serializes and what `SessionInput` is read into.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SessionParts {
+    device_session_id: String,
+    user_id: String,
+    client_public_key: String,
+    status: String,
+    created_at: String,
+    revocation: Option<RevocationParts>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RevocationParts {
+    at: String,
+    reason_code: String,
+    actor_type: String,
+    actor_id: String,
+}
+
+impl From<&Session> for SessionParts {
+    fn from(session: &Session) -> Self {
+        Self {
+            device_session_id: session.id().as_str().to_owned(),
+            user_id: session.user_id().as_str().to_owned(),
+            client_public_key: session.client_public_key().to_base64(),
+            status: session.status().as_str().to_owned(),
+            created_at: session.created_at().to_string(),
+            revocation: session.revocation().map(|r| RevocationParts {
+                at: r.at().to_string(),
+                reason_code: r.reason_code().as_str().to_owned(),
+                actor_type: r.actor_type().as_str().to_owned(),
+                actor_id: r.actor_id().as_str().to_owned(),
+            }),
+        }
+    }
+}
+
+impl SessionParts {
+    /// Through the core's validating constructors only.
+    fn into_session(self) -> Result<Session, Failure> {
+        let timestamp =
+            |text: &str, field: Field| Timestamp::parse(text).map_err(|e| e.for_field(field));
+        let revocation = match self.revocation {
+            None => None,
+            Some(r) => Some(Revocation::new(
+                timestamp(&r.at, Field::RevokedAt)?,
+                RevokeReasonCode::parse(r.reason_code)?,
+                RevokeActorType::parse(r.actor_type)?,
+                RevokeActorId::parse(r.actor_id)?,
+            )?),
+        };
+        Ok(Session::from_parts(
+            DeviceSessionId::parse(self.device_session_id)?,
+            UserId::parse(self.user_id)?,
+            ClientPublicKey::from_base64(&self.client_public_key)?,
+            Status::parse(&self.status)?,
+            timestamp(&self.created_at, Field::CreatedAt)?,
+            revocation,
+        )?)
+    }
+}
+
+/// What `requireActiveSession` was told to expect, parsed.
+#[derive(Debug, Default)]
+struct Expectation {
+    user_id: Option<UserId>,
+    client_public_key: Option<ClientPublicKey>,
+}
+
+impl Expectation {
+    fn parse(user_id: Option<String>, client_public_key: Option<String>) -> Result<Self, Failure> {
+        Ok(Self {
+            user_id: user_id.map(UserId::parse).transpose()?,
+            client_public_key: client_public_key
+                .as_deref()
+                .map(ClientPublicKey::from_base64)
+                .transpose()?,
+        })
+    }
+
+    fn check(&self, session: &Session) -> Result<(), Failure> {
+        if !session.is_active() {
+            return Err(Failure::new(
+                "not_active",
+                format!(
+                    "session {:?} is {}",
+                    session.id().as_str(),
+                    session.status()
+                ),
+            ));
+        }
+        if let Some(user) = &self.user_id {
+            if user != session.user_id() {
+                return Err(Failure::new(
+                    "user_mismatch",
+                    format!(
+                        "session {:?} belongs to another user",
+                        session.id().as_str()
+                    ),
+                ));
+            }
+        }
+        if let Some(key) = &self.client_public_key {
+            if key != session.client_public_key() {
+                return Err(Failure::new(
+                    "key_mismatch",
+                    format!(
+                        "session {:?} is bound to another client public key",
+                        session.id().as_str()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "6CNOOq9vU5hNuRjuSnPSuoYdvt6iZpSYfEDOihlBz8I=";
+
+    fn parts() -> SessionParts {
+        SessionParts {
+            device_session_id: "dev-1".into(),
+            user_id: "user-1".into(),
+            client_public_key: KEY.into(),
+            status: "revoked".into(),
+            created_at: "2024-05-06T07:08:09.5Z".into(),
+            revocation: Some(RevocationParts {
+                at: "2024-05-06T07:08:10Z".into(),
+                reason_code: "logout".into(),
+                actor_type: "user".into(),
+                actor_id: String::new(),
+            }),
+        }
+    }
+
+    #[test]
+    fn parts_round_trip_through_the_core() {
+        let session = parts().into_session().unwrap();
+        assert_eq!(session.status(), Status::Revoked);
+        assert_eq!(SessionParts::from(&session), parts());
+        let bytes = codec::encode(&session);
+        let id = DeviceSessionId::parse("dev-1").unwrap();
+        assert_eq!(codec::decode(&id, &bytes).unwrap(), session);
+    }
+
+    #[test]
+    fn parts_errors_carry_the_core_kinds() {
+        let kind = |edit: fn(&mut SessionParts)| {
+            let mut p = parts();
+            edit(&mut p);
+            p.into_session().unwrap_err()
+        };
+        assert_eq!(
+            kind(|p| p.device_session_id = " x".into()).kind,
+            "invalid_id"
+        );
+        assert_eq!(kind(|p| p.user_id = String::new()).kind, "invalid_id");
+        assert_eq!(
+            kind(|p| p.client_public_key = "AAAA".into()).kind,
+            "invalid_public_key"
+        );
+        assert_eq!(kind(|p| p.status = "Active".into()).kind, "invalid_status");
+        assert_eq!(
+            kind(|p| p.created_at = "2024-05-06T07:08:09.50Z".into()).kind,
+            "non_canonical_timestamp"
+        );
+        let revoked_at = kind(|p| {
+            if let Some(r) = &mut p.revocation {
+                r.at = "yesterday".into();
+            }
+        });
+        assert_eq!(revoked_at.kind, "invalid_timestamp");
+        assert!(
+            revoked_at.message.starts_with("revoked_at"),
+            "{revoked_at:?}"
+        );
+        assert_eq!(
+            kind(|p| p.status = "active".into()).kind,
+            "status_revocation_mismatch"
+        );
+        assert_eq!(
+            kind(|p| p.revocation = None).kind,
+            "status_revocation_mismatch"
+        );
+        assert_eq!(
+            kind(|p| {
+                if let Some(r) = &mut p.revocation {
+                    r.at = "2024-05-06T07:08:09Z".into();
+                }
+            })
+            .kind,
+            "revoked_before_created"
+        );
+        assert_eq!(
+            kind(|p| {
+                if let Some(r) = &mut p.revocation {
+                    r.reason_code = "Logout".into();
+                }
+            })
+            .kind,
+            "invalid_reason_code"
+        );
+    }
+
+    #[test]
+    fn expectations() {
+        let mut p = parts();
+        p.status = "active".into();
+        p.revocation = None;
+        let active = p.into_session().unwrap();
+        let revoked = parts().into_session().unwrap();
+        let check = |user: Option<&str>, key: Option<&str>, session: &Session| {
+            Expectation::parse(user.map(str::to_owned), key.map(str::to_owned))
+                .and_then(|e| e.check(session))
+                .map_err(|f| f.kind)
+        };
+        assert_eq!(check(None, None, &active), Ok(()));
+        assert_eq!(check(Some("user-1"), Some(KEY), &active), Ok(()));
+        assert_eq!(check(None, None, &revoked), Err("not_active"));
+        assert_eq!(check(Some("user-1"), None, &revoked), Err("not_active"));
+        assert_eq!(
+            check(Some("user-2"), Some(KEY), &active),
+            Err("user_mismatch")
+        );
+        let other_key = ClientPublicKey::from_bytes(&[1; 32]).unwrap().to_base64();
+        assert_eq!(
+            check(Some("user-1"), Some(&other_key), &active),
+            Err("key_mismatch")
+        );
+        assert_eq!(check(Some(""), None, &active), Err("invalid_id"));
+        assert_eq!(
+            check(None, Some("AAAA"), &active),
+            Err("invalid_public_key")
+        );
+    }
+}
