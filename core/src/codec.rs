@@ -368,7 +368,12 @@ fn parse_fields(bytes: &[u8]) -> Result<RawFields<'_>, DecodeError> {
     // The visitor reports *why* it failed through this cell; serde_json's
     // own errors (syntax, EOF, non-object) are classified afterwards.
     let problem: Cell<Option<DecodeError>> = Cell::new(None);
-    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    // Validating UTF-8 once up front (vectorised) is cheaper than
+    // serde_json's per-string checks, and invalid UTF-8 is malformed
+    // anywhere in a record, inside strings too.
+    let text =
+        std::str::from_utf8(bytes).map_err(|error| invalid_utf8(bytes, error.valid_up_to()))?;
+    let mut deserializer = serde_json::Deserializer::from_str(text);
     let parsed = RecordSeed { problem: &problem }.deserialize(&mut deserializer);
     let fields = match parsed {
         Ok(fields) => fields,
@@ -377,7 +382,7 @@ fn parse_fields(bytes: &[u8]) -> Result<RawFields<'_>, DecodeError> {
                 // Like the reference, a syntax error anywhere in the object
                 // outranks what the visitor saw first (this path only runs
                 // on failure, so the second parse costs nothing otherwise).
-                Some(found) => match first_value_syntax_error(bytes) {
+                Some(found) => match first_value_syntax_error(text) {
                     Some(syntax) => syntax,
                     None => found,
                 },
@@ -389,8 +394,21 @@ fn parse_fields(bytes: &[u8]) -> Result<RawFields<'_>, DecodeError> {
     Ok(fields)
 }
 
-fn first_value_syntax_error(bytes: &[u8]) -> Option<DecodeError> {
-    let mut values = serde_json::Deserializer::from_slice(bytes).into_iter::<de::IgnoredAny>();
+fn invalid_utf8(bytes: &[u8], at: usize) -> DecodeError {
+    let before = bytes.get(..at).unwrap_or_default();
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    DecodeError::MalformedJson {
+        line: 1 + before.iter().filter(|&&b| b == b'\n').count(),
+        column: 1 + at - line_start,
+        message: format!("invalid UTF-8 at byte {at}"),
+    }
+}
+
+fn first_value_syntax_error(text: &str) -> Option<DecodeError> {
+    let mut values = serde_json::Deserializer::from_str(text).into_iter::<de::IgnoredAny>();
     match values.next() {
         Some(Err(error)) if error.classify() != serde_json::error::Category::Data => {
             Some(classify(&error))
