@@ -116,7 +116,7 @@ impl RedisSessionStore {
             Ok(conn) => conn.map_err(|e| Error::redis("connect", e))?,
             Err(_) => return Err(Error::timeout("connect", timeout)),
         };
-        Ok(Self {
+        let store = Self {
             exec: Arc::new(RedisExec {
                 conn,
                 apply_plan: redis::Script::new(APPLY_PLAN_LUA),
@@ -125,7 +125,12 @@ impl RedisSessionStore {
             retry: config.retry,
             operation_timeout: timeout,
             addr: config.addr,
-        })
+        };
+        // Without credentials the server accepts the connection and refuses
+        // the first command: surface that (and any other refusal) here, as
+        // a clear error of `connect`, not of some later operation.
+        store.exec.ping(store.deadline()).await?;
+        Ok(store)
     }
 
     fn deadline(&self) -> Deadline {
@@ -224,7 +229,7 @@ fn glob_escape(prefix: &str) -> String {
 
 /// The script's `KEYS` and `ARGV` for `plan` (encoding in the script's
 /// header).
-fn plan_args<'p>(plan: &'p Plan) -> (Vec<&'p str>, Vec<Vec<u8>>) {
+fn plan_args(plan: &Plan) -> (Vec<&str>, Vec<Vec<u8>>) {
     let keys = plan.keys();
     let position: HashMap<&str, usize> =
         keys.iter().enumerate().map(|(i, k)| (*k, i + 1)).collect();
@@ -303,7 +308,8 @@ impl Executor for RedisExec {
     }
 
     async fn get(&self, deadline: Deadline, key: &str) -> Result<Option<Vec<u8>>, Error> {
-        self.query(deadline, "get", redis::cmd("GET").arg(key)).await
+        self.query(deadline, "get", redis::cmd("GET").arg(key))
+            .await
     }
 
     async fn mget(
@@ -323,8 +329,12 @@ impl Executor for RedisExec {
     ) -> Result<Vec<String>, Error> {
         let raw: Vec<Vec<u8>> = match max_score {
             None => {
-                self.query(deadline, "zrange", redis::cmd("ZRANGE").arg(key).arg(0).arg(-1))
-                    .await?
+                self.query(
+                    deadline,
+                    "zrange",
+                    redis::cmd("ZRANGE").arg(key).arg(0).arg(-1),
+                )
+                .await?
             }
             Some(max) => {
                 let cmd = redis::cmd("ZRANGEBYSCORE")
@@ -356,12 +366,11 @@ impl Executor for RedisExec {
             invocation.arg(arg.as_slice());
         }
         let mut conn = self.conn.clone();
-        let result: i64 = match tokio::time::timeout(budget, invocation.invoke_async(&mut conn))
-            .await
-        {
-            Ok(result) => result.map_err(|e| Error::redis("apply", e))?,
-            Err(_) => return Err(Error::timeout("apply", budget)),
-        };
+        let result: i64 =
+            match tokio::time::timeout(budget, invocation.invoke_async(&mut conn)).await {
+                Ok(result) => result.map_err(|e| Error::redis("apply", e))?,
+                Err(_) => return Err(Error::timeout("apply", budget)),
+            };
         let key_at = |i: i64| {
             usize::try_from(i)
                 .ok()
@@ -406,7 +415,11 @@ impl Executor for RedisExec {
         Ok(out)
     }
 
-    async fn scan_indexes(&self, deadline: Deadline, prefix: &str) -> Result<Vec<IndexEntries>, Error> {
+    async fn scan_indexes(
+        &self,
+        deadline: Deadline,
+        prefix: &str,
+    ) -> Result<Vec<IndexEntries>, Error> {
         let keys = self.scan_keys(deadline, prefix, Some("zset")).await?;
         let mut out = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(SCAN_BATCH) {
@@ -414,8 +427,7 @@ impl Executor for RedisExec {
             for key in chunk {
                 pipe.cmd("ZRANGE").arg(key).arg(0).arg(-1).arg("WITHSCORES");
             }
-            let sets: Vec<Vec<(Vec<u8>, f64)>> =
-                self.query_pipe(deadline, "zrange", &pipe).await?;
+            let sets: Vec<Vec<(Vec<u8>, f64)>> = self.query_pipe(deadline, "zrange", &pipe).await?;
             for (key, members) in chunk.iter().zip(sets) {
                 let members = members
                     .into_iter()
@@ -549,8 +561,28 @@ mod tests {
         assert_eq!(
             argv,
             [
-                "3", "A", "1", "R", "2", "+inf", "2", "m1", "m2", "V", "3", "old", "S", "1", "v",
-                "Z", "2", "1714979289123456", "m3", "X", "2", "m1"
+                "3",
+                "A",
+                "1",
+                "R",
+                "2",
+                "+inf",
+                "2",
+                "m1",
+                "m2",
+                "V",
+                "3",
+                "old",
+                "S",
+                "1",
+                "v",
+                "Z",
+                "2",
+                "1714979289123456",
+                "m3",
+                "X",
+                "2",
+                "m1"
             ]
         );
     }

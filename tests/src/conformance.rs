@@ -60,7 +60,10 @@ fn assert_error<T: std::fmt::Debug>(
     let err = result.expect_err("operation should fail");
     assert_eq!(err.kind(), kind, "{err}");
     assert_eq!(err.key(), Some(key), "{err}");
-    assert!(err.to_string().contains(key), "message names the key: {err}");
+    assert!(
+        err.to_string().contains(key),
+        "message names the key: {err}"
+    );
     err
 }
 
@@ -78,8 +81,18 @@ pub async fn get_missing_is_not_found<S: SessionStore, R: RawKv>(store: &S, _raw
         &keys.session_key(&id("nope")),
     );
     assert!(!err.is_retryable());
-    assert_eq!(store.count_active_by_user_id(&user("nobody")).await.unwrap(), 0);
-    assert!(store.list_by_user_id(&user("nobody")).await.unwrap().is_empty());
+    assert_eq!(
+        store
+            .count_active_by_user_id(&user("nobody"))
+            .await
+            .unwrap(),
+        0
+    );
+    assert!(store
+        .list_by_user_id(&user("nobody"))
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 /// `create` writes the reference's exact bytes and both index entries
@@ -132,7 +145,10 @@ pub async fn create_existing_id_is_a_conflict<S: SessionStore, R: RawKv>(store: 
     );
     assert!(!err.is_retryable());
     assert_eq!(store.get(s1.id()).await.unwrap(), s1);
-    assert!(raw.zrange(&keys.user_sessions_key(&user("u-2"))).await.is_empty());
+    assert!(raw
+        .zrange(&keys.user_sessions_key(&user("u-2")))
+        .await
+        .is_empty());
     assert!(raw
         .zrange(&keys.user_active_sessions_key(&user("u-2")))
         .await
@@ -235,7 +251,10 @@ pub async fn revoke_before_creation_is_invalid_and_writes_nothing<S: SessionStor
     assert_eq!(raw.get(&keys.session_key(s1.id())).await, before);
 
     // Exactly at creation is fine.
-    let outcome = store.revoke(&revoke_input("s-1", ts(10, 500))).await.unwrap();
+    let outcome = store
+        .revoke(&revoke_input("s-1", ts(10, 500)))
+        .await
+        .unwrap();
     assert_eq!(outcome.as_str(), "revoked");
 }
 
@@ -266,7 +285,10 @@ pub async fn revoke_all_only_at_or_before<S: SessionStore, R: RawKv>(store: &S, 
         .iter()
         .map(|s| (*s).clone().revoked(input.revocation.clone()).unwrap())
         .collect();
-    assert_eq!(outcome, RevokeUserSessionsOutcome::Revoked(expected.clone()));
+    assert_eq!(
+        outcome,
+        RevokeUserSessionsOutcome::Revoked(expected.clone())
+    );
     assert!(outcome.is_consistent_for(&u));
     for s in &expected {
         assert_eq!(&store.get(s.id()).await.unwrap(), s);
@@ -276,7 +298,10 @@ pub async fn revoke_all_only_at_or_before<S: SessionStore, R: RawKv>(store: &S, 
     }
     assert_eq!(raw.get(&keys.session_key(r.id())).await, r_bytes);
     assert_eq!(store.count_active_by_user_id(&u).await.unwrap(), 2);
-    assert_eq!(store.count_active_by_user_id(&user("u-2")).await.unwrap(), 1);
+    assert_eq!(
+        store.count_active_by_user_id(&user("u-2")).await.unwrap(),
+        1
+    );
     let active_members: BTreeSet<String> = raw
         .zrange(&keys.user_active_sessions_key(&u))
         .await
@@ -401,7 +426,8 @@ pub async fn list_reports_index_corruption<S: SessionStore, R: RawKv>(store: &S,
     let u2 = user("u-foreign");
     let o = active("o2", "u-owner", ts(1, 0));
     store.create(&o).await.unwrap();
-    raw.zadd(&keys.user_sessions_key(&u2), "o2", score(&o)).await;
+    raw.zadd(&keys.user_sessions_key(&u2), "o2", score(&o))
+        .await;
     let err = assert_error(
         store.list_by_user_id(&u2).await,
         ErrorKind::Corrupt,
@@ -423,7 +449,8 @@ pub async fn list_reports_index_corruption<S: SessionStore, R: RawKv>(store: &S,
 
     // A member that is not a valid id.
     let u4 = user("u-badmember");
-    raw.zadd(&keys.user_sessions_key(&u4), " padded ", 1.0).await;
+    raw.zadd(&keys.user_sessions_key(&u4), " padded ", 1.0)
+        .await;
     let err = assert_error(
         store.list_by_user_id(&u4).await,
         ErrorKind::Corrupt,
@@ -458,15 +485,23 @@ pub async fn revoke_all_reports_index_corruption_and_writes_nothing<S: SessionSt
     let r = active("rv", "u-revoked", ts(2, 0));
     store.create(&r).await.unwrap();
     store.revoke(&revoke_input("rv", ts(3, 0))).await.unwrap();
-    raw.zadd(&active_key("u-revoked"), "rv", IndexScore::of(r.created_at()).as_f64())
-        .await;
+    raw.zadd(
+        &active_key("u-revoked"),
+        "rv",
+        IndexScore::of(r.created_at()).as_f64(),
+    )
+    .await;
 
     raw.zadd(&active_key("u-ghost"), "ghost", 7.0).await;
 
     let o = active("fo", "u-elsewhere", ts(2, 0));
     store.create(&o).await.unwrap();
-    raw.zadd(&active_key("u-foreign"), "fo", IndexScore::of(o.created_at()).as_f64())
-        .await;
+    raw.zadd(
+        &active_key("u-foreign"),
+        "fo",
+        IndexScore::of(o.created_at()).as_f64(),
+    )
+    .await;
 
     let g = active("ga", "u-garbage", ts(2, 0));
     store.create(&g).await.unwrap();
@@ -491,7 +526,10 @@ pub async fn revoke_all_reports_index_corruption_and_writes_nothing<S: SessionSt
     }
     assert!(store.get(o.id()).await.unwrap().is_active());
     assert_eq!(
-        store.count_active_by_user_id(&user("u-revoked")).await.unwrap(),
+        store
+            .count_active_by_user_id(&user("u-revoked"))
+            .await
+            .unwrap(),
         2
     );
 }
@@ -516,20 +554,34 @@ pub async fn check_finds_and_repairs_index_drift<S: SessionStore, R: RawKv>(stor
     store.create(&healthy).await.unwrap();
     // A record written without its index entries.
     let unindexed = active("unindexed", "u-1", ts(2, 0));
-    raw.set(&keys.session_key(unindexed.id()), &codec::encode(&unindexed))
-        .await;
+    raw.set(
+        &keys.session_key(unindexed.id()),
+        &codec::encode(&unindexed),
+    )
+    .await;
     // A revoked session left in the active index.
     let revoked = active("revoked", "u-1", ts(3, 0));
     store.create(&revoked).await.unwrap();
-    store.revoke(&revoke_input("revoked", ts(4, 0))).await.unwrap();
-    raw.zadd(&act, "revoked", IndexScore::of(revoked.created_at()).as_f64())
-        .await;
+    store
+        .revoke(&revoke_input("revoked", ts(4, 0)))
+        .await
+        .unwrap();
+    raw.zadd(
+        &act,
+        "revoked",
+        IndexScore::of(revoked.created_at()).as_f64(),
+    )
+    .await;
     // A member without a record, and another user's session.
     raw.zadd(&all, "ghost", 1.0).await;
     let foreign = active("foreign", "u-2", ts(5, 0));
     store.create(&foreign).await.unwrap();
-    raw.zadd(&all, "foreign", IndexScore::of(foreign.created_at()).as_f64())
-        .await;
+    raw.zadd(
+        &all,
+        "foreign",
+        IndexScore::of(foreign.created_at()).as_f64(),
+    )
+    .await;
     // A misscored entry.
     raw.zadd(&all, "healthy", 12_345.0).await;
 
@@ -603,7 +655,10 @@ pub async fn check_reports_unrepairable_records<S: SessionStore, R: RawKv>(store
     let repaired = store.check(true).await.unwrap();
     assert!(!repaired.repaired);
     assert_eq!(kinds_and_keys(&repaired), expected);
-    assert_eq!(raw.get(&garbage_key).await.as_deref(), Some(&b"not a record"[..]));
+    assert_eq!(
+        raw.get(&garbage_key).await.as_deref(),
+        Some(&b"not a record"[..])
+    );
     let json = serde_json::to_value(&repaired).unwrap();
     assert_eq!(json["problems"].as_array().unwrap().len(), 2);
     assert!(json["problems"][0]["message"].as_str().unwrap().len() > 10);
@@ -623,6 +678,9 @@ pub async fn purge_deletes_only_the_key_space<S: SessionStore, R: RawKv>(store: 
         &keys.session_key(&id("p1")),
     );
     assert_eq!(store.check(false).await.unwrap().records, 0);
-    assert_eq!(raw.get("outside:the:key:space").await.as_deref(), Some(&b"keep"[..]));
+    assert_eq!(
+        raw.get("outside:the:key:space").await.as_deref(),
+        Some(&b"keep"[..])
+    );
     assert_eq!(store.purge().await.unwrap(), 0);
 }

@@ -43,7 +43,9 @@ pub fn key(seed: u8) -> ClientPublicKey {
 
 /// An active session.
 pub fn active(id_text: &str, user_text: &str, created_at: Timestamp) -> Session {
-    let seed = id_text.bytes().fold(7u8, |a, b| a.wrapping_mul(31).wrapping_add(b));
+    let seed = id_text
+        .bytes()
+        .fold(7u8, |a, b| a.wrapping_mul(31).wrapping_add(b));
     Session::active(id(id_text), user(user_text), key(seed), created_at).expect("fixture session")
 }
 

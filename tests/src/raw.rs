@@ -90,9 +90,7 @@ impl RedisRaw {
 
     /// `INFO commandstats` as `command -> calls`.
     pub async fn command_calls(&self) -> std::collections::BTreeMap<String, u64> {
-        let info: String = self
-            .query(redis::cmd("INFO").arg("commandstats"))
-            .await;
+        let info: String = self.query(redis::cmd("INFO").arg("commandstats")).await;
         info.lines()
             .filter_map(|line| {
                 let rest = line.strip_prefix("cmdstat_")?;
@@ -124,8 +122,14 @@ impl RawKv for RedisRaw {
         let _: i64 = self.query(redis::cmd("ZREM").arg(key).arg(member)).await;
     }
     async fn zrange(&self, key: &str) -> Vec<(String, f64)> {
-        self.query(redis::cmd("ZRANGE").arg(key).arg(0).arg(-1).arg("WITHSCORES"))
-            .await
+        self.query(
+            redis::cmd("ZRANGE")
+                .arg(key)
+                .arg(0)
+                .arg(-1)
+                .arg("WITHSCORES"),
+        )
+        .await
     }
     async fn del(&self, key: &str) {
         let _: i64 = self.query(redis::cmd("DEL").arg(key)).await;

@@ -2,7 +2,12 @@
 //! and revoke-all callers interleave. Only expected outcomes, never
 //! `contention_exhausted` (or any error), and afterwards every record
 //! agrees with both indexes. Bounded by operation count, not time.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -42,9 +47,10 @@ async fn hammer<S: SessionStore + Clone + 'static>(store: S) -> Tally {
             for op in 0..OPS_PER_WORKER {
                 if worker < CREATORS {
                     let sid = format!("w{worker}-{op}");
-                    store.create(&active(&sid, USER, now())).await.unwrap_or_else(|e| {
-                        panic!("create {sid}: {} {e}", e.kind().as_str())
-                    });
+                    store
+                        .create(&active(&sid, USER, now()))
+                        .await
+                        .unwrap_or_else(|e| panic!("create {sid}: {} {e}", e.kind().as_str()));
                     recent.lock().unwrap().push(sid.clone());
                     tally.lock().unwrap().created.push(sid);
                 } else if op % 4 == 3 {
@@ -55,9 +61,10 @@ async fn hammer<S: SessionStore + Clone + 'static>(store: S) -> Tally {
                         device_session_id: id(&sid),
                         revocation: revocation(now()),
                     };
-                    let outcome = store.revoke(&input).await.unwrap_or_else(|e| {
-                        panic!("revoke {sid}: {} {e}", e.kind().as_str())
-                    });
+                    let outcome = store
+                        .revoke(&input)
+                        .await
+                        .unwrap_or_else(|e| panic!("revoke {sid}: {} {e}", e.kind().as_str()));
                     assert!(outcome.is_consistent());
                     let mut t = tally.lock().unwrap();
                     match outcome {
@@ -70,9 +77,10 @@ async fn hammer<S: SessionStore + Clone + 'static>(store: S) -> Tally {
                         user_id: user(USER),
                         revocation: revocation(now()),
                     };
-                    let outcome = store.revoke_all_by_user_id(&input).await.unwrap_or_else(|e| {
-                        panic!("revoke_all: {} {e}", e.kind().as_str())
-                    });
+                    let outcome = store
+                        .revoke_all_by_user_id(&input)
+                        .await
+                        .unwrap_or_else(|e| panic!("revoke_all: {} {e}", e.kind().as_str()));
                     assert!(outcome.is_consistent_for(&input.user_id), "{outcome:?}");
                     let at = input.revocation.at();
                     assert!(outcome.sessions().iter().all(|s| s.created_at() <= at));
@@ -109,7 +117,11 @@ async fn assert_consistent<S: SessionStore>(store: &S, tally: &Tally) {
     assert_eq!(count, u64::try_from(active_now).unwrap());
     // Every revocation reported happened exactly once.
     let revoked_now = listed.len() - active_now;
-    assert_eq!(revoked_now, tally.revoked_one + tally.revoked_by_all, "{tally:?}");
+    assert_eq!(
+        revoked_now,
+        tally.revoked_one + tally.revoked_by_all,
+        "{tally:?}"
+    );
     assert_eq!(report.records, listed.len());
 }
 
@@ -125,7 +137,10 @@ async fn sixty_four_writers_on_one_user_redis() {
     let store = RedisSessionStore::connect(config).await.unwrap();
     let tally = hammer(store.clone()).await;
     assert_eq!(tally.created.len(), CREATORS * OPS_PER_WORKER);
-    assert!(tally.revoked_all_calls > 0 && tally.revoked_by_all > 0, "{tally:?}");
+    assert!(
+        tally.revoked_all_calls > 0 && tally.revoked_by_all > 0,
+        "{tally:?}"
+    );
     assert_consistent(&store, &tally).await;
 }
 

@@ -2,7 +2,12 @@
 //! same port, a stopped (SIGSTOP) server, a server that is not there.
 //! Operations fail with `backend`/`timeout`, recover without a manual
 //! reconnect, and leave no partial write.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -35,7 +40,12 @@ impl Load {
                 if !e.is_retryable() {
                     self.non_retryable.lock().unwrap().push(e.to_string());
                 }
-                *self.errors.lock().unwrap().entry(e.kind().as_str()).or_default() += 1;
+                *self
+                    .errors
+                    .lock()
+                    .unwrap()
+                    .entry(e.kind().as_str())
+                    .or_default() += 1;
                 self.failed.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -47,7 +57,10 @@ impl Load {
 async fn wait_until(what: &str, limit: Duration, cond: impl Fn() -> bool) {
     let give_up = tokio::time::Instant::now() + limit;
     while !cond() {
-        assert!(tokio::time::Instant::now() < give_up, "gave up waiting: {what}");
+        assert!(
+            tokio::time::Instant::now() < give_up,
+            "gave up waiting: {what}"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
@@ -102,7 +115,10 @@ async fn killed_server_then_restarted_recovers_without_partial_writes() {
     }
 
     let limit = Duration::from_secs(30);
-    wait_until("load running", limit, || load.ok.load(Ordering::Relaxed) >= 300).await;
+    wait_until("load running", limit, || {
+        load.ok.load(Ordering::Relaxed) >= 300
+    })
+    .await;
     server.kill();
     let failed_at_kill = load.failed.load(Ordering::Relaxed);
     wait_until("operations failing while the server is down", limit, || {
@@ -111,9 +127,11 @@ async fn killed_server_then_restarted_recovers_without_partial_writes() {
     .await;
     let ok_while_down = load.ok.load(Ordering::Relaxed);
     tokio::task::block_in_place(|| server.restart());
-    wait_until("operations succeeding again after the restart", limit, || {
-        load.ok.load(Ordering::Relaxed) >= ok_while_down + 300
-    })
+    wait_until(
+        "operations succeeding again after the restart",
+        limit,
+        || load.ok.load(Ordering::Relaxed) >= ok_while_down + 300,
+    )
     .await;
     load.stop.store(true, Ordering::Relaxed);
     for w in workers {
@@ -130,12 +148,18 @@ async fn killed_server_then_restarted_recovers_without_partial_writes() {
         errors.keys().all(|k| *k == "backend" || *k == "timeout"),
         "{errors:?}"
     );
-    assert!(errors.get("backend").copied().unwrap_or(0) > 0, "{errors:?}");
+    assert!(
+        errors.get("backend").copied().unwrap_or(0) > 0,
+        "{errors:?}"
+    );
     assert!(load.non_retryable.lock().unwrap().is_empty());
     // No partial write: every record agrees with both indexes.
     let report = store.check(false).await.unwrap();
     assert!(report.is_clean(), "{report:#?}");
-    assert!(report.records > 0, "writes before the kill survived the restart");
+    assert!(
+        report.records > 0,
+        "writes before the kill survived the restart"
+    );
     store.ping().await.unwrap();
 }
 

@@ -3,7 +3,12 @@
 //! sessions. Counted on the server: MONITOR says who sent each command
 //! (the store, or a Lua script it ran), and `INFO commandstats` deltas
 //! cross-check that MONITOR saw every command the server executed.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -98,7 +103,9 @@ async fn round_trips_per_operation_are_constant() {
         assert_eq!(count.unwrap(), u64::try_from(n).unwrap());
         assert_eq!(cmds, ["zcard"], "count");
 
-        let (listed, cmds) = probe.client_commands(store.list_by_user_id(&user(&u))).await;
+        let (listed, cmds) = probe
+            .client_commands(store.list_by_user_id(&user(&u)))
+            .await;
         assert_eq!(listed.unwrap().len(), n);
         assert_eq!(cmds, ["zrange", "mget"], "list of {n}");
 
