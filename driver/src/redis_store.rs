@@ -152,12 +152,29 @@ impl RedisExec {
         op: &'static str,
         cmd: &redis::Cmd,
     ) -> Result<T, Error> {
+        self.query_typed(deadline, op, cmd, None).await
+    }
+
+    /// [`Self::query`] on one key that must hold `expected` (a type name):
+    /// a `WRONGTYPE` reply is corrupt data at that key.
+    async fn query_typed<T: FromRedisValue>(
+        &self,
+        deadline: Deadline,
+        op: &'static str,
+        cmd: &redis::Cmd,
+        key_type: Option<(&str, &'static str)>,
+    ) -> Result<T, Error> {
         let budget = deadline
             .round_trip_budget()
             .ok_or_else(|| Error::timeout(op, Duration::ZERO))?;
         let mut conn = self.conn.clone();
         match tokio::time::timeout(budget, cmd.query_async::<T>(&mut conn)).await {
-            Ok(result) => result.map_err(|e| Error::redis(op, e)),
+            Ok(result) => result.map_err(|e| match key_type {
+                Some((key, expected)) if e.code() == Some("WRONGTYPE") => {
+                    Error::wrong_type(key, expected)
+                }
+                _ => Error::redis(op, e),
+            }),
             Err(_) => Err(Error::timeout(op, budget)),
         }
     }
@@ -308,7 +325,8 @@ impl Executor for RedisExec {
     }
 
     async fn get(&self, deadline: Deadline, key: &str) -> Result<Option<Vec<u8>>, Error> {
-        self.query(deadline, "get", redis::cmd("GET").arg(key))
+        let cmd = redis::cmd("GET").arg(key).to_owned();
+        self.query_typed(deadline, "get", &cmd, Some((key, "string")))
             .await
     }
 
@@ -317,6 +335,8 @@ impl Executor for RedisExec {
         deadline: Deadline,
         keys: &[String],
     ) -> Result<Vec<Option<Vec<u8>>>, Error> {
+        // MGET answers nil for a key of another type; the flows then treat
+        // it as missing and confirm that on the server.
         self.query(deadline, "mget", redis::cmd("MGET").arg(keys))
             .await
     }
@@ -327,29 +347,29 @@ impl Executor for RedisExec {
         key: &str,
         max_score: Option<IndexScore>,
     ) -> Result<Vec<String>, Error> {
-        let raw: Vec<Vec<u8>> = match max_score {
-            None => {
-                self.query(
-                    deadline,
-                    "zrange",
-                    redis::cmd("ZRANGE").arg(key).arg(0).arg(-1),
-                )
-                .await?
-            }
-            Some(max) => {
-                let cmd = redis::cmd("ZRANGEBYSCORE")
+        let (op, cmd) = match max_score {
+            None => (
+                "zrange",
+                redis::cmd("ZRANGE").arg(key).arg(0).arg(-1).to_owned(),
+            ),
+            Some(max) => (
+                "zrangebyscore",
+                redis::cmd("ZRANGEBYSCORE")
                     .arg(key)
                     .arg("-inf")
                     .arg(max.to_string())
-                    .to_owned();
-                self.query(deadline, "zrangebyscore", &cmd).await?
-            }
+                    .to_owned(),
+            ),
         };
+        let raw: Vec<Vec<u8>> = self
+            .query_typed(deadline, op, &cmd, Some((key, "sorted set")))
+            .await?;
         members_to_strings(key, raw)
     }
 
     async fn index_len(&self, deadline: Deadline, key: &str) -> Result<u64, Error> {
-        self.query(deadline, "zcard", redis::cmd("ZCARD").arg(key))
+        let cmd = redis::cmd("ZCARD").arg(key).to_owned();
+        self.query_typed(deadline, "zcard", &cmd, Some((key, "sorted set")))
             .await
     }
 
