@@ -437,3 +437,40 @@ fn run_bench(global: &GlobalArgs, args: &BenchArgs) -> Result<ExitCode, CliError
         Ok(ExitCode::FAILURE)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argument_definitions_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn backend_selection() {
+        let global = |redis_url: Option<&str>, memory: bool| GlobalArgs {
+            redis_url: redis_url.map(str::to_owned),
+            prefix: authsession_core::DEFAULT_KEY_BASE.to_owned(),
+            memory,
+        };
+        let url = |b: Backend| match b {
+            Backend::Memory => None,
+            Backend::Redis(url) => Some(url),
+        };
+        // Store commands default to the local server, demo to memory.
+        assert_eq!(
+            url(global(None, false).backend(Some(DEFAULT_REDIS_URL))).as_deref(),
+            Some(DEFAULT_REDIS_URL)
+        );
+        assert_eq!(url(global(None, false).backend(None)), None);
+        assert_eq!(
+            url(global(Some("redis://h:1"), false).backend(None)).as_deref(),
+            Some("redis://h:1")
+        );
+        assert_eq!(
+            url(global(Some("redis://h:1"), true).backend(Some(DEFAULT_REDIS_URL))),
+            None
+        );
+    }
+}
