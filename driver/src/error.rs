@@ -72,6 +72,8 @@ enum Repr {
     WrongType { key: String, expected: &'static str },
     #[error("{op} timed out after {after:?}")]
     Timeout { op: &'static str, after: Duration },
+    #[error("operation deadline ({timeout:?}) passed before {op}")]
+    DeadlinePassed { op: &'static str, timeout: Duration },
     #[error("redis authentication failed: {source}")]
     Auth {
         #[source]
@@ -102,7 +104,7 @@ impl Error {
             },
             Repr::Conflict { .. } => ErrorKind::Conflict,
             Repr::WrongType { .. } => ErrorKind::Corrupt,
-            Repr::Timeout { .. } => ErrorKind::Timeout,
+            Repr::Timeout { .. } | Repr::DeadlinePassed { .. } => ErrorKind::Timeout,
             Repr::Auth { .. } => ErrorKind::Backend,
             Repr::Redis { source, .. } if source.is_timeout() => ErrorKind::Timeout,
             Repr::Redis { .. } => ErrorKind::Backend,
@@ -117,7 +119,7 @@ impl Error {
     /// report a conflict.)
     pub fn is_retryable(&self) -> bool {
         match &*self.0 {
-            Repr::Timeout { .. } | Repr::Contention { .. } => true,
+            Repr::Timeout { .. } | Repr::DeadlinePassed { .. } | Repr::Contention { .. } => true,
             Repr::Redis { source, .. } => {
                 source.is_io_error()
                     || source.is_timeout()
@@ -177,6 +179,10 @@ impl Error {
 
     pub(crate) fn timeout(op: &'static str, after: Duration) -> Self {
         Self::new(Repr::Timeout { op, after })
+    }
+
+    pub(crate) fn deadline_passed(op: &'static str, timeout: Duration) -> Self {
+        Self::new(Repr::DeadlinePassed { op, timeout })
     }
 
     pub(crate) fn redis(op: &'static str, source: redis::RedisError) -> Self {

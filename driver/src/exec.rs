@@ -50,6 +50,11 @@ impl Deadline {
         }
     }
 
+    /// The configured cap of one round trip.
+    pub(crate) fn round_trip(&self) -> Duration {
+        self.round_trip
+    }
+
     /// Whether sleeping `pause` still leaves time for another attempt.
     fn allows(&self, pause: Duration) -> bool {
         self.at.is_none_or(|at| {
@@ -175,5 +180,55 @@ impl Retrier {
         }
         exec.pause(pause).await;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::ErrorKind;
+
+    fn policy(max_attempts: u32, delay: Duration) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts,
+            base_delay: delay,
+            max_delay: delay,
+        }
+    }
+
+    #[tokio::test]
+    async fn gives_up_after_max_attempts() {
+        let exec = crate::memory::Shared::default();
+        let deadline = Deadline::per_round_trip(Duration::from_secs(1));
+        let mut retrier = Retrier::new(policy(3, Duration::from_micros(1)), deadline);
+        retrier.backoff(&exec, "k".into()).await.unwrap();
+        retrier.backoff(&exec, "k".into()).await.unwrap();
+        let err = retrier.backoff(&exec, "k".into()).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ContentionExhausted);
+        assert_eq!(err.key(), Some("k"));
+        assert!(err.to_string().contains("3 attempts"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn gives_up_at_the_deadline() {
+        let exec = crate::memory::Shared::default();
+        let deadline = Deadline::after(Duration::ZERO);
+        assert_eq!(deadline.round_trip_budget(), None);
+        let mut retrier = Retrier::new(policy(64, Duration::ZERO), deadline);
+        let err = retrier.backoff(&exec, "k".into()).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ContentionExhausted);
+    }
+
+    #[test]
+    fn round_trips_get_what_is_left() {
+        let d = Deadline::after(Duration::from_secs(60));
+        let budget = d.round_trip_budget().unwrap();
+        assert!(budget <= Duration::from_secs(60) && budget > Duration::from_secs(59));
+        let unbounded = Deadline::per_round_trip(Duration::from_millis(7));
+        assert_eq!(
+            unbounded.round_trip_budget(),
+            Some(Duration::from_millis(7))
+        );
     }
 }

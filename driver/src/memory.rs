@@ -29,7 +29,7 @@ pub struct MemorySessionStore {
 }
 
 #[derive(Debug, Default)]
-struct Shared(Mutex<MemoryKv>);
+pub(crate) struct Shared(Mutex<MemoryKv>);
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, MemoryKv> {
@@ -73,10 +73,7 @@ impl Executor for Shared {
 
     async fn mget(&self, _: Deadline, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, Error> {
         let kv = self.lock();
-        Ok(keys
-            .iter()
-            .map(|k| kv.get(k).map(<[u8]>::to_vec))
-            .collect())
+        Ok(keys.iter().map(|k| kv.get(k).map(<[u8]>::to_vec)).collect())
     }
 
     async fn index_members(
@@ -104,7 +101,11 @@ impl Executor for Shared {
         })
     }
 
-    async fn scan_values(&self, _: Deadline, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, Error> {
+    async fn scan_values(
+        &self,
+        _: Deadline,
+        prefix: &str,
+    ) -> Result<Vec<(String, Vec<u8>)>, Error> {
         let kv = self.lock();
         Ok(kv
             .value_keys()

@@ -166,7 +166,7 @@ impl RedisExec {
     ) -> Result<T, Error> {
         let budget = deadline
             .round_trip_budget()
-            .ok_or_else(|| Error::timeout(op, Duration::ZERO))?;
+            .ok_or_else(|| Error::deadline_passed(op, deadline.round_trip()))?;
         let mut conn = self.conn.clone();
         match tokio::time::timeout(budget, cmd.query_async::<T>(&mut conn)).await {
             Ok(result) => result.map_err(|e| match key_type {
@@ -188,7 +188,7 @@ impl RedisExec {
     ) -> Result<T, Error> {
         let budget = deadline
             .round_trip_budget()
-            .ok_or_else(|| Error::timeout(op, Duration::ZERO))?;
+            .ok_or_else(|| Error::deadline_passed(op, deadline.round_trip()))?;
         let mut conn = self.conn.clone();
         match tokio::time::timeout(budget, pipe.query_async::<T>(&mut conn)).await {
             Ok(result) => result.map_err(|e| Error::redis(op, e)),
@@ -376,7 +376,7 @@ impl Executor for RedisExec {
     async fn apply(&self, deadline: Deadline, plan: &Plan) -> Result<Applied, Error> {
         let budget = deadline
             .round_trip_budget()
-            .ok_or_else(|| Error::timeout("apply", Duration::ZERO))?;
+            .ok_or_else(|| Error::deadline_passed("apply", deadline.round_trip()))?;
         let (keys, argv) = plan_args(plan);
         let mut invocation = self.apply_plan.prepare_invoke();
         for key in &keys {
