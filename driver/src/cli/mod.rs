@@ -30,7 +30,13 @@ const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
 
 /// Inspect, revoke, validate and check authsession device sessions.
 #[derive(Debug, Parser)]
-#[command(name = "authsession", version, about, max_term_width = 100)]
+#[command(
+    name = "authsession",
+    version,
+    max_term_width = 100,
+    after_help = "Every command prints JSON on stdout. On any error it exits 1 and prints the \
+                  message with its stable kind on stderr (usage errors exit 2)."
+)]
 struct Cli {
     #[command(flatten)]
     global: GlobalArgs,
