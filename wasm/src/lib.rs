@@ -9,7 +9,9 @@
 //! `requireActiveSession`) and `invalid_argument` (a JS value of the wrong
 //! type or shape).
 //!
-//! The pure halves of the conversions ([`SessionParts`], [`Expectation`])
+//! JS objects cross as JSON text (`JSON.stringify`/`JSON.parse` on the JS
+//! side, serde_json — already in the core — on this side), which keeps the
+//! module small and fast. The pure halves ([`SessionParts`], [`Expectation`])
 //! hold no `JsValue`, so they are unit-tested natively; the JS halves are
 //! tested under Node by `wasm-bindgen-test` and the `node --test` suites.
 #![forbid(unsafe_code)]
@@ -79,6 +81,14 @@ export interface AuthsessionError extends Error {
 
 // ------------------------------------------------------------ the exports
 
+#[wasm_bindgen]
+extern "C" {
+    /// The optional `expect` argument of `requireActiveSession`, typed as
+    /// the `Expectation` interface in the TypeScript declarations.
+    #[wasm_bindgen(typescript_type = "Expectation")]
+    pub type ExpectationArg;
+}
+
 /// Strictly decodes the record stored under `id`'s key; throws unless it is
 /// a valid record of exactly that id.
 #[wasm_bindgen(js_name = decodeSessionRecord, unchecked_return_type = "Session")]
@@ -135,14 +145,12 @@ pub fn user_active_sessions_key(
 pub fn require_active_session(
     #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
     #[wasm_bindgen(unchecked_param_type = "string | Uint8Array")] payload: JsValue,
-    #[wasm_bindgen(unchecked_param_type = "Expectation")] expect: Option<JsValue>,
+    expect: Option<ExpectationArg>,
 ) -> Result<JsValue, JsValue> {
     // Every argument is checked before the record is looked at.
     let expectation = match expect {
-        Some(expect) if !expect.is_null() && !expect.is_undefined() => {
-            ExpectationInput::from_js(&expect)?.parse()?
-        }
-        _ => Expectation::default(),
+        Some(expect) => ExpectationInput::from_js(&expect)?.parse()?,
+        None => Expectation::default(),
     };
     let session = decode(&id, &payload)?;
     expectation.check(&session)?;
@@ -241,110 +249,71 @@ fn key(prefix: &JsValue, component: &str) -> Result<String, Failure> {
     Ok(prefixed_key(&text(prefix, "prefix")?, component)?)
 }
 
+/// A plain JS object argument, read through its JSON text: the conversion
+/// `JSON.stringify` defines, then serde_json (already in the core) for the
+/// shape. Unpaired surrogates come out of `stringify` as `\udXXX` escapes,
+/// which serde_json refuses, so they cannot slip in as U+FFFD.
+fn from_js_object<T: serde::de::DeserializeOwned>(
+    value: &JsValue,
+    what: &str,
+) -> Result<T, Failure> {
+    if !value.is_object() || js_sys::Array::is_array(value) {
+        return Err(Failure::invalid_argument(format!(
+            "{what} must be a plain object"
+        )));
+    }
+    let json = js_sys::JSON::stringify(value)
+        .ok()
+        .and_then(|json| json.as_string())
+        .ok_or_else(|| Failure::invalid_argument(format!("{what} is not JSON-serializable")))?;
+    serde_json::from_str(&json).map_err(|err| Failure::invalid_argument(format!("{what}: {err}")))
+}
+
+/// The session as a plain JS object, via its JSON text.
 fn to_js(session: &SessionParts) -> Result<JsValue, Failure> {
-    // json_compatible: `revocation: null` (not undefined), plain objects.
-    session
-        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
-        .map_err(|err| Failure::invalid_argument(err.to_string()))
-}
-
-/// A session object as JS hands it in: each field kept as a raw `JsValue`
-/// so [`text`] checks it (type and surrogates) with its own name.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct SessionInput {
-    #[serde(with = "serde_wasm_bindgen::preserve")]
-    device_session_id: JsValue,
-    #[serde(with = "serde_wasm_bindgen::preserve")]
-    user_id: JsValue,
-    #[serde(with = "serde_wasm_bindgen::preserve")]
-    client_public_key: JsValue,
-    #[serde(with = "serde_wasm_bindgen::preserve")]
-    status: JsValue,
-    #[serde(with = "serde_wasm_bindgen::preserve")]
-    created_at: JsValue,
-    revocation: Option<RevocationInput>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct RevocationInput {
-    #[serde(with = "serde_wasm_bindgen::preserve")]
-    at: JsValue,
-    #[serde(with = "serde_wasm_bindgen::preserve")]
-    reason_code: JsValue,
-    #[serde(with = "serde_wasm_bindgen::preserve")]
-    actor_type: JsValue,
-    #[serde(with = "serde_wasm_bindgen::preserve")]
-    actor_id: JsValue,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct ExpectationInput {
-    #[serde(default, with = "serde_wasm_bindgen::preserve")]
-    user_id: JsValue,
-    #[serde(default, with = "serde_wasm_bindgen::preserve")]
-    client_public_key: JsValue,
+    let json =
+        serde_json::to_string(session).map_err(|err| Failure::invalid_argument(err.to_string()))?;
+    js_sys::JSON::parse(&json).map_err(|_| Failure::invalid_argument("JSON.parse failed"))
 }
 
 impl SessionParts {
     fn from_js(value: &JsValue) -> Result<Self, Failure> {
-        if !value.is_object() {
-            return Err(Failure::invalid_argument("session must be an object"));
-        }
-        let input: SessionInput = serde_wasm_bindgen::from_value(value.clone())
-            .map_err(|err| Failure::invalid_argument(format!("session: {err}")))?;
-        let revocation = match input.revocation {
-            None => None,
-            Some(r) => Some(RevocationParts {
-                at: text(&r.at, "session.revocation.at")?,
-                reason_code: text(&r.reason_code, "session.revocation.reasonCode")?,
-                actor_type: text(&r.actor_type, "session.revocation.actorType")?,
-                actor_id: text(&r.actor_id, "session.revocation.actorId")?,
-            }),
-        };
-        Ok(Self {
-            device_session_id: text(&input.device_session_id, "session.deviceSessionId")?,
-            user_id: text(&input.user_id, "session.userId")?,
-            client_public_key: text(&input.client_public_key, "session.clientPublicKey")?,
-            status: text(&input.status, "session.status")?,
-            created_at: text(&input.created_at, "session.createdAt")?,
-            revocation,
-        })
+        from_js_object(value, "session")
     }
+}
+
+/// `requireActiveSession`'s `expect` argument as JS hands it in.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ExpectationInput {
+    // Absent means "do not check"; `null` is refused rather than read as
+    // absent, so a missing value upstream cannot silently skip a check.
+    #[serde(default, deserialize_with = "present_string")]
+    user_id: Option<String>,
+    #[serde(default, deserialize_with = "present_string")]
+    client_public_key: Option<String>,
+}
+
+fn present_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    String::deserialize(d).map(Some)
 }
 
 impl ExpectationInput {
     fn from_js(value: &JsValue) -> Result<Self, Failure> {
-        if !value.is_object() {
-            return Err(Failure::invalid_argument("expect must be an object"));
-        }
-        serde_wasm_bindgen::from_value(value.clone())
-            .map_err(|err| Failure::invalid_argument(format!("expect: {err}")))
+        from_js_object(value, "expect")
     }
 
     fn parse(self) -> Result<Expectation, Failure> {
-        let optional = |value: &JsValue, what: &str| -> Result<Option<String>, Failure> {
-            if value.is_undefined() {
-                Ok(None)
-            } else {
-                text(value, what).map(Some)
-            }
-        };
-        Expectation::parse(
-            optional(&self.user_id, "expect.userId")?,
-            optional(&self.client_public_key, "expect.clientPublicKey")?,
-        )
+        Expectation::parse(self.user_id, self.client_public_key)
     }
 }
 
 // ------------------------------------------ pure halves (tested natively)
 
 /// The JS shape of a session with plain Rust strings: what `to_js`
-/// serializes and what `SessionInput` is read into.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
+/// writes and what a JS session object is read into.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct SessionParts {
     device_session_id: String,
     user_id: String,
@@ -354,8 +323,8 @@ struct SessionParts {
     revocation: Option<RevocationParts>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RevocationParts {
     at: String,
     reason_code: String,
