@@ -523,6 +523,47 @@ mod tests {
     }
 
     #[test]
+    fn the_js_shape_is_camel_case_with_null_revocation() {
+        let mut p = parts();
+        p.status = "active".into();
+        p.revocation = None;
+        let json = serde_json::to_string(&p).unwrap();
+        assert_eq!(
+            json,
+            format!(
+                r#"{{"deviceSessionId":"dev-1","userId":"user-1","clientPublicKey":"{KEY}","status":"active","createdAt":"2024-05-06T07:08:09.5Z","revocation":null}}"#
+            )
+        );
+        assert_eq!(serde_json::from_str::<SessionParts>(&json).unwrap(), p);
+        let revoked = serde_json::to_string(&parts()).unwrap();
+        assert!(revoked.contains(
+            r#""revocation":{"at":"2024-05-06T07:08:10Z","reasonCode":"logout","actorType":"user","actorId":""}"#
+        ));
+        assert_eq!(
+            serde_json::from_str::<SessionParts>(&revoked).unwrap(),
+            parts()
+        );
+        // Unknown or misspelt fields are refused, not ignored.
+        let extra = json.replacen('{', r#"{"extra":1,"#, 1);
+        assert!(serde_json::from_str::<SessionParts>(&extra).is_err());
+        let snake = json.replace("userId", "user_id");
+        assert!(serde_json::from_str::<SessionParts>(&snake).is_err());
+    }
+
+    #[test]
+    fn expectation_input_refuses_null_and_unknown_fields() {
+        let read = |json: &str| serde_json::from_str::<ExpectationInput>(json);
+        let empty = read("{}").unwrap();
+        assert_eq!((empty.user_id, empty.client_public_key), (None, None));
+        let user = read(r#"{"userId":"u"}"#).unwrap();
+        assert_eq!(user.user_id.as_deref(), Some("u"));
+        assert!(read(r#"{"userId":null}"#).is_err());
+        assert!(read(r#"{"clientPublicKey":null}"#).is_err());
+        assert!(read(r#"{"userID":"u"}"#).is_err());
+        assert!(read(r#"{"userId":1}"#).is_err());
+    }
+
+    #[test]
     fn expectations() {
         let mut p = parts();
         p.status = "active".into();
