@@ -117,3 +117,58 @@ pub trait SessionStore: Send + Sync {
     /// Where this store keeps records and indexes.
     fn key_space(&self) -> &KeySpace;
 }
+
+/// A shared store is a store (e.g. one store behind many tasks).
+impl<T: SessionStore + ?Sized> SessionStore for std::sync::Arc<T> {
+    fn ping(&self) -> impl Future<Output = Result<(), Error>> + Send {
+        (**self).ping()
+    }
+
+    fn get(&self, id: &DeviceSessionId) -> impl Future<Output = Result<Session, Error>> + Send {
+        (**self).get(id)
+    }
+
+    fn list_by_user_id(
+        &self,
+        user: &UserId,
+    ) -> impl Future<Output = Result<Vec<Session>, Error>> + Send {
+        (**self).list_by_user_id(user)
+    }
+
+    fn count_active_by_user_id(
+        &self,
+        user: &UserId,
+    ) -> impl Future<Output = Result<u64, Error>> + Send {
+        (**self).count_active_by_user_id(user)
+    }
+
+    fn create(&self, session: &Session) -> impl Future<Output = Result<(), Error>> + Send {
+        (**self).create(session)
+    }
+
+    fn revoke(
+        &self,
+        input: &RevokeSessionInput,
+    ) -> impl Future<Output = Result<RevokeSessionOutcome, Error>> + Send {
+        (**self).revoke(input)
+    }
+
+    fn revoke_all_by_user_id(
+        &self,
+        input: &RevokeUserSessionsInput,
+    ) -> impl Future<Output = Result<RevokeUserSessionsOutcome, Error>> + Send {
+        (**self).revoke_all_by_user_id(input)
+    }
+
+    fn check(&self, repair: bool) -> impl Future<Output = Result<CheckReport, Error>> + Send {
+        (**self).check(repair)
+    }
+
+    fn purge(&self) -> impl Future<Output = Result<u64, Error>> + Send {
+        (**self).purge()
+    }
+
+    fn key_space(&self) -> &KeySpace {
+        (**self).key_space()
+    }
+}

@@ -146,8 +146,11 @@ async fn sixty_four_writers_on_one_user_redis() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sixty_four_writers_on_one_user_memory() {
-    let store = MemorySessionStore::new(fresh_key_space("contention-memory"));
-    let tally = hammer(store.clone()).await;
+    // Shared through `Arc` (itself a store) rather than `Clone`.
+    let store = Arc::new(MemorySessionStore::new(fresh_key_space(
+        "contention-memory",
+    )));
+    let tally = hammer(Arc::clone(&store)).await;
     assert_eq!(tally.created.len(), CREATORS * OPS_PER_WORKER);
     assert_consistent(&store, &tally).await;
 }
