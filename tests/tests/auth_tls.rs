@@ -198,3 +198,27 @@ async fn tls_checks_the_host_name() {
         .expect_err("certificate for another name");
     assert_eq!(err.kind(), ErrorKind::Backend, "{err}");
 }
+
+#[tokio::test]
+async fn the_configured_database_is_used() {
+    let server = RedisServer::start();
+    let keys = fresh_key_space("db");
+    let config = RedisConfig::from_url(&format!("{}/3", server.url())).unwrap();
+    assert_eq!(config.db, 3);
+    let store = RedisSessionStore::connect(RedisConfig {
+        key_space: keys.clone(),
+        ..config
+    })
+    .await
+    .unwrap();
+    let s = active("in-db-3", "u-1", ts(0, 0));
+    store.create(&s).await.unwrap();
+
+    let raw = server.raw().await;
+    let key = keys.session_key(s.id());
+    let in_db0: i64 = raw.query(redis::cmd("EXISTS").arg(&key)).await;
+    assert_eq!(in_db0, 0);
+    let () = raw.query(redis::cmd("SELECT").arg(3)).await;
+    let in_db3: i64 = raw.query(redis::cmd("EXISTS").arg(&key)).await;
+    assert_eq!(in_db3, 1);
+}
