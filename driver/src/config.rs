@@ -314,8 +314,14 @@ mod tests {
         assert_eq!(field_of(&with(&|c| c.addr = "nohost".into())), Some("addr"));
         assert_eq!(field_of(&with(&|c| c.addr = ":6379".into())), Some("addr"));
         assert_eq!(field_of(&with(&|c| c.addr = "h:0".into())), Some("addr"));
-        assert_eq!(field_of(&with(&|c| c.addr = "h:70000".into())), Some("addr"));
-        assert_eq!(field_of(&with(&|c| c.addr = "::1:6379".into())), Some("addr"));
+        assert_eq!(
+            field_of(&with(&|c| c.addr = "h:70000".into())),
+            Some("addr")
+        );
+        assert_eq!(
+            field_of(&with(&|c| c.addr = "::1:6379".into())),
+            Some("addr")
+        );
         assert_eq!(field_of(&with(&|c| c.db = -1)), Some("db"));
         assert_eq!(
             field_of(&with(&|c| c.username = Some("u".into()))),
