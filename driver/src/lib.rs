@@ -18,6 +18,45 @@
 //! (`ZCARD`), `create` 1 (script), `list` ≤ 2 (`ZRANGE` + `MGET`),
 //! `revoke` ≤ 2 (`GET` + script), `revoke_all` ≤ 3 (`ZRANGEBYSCORE` +
 //! `MGET` + script) — independent of the number of sessions.
+//!
+//! ```
+//! use authsession_driver::core::{
+//!     ClientPublicKey, DeviceSessionId, KeySpace, Revocation, RevokeActorId, RevokeActorType,
+//!     RevokeReasonCode, RevokeUserSessionsInput, Session, Timestamp, UserId,
+//! };
+//! use authsession_driver::{ErrorKind, MemorySessionStore, SessionStore};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+//! // `RedisSessionStore::connect(RedisConfig::from_url("redis://127.0.0.1:6379")?)`
+//! // gives the same API on Redis.
+//! let store = MemorySessionStore::new(KeySpace::default());
+//! let user = UserId::parse("user-1")?;
+//! let session = Session::active(
+//!     DeviceSessionId::parse("device-1")?,
+//!     user.clone(),
+//!     ClientPublicKey::from_bytes(&[7; 32])?,
+//!     Timestamp::parse("2026-11-27T10:00:00Z")?,
+//! )?;
+//! store.create(&session).await?;
+//! assert_eq!(store.create(&session).await.unwrap_err().kind(), ErrorKind::Conflict);
+//! assert_eq!(store.count_active_by_user_id(&user).await?, 1);
+//!
+//! let revocation = Revocation::new(
+//!     Timestamp::parse("2026-11-27T11:00:00Z")?,
+//!     RevokeReasonCode::parse("logout")?,
+//!     RevokeActorType::parse("user")?,
+//!     RevokeActorId::empty(),
+//! )?;
+//! let outcome = store
+//!     .revoke_all_by_user_id(&RevokeUserSessionsInput { user_id: user.clone(), revocation })
+//!     .await?;
+//! assert_eq!(outcome.sessions().len(), 1);
+//! assert!(store.check(false).await?.is_clean());
+//! # Ok::<_, Box<dyn std::error::Error>>(())
+//! # })
+//! # }
+//! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(
