@@ -49,8 +49,9 @@ impl When {
     }
 }
 
+/// A state-changing operation (or a list, which reads in two steps).
 #[derive(Debug, Clone, Arbitrary)]
-enum Op {
+enum Action {
     /// Create a session; `revoked` creates it already revoked (at the later
     /// of its instant and `created`).
     Create {
@@ -70,14 +71,28 @@ enum Op {
         at: When,
         reason: u8,
     },
-    Get {
-        id: u8,
-    },
     List {
         user: u8,
     },
+}
+
+#[derive(Debug, Clone, Arbitrary)]
+enum Op {
+    Do(Action),
+    Get {
+        id: u8,
+    },
     Count {
         user: u8,
+    },
+    /// `other` runs to completion in the middle of `main`: after `main`'s
+    /// first read (the index, or the record for a single revoke), before
+    /// its further reads and its apply — the race the `Confirm` step and
+    /// `Retry` violations exist for. The result must equal one of the two
+    /// serial orders.
+    Concurrent {
+        main: Action,
+        other: Action,
     },
 }
 
@@ -108,24 +123,290 @@ fn revocation(at: Timestamp, reason: u8) -> Result<Revocation, ValidationError> 
     )
 }
 
+/// An [`Action`] with its domain values built.
+#[derive(Debug, Clone)]
+enum Prepared {
+    Create(Session),
+    Revoke(RevokeSessionInput),
+    RevokeAll(RevokeUserSessionsInput),
+    List(UserId),
+    /// The action names Go's zero time, so no valid value exists for it.
+    Nothing,
+}
+
+fn prepare(action: &Action) -> Prepared {
+    match *action {
+        Action::Create {
+            id: i,
+            user: w,
+            key,
+            created,
+            revoked,
+        } => {
+            let Ok(session) = Session::active(
+                id(i),
+                user(w),
+                ClientPublicKey::from([key; 32]),
+                created.timestamp(),
+            ) else {
+                return Prepared::Nothing;
+            };
+            match revoked {
+                None => Prepared::Create(session),
+                Some((at, reason)) => {
+                    let at = at.timestamp().max(session.created_at());
+                    let revocation = revocation(at, reason).expect("after a valid created_at");
+                    Prepared::Create(session.revoked(revocation).expect("not before creation"))
+                }
+            }
+        }
+        Action::Revoke { id: i, at, reason } => match revocation(at.timestamp(), reason) {
+            Ok(revocation) => Prepared::Revoke(RevokeSessionInput {
+                device_session_id: id(i),
+                revocation,
+            }),
+            Err(_) => Prepared::Nothing,
+        },
+        Action::RevokeAll {
+            user: w,
+            at,
+            reason,
+        } => match revocation(at.timestamp(), reason) {
+            Ok(revocation) => Prepared::RevokeAll(RevokeUserSessionsInput {
+                user_id: user(w),
+                revocation,
+            }),
+            Err(_) => Prepared::Nothing,
+        },
+        Action::List { user: w } => Prepared::List(user(w)),
+    }
+}
+
+/// What an action reported, comparable between the store and the model.
+#[derive(Debug, Clone, PartialEq)]
+enum Outcome {
+    Nothing,
+    /// The created session, or what the violated plan said.
+    Created(Result<Session, OnViolation>),
+    /// The outcome, or the error's kind.
+    Revoked(Result<RevokeSessionOutcome, &'static str>),
+    RevokedAll(RevokeUserSessionsOutcome),
+    Listed(Vec<Session>),
+}
+
+/// The reference model: every session, by id.
+type Model = BTreeMap<String, Session>;
+
+/// What `prepared` must report on `model`, and the model afterwards.
+fn predict(prepared: &Prepared, model: &Model) -> (Outcome, Model) {
+    let mut next = model.clone();
+    let outcome = match prepared {
+        Prepared::Nothing => Outcome::Nothing,
+        Prepared::Create(session) => {
+            if model.contains_key(session.id().as_str()) {
+                Outcome::Created(Err(OnViolation::Conflict))
+            } else {
+                next.insert(session.id().as_str().to_owned(), session.clone());
+                Outcome::Created(Ok(session.clone()))
+            }
+        }
+        Prepared::Revoke(input) => {
+            Outcome::Revoked(match model.get(input.device_session_id.as_str()) {
+                None => Err("not_found"),
+                Some(current) if !current.is_active() => {
+                    Ok(RevokeSessionOutcome::AlreadyRevoked(current.clone()))
+                }
+                Some(current) => match current.clone().revoked(input.revocation.clone()) {
+                    Err(e) => Err(e.kind()),
+                    Ok(revoked) => {
+                        next.insert(revoked.id().as_str().to_owned(), revoked.clone());
+                        Ok(RevokeSessionOutcome::Revoked(revoked))
+                    }
+                },
+            })
+        }
+        Prepared::RevokeAll(input) => {
+            let at = input.revocation.at();
+            let mut revoked: Vec<Session> = model
+                .values()
+                .filter(|s| s.user_id() == &input.user_id && s.is_active() && s.created_at() <= at)
+                .map(|s| {
+                    s.clone()
+                        .revoked(input.revocation.clone())
+                        .expect("at or after creation")
+                })
+                .collect();
+            sort_newest_first(&mut revoked);
+            for session in &revoked {
+                next.insert(session.id().as_str().to_owned(), session.clone());
+            }
+            Outcome::RevokedAll(if revoked.is_empty() {
+                RevokeUserSessionsOutcome::NoActiveSessions
+            } else {
+                RevokeUserSessionsOutcome::Revoked(revoked)
+            })
+        }
+        Prepared::List(user) => {
+            let mut sessions: Vec<Session> = model
+                .values()
+                .filter(|s| s.user_id() == user)
+                .cloned()
+                .collect();
+            sort_newest_first(&mut sessions);
+            Outcome::Listed(sessions)
+        }
+    };
+    (outcome, next)
+}
+
+/// Called once, at the point where another client may change the state
+/// in the middle of an operation.
+type Hook<'h> = &'h mut dyn FnMut(&mut MemoryKv);
+
+fn no_interruption(_: &mut MemoryKv) {}
+
+/// Runs `prepared` against the store as a driver does, calling `hook`
+/// between its reads (or before its apply, when it reads nothing).
+fn execute(keys: &KeySpace, kv: &mut MemoryKv, prepared: &Prepared, hook: Hook<'_>) -> Outcome {
+    match prepared {
+        Prepared::Nothing => {
+            hook(kv);
+            Outcome::Nothing
+        }
+        Prepared::Create(session) => {
+            let planned = transition::create(keys, session);
+            assert_eq!(&planned.outcome, session);
+            hook(kv);
+            Outcome::Created(
+                kv.apply(&planned.plan)
+                    .map(|()| planned.outcome)
+                    .map_err(|v| v.on_violation),
+            )
+        }
+        Prepared::Revoke(input) => {
+            let key = keys.session_key(&input.device_session_id);
+            let result = drive(kv, hook, |kv, hook| {
+                let stored = kv.get(&key).map(<[u8]>::to_vec);
+                hook(kv);
+                transition::revoke(keys, input, stored.as_deref()).map(Step::Done)
+            });
+            if let Ok(outcome) = &result {
+                assert!(outcome.is_consistent());
+            }
+            Outcome::Revoked(result.map_err(|e| {
+                assert!(!e.is_corruption(), "corruption on a consistent state: {e}");
+                e.kind()
+            }))
+        }
+        Prepared::RevokeAll(input) => {
+            let outcome = drive(kv, hook, |kv, hook| {
+                let scan = transition::revoke_all_scan(keys, input);
+                let members = index_members(kv, &scan.key, Some(scan.max_score));
+                hook(kv);
+                let records = records_of(kv, keys, &members);
+                transition::revoke_all(keys, input, &members, &records)
+            })
+            .unwrap_or_else(|e| panic!("revoke all on a consistent state: {e}"));
+            assert!(outcome.is_consistent_for(&input.user_id));
+            Outcome::RevokedAll(outcome)
+        }
+        Prepared::List(user) => {
+            let index_key = keys.user_sessions_key(user);
+            let sessions = drive(kv, hook, |kv, hook| {
+                let members = index_members(kv, &index_key, None);
+                hook(kv);
+                let records = records_of(kv, keys, &members);
+                transition::list(keys, user, &members, &records)
+            })
+            .unwrap_or_else(|e| panic!("list on a consistent state: {e}"));
+            assert!(
+                sessions.windows(2).all(|pair| match pair {
+                    [a, b] => newest_first(a, b).is_lt(),
+                    _ => true,
+                }),
+                "list is not strictly newest first: {sessions:?}"
+            );
+            Outcome::Listed(sessions)
+        }
+    }
+}
+
+/// Plans that reach the apply stage: something with a plan and an outcome.
+trait Applicable {
+    type Outcome;
+    fn into_parts(self) -> (Option<Plan>, Self::Outcome);
+}
+
+impl<T> Applicable for authsession_core::plan::Planned<T> {
+    type Outcome = T;
+    fn into_parts(self) -> (Option<Plan>, T) {
+        (Some(self.plan), self.outcome)
+    }
+}
+
+impl Applicable for Vec<Session> {
+    type Outcome = Vec<Session>;
+    fn into_parts(self) -> (Option<Plan>, Vec<Session>) {
+        (None, self)
+    }
+}
+
+/// A store makes a few attempts; with at most one concurrent change, the
+/// second attempt must succeed.
+const MAX_ATTEMPTS: usize = 2;
+
+/// The driver's side of the conversation, as the stores do it: read and
+/// plan (`attempt`), then apply. A `Confirm` step's plan is applied: if it
+/// holds, its error is reported; if violated, the state changed between
+/// the reads, so read again. A `Retry` violation also means read again.
+fn drive<A: Applicable>(
+    kv: &mut MemoryKv,
+    hook: Hook<'_>,
+    mut attempt: impl FnMut(&mut MemoryKv, Hook<'_>) -> Result<Step<A>, TransitionError>,
+) -> Result<A::Outcome, TransitionError> {
+    for _ in 0..MAX_ATTEMPTS {
+        let violation: Violation = match attempt(kv, &mut *hook)? {
+            Step::Confirm { plan, error } => {
+                assert!(plan.writes().is_empty(), "a Confirm plan writes: {plan:?}");
+                match kv.apply(&plan) {
+                    Ok(()) => return Err(error),
+                    Err(violation) => violation,
+                }
+            }
+            Step::Done(planned) => match planned.into_parts() {
+                (None, outcome) => return Ok(outcome),
+                (Some(plan), outcome) => match kv.apply(&plan) {
+                    Ok(()) => return Ok(outcome),
+                    Err(violation) => violation,
+                },
+            },
+        };
+        assert_eq!(violation.on_violation, OnViolation::Retry, "{violation}");
+    }
+    panic!("no progress in {MAX_ATTEMPTS} attempts with at most one concurrent change")
+}
+
 /// Most operations per input; longer sequences add little but time.
 const MAX_OPS: usize = 48;
 
-/// `transitions`: the input is shaped by `arbitrary` into up to 48 create /
-/// revoke / revoke-all / get / list / count operations over the ids and
-/// users above, run against [`MemoryKv`] through the core's transitions and
-/// plans (read → plan → apply, following [`Step::Confirm`]).
+/// `transitions`: the input is shaped by `arbitrary` into up to 48
+/// operations — create / revoke / revoke-all / list / get / count over the
+/// ids and users above, and pairs of actions where one runs in the middle
+/// of the other — run against [`MemoryKv`] through the core's transitions
+/// and plans (read → plan → apply, following [`Step::Confirm`] and retrying
+/// on `Retry` violations as a driver does).
 ///
 /// Every outcome must match a simple reference model (a map of sessions):
 /// creating an existing id is a `Conflict` violation that writes nothing,
 /// revoking a revoked session is `AlreadyRevoked`, revoking before creation
 /// is `revoked_before_created`, "revoke all" revokes exactly the user's
 /// active sessions created at or before its instant, reads return the
-/// model's sessions. After every step the stored state must be consistent:
-/// records decode to the model; each record is in its user's index with
-/// its score, and in the active index exactly when active; every index
-/// member has a record of that user; lists are strictly newest first;
-/// counts equal active sessions; [`audit`] finds no problem.
+/// model's sessions; an interrupted pair must match one of its two serial
+/// orders. After every step the stored state must be consistent: records
+/// decode to the model; each record is in its user's index with its score,
+/// and in the active index exactly when active; every index member has a
+/// record of that user; lists are strictly newest first; counts equal
+/// active sessions; [`audit`] finds no problem.
 pub fn check_transitions(data: &[u8]) {
     let mut u = Unstructured::new(data);
     let mut world = World::default();
@@ -143,63 +424,21 @@ pub fn check_transitions(data: &[u8]) {
 struct World {
     keys: KeySpace,
     kv: MemoryKv,
-    /// The reference model: what the store must hold, by id.
-    model: BTreeMap<String, Session>,
+    model: Model,
 }
 
 impl World {
     fn step(&mut self, op: &Op) {
-        match *op {
-            Op::Create {
-                id: i,
-                user: w,
-                key,
-                created,
-                revoked,
-            } => {
-                let Ok(session) = Session::active(
-                    id(i),
-                    user(w),
-                    ClientPublicKey::from([key; 32]),
-                    created.timestamp(),
-                ) else {
-                    // Go's zero time: not a valid session, nothing to create.
-                    return;
-                };
-                let session = match revoked {
-                    None => session,
-                    Some((at, reason)) => {
-                        let at = at.timestamp().max(session.created_at());
-                        let revocation = revocation(at, reason).expect("after a valid created_at");
-                        session.revoked(revocation).expect("not before creation")
-                    }
-                };
-                self.create(session);
-            }
-            Op::Revoke { id: i, at, reason } => {
-                let Ok(revocation) = revocation(at.timestamp(), reason) else {
-                    return;
-                };
-                self.revoke(RevokeSessionInput {
-                    device_session_id: id(i),
-                    revocation,
-                });
-            }
-            Op::RevokeAll {
-                user: w,
-                at,
-                reason,
-            } => {
-                let Ok(revocation) = revocation(at.timestamp(), reason) else {
-                    return;
-                };
-                self.revoke_all(RevokeUserSessionsInput {
-                    user_id: user(w),
-                    revocation,
-                });
+        match op {
+            Op::Do(action) => {
+                let prepared = prepare(action);
+                let outcome = execute(&self.keys, &mut self.kv, &prepared, &mut no_interruption);
+                let (expected, next) = predict(&prepared, &self.model);
+                assert_eq!(outcome, expected, "{prepared:?}");
+                self.model = next;
             }
             Op::Get { id: i } => {
-                let id = id(i);
+                let id = id(*i);
                 let stored = self.kv.get(&self.keys.session_key(&id));
                 let got = transition::get(&self.keys, &id, stored);
                 match self.model.get(id.as_str()) {
@@ -207,129 +446,47 @@ impl World {
                     Some(expected) => assert_eq!(got.as_ref(), Ok(expected)),
                 }
             }
-            Op::List { user: w } => {
-                let user = user(w);
-                assert_eq!(self.list(&user), self.expected_list(&user));
-            }
             Op::Count { user: w } => {
-                let user = user(w);
+                let user = user(*w);
                 let count = self
                     .kv
                     .index_len(&self.keys.user_active_sessions_key(&user));
                 assert_eq!(count, self.expected_active_count(&user));
             }
+            Op::Concurrent { main, other } => self.concurrent(&prepare(main), &prepare(other)),
         }
     }
 
-    fn create(&mut self, session: Session) {
-        let before = self.kv.clone();
-        let planned = transition::create(&self.keys, &session);
-        assert_eq!(planned.outcome, session);
-        let applied = self.kv.apply(&planned.plan);
-        if self.model.contains_key(session.id().as_str()) {
-            let violation = applied.expect_err("created an existing id");
-            assert_eq!(violation.on_violation, OnViolation::Conflict);
-            assert_eq!(self.kv, before, "a violated plan wrote something");
-        } else {
-            applied.expect("creating a new id");
-            self.model.insert(session.id().as_str().to_owned(), session);
-        }
-    }
-
-    fn revoke(&mut self, input: RevokeSessionInput) {
-        let id = input.device_session_id.clone();
-        let before = self.kv.clone();
-        let result = retrying(&mut self.kv, |kv| {
-            let stored = kv.get(&self.keys.session_key(&id));
-            transition::revoke(&self.keys, &input, stored).map(Step::Done)
-        });
-        let Some(current) = self.model.get(id.as_str()) else {
-            assert_eq!(result.map_err(|e| e.kind()), Err("not_found"));
-            return;
-        };
-        if !current.is_active() {
-            assert_eq!(
-                result,
-                Ok(RevokeSessionOutcome::AlreadyRevoked(current.clone()))
-            );
-            assert_eq!(self.kv, before, "already revoked, yet written");
-            return;
-        }
-        if input.revocation.at() < current.created_at() {
-            assert_eq!(result.map_err(|e| e.kind()), Err("revoked_before_created"));
-            assert_eq!(self.kv, before, "rejected, yet written");
-            return;
-        }
-        let next = current
-            .clone()
-            .revoked(input.revocation)
-            .expect("checked above");
-        assert_eq!(result, Ok(RevokeSessionOutcome::Revoked(next.clone())));
-        self.model.insert(id.as_str().to_owned(), next);
-    }
-
-    fn revoke_all(&mut self, input: RevokeUserSessionsInput) {
-        let before = self.kv.clone();
-        let result = retrying(&mut self.kv, |kv| {
-            let scan = transition::revoke_all_scan(&self.keys, &input);
-            let members = index_members(kv, &scan.key, Some(scan.max_score));
-            let records = records_of(kv, &self.keys, &members);
-            transition::revoke_all(&self.keys, &input, &members, &records)
-        })
-        .expect("revoke all on a consistent state");
-
-        let at = input.revocation.at();
-        let mut expected: Vec<Session> = self
-            .model
-            .values()
-            .filter(|s| s.user_id() == &input.user_id && s.is_active() && s.created_at() <= at)
-            .map(|s| {
-                s.clone()
-                    .revoked(input.revocation.clone())
-                    .expect("at or after creation")
-            })
-            .collect();
-        sort_newest_first(&mut expected);
-        if expected.is_empty() {
-            assert_eq!(result, RevokeUserSessionsOutcome::NoActiveSessions);
-            assert_eq!(self.kv, before, "nothing to revoke, yet written");
-        } else {
-            assert!(result.is_consistent_for(&input.user_id));
-            assert_eq!(result, RevokeUserSessionsOutcome::Revoked(expected.clone()));
-        }
-        for session in expected {
-            self.model.insert(session.id().as_str().to_owned(), session);
-        }
-    }
-
-    fn list(&mut self, user: &UserId) -> Vec<Session> {
+    fn concurrent(&mut self, main: &Prepared, other: &Prepared) {
         let keys = self.keys.clone();
-        let sessions = retrying(&mut self.kv, |kv| {
-            let index_key = keys.user_sessions_key(user);
-            let members = index_members(kv, &index_key, None);
-            let records = records_of(kv, &keys, &members);
-            transition::list(&keys, user, &members, &records)
-        })
-        .expect("list on a consistent state");
-        assert!(
-            sessions.windows(2).all(|pair| match pair {
-                [a, b] => newest_first(a, b).is_lt(),
-                _ => true,
-            }),
-            "list is not strictly newest first: {sessions:?}"
-        );
-        sessions
-    }
+        let mut other_outcome = None;
+        let mut interrupt = |kv: &mut MemoryKv| {
+            if other_outcome.is_none() {
+                other_outcome = Some(execute(&keys, kv, other, &mut no_interruption));
+            }
+        };
+        let main_outcome = execute(&self.keys, &mut self.kv, main, &mut interrupt);
+        let other_outcome = other_outcome.expect("every action reaches its interruption point");
 
-    fn expected_list(&self, user: &UserId) -> Vec<Session> {
-        let mut sessions: Vec<Session> = self
-            .model
-            .values()
-            .filter(|s| s.user_id() == user)
-            .cloned()
-            .collect();
-        sort_newest_first(&mut sessions);
-        sessions
+        let (main_first, after_main) = predict(main, &self.model);
+        let (other_second, main_then_other) = predict(other, &after_main);
+        let (other_first, after_other) = predict(other, &self.model);
+        let (main_second, other_then_main) = predict(main, &after_other);
+        let stored = self.stored_sessions();
+        let serial = [
+            (main_first, other_second, main_then_other),
+            (main_second, other_first, other_then_main),
+        ];
+        let Some((_, _, model)) = serial
+            .into_iter()
+            .find(|(m, o, model)| *m == main_outcome && *o == other_outcome && *model == stored)
+        else {
+            panic!(
+                "not linearizable: main {main:?} -> {main_outcome:?}, \
+                 other {other:?} -> {other_outcome:?}, stored {stored:?}"
+            );
+        };
+        self.model = model;
     }
 
     fn expected_active_count(&self, user: &UserId) -> usize {
@@ -339,23 +496,26 @@ impl World {
             .count()
     }
 
+    /// Every stored record, decoded (which must succeed) and keyed by id.
+    fn stored_sessions(&self) -> Model {
+        self.kv
+            .value_keys()
+            .map(|key| {
+                let id = self
+                    .keys
+                    .parse_session_key(key)
+                    .expect("record key names an id");
+                let bytes = self.kv.get(key).unwrap_or_default();
+                let session = authsession_core::decode(&id, bytes).expect("stored record decodes");
+                (id.into_string(), session)
+            })
+            .collect()
+    }
+
     /// The stored state agrees with the model and with itself.
     fn assert_consistent(&mut self) {
         // Records: exactly the model's sessions, stored under their keys.
-        let records: Vec<(String, Vec<u8>)> = self
-            .kv
-            .value_keys()
-            .map(|k| (k.to_owned(), self.kv.get(k).unwrap_or_default().to_vec()))
-            .collect();
-        assert_eq!(records.len(), self.model.len());
-        for (key, bytes) in &records {
-            let id = self
-                .keys
-                .parse_session_key(key)
-                .expect("record key names an id");
-            let session = authsession_core::decode(&id, bytes).expect("stored record decodes");
-            assert_eq!(self.model.get(id.as_str()), Some(&session));
-        }
+        assert_eq!(self.stored_sessions(), self.model);
 
         // Each session is in its user's index with its score, and in the
         // active index exactly when active.
@@ -415,6 +575,11 @@ impl World {
         }
 
         // The audit agrees that nothing is wrong and nothing needs repair.
+        let records: Vec<(String, Vec<u8>)> = self
+            .kv
+            .value_keys()
+            .map(|k| (k.to_owned(), self.kv.get(k).unwrap_or_default().to_vec()))
+            .collect();
         let report = audit(&self.keys, records, indexes);
         assert!(report.problems.is_empty(), "{:?}", report.problems);
         assert!(report.repair.is_empty(), "{:?}", report.repair);
@@ -423,59 +588,15 @@ impl World {
         // Every user's list and count match the model.
         for w in 0..USERS.len() {
             let user = user(u8::try_from(w).expect("few users"));
-            assert_eq!(self.list(&user), self.expected_list(&user));
+            let list = Prepared::List(user.clone());
+            let outcome = execute(&self.keys, &mut self.kv, &list, &mut no_interruption);
+            assert_eq!(outcome, predict(&list, &self.model).0);
             let count = self
                 .kv
                 .index_len(&self.keys.user_active_sessions_key(&user));
             assert_eq!(count, self.expected_active_count(&user));
         }
     }
-}
-
-/// Plans that reach the apply stage: something with a plan and an outcome.
-trait Applicable {
-    type Outcome;
-    fn into_parts(self) -> (Option<Plan>, Self::Outcome);
-}
-
-impl<T> Applicable for authsession_core::plan::Planned<T> {
-    type Outcome = T;
-    fn into_parts(self) -> (Option<Plan>, T) {
-        (Some(self.plan), self.outcome)
-    }
-}
-
-impl Applicable for Vec<Session> {
-    type Outcome = Vec<Session>;
-    fn into_parts(self) -> (Option<Plan>, Vec<Session>) {
-        (None, self)
-    }
-}
-
-/// The driver's side of the conversation, as the stores do it: read and
-/// plan (`attempt`), then apply; a `Confirm` step is applied and, if it
-/// holds, its error reported; a `Retry` violation means "read again".
-/// The state is not shared, so a retry would mean the transitions planned
-/// against something other than what they read: that fails the check.
-fn retrying<A: Applicable>(
-    kv: &mut MemoryKv,
-    mut attempt: impl FnMut(&MemoryKv) -> Result<Step<A>, TransitionError>,
-) -> Result<A::Outcome, TransitionError> {
-    let step = attempt(kv)?;
-    let (plan, outcome) = match step {
-        Step::Done(planned) => planned.into_parts(),
-        Step::Confirm { plan, error } => {
-            assert!(plan.writes().is_empty(), "a Confirm plan writes");
-            let confirmed: Result<(), Violation> = kv.apply(&plan);
-            confirmed.unwrap_or_else(|v| panic!("Confirm violated on an unshared state: {v}"));
-            return Err(error);
-        }
-    };
-    if let Some(plan) = plan {
-        kv.apply(&plan)
-            .unwrap_or_else(|v| panic!("plan violated on an unshared state: {v}: {plan:?}"));
-    }
-    Ok(outcome)
 }
 
 fn index_members(kv: &MemoryKv, key: &str, max_score: Option<IndexScore>) -> Vec<String> {
