@@ -8,7 +8,8 @@
 --   A k            Absent:           EXISTS KEYS[k] == 0
 --   V k bytes      ValueEquals:      GET KEYS[k] == bytes
 --   R k max n m*n  IndexRangeEquals: the members of KEYS[k] scored <= max
---                  ('+inf': no bound) are exactly the n members m
+--                  ('+inf': no bound) are exactly the n distinct members m
+--                  (ZRANGEBYSCORE -inf max: same count, each one present)
 --   S k bytes      Set:              SET KEYS[k] bytes
 --   Z k score m    IndexAdd:         ZADD KEYS[k] score m
 --   X k m          IndexRemove:      ZREM KEYS[k] m
@@ -29,13 +30,16 @@ for i = 1, n_pre do
   elseif op == 'R' then
     local max, n = ARGV[pos], tonumber(ARGV[pos + 1])
     pos = pos + 2
-    local bound = nil
-    if max ~= '+inf' then bound = tonumber(max) end
-    holds = redis.call('ZCOUNT', key, '-inf', max) == n
-    for j = 0, n - 1 do
-      if holds then
-        local score = redis.call('ZSCORE', key, ARGV[pos + j])
-        holds = score and (bound == nil or tonumber(score) <= bound)
+    local found = redis.call('ZRANGEBYSCORE', key, '-inf', max)
+    holds = #found == n
+    if holds then
+      local present = {}
+      for _, member in ipairs(found) do present[member] = true end
+      for j = 0, n - 1 do
+        if not present[ARGV[pos + j]] then
+          holds = false
+          break
+        end
       end
     end
     pos = pos + n
@@ -66,18 +70,37 @@ while pos <= #ARGV do
   end
 end
 
+-- Consecutive removals from one sorted set (revoke-all interleaves them
+-- with record writes to other keys, which commute) go out as one ZREM.
+local rem_key, rem = nil, {}
+local function flush_removals()
+  if rem_key then
+    redis.call('ZREM', rem_key, unpack(rem))
+    rem_key, rem = nil, {}
+  end
+end
+
 pos = first_write
 while pos <= #ARGV do
   local op, key = ARGV[pos], KEYS[tonumber(ARGV[pos + 1])]
-  if op == 'S' then
-    redis.call('SET', key, ARGV[pos + 2])
+  if op == 'X' then
+    -- unpack() is bounded by the Lua stack: flush in slices.
+    if rem_key ~= key or #rem >= 1000 then
+      flush_removals()
+      rem_key = key
+    end
+    rem[#rem + 1] = ARGV[pos + 2]
     pos = pos + 3
-  elseif op == 'Z' then
-    redis.call('ZADD', key, ARGV[pos + 2], ARGV[pos + 3])
-    pos = pos + 4
   else
-    redis.call('ZREM', key, ARGV[pos + 2])
-    pos = pos + 3
+    if key == rem_key then flush_removals() end
+    if op == 'S' then
+      redis.call('SET', key, ARGV[pos + 2])
+      pos = pos + 3
+    else
+      redis.call('ZADD', key, ARGV[pos + 2], ARGV[pos + 3])
+      pos = pos + 4
+    end
   end
 end
+flush_removals()
 return 0

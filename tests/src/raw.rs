@@ -80,6 +80,11 @@ impl RedisRaw {
         Self(conn)
     }
 
+    /// A handle on the (multiplexed) connection.
+    pub fn connection(&self) -> MultiplexedConnection {
+        self.0.clone()
+    }
+
     /// Runs a command, panicking on error.
     pub async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> T {
         let mut conn = self.0.clone();
