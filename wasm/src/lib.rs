@@ -23,6 +23,8 @@ use authsession_core::{
     ValidationError,
 };
 use js_sys::{JsString, Reflect, Uint8Array};
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -229,16 +231,18 @@ fn has_unpaired_surrogates(value: &JsValue, converted: &str) -> bool {
 
 fn decode(id: &JsValue, payload: &JsValue) -> Result<Session, Failure> {
     let id = DeviceSessionId::parse(text(id, "id")?)?;
-    if let Some(bytes) = payload.dyn_ref::<Uint8Array>() {
-        return Ok(codec::decode(&id, &bytes.to_vec())?);
-    }
-    match payload.as_string() {
+    if let Some(text) = payload.as_string() {
         // Lone surrogates are what invalid UTF-8 is to bytes: not JSON text.
-        Some(text) if has_unpaired_surrogates(payload, &text) => Err(Failure::new(
-            "malformed_json",
-            "payload contains unpaired UTF-16 surrogates",
-        )),
-        Some(text) => Ok(codec::decode(&id, text.as_bytes())?),
+        if has_unpaired_surrogates(payload, &text) {
+            return Err(Failure::new(
+                "malformed_json",
+                "payload contains unpaired UTF-16 surrogates",
+            ));
+        }
+        return Ok(codec::decode(&id, text.as_bytes())?);
+    }
+    match payload.dyn_ref::<Uint8Array>() {
+        Some(bytes) => Ok(codec::decode(&id, &bytes.to_vec())?),
         None => Err(Failure::invalid_argument(
             "payload must be a string or a Uint8Array",
         )),
@@ -270,13 +274,13 @@ fn from_js_object<T: serde::de::DeserializeOwned>(
 }
 
 /// The session as a plain JS object, via its JSON text.
-fn to_js(session: &SessionParts) -> Result<JsValue, Failure> {
+fn to_js(session: &SessionParts<'_>) -> Result<JsValue, Failure> {
     let json =
         serde_json::to_string(session).map_err(|err| Failure::invalid_argument(err.to_string()))?;
     js_sys::JSON::parse(&json).map_err(|_| Failure::invalid_argument("JSON.parse failed"))
 }
 
-impl SessionParts {
+impl SessionParts<'static> {
     fn from_js(value: &JsValue) -> Result<Self, Failure> {
         from_js_object(value, "session")
     }
@@ -311,46 +315,47 @@ impl ExpectationInput {
 // ------------------------------------------ pure halves (tested natively)
 
 /// The JS shape of a session with plain Rust strings: what `to_js`
-/// writes and what a JS session object is read into.
+/// writes (borrowing from the decoded session where it can, as decoding is
+/// the hot path) and what a JS session object is read into.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct SessionParts {
-    device_session_id: String,
-    user_id: String,
-    client_public_key: String,
-    status: String,
-    created_at: String,
-    revocation: Option<RevocationParts>,
+struct SessionParts<'a> {
+    device_session_id: Cow<'a, str>,
+    user_id: Cow<'a, str>,
+    client_public_key: Cow<'a, str>,
+    status: Cow<'a, str>,
+    created_at: Cow<'a, str>,
+    revocation: Option<RevocationParts<'a>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct RevocationParts {
-    at: String,
-    reason_code: String,
-    actor_type: String,
-    actor_id: String,
+struct RevocationParts<'a> {
+    at: Cow<'a, str>,
+    reason_code: Cow<'a, str>,
+    actor_type: Cow<'a, str>,
+    actor_id: Cow<'a, str>,
 }
 
-impl From<&Session> for SessionParts {
-    fn from(session: &Session) -> Self {
+impl<'a> From<&'a Session> for SessionParts<'a> {
+    fn from(session: &'a Session) -> Self {
         Self {
-            device_session_id: session.id().as_str().to_owned(),
-            user_id: session.user_id().as_str().to_owned(),
-            client_public_key: session.client_public_key().to_base64(),
-            status: session.status().as_str().to_owned(),
-            created_at: session.created_at().to_string(),
+            device_session_id: session.id().as_str().into(),
+            user_id: session.user_id().as_str().into(),
+            client_public_key: session.client_public_key().to_base64().into(),
+            status: session.status().as_str().into(),
+            created_at: session.created_at().to_string().into(),
             revocation: session.revocation().map(|r| RevocationParts {
-                at: r.at().to_string(),
-                reason_code: r.reason_code().as_str().to_owned(),
-                actor_type: r.actor_type().as_str().to_owned(),
-                actor_id: r.actor_id().as_str().to_owned(),
+                at: r.at().to_string().into(),
+                reason_code: r.reason_code().as_str().into(),
+                actor_type: r.actor_type().as_str().into(),
+                actor_id: r.actor_id().as_str().into(),
             }),
         }
     }
 }
 
-impl SessionParts {
+impl SessionParts<'_> {
     /// Through the core's validating constructors only.
     fn into_session(self) -> Result<Session, Failure> {
         let timestamp =
@@ -359,14 +364,14 @@ impl SessionParts {
             None => None,
             Some(r) => Some(Revocation::new(
                 timestamp(&r.at, Field::RevokedAt)?,
-                RevokeReasonCode::parse(r.reason_code)?,
-                RevokeActorType::parse(r.actor_type)?,
-                RevokeActorId::parse(r.actor_id)?,
+                RevokeReasonCode::parse(r.reason_code.into_owned())?,
+                RevokeActorType::parse(r.actor_type.into_owned())?,
+                RevokeActorId::parse(r.actor_id.into_owned())?,
             )?),
         };
         Ok(Session::from_parts(
-            DeviceSessionId::parse(self.device_session_id)?,
-            UserId::parse(self.user_id)?,
+            DeviceSessionId::parse(self.device_session_id.into_owned())?,
+            UserId::parse(self.user_id.into_owned())?,
             ClientPublicKey::from_base64(&self.client_public_key)?,
             Status::parse(&self.status)?,
             timestamp(&self.created_at, Field::CreatedAt)?,
@@ -437,7 +442,7 @@ mod tests {
 
     const KEY: &str = "6CNOOq9vU5hNuRjuSnPSuoYdvt6iZpSYfEDOihlBz8I=";
 
-    fn parts() -> SessionParts {
+    fn parts() -> SessionParts<'static> {
         SessionParts {
             device_session_id: "dev-1".into(),
             user_id: "user-1".into(),
@@ -448,7 +453,7 @@ mod tests {
                 at: "2024-05-06T07:08:10Z".into(),
                 reason_code: "logout".into(),
                 actor_type: "user".into(),
-                actor_id: String::new(),
+                actor_id: "".into(),
             }),
         }
     }
@@ -465,7 +470,7 @@ mod tests {
 
     #[test]
     fn parts_errors_carry_the_core_kinds() {
-        let kind = |edit: fn(&mut SessionParts)| {
+        let kind = |edit: fn(&mut SessionParts<'static>)| {
             let mut p = parts();
             edit(&mut p);
             p.into_session().unwrap_err()
@@ -474,7 +479,7 @@ mod tests {
             kind(|p| p.device_session_id = " x".into()).kind,
             "invalid_id"
         );
-        assert_eq!(kind(|p| p.user_id = String::new()).kind, "invalid_id");
+        assert_eq!(kind(|p| p.user_id = "".into()).kind, "invalid_id");
         assert_eq!(
             kind(|p| p.client_public_key = "AAAA".into()).kind,
             "invalid_public_key"
@@ -534,20 +539,20 @@ mod tests {
                 r#"{{"deviceSessionId":"dev-1","userId":"user-1","clientPublicKey":"{KEY}","status":"active","createdAt":"2024-05-06T07:08:09.5Z","revocation":null}}"#
             )
         );
-        assert_eq!(serde_json::from_str::<SessionParts>(&json).unwrap(), p);
+        assert_eq!(serde_json::from_str::<SessionParts<'_>>(&json).unwrap(), p);
         let revoked = serde_json::to_string(&parts()).unwrap();
         assert!(revoked.contains(
             r#""revocation":{"at":"2024-05-06T07:08:10Z","reasonCode":"logout","actorType":"user","actorId":""}"#
         ));
         assert_eq!(
-            serde_json::from_str::<SessionParts>(&revoked).unwrap(),
+            serde_json::from_str::<SessionParts<'_>>(&revoked).unwrap(),
             parts()
         );
         // Unknown or misspelt fields are refused, not ignored.
         let extra = json.replacen('{', r#"{"extra":1,"#, 1);
-        assert!(serde_json::from_str::<SessionParts>(&extra).is_err());
+        assert!(serde_json::from_str::<SessionParts<'_>>(&extra).is_err());
         let snake = json.replace("userId", "user_id");
-        assert!(serde_json::from_str::<SessionParts>(&snake).is_err());
+        assert!(serde_json::from_str::<SessionParts<'_>>(&snake).is_err());
     }
 
     #[test]
