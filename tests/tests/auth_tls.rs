@@ -161,6 +161,15 @@ async fn tls_with_verified_certificates() {
     use_store(tls_config(&server, Some(pki.ca_pem())))
         .await
         .expect("TLS with the server's CA");
+    let from_url = RedisConfig::from_url(&format!("rediss://127.0.0.1:{}", server.port())).unwrap();
+    assert!(from_url.tls);
+    use_store(RedisConfig {
+        tls_ca_pem: Some(pki.ca_pem()),
+        key_space: fresh_key_space("tls"),
+        ..from_url
+    })
+    .await
+    .expect("rediss:// URL with the CA");
     let mut by_name = tls_config(&server, Some(pki.ca_pem()));
     by_name.addr = format!("localhost:{}", server.port());
     use_store(by_name).await.expect("TLS by host name");

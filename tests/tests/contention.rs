@@ -142,6 +142,16 @@ async fn sixty_four_writers_on_one_user_redis() {
         "{tally:?}"
     );
     assert_consistent(&store, &tally).await;
+
+    // Purge walks many SCAN pages and UNLINK batches: every record plus
+    // the all-sessions index, plus the active index if not empty.
+    let active = store.count_active_by_user_id(&user(USER)).await.unwrap();
+    let expected = tally.created.len() + 1 + usize::from(active > 0);
+    assert_eq!(
+        store.purge().await.unwrap(),
+        u64::try_from(expected).unwrap()
+    );
+    assert_eq!(store.check(false).await.unwrap().records, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
