@@ -2,6 +2,8 @@
 //! core's transition names, let the core decide, apply its plan. No domain
 //! rule lives here; this module only sequences I/O and retries.
 
+use std::future::Future;
+
 use authsession_core::plan::{OnViolation, Plan};
 use authsession_core::transition::{self, Step};
 use authsession_core::{
@@ -57,16 +59,22 @@ async fn confirm<T>(
 }
 
 /// Runs `attempt` until it is done, sleeping between invalidated attempts.
-macro_rules! with_retries {
-    ($exec:expr, $policy:expr, $deadline:expr, $attempt:expr) => {{
-        let mut retrier = Retrier::new($policy, $deadline);
-        loop {
-            match $attempt.await? {
-                Attempt::Done(value) => break Ok(value),
-                Attempt::Retry(key) => retrier.backoff($exec, key).await?,
-            }
+async fn with_retries<T, Fut>(
+    exec: &impl Executor,
+    policy: RetryPolicy,
+    deadline: Deadline,
+    mut attempt: impl FnMut() -> Fut,
+) -> Result<T, Error>
+where
+    Fut: Future<Output = Result<Attempt<T>, Error>>,
+{
+    let mut retrier = Retrier::new(policy, deadline);
+    loop {
+        match attempt().await? {
+            Attempt::Done(value) => return Ok(value),
+            Attempt::Retry(key) => retrier.backoff(exec, key).await?,
         }
-    }};
+    }
 }
 
 pub(crate) async fn ping(exec: &impl Executor, deadline: Deadline) -> Result<(), Error> {
@@ -149,7 +157,7 @@ pub(crate) async fn list(
             Step::Confirm { plan, error } => confirm(exec, deadline, &plan, error).await,
         }
     };
-    with_retries!(exec, policy, deadline, attempt())
+    with_retries(exec, policy, deadline, attempt).await
 }
 
 pub(crate) async fn revoke(
@@ -165,7 +173,7 @@ pub(crate) async fn revoke(
         let planned = transition::revoke(keys, input, stored.as_deref())?;
         apply_or_retry(exec, deadline, &planned.plan, planned.outcome).await
     };
-    with_retries!(exec, policy, deadline, attempt())
+    with_retries(exec, policy, deadline, attempt).await
 }
 
 pub(crate) async fn revoke_all(
@@ -188,7 +196,7 @@ pub(crate) async fn revoke_all(
             Step::Confirm { plan, error } => confirm(exec, deadline, &plan, error).await,
         }
     };
-    with_retries!(exec, policy, deadline, attempt())
+    with_retries(exec, policy, deadline, attempt).await
 }
 
 /// Audits the key space; with `repair`, applies the audit's repair plan,
@@ -214,7 +222,7 @@ pub(crate) async fn check(
             Applied::Violated { key } => Ok(Attempt::Retry(key)),
         }
     };
-    with_retries!(exec, policy, deadline, attempt())
+    with_retries(exec, policy, deadline, attempt).await
 }
 
 pub(crate) async fn purge(
