@@ -17,14 +17,14 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+use std::borrow::Cow;
+
 use authsession_core::{
     codec, prefixed_key, ClientPublicKey, DecodeError, DeviceSessionId, Field, Revocation,
     RevokeActorId, RevokeActorType, RevokeReasonCode, Session, Status, Timestamp, UserId,
     ValidationError,
 };
 use js_sys::{JsString, Reflect, Uint8Array};
-use std::borrow::Cow;
-
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
