@@ -5,7 +5,7 @@
 -- KEYS: every key the plan names. ARGV[1]: the number of preconditions,
 -- then the preconditions, then the writes; each item is an opcode, a
 -- 1-based index into KEYS, and its operands:
---   A k            Absent:           EXISTS KEYS[k] == 0
+--   A k            Absent:           TYPE KEYS[k] == none
 --   V k bytes      ValueEquals:      GET KEYS[k] == bytes
 --   R k max n m*n  IndexRangeEquals: the members of KEYS[k] scored <= max
 --                  ('+inf': no bound) are exactly the n distinct members m
@@ -14,23 +14,30 @@
 --   Z k score m    IndexAdd:         ZADD KEYS[k] score m
 --   X k m          IndexRemove:      ZREM KEYS[k] m
 -- Returns 0 when every write was made, i when precondition i failed, or
--- -k when KEYS[k] is not a sorted set but a write needs one; in both
--- failure cases nothing was written.
+-- -k when KEYS[k] holds the wrong type for the precondition or write that
+-- names it (a string for A/V, a sorted set for R/Z/X); in both failure
+-- cases nothing was written.
 local pos = 2
 local n_pre = tonumber(ARGV[1])
 for i = 1, n_pre do
-  local op, key = ARGV[pos], KEYS[tonumber(ARGV[pos + 1])]
+  local op, k = ARGV[pos], tonumber(ARGV[pos + 1])
+  local key = KEYS[k]
   pos = pos + 2
   local holds
   if op == 'A' then
-    holds = redis.call('EXISTS', key) == 0
+    local t = redis.call('TYPE', key)['ok']
+    if t ~= 'none' and t ~= 'string' then return -k end
+    holds = t == 'none'
   elseif op == 'V' then
-    holds = redis.call('GET', key) == ARGV[pos]
+    local value = redis.pcall('GET', key)
+    if type(value) == 'table' and value['err'] then return -k end
+    holds = value == ARGV[pos]
     pos = pos + 1
   elseif op == 'R' then
     local max, n = ARGV[pos], tonumber(ARGV[pos + 1])
     pos = pos + 2
-    local found = redis.call('ZRANGEBYSCORE', key, '-inf', max)
+    local found = redis.pcall('ZRANGEBYSCORE', key, '-inf', max)
+    if found['err'] then return -k end
     holds = #found == n
     if holds then
       local present = {}

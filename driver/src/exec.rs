@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use authsession_core::plan::Plan;
+use authsession_core::plan::{Plan, Precondition, Write};
 use authsession_core::IndexScore;
 use tokio::time::Instant;
 
@@ -72,6 +72,21 @@ pub(crate) enum Applied {
     Done,
     /// The precondition about `key` did not hold; nothing was written.
     Violated { key: String },
+}
+
+/// The type a plan needs at `key`: a sorted set when it reads or writes
+/// it as an index, else a string (a record).
+pub(crate) fn expected_type(plan: &Plan, key: &str) -> &'static str {
+    let as_index = plan.preconditions().iter().any(|p| {
+        matches!(p, Precondition::IndexRangeEquals { key: k, .. } if k == key)
+    }) || plan.writes().iter().any(|w| {
+        matches!(w, Write::IndexAdd { key: k, .. } | Write::IndexRemove { key: k, .. } if k == key)
+    });
+    if as_index {
+        "sorted set"
+    } else {
+        "string"
+    }
 }
 
 /// A sorted set with its members and scores.

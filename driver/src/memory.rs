@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use authsession_core::model::MemoryKv;
-use authsession_core::plan::Plan;
+use authsession_core::plan::{OnViolation, Plan, Precondition, Write};
 use authsession_core::{
     DeviceSessionId, IndexScore, KeySpace, RevokeSessionInput, RevokeSessionOutcome,
     RevokeUserSessionsInput, RevokeUserSessionsOutcome, Session, UserId,
@@ -14,7 +14,7 @@ use authsession_core::{
 use crate::check::CheckReport;
 use crate::config::RetryPolicy;
 use crate::error::Error;
-use crate::exec::{Applied, Deadline, Executor, IndexEntries};
+use crate::exec::{expected_type, Applied, Deadline, Executor, IndexEntries};
 use crate::ops;
 use crate::SessionStore;
 
@@ -62,13 +62,24 @@ impl MemorySessionStore {
     }
 }
 
+/// Whether a sorted set exists at `key` (the model drops emptied ones,
+/// like Redis).
+fn holds_index(kv: &MemoryKv, key: &str) -> bool {
+    kv.index_len(key) > 0
+}
+
 impl Executor for Shared {
     async fn ping(&self, _: Deadline) -> Result<(), Error> {
         Ok(())
     }
 
     async fn get(&self, _: Deadline, key: &str) -> Result<Option<Vec<u8>>, Error> {
-        Ok(self.lock().get(key).map(<[u8]>::to_vec))
+        let kv = self.lock();
+        match kv.get(key) {
+            Some(value) => Ok(Some(value.to_vec())),
+            None if holds_index(&kv, key) => Err(Error::wrong_type(key, "string")),
+            None => Ok(None),
+        }
     }
 
     async fn mget(&self, _: Deadline, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, Error> {
@@ -82,8 +93,11 @@ impl Executor for Shared {
         key: &str,
         max_score: Option<IndexScore>,
     ) -> Result<Vec<String>, Error> {
-        Ok(self
-            .lock()
+        let kv = self.lock();
+        if kv.get(key).is_some() {
+            return Err(Error::wrong_type(key, "sorted set"));
+        }
+        Ok(kv
             .index_range(key, max_score)
             .into_iter()
             .map(|(member, _)| member)
@@ -91,11 +105,40 @@ impl Executor for Shared {
     }
 
     async fn index_len(&self, _: Deadline, key: &str) -> Result<u64, Error> {
-        Ok(u64::try_from(self.lock().index_len(key)).unwrap_or(u64::MAX))
+        let kv = self.lock();
+        if kv.get(key).is_some() {
+            return Err(Error::wrong_type(key, "sorted set"));
+        }
+        Ok(u64::try_from(kv.index_len(key)).unwrap_or(u64::MAX))
     }
 
     async fn apply(&self, _: Deadline, plan: &Plan) -> Result<Applied, Error> {
-        Ok(match self.lock().apply(plan) {
+        let mut kv = self.lock();
+        // Same order of checks as the Redis script: each precondition's
+        // key type, then whether it holds; then the write targets' types.
+        for precondition in plan.preconditions() {
+            let key = precondition.key();
+            let wrong_type = match precondition {
+                Precondition::IndexRangeEquals { .. } => kv.get(key).is_some(),
+                _ => kv.get(key).is_none() && holds_index(&kv, key),
+            };
+            if wrong_type {
+                return Err(Error::wrong_type(key, expected_type(plan, key)));
+            }
+            let alone = Plan::new(vec![precondition.clone()], Vec::new(), OnViolation::Retry);
+            if kv.apply(&alone).is_err() {
+                return Ok(Applied::Violated {
+                    key: key.to_owned(),
+                });
+            }
+        }
+        for write in plan.writes() {
+            let index_write = matches!(write, Write::IndexAdd { .. } | Write::IndexRemove { .. });
+            if index_write && kv.get(write.key()).is_some() {
+                return Err(Error::wrong_type(write.key(), "sorted set"));
+            }
+        }
+        Ok(match kv.apply(plan) {
             Ok(()) => Applied::Done,
             Err(violation) => Applied::Violated { key: violation.key },
         })

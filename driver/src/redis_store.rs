@@ -19,7 +19,7 @@ use redis::{FromRedisValue, IntoConnectionInfo as _};
 use crate::check::CheckReport;
 use crate::config::{RedisConfig, RetryPolicy};
 use crate::error::Error;
-use crate::exec::{Applied, Deadline, Executor, IndexEntries};
+use crate::exec::{expected_type, Applied, Deadline, Executor, IndexEntries};
 use crate::ops;
 use crate::SessionStore;
 
@@ -408,10 +408,11 @@ impl Executor for RedisExec {
                     .unwrap_or_default();
                 Ok(Applied::Violated { key })
             }
-            i => Err(Error::wrong_type(
-                key_at(i.saturating_neg()).unwrap_or_default(),
-                "sorted set",
-            )),
+            i => {
+                let key = key_at(i.saturating_neg()).unwrap_or_default();
+                let expected = expected_type(plan, &key);
+                Err(Error::wrong_type(key, expected))
+            }
         }
     }
 

@@ -38,7 +38,8 @@ macro_rules! conformance_suite {
             revoke_all_reports_index_corruption_and_writes_nothing,
             check_finds_and_repairs_index_drift,
             check_reports_unrepairable_records,
-            purge_deletes_only_the_key_space
+            purge_deletes_only_the_key_space,
+            wrong_key_types_are_corrupt_and_write_nothing
         );
     };
     (@each $make:path; $($name:ident),* $(,)?) => {
@@ -683,4 +684,58 @@ pub async fn purge_deletes_only_the_key_space<S: SessionStore, R: RawKv>(store: 
         Some(&b"keep"[..])
     );
     assert_eq!(store.purge().await.unwrap(), 0);
+}
+
+/// A key of the wrong type (a string where an index belongs, a sorted set
+/// where a record belongs) is corrupt data naming the key, and a plan
+/// touching one writes nothing at all.
+pub async fn wrong_key_types_are_corrupt_and_write_nothing<S: SessionStore, R: RawKv>(
+    store: &S,
+    raw: &R,
+) {
+    let keys = store.key_space().clone();
+    let u = user("u-1");
+    let active_key = keys.user_active_sessions_key(&u);
+    raw.set(&active_key, b"not a sorted set").await;
+
+    let s = active("s-1", "u-1", ts(0, 0));
+    let err = assert_error(store.create(&s).await, ErrorKind::Corrupt, &active_key);
+    assert_eq!(err.detail_kind(), Some("wrong_type"));
+    assert_eq!(raw.get(&keys.session_key(s.id())).await, None);
+    assert!(raw.zrange(&keys.user_sessions_key(&u)).await.is_empty());
+    assert_error(
+        store.count_active_by_user_id(&u).await,
+        ErrorKind::Corrupt,
+        &active_key,
+    );
+    assert_error(
+        store
+            .revoke_all_by_user_id(&revoke_all_input("u-1", ts(1, 0)))
+            .await,
+        ErrorKind::Corrupt,
+        &active_key,
+    );
+
+    // A sorted set where a record belongs: get, create, and a list whose
+    // index names it.
+    let record_key = keys.session_key(&id("z"));
+    raw.zadd(&record_key, "m", 1.0).await;
+    assert_error(store.get(&id("z")).await, ErrorKind::Corrupt, &record_key);
+    assert_error(
+        store.create(&active("z", "u-2", ts(0, 0))).await,
+        ErrorKind::Corrupt,
+        &record_key,
+    );
+    assert!(raw
+        .zrange(&keys.user_sessions_key(&user("u-2")))
+        .await
+        .is_empty());
+    raw.zadd(&keys.user_sessions_key(&user("u-3")), "z", 1.0)
+        .await;
+    let err = assert_error(
+        store.list_by_user_id(&user("u-3")).await,
+        ErrorKind::Corrupt,
+        &record_key,
+    );
+    assert_eq!(err.detail_kind(), Some("wrong_type"));
 }

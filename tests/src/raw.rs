@@ -8,7 +8,9 @@ use authsession_driver::core::model::MemoryKv;
 use authsession_driver::MemorySessionStore;
 use redis::aio::MultiplexedConnection;
 
-/// Raw writes and reads on a store's backing data.
+/// Raw writes and reads on a store's backing data, with Redis semantics
+/// for keys of the other type: reading one finds nothing, writing one
+/// replaces it.
 pub trait RawKv: Send + Sync {
     /// Stores `value` at `key` (string).
     fn set(&self, key: &str, value: &[u8]) -> impl Future<Output = ()> + Send;
@@ -36,13 +38,22 @@ impl MemoryRaw {
 
 impl RawKv for MemoryRaw {
     async fn set(&self, key: &str, value: &[u8]) {
-        self.with(|kv| kv.set_raw(key, value));
+        // Like Redis SET: replaces a sorted set at the key too.
+        self.with(|kv| {
+            kv.delete_raw(key);
+            kv.set_raw(key, value);
+        });
     }
     async fn get(&self, key: &str) -> Option<Vec<u8>> {
         self.with(|kv| kv.get(key).map(<[u8]>::to_vec))
     }
     async fn zadd(&self, key: &str, member: &str, score: f64) {
-        self.with(|kv| kv.index_add_raw(key, member, score));
+        self.with(|kv| {
+            if kv.get(key).is_some() {
+                kv.delete_raw(key);
+            }
+            kv.index_add_raw(key, member, score);
+        });
     }
     async fn zrem(&self, key: &str, member: &str) {
         use authsession_driver::core::plan::{OnViolation, Plan, Write};
@@ -85,6 +96,15 @@ impl RedisRaw {
         self.0.clone()
     }
 
+    /// Runs a command.
+    pub async fn try_query<T: redis::FromRedisValue>(
+        &self,
+        cmd: &redis::Cmd,
+    ) -> redis::RedisResult<T> {
+        let mut conn = self.0.clone();
+        cmd.query_async(&mut conn).await
+    }
+
     /// Runs a command, panicking on error.
     pub async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> T {
         let mut conn = self.0.clone();
@@ -116,25 +136,41 @@ impl RawKv for RedisRaw {
         let () = self.query(redis::cmd("SET").arg(key).arg(value)).await;
     }
     async fn get(&self, key: &str) -> Option<Vec<u8>> {
-        self.query(redis::cmd("GET").arg(key)).await
+        match self.try_query(redis::cmd("GET").arg(key)).await {
+            Err(e) if e.code() == Some("WRONGTYPE") => None,
+            other => other.unwrap_or_else(|e| panic!("raw GET failed: {e}")),
+        }
     }
     async fn zadd(&self, key: &str, member: &str, score: f64) {
-        let _: i64 = self
-            .query(redis::cmd("ZADD").arg(key).arg(score).arg(member))
-            .await;
+        let zadd = redis::cmd("ZADD")
+            .arg(key)
+            .arg(score)
+            .arg(member)
+            .to_owned();
+        match self.try_query::<i64>(&zadd).await {
+            Err(e) if e.code() == Some("WRONGTYPE") => {
+                self.del(key).await;
+                let _: i64 = self.query(&zadd).await;
+            }
+            other => {
+                other.unwrap_or_else(|e| panic!("raw ZADD failed: {e}"));
+            }
+        }
     }
     async fn zrem(&self, key: &str, member: &str) {
         let _: i64 = self.query(redis::cmd("ZREM").arg(key).arg(member)).await;
     }
     async fn zrange(&self, key: &str) -> Vec<(String, f64)> {
-        self.query(
-            redis::cmd("ZRANGE")
-                .arg(key)
-                .arg(0)
-                .arg(-1)
-                .arg("WITHSCORES"),
-        )
-        .await
+        let cmd = redis::cmd("ZRANGE")
+            .arg(key)
+            .arg(0)
+            .arg(-1)
+            .arg("WITHSCORES")
+            .to_owned();
+        match self.try_query(&cmd).await {
+            Err(e) if e.code() == Some("WRONGTYPE") => Vec::new(),
+            other => other.unwrap_or_else(|e| panic!("raw ZRANGE failed: {e}")),
+        }
     }
     async fn del(&self, key: &str) {
         let _: i64 = self.query(redis::cmd("DEL").arg(key)).await;

@@ -138,6 +138,21 @@ async fn wrong_types_and_unknown_ops_write_nothing() {
     assert_eq!(result, -2);
     assert_eq!(raw.get("rec").await, None);
 
+    // A precondition on a key of the wrong type: -k, before any write.
+    raw.zadd("a-zset", "m", 1.0).await;
+    let keys = ["a-zset", "not-a-zset", "rec"];
+    for (argv, expected) in [
+        (&["1", "A", "1"][..], -1),
+        (&["1", "V", "1", "x"][..], -1),
+        (&["1", "R", "2", "+inf", "0"][..], -2),
+        (&["2", "A", "3", "R", "2", "+inf", "0"][..], -2),
+    ] {
+        let mut with_write = argv.to_vec();
+        with_write.extend(["S", "3", "written"]);
+        assert_eq!(apply(&raw, &keys, &with_write).await, expected, "{argv:?}");
+        assert_eq!(raw.get("rec").await, None, "{argv:?}");
+    }
+
     let script = redis::Script::new(SCRIPT);
     let mut conn = raw.connection();
     let err = script

@@ -43,6 +43,11 @@ enum Op {
         active: bool,
     },
     DeleteRecord(u8),
+    PlantSortedSetAtRecord(u8),
+    PlantStringAtIndex {
+        user: u8,
+        active: bool,
+    },
     Check {
         repair: bool,
     },
@@ -69,6 +74,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0u8..3, 0u8..7, any::<bool>())
             .prop_map(|(user, id, active)| Op::PlantIndexMember { user, id, active }),
         1 => (0u8..6).prop_map(Op::DeleteRecord),
+        1 => (0u8..6).prop_map(Op::PlantSortedSetAtRecord),
+        1 => (0u8..3, any::<bool>()).prop_map(|(user, active)| Op::PlantStringAtIndex { user, active }),
         1 => any::<bool>().prop_map(|repair| Op::Check { repair }),
     ]
 }
@@ -141,6 +148,22 @@ async fn run<S: SessionStore, R: RawKv>(store: &S, raw: &R, op: &Op) -> String {
             // Score as if created at the id's number of seconds.
             let score = IndexScore::of(ts(i64::from(*n), 0)).as_f64();
             raw.zadd(&key, &sid(*n), score).await;
+            "planted".into()
+        }
+        Op::PlantSortedSetAtRecord(n) => {
+            let key = keys.session_key(&id(&sid(*n)));
+            raw.del(&key).await;
+            raw.zadd(&key, "x", 1.0).await;
+            "planted".into()
+        }
+        Op::PlantStringAtIndex { user: u, active } => {
+            let u = user(&uid(*u));
+            let key = if *active {
+                keys.user_active_sessions_key(&u)
+            } else {
+                keys.user_sessions_key(&u)
+            };
+            raw.set(&key, b"not an index").await;
             "planted".into()
         }
         Op::DeleteRecord(n) => {
