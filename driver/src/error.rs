@@ -68,7 +68,7 @@ enum Repr {
     Transition(TransitionError),
     #[error("session already exists at {key}")]
     Conflict { key: String },
-    #[error("{key} holds a value of the wrong type for a {expected}")]
+    #[error("corrupt data: {key} holds a value of the wrong type (expected a {expected})")]
     WrongType { key: String, expected: &'static str },
     #[error("{op} timed out after {after:?}")]
     Timeout { op: &'static str, after: Duration },
