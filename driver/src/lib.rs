@@ -147,6 +147,13 @@ pub trait SessionStore: Send + Sync {
     /// With `repair`, also applies the audit's index repairs (re-auditing
     /// if the key space changed meanwhile); the report lists what was found
     /// before the repair.
+    ///
+    /// The scan takes many round trips (no overall deadline, each round
+    /// trip bounded); the repair is one atomic plan guarded by every
+    /// record's bytes, so on a very large key space it is a large script
+    /// that holds the server while it runs. Keys of the wrong type (e.g. a
+    /// string where an index belongs) are not reported by the scan; the
+    /// operations report them as `corrupt`.
     fn check(&self, repair: bool) -> impl Future<Output = Result<CheckReport, Error>> + Send;
 
     /// Deletes every key of this store's key space (all three prefixes);
