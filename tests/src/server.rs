@@ -21,6 +21,9 @@ pub struct RedisServer {
     dir: tempfile::TempDir,
     args: Vec<String>,
     tls: bool,
+    /// Length of the log before the current process started: its own
+    /// "ready" line comes after it.
+    log_offset: usize,
 }
 
 /// A port that was free a moment ago on 127.0.0.1.
@@ -61,6 +64,7 @@ impl RedisServer {
                 dir,
                 args: args.clone(),
                 tls,
+                log_offset: 0,
             };
             match server.spawn() {
                 Ok(()) => return server,
@@ -98,6 +102,7 @@ impl RedisServer {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
+        self.log_offset = self.log().len();
         let child = cmd.spawn().map_err(|e| {
             format!("cannot run redis-server ({e}); install it: apt-get install -y redis-server")
         })?;
@@ -134,9 +139,18 @@ impl RedisServer {
         }
     }
 
-    /// Whether the port accepts a connection and (without TLS) answers
-    /// `PING` — with `+PONG`, or `-NOAUTH` when a password is required.
+    /// Whether *this* process is listening (its own log says so: another
+    /// test's server that won a race for the port cannot pass) and the
+    /// port answers `PING` (without TLS) — with `+PONG`, or `-NOAUTH` when
+    /// a password is required.
     fn answers(&self) -> bool {
+        let log = self.log();
+        let ours = log
+            .get(self.log_offset..)
+            .is_some_and(|tail| tail.contains("Ready to accept connections"));
+        if !ours {
+            return false;
+        }
         let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else {
             return false;
         };
