@@ -114,7 +114,10 @@ pub fn audit(
     let mut index_entries = 0;
 
     // Valid records by id, plus ids whose record exists but is corrupt.
-    let mut sessions: BTreeMap<String, (String, Session)> = BTreeMap::new();
+    let mut sessions: BTreeMap<String, (String, Session, Vec<u8>)> = BTreeMap::new();
+    // Records a repair write depends on; only these guard the repair plan,
+    // so repairing a large key space does not ship every record back.
+    let mut guarded: BTreeSet<String> = BTreeSet::new();
     let mut corrupt: BTreeSet<String> = BTreeSet::new();
     for (key, bytes) in records {
         record_count += 1;
@@ -124,11 +127,7 @@ pub fn audit(
         };
         match codec::decode(&id, &bytes) {
             Ok(session) => {
-                preconditions.push(Precondition::ValueEquals {
-                    key: key.clone(),
-                    value: bytes,
-                });
-                sessions.insert(id.into_string(), (key, session));
+                sessions.insert(id.into_string(), (key, session, bytes));
             }
             Err(error) => {
                 corrupt.insert(id.into_string());
@@ -139,7 +138,7 @@ pub fn audit(
 
     // Expected index contents, derived from the records.
     let mut expected: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
-    for (id, (_, session)) in &sessions {
+    for (id, (_, session, _)) in &sessions {
         let score = IndexScore::of(session.created_at()).as_f64();
         expected
             .entry(keys.user_sessions_key(session.user_id()))
@@ -177,7 +176,7 @@ pub fn audit(
                 _ if corrupt.contains(&member) => "record is corrupt",
                 (Some(active_only), Some(_)) => match sessions.get(&member) {
                     None => "no record",
-                    Some((_, s)) if active_only && !s.is_active() => "session is revoked",
+                    Some((_, s, _)) if active_only && !s.is_active() => "session is revoked",
                     Some(_) => "session belongs to another user",
                 },
             };
@@ -189,6 +188,9 @@ pub fn audit(
                     preconditions.push(Precondition::Absent {
                         key: keys.session_key(id),
                     });
+                }
+                if sessions.contains_key(&member) {
+                    guarded.insert(member.clone());
                 }
                 writes.push(Write::IndexRemove {
                     key: index_key.clone(),
@@ -209,9 +211,10 @@ pub fn audit(
             if have.and_then(|h| h.get(member)) == Some(score) {
                 continue;
             }
-            let Some((record_key, session)) = sessions.get(member) else {
+            let Some((record_key, session, _)) = sessions.get(member) else {
                 continue;
             };
+            guarded.insert(member.clone());
             problems.push(Problem::MissingIndexEntry {
                 index_key: index_key.clone(),
                 member: member.clone(),
@@ -225,6 +228,13 @@ pub fn audit(
         }
     }
 
+    preconditions.extend(guarded.iter().filter_map(|id| {
+        let (key, _, bytes) = sessions.get(id)?;
+        Some(Precondition::ValueEquals {
+            key: key.clone(),
+            value: bytes.clone(),
+        })
+    }));
     problems.sort_by(|a, b| a.key().cmp(b.key()));
     let repair = if writes.is_empty() {
         Plan::empty()
@@ -334,6 +344,19 @@ mod tests {
         expected.sort_unstable();
         assert_eq!(kinds, expected);
 
+        // Guarded by exactly the records its writes depend on (b, c, r) and
+        // the ghost's absence; untouched records (a, d) are not shipped.
+        let guards: Vec<&str> = report
+            .repair
+            .preconditions()
+            .iter()
+            .map(Precondition::key)
+            .collect();
+        let key_of = |id: &str| keys.session_key(&DeviceSessionId::parse(id).unwrap());
+        assert_eq!(
+            guards,
+            [key_of("ghost"), key_of("b"), key_of("c"), key_of("r")]
+        );
         kv.apply(&report.repair).unwrap();
         let after = run(&keys, &kv);
         assert!(
