@@ -81,6 +81,21 @@ struct Stats {
     ops: u64,
     errors: BTreeMap<&'static str, u64>,
     outcomes: BTreeMap<&'static str, u64>,
+    /// CPU time this process spent during the timed phases (Linux only).
+    client_cpu_ns: Option<u64>,
+}
+
+/// CPU time consumed so far by every thread of this process, from
+/// `/proc/self/task/*/schedstat` (nanoseconds on CPU); `None` where that
+/// is unavailable. Lets the report say what an op costs the client,
+/// independently of how busy the machine was.
+fn process_cpu_ns() -> Option<u64> {
+    let mut total = 0u64;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let stat = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+        total += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(total)
 }
 
 impl Stats {
@@ -91,6 +106,7 @@ impl Stats {
             ops: 0,
             errors: BTreeMap::new(),
             outcomes: BTreeMap::new(),
+            client_cpu_ns: Some(0),
         })
     }
 
@@ -126,6 +142,10 @@ impl Stats {
         for (outcome, n) in other.outcomes {
             *self.outcomes.entry(outcome).or_default() += n;
         }
+        self.client_cpu_ns = self
+            .client_cpu_ns
+            .zip(other.client_cpu_ns)
+            .map(|(a, b)| a + b);
         Ok(())
     }
 }
@@ -144,6 +164,10 @@ pub(crate) struct BenchReport {
     p99_us: f64,
     p999_us: f64,
     max_us: f64,
+    /// CPU the bench process (workers, driver, runtime) spent per
+    /// successful op during the timed phases: what an op costs the client.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_cpu_us_per_op: Option<f64>,
     outcomes: BTreeMap<&'static str, u64>,
     preloaded_sessions: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -274,6 +298,7 @@ where
     F: Fn(usize, Stats) -> Fut,
     Fut: std::future::Future<Output = Result<Stats, CliError>> + Send + 'static,
 {
+    let cpu_before = process_cpu_ns();
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(n);
     for worker in 0..n {
@@ -286,7 +311,11 @@ where
             .map_err(|e| CliError::new("bench", format!("worker failed: {e}")))??;
         total.merge(stats)?;
     }
-    Ok((total, started.elapsed()))
+    let elapsed = started.elapsed();
+    total.client_cpu_ns = cpu_before
+        .zip(process_cpu_ns())
+        .map(|(before, after)| after.saturating_sub(before));
+    Ok((total, elapsed))
 }
 
 /// A random element; the workloads never run on empty sets (validated),
@@ -489,6 +518,10 @@ pub(crate) async fn run<S: SessionStore + 'static>(
         p99_us: us(h.value_at_quantile(0.99)),
         p999_us: us(h.value_at_quantile(0.999)),
         max_us: us(h.max()),
+        client_cpu_us_per_op: stats
+            .client_cpu_ns
+            .filter(|_| stats.ops > 0)
+            .map(|ns| us(ns / stats.ops.max(1))),
         errors: stats.errors,
         outcomes: stats.outcomes,
         preloaded_sessions: preloaded,
