@@ -25,6 +25,7 @@ function measure(label, payloadBytes, fn) {
   for (let i = 0; i < 20_000; i++) fn();
   const deadline = process.hrtime.bigint() + BigInt(Math.round(seconds * 1e9));
   let count = 0;
+  const cpuStart = process.cpuUsage();
   const start = process.hrtime.bigint();
   let now = start;
   while (now < deadline) {
@@ -33,7 +34,23 @@ function measure(label, payloadBytes, fn) {
     now = process.hrtime.bigint();
   }
   const elapsed = Number(now - start) / 1e9;
-  console.log(JSON.stringify({ op: label, payload_bytes: payloadBytes, records: count, seconds: +elapsed.toFixed(3), per_sec: Math.round(count / elapsed), ns_per_record: Math.round((elapsed * 1e9) / count) }));
+  const cpu = process.cpuUsage(cpuStart);
+  // CPU seconds of this process (all its threads, GC included): on a
+  // shared, busy machine this is the steadier figure; wall time is what
+  // one otherwise idle core delivers.
+  const cpuSeconds = (cpu.user + cpu.system) / 1e6;
+  console.log(
+    JSON.stringify({
+      op: label,
+      payload_bytes: payloadBytes,
+      records: count,
+      seconds: +elapsed.toFixed(3),
+      per_sec: Math.round(count / elapsed),
+      cpu_seconds: +cpuSeconds.toFixed(3),
+      per_cpu_sec: Math.round(count / cpuSeconds),
+      ns_per_record: Math.round((elapsed * 1e9) / count),
+    }),
+  );
 }
 
 const activeBytes = new Uint8Array(Buffer.from(active.payload_b64, "base64"));

@@ -221,9 +221,11 @@ fn text(value: &JsValue, what: &str) -> Result<String, Failure> {
 }
 
 /// `as_string` replaced any unpaired surrogate with U+FFFD, so only then is
-/// the (per code unit, slower) check of the original needed.
+/// the (per code unit, slower) check of the original needed. Records are
+/// mostly ASCII, and `is_ascii` is far cheaper than a substring search.
 fn has_unpaired_surrogates(value: &JsValue, converted: &str) -> bool {
-    converted.contains('\u{FFFD}')
+    !converted.is_ascii()
+        && converted.contains('\u{FFFD}')
         && value
             .dyn_ref::<JsString>()
             .is_some_and(|s| !s.is_valid_utf16())
