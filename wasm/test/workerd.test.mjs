@@ -47,8 +47,11 @@ before(async () => {
     try {
       const res = await fetch(`${base}/health`);
       await res.arrayBuffer();
-      if (res.status === 404) break;
+      // Any HTTP answer means the Worker is up; a broken one fails the tests.
+      assert.equal(res.status, 404, `unexpected answer from the Worker: ${stderr}`);
+      break;
     } catch (err) {
+      if (err instanceof assert.AssertionError) throw err;
       if (attempt >= 250) throw new Error(`workerd never answered: ${err}; ${stderr}`);
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
