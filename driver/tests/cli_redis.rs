@@ -348,3 +348,50 @@ fn bench_on_redis_cleans_up_and_contention_keeps_the_indexes_consistent() {
         );
     }
 }
+
+#[test]
+fn an_interrupted_bench_still_reports_and_purges_its_keys() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let child = cli_support::cmd(&[
+        "--redis-url",
+        &url,
+        "bench",
+        "--op",
+        "get",
+        "--concurrency",
+        "4",
+        "--duration",
+        "600",
+    ])
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    // Interrupt once the bench has written keys (its preload is under way).
+    let mut conn = server.client();
+    let started = std::time::Instant::now();
+    loop {
+        let size: u64 = redis::cmd("DBSIZE").query(&mut conn).unwrap();
+        if size > 0 {
+            break;
+        }
+        assert!(
+            started.elapsed().as_secs() < 60,
+            "the bench never wrote a key"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("kind: interrupted"), "{stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["interrupted"], true, "{report}");
+    assert_eq!(keys(&mut conn, "*"), Vec::<String>::new());
+}

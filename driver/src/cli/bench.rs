@@ -13,7 +13,7 @@
 //! divides by the timed total only.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -65,6 +65,25 @@ pub(crate) struct BenchParams {
     pub(crate) sessions_per_user: usize,
     pub(crate) users: usize,
     pub(crate) creators: usize,
+}
+
+/// Set on Ctrl-C: workers and preloading stop, the run reports what it did
+/// and the caller still purges the key space.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Stops the run early (Ctrl-C).
+pub(crate) fn interrupt() {
+    INTERRUPTED.store(true, Ordering::Relaxed);
+}
+
+/// Whether the run was stopped early.
+pub(crate) fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::Relaxed)
+}
+
+/// Whether a worker should start another op.
+fn running(deadline: Instant) -> bool {
+    !interrupted() && Instant::now() < deadline
 }
 
 /// Largest preload batch of one round of a consuming workload, in sessions
@@ -170,6 +189,9 @@ pub(crate) struct BenchReport {
     client_cpu_us_per_op: Option<f64>,
     outcomes: BTreeMap<&'static str, u64>,
     preloaded_sessions: usize,
+    /// Stopped early by Ctrl-C.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    interrupted: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     invariants: Option<Invariants>,
 }
@@ -177,7 +199,9 @@ pub(crate) struct BenchReport {
 impl BenchReport {
     /// Whether the run saw errors or (contention) broken invariants.
     pub(crate) fn is_clean(&self) -> bool {
-        self.errors.is_empty() && self.invariants.as_ref().is_none_or(|i| i.consistent)
+        !self.interrupted
+            && self.errors.is_empty()
+            && self.invariants.as_ref().is_none_or(|i| i.consistent)
     }
 }
 
@@ -245,7 +269,10 @@ async fn preload<S: SessionStore + 'static>(
     for _ in 0..PRELOAD_PARALLELISM.min(sessions.len()) {
         let (store, sessions, cursor) = (store.clone(), sessions.clone(), cursor.clone());
         tasks.push(tokio::spawn(async move {
-            while let Some(session) = sessions.get(cursor.fetch_add(1, Ordering::Relaxed)) {
+            while let Some(session) = sessions
+                .get(cursor.fetch_add(1, Ordering::Relaxed))
+                .filter(|_| !interrupted())
+            {
                 store.create(session).await?;
             }
             Ok::<(), Error>(())
@@ -364,7 +391,7 @@ pub(crate) async fn run<S: SessionStore + 'static>(
                 let (store, loaded) = (store.clone(), loaded.clone());
                 async move {
                     let mut rng = SmallRng::seed_from_u64(seed(worker, 2));
-                    while Instant::now() < deadline {
+                    while running(deadline) {
                         // Let other workers run even when the store never suspends
                         // (the in-memory store): no worker may starve the others.
                         tokio::task::yield_now().await;
@@ -406,7 +433,7 @@ pub(crate) async fn run<S: SessionStore + 'static>(
                 async move {
                     let mut rng = SmallRng::seed_from_u64(seed(worker, 3));
                     let mut next = 0u64;
-                    while Instant::now() < deadline {
+                    while running(deadline) {
                         // Let other workers run even when the store never suspends
                         // (the in-memory store): no worker may starve the others.
                         tokio::task::yield_now().await;
@@ -525,6 +552,7 @@ pub(crate) async fn run<S: SessionStore + 'static>(
         errors: stats.errors,
         outcomes: stats.outcomes,
         preloaded_sessions: preloaded,
+        interrupted: interrupted(),
         invariants,
     };
     Ok(report)
@@ -567,7 +595,7 @@ async fn consume_in_rounds<S: SessionStore + 'static>(
     let mut timed = Duration::ZERO;
     let mut preloaded = 0;
     let mut round = 0usize;
-    while timed < params.duration {
+    while timed < params.duration && !interrupted() {
         let tag = format!("r{round}-");
         round += 1;
         let loaded = if all {
@@ -606,7 +634,7 @@ async fn consume_in_rounds<S: SessionStore + 'static>(
             let (store, fixtures) = (store.clone(), fixtures.clone());
             let (targets, cursor) = (targets.clone(), cursor.clone());
             async move {
-                while Instant::now() < deadline {
+                while running(deadline) {
                     // Let other workers run even when the store never suspends
                     // (the in-memory store): no worker may starve the others.
                     tokio::task::yield_now().await;
@@ -669,7 +697,7 @@ async fn mixed_worker<S: SessionStore>(
     let mut rng = SmallRng::seed_from_u64(seed(worker, 4));
     let mut created: Vec<DeviceSessionId> = Vec::new();
     let mut next = 0u64;
-    while Instant::now() < deadline {
+    while running(deadline) {
         // Let other workers run even when the store never suspends
         // (the in-memory store): no worker may starve the others.
         tokio::task::yield_now().await;
@@ -752,7 +780,7 @@ async fn contention_worker<S: SessionStore>(
 ) -> Result<Stats, CliError> {
     let mut rng = SmallRng::seed_from_u64(seed(worker, 5));
     let mut n = 0u64;
-    while Instant::now() < deadline {
+    while running(deadline) {
         // Let other workers run even when the store never suspends
         // (the in-memory store): no worker may starve the others.
         tokio::task::yield_now().await;

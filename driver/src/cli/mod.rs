@@ -418,10 +418,42 @@ fn run_demo(global: &GlobalArgs) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// First Ctrl-C: the bench stops, reports and purges its keys; a second
+/// one exits at once. The handler is registered before this returns, so
+/// no early Ctrl-C can kill the process with its keys left behind.
+#[cfg(unix)]
+fn stop_on_ctrl_c(rt: &tokio::runtime::Runtime) -> Result<(), CliError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let _context = rt.enter();
+    let mut interrupts = signal(SignalKind::interrupt())
+        .map_err(|e| CliError::io("installing the Ctrl-C handler", &e))?;
+    rt.spawn(async move {
+        if interrupts.recv().await.is_some() {
+            eprintln!("authsession: bench: interrupted; stopping and purging its keys");
+            bench::interrupt();
+            if interrupts.recv().await.is_some() {
+                std::process::exit(130);
+            }
+        }
+    });
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn stop_on_ctrl_c(rt: &tokio::runtime::Runtime) -> Result<(), CliError> {
+    rt.spawn(async {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            bench::interrupt();
+        }
+    });
+    Ok(())
+}
+
 fn run_bench(global: &GlobalArgs, args: &BenchArgs) -> Result<ExitCode, CliError> {
     let params = args.params()?;
     let keys = fresh_key_space(global, "bench")?;
     let rt = runtime(true)?;
+    stop_on_ctrl_c(&rt)?;
     let report = match global.backend(Some(DEFAULT_REDIS_URL)) {
         Backend::Memory => rt.block_on(async {
             let store = Arc::new(MemorySessionStore::new(keys));
@@ -436,7 +468,10 @@ fn run_bench(global: &GlobalArgs, args: &BenchArgs) -> Result<ExitCode, CliError
     }?
     .0;
     output::print(&report)?;
-    if report.is_clean() {
+    if bench::interrupted() {
+        eprintln!("authsession: bench: interrupted (kind: interrupted)");
+        Ok(ExitCode::from(130))
+    } else if report.is_clean() {
         Ok(ExitCode::SUCCESS)
     } else {
         eprintln!("authsession: bench: errors or broken invariants (kind: bench_failed)");
