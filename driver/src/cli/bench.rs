@@ -169,7 +169,9 @@ impl Stats {
     }
 }
 
-/// The JSON line `bench` prints.
+/// The JSON line `bench` prints. `ops` and the latency percentiles count
+/// successful store calls; failed ones are counted in `errors` by kind.
+/// `outcomes` counts revoke outcomes (and contention's creates).
 #[derive(Debug, Serialize)]
 pub(crate) struct BenchReport {
     op: BenchOp,
