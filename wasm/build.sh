@@ -31,7 +31,9 @@ fi
 # Size matters more than peak speed for an edge module: for this one build
 # only, optimise for size with fat LTO and no debug info. (The workspace's
 # release profile is shared with the driver, so it is not changed.)
-CARGO_PROFILE_RELEASE_OPT_LEVEL=s \
+# AUTHSESSION_WASM_OPT_LEVEL=3 trades the 150 KB budget for speed (see the
+# WASM section of BENCHMARKS.md).
+CARGO_PROFILE_RELEASE_OPT_LEVEL="${AUTHSESSION_WASM_OPT_LEVEL:-s}" \
 CARGO_PROFILE_RELEASE_LTO=fat \
 CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 \
 CARGO_PROFILE_RELEASE_DEBUG=0 \
