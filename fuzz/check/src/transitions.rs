@@ -3,9 +3,11 @@
 use std::collections::BTreeMap;
 
 use arbitrary::{Arbitrary, Unstructured};
-use authsession_core::audit::audit;
+
+use crate::is_snake_case;
+use authsession_core::audit::{audit, Problem, Report};
 use authsession_core::model::{MemoryKv, Violation};
-use authsession_core::plan::{OnViolation, Plan};
+use authsession_core::plan::{OnViolation, Plan, Write};
 use authsession_core::transition::{self, Step, TransitionError};
 use authsession_core::{
     newest_first, sort_newest_first, ClientPublicKey, DeviceSessionId, IndexScore, KeySpace,
@@ -94,7 +96,40 @@ enum Op {
         main: Action,
         other: Action,
     },
+    /// Damage the stored state behind the transitions' back, then repair it
+    /// as an operator would with `authsession check --repair`.
+    Tamper(Tamper),
 }
+
+/// Raw damage to the key space (what a bug, a partial write or a human
+/// with `redis-cli` could leave behind).
+#[derive(Debug, Clone, Arbitrary)]
+enum Tamper {
+    /// Remove a member from one of a user's indexes.
+    DropIndexEntry { user: u8, id: u8, active: bool },
+    /// Add (or re-score) a member in one of a user's indexes.
+    AddIndexEntry {
+        user: u8,
+        id: u8,
+        active: bool,
+        at: When,
+    },
+    /// Delete a record, leaving its index entries behind.
+    DeleteRecord { id: u8 },
+    /// Overwrite (or plant) a record with bytes that do not decode as the
+    /// record of its key.
+    CorruptRecord { id: u8, payload: u8 },
+}
+
+/// Record bytes that must be rejected under any id in [`IDS`].
+const CORRUPT_PAYLOADS: &[&[u8]] = &[
+    b"",
+    b"{",
+    b"null",
+    b"{}",
+    br#"{"device_session_id":"someone-else","user_id":"user-1","client_public_key_base64":"6CNOOq9vU5hNuRjuSnPSuoYdvt6iZpSYfEDOihlBz8I=","status":"active","created_at":"2024-05-06T07:08:09Z"}"#,
+    br#"{"device_session_id":"dev-1","user_id":"user-1","client_public_key_base64":"6CNOOq9vU5hNuRjuSnPSuoYdvt6iZpSYfEDOihlBz8I=","status":"paused","created_at":"2024-05-06T07:08:09Z"}"#,
+];
 
 fn pick<T: Copy>(items: &[T], index: u8) -> T {
     let at = usize::from(index) % items.len();
@@ -454,6 +489,7 @@ impl World {
                 assert_eq!(count, self.expected_active_count(&user));
             }
             Op::Concurrent { main, other } => self.concurrent(&prepare(main), &prepare(other)),
+            Op::Tamper(tamper) => self.tamper(tamper),
         }
     }
 
@@ -487,6 +523,175 @@ impl World {
             );
         };
         self.model = model;
+    }
+
+    /// Applies `tamper`, checks that reads report corruption rather than
+    /// misbehave and that the audit notices, then repairs like an operator:
+    /// apply the audit's repair plan, delete the records it cannot repair,
+    /// repair again. Afterwards the state must be consistent again (checked
+    /// by the caller), with deleted and corrupted sessions gone.
+    fn tamper(&mut self, tamper: &Tamper) {
+        let before = self.kv.clone();
+        match *tamper {
+            Tamper::DropIndexEntry {
+                user: w,
+                id: i,
+                active,
+            } => {
+                let key = self.index_key(w, active);
+                let remove = Plan::new(
+                    Vec::new(),
+                    vec![Write::IndexRemove {
+                        key,
+                        member: id(i).into_string(),
+                    }],
+                    OnViolation::Retry,
+                );
+                self.kv.apply(&remove).expect("no preconditions");
+            }
+            Tamper::AddIndexEntry {
+                user: w,
+                id: i,
+                active,
+                at,
+            } => {
+                let key = self.index_key(w, active);
+                let score = IndexScore::of(at.timestamp()).as_f64();
+                self.kv.index_add_raw(key, id(i).into_string(), score);
+            }
+            Tamper::DeleteRecord { id: i } => {
+                self.kv.delete_raw(&self.keys.session_key(&id(i)));
+                self.model.remove(id(i).as_str());
+            }
+            Tamper::CorruptRecord { id: i, payload } => {
+                self.kv.set_raw(
+                    self.keys.session_key(&id(i)),
+                    pick(CORRUPT_PAYLOADS, payload),
+                );
+                self.model.remove(id(i).as_str());
+            }
+        }
+
+        self.assert_reads_survive_damage();
+
+        let report = self.audit();
+        if self.kv == before {
+            assert!(report.problems.is_empty(), "{:?}", report.problems);
+        } else {
+            assert!(!report.problems.is_empty(), "audit missed {tamper:?}");
+        }
+        self.kv
+            .apply(&report.repair)
+            .unwrap_or_else(|v| panic!("repair plan violated on an unchanged state: {v}"));
+        // What the repair leaves for a human: undecodable records.
+        let report = self.audit();
+        for problem in &report.problems {
+            match problem {
+                Problem::CorruptRecord { key, .. } | Problem::UnparsableKey { key } => {
+                    assert!(!problem.is_repairable());
+                    self.kv.delete_raw(key);
+                }
+                // Index entries of a corrupt record stay until the record
+                // is dealt with.
+                Problem::StrayIndexEntry { member, .. }
+                    if report.problems.iter().any(|p| {
+                        matches!(p, Problem::CorruptRecord { key, .. }
+                            if self.keys.parse_session_key(key).is_some_and(|id| id.as_str() == member))
+                    }) => {}
+                other => panic!("the repair left {other:?}"),
+            }
+        }
+        let report = self.audit();
+        self.kv
+            .apply(&report.repair)
+            .unwrap_or_else(|v| panic!("second repair violated on an unchanged state: {v}"));
+        let report = self.audit();
+        assert!(
+            report.problems.is_empty(),
+            "after repair: {:?}",
+            report.problems
+        );
+        assert!(
+            report.repair.is_empty(),
+            "after repair: {:?}",
+            report.repair
+        );
+    }
+
+    /// On a damaged store, every read either answers or reports corruption
+    /// (never a panic or a non-corruption error), following `Confirm`
+    /// steps; "revoke all" is tried on a copy so the damage stays as is.
+    fn assert_reads_survive_damage(&mut self) {
+        let keys = self.keys.clone();
+        for w in 0..USERS.len() {
+            let user = user(u8::try_from(w).expect("few users"));
+            let index_key = keys.user_sessions_key(&user);
+            let listed = drive(&mut self.kv, &mut no_interruption, |kv, _| {
+                let members = index_members(kv, &index_key, None);
+                let records = records_of(kv, &keys, &members);
+                transition::list(&keys, &user, &members, &records)
+            });
+            if let Err(e) = listed {
+                assert!(e.is_corruption(), "list on damage: {e}");
+                assert!(is_snake_case(e.kind()));
+            }
+            let input = RevokeUserSessionsInput {
+                user_id: user.clone(),
+                revocation: revocation(
+                    When {
+                        era: 2,
+                        second: 3,
+                        sub: 6,
+                    }
+                    .timestamp(),
+                    0,
+                )
+                .expect("valid instant"),
+            };
+            let mut copy = self.kv.clone();
+            let revoked = drive(&mut copy, &mut no_interruption, |kv, _| {
+                let scan = transition::revoke_all_scan(&keys, &input);
+                let members = index_members(kv, &scan.key, Some(scan.max_score));
+                let records = records_of(kv, &keys, &members);
+                transition::revoke_all(&keys, &input, &members, &records)
+            });
+            if let Err(e) = revoked {
+                assert!(e.is_corruption(), "revoke all on damage: {e}");
+            }
+        }
+        for i in 0..IDS.len() {
+            let id = id(u8::try_from(i).expect("few ids"));
+            let got = transition::get(&keys, &id, self.kv.get(&keys.session_key(&id)));
+            if let Err(e) = got {
+                assert!(
+                    e.kind() == "not_found" || e.is_corruption(),
+                    "get on damage: {e}"
+                );
+            }
+        }
+    }
+
+    fn index_key(&self, user_index: u8, active: bool) -> String {
+        let user = user(user_index);
+        if active {
+            self.keys.user_active_sessions_key(&user)
+        } else {
+            self.keys.user_sessions_key(&user)
+        }
+    }
+
+    fn audit(&self) -> Report {
+        let records: Vec<(String, Vec<u8>)> = self
+            .kv
+            .value_keys()
+            .map(|k| (k.to_owned(), self.kv.get(k).unwrap_or_default().to_vec()))
+            .collect();
+        let indexes: Vec<(String, Vec<(String, f64)>)> = self
+            .kv
+            .index_keys()
+            .map(|k| (k.to_owned(), self.kv.index_range(k, None)))
+            .collect();
+        audit(&self.keys, records, indexes)
     }
 
     fn expected_active_count(&self, user: &UserId) -> usize {
