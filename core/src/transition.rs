@@ -241,6 +241,27 @@ struct MemberRead<'a> {
     stored: Option<&'a [u8]>,
 }
 
+/// The id an index member names, or why it is not one.
+fn member_id(index_key: &str, member: &str) -> Result<DeviceSessionId, TransitionError> {
+    DeviceSessionId::parse(member).map_err(|_| TransitionError::InvalidIndexMember {
+        index_key: index_key.to_owned(),
+        member: member.to_owned(),
+    })
+}
+
+/// The record keys to read for the members of the index at `index_key`
+/// (the second read of `list` and `revoke_all`), in member order.
+pub fn record_keys(
+    keys: &KeySpace,
+    index_key: &str,
+    members: &[String],
+) -> Result<Vec<String>, TransitionError> {
+    members
+        .iter()
+        .map(|member| Ok(keys.session_key(&member_id(index_key, member)?)))
+        .collect()
+}
+
 fn member_reads<'a>(
     keys: &KeySpace,
     index_key: &str,
@@ -251,12 +272,7 @@ fn member_reads<'a>(
         .iter()
         .enumerate()
         .map(|(i, member)| {
-            let id = DeviceSessionId::parse(member.as_str()).map_err(|_| {
-                TransitionError::InvalidIndexMember {
-                    index_key: index_key.to_owned(),
-                    member: member.clone(),
-                }
-            })?;
+            let id = member_id(index_key, member)?;
             let stored = records.get(i).and_then(Option::as_deref);
             Ok((
                 MemberRead {

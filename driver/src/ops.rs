@@ -127,17 +127,7 @@ async fn read_records(
     if members.is_empty() {
         return Ok(Vec::new());
     }
-    let record_keys = members
-        .iter()
-        .map(|m| {
-            DeviceSessionId::parse(m.as_str())
-                .map(|id| keys.session_key(&id))
-                .map_err(|_| TransitionError::InvalidIndexMember {
-                    index_key: index_key.to_owned(),
-                    member: m.clone(),
-                })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let record_keys = transition::record_keys(keys, index_key, members)?;
     exec.mget(deadline, &record_keys).await
 }
 
