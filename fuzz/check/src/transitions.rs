@@ -338,7 +338,7 @@ fn execute(keys: &KeySpace, kv: &mut MemoryKv, prepared: &Prepared, hook: Hook<'
                 let scan = transition::revoke_all_scan(keys, input);
                 let members = index_members(kv, &scan.key, Some(scan.max_score));
                 hook(kv);
-                let records = records_of(kv, keys, &members);
+                let records = records_of(kv, keys, &scan.key, &members)?;
                 transition::revoke_all(keys, input, &members, &records)
             })
             .unwrap_or_else(|e| panic!("revoke all on a consistent state: {e}"));
@@ -350,7 +350,7 @@ fn execute(keys: &KeySpace, kv: &mut MemoryKv, prepared: &Prepared, hook: Hook<'
             let sessions = drive(kv, hook, |kv, hook| {
                 let members = index_members(kv, &index_key, None);
                 hook(kv);
-                let records = records_of(kv, keys, &members);
+                let records = records_of(kv, keys, &index_key, &members)?;
                 transition::list(keys, user, &members, &records)
             })
             .unwrap_or_else(|e| panic!("list on a consistent state: {e}"));
@@ -628,7 +628,7 @@ impl World {
             let index_key = keys.user_sessions_key(&user);
             let listed = drive(&mut self.kv, &mut no_interruption, |kv, _| {
                 let members = index_members(kv, &index_key, None);
-                let records = records_of(kv, &keys, &members);
+                let records = records_of(kv, &keys, &index_key, &members)?;
                 transition::list(&keys, &user, &members, &records)
             });
             if let Err(e) = listed {
@@ -652,7 +652,7 @@ impl World {
             let revoked = drive(&mut copy, &mut no_interruption, |kv, _| {
                 let scan = transition::revoke_all_scan(&keys, &input);
                 let members = index_members(kv, &scan.key, Some(scan.max_score));
-                let records = records_of(kv, &keys, &members);
+                let records = records_of(kv, &keys, &scan.key, &members)?;
                 transition::revoke_all(&keys, &input, &members, &records)
             });
             if let Err(e) = revoked {
@@ -815,13 +815,16 @@ fn index_members_scored(kv: &MemoryKv, key: &str) -> BTreeMap<String, f64> {
     kv.index_range(key, None).into_iter().collect()
 }
 
-fn records_of(kv: &MemoryKv, keys: &KeySpace, members: &[String]) -> Vec<Option<Vec<u8>>> {
-    members
+/// The second read of `list` and "revoke all", as the driver does it: the
+/// records [`transition::record_keys`] names, in member order.
+fn records_of(
+    kv: &MemoryKv,
+    keys: &KeySpace,
+    index_key: &str,
+    members: &[String],
+) -> Result<Vec<Option<Vec<u8>>>, TransitionError> {
+    Ok(transition::record_keys(keys, index_key, members)?
         .iter()
-        .map(|m| {
-            DeviceSessionId::parse(m.as_str())
-                .ok()
-                .and_then(|id| kv.get(&keys.session_key(&id)).map(<[u8]>::to_vec))
-        })
-        .collect()
+        .map(|key| kv.get(key).map(<[u8]>::to_vec))
+        .collect())
 }
