@@ -11,7 +11,7 @@
 
 mod cli_support;
 
-use cli_support::{run, RedisServer, Run};
+use cli_support::{client, run, RedisServer, Run};
 use serde_json::{json, Value};
 
 const KEY_A: &str = "6CNOOq9vU5hNuRjuSnPSuoYdvt6iZpSYfEDOihlBz8I=";
@@ -74,7 +74,7 @@ fn lifecycle_through_the_cli() {
     assert_eq!(s1["status"], "active");
 
     // The record is the reference's byte-exact encoding, under its key.
-    let mut conn = server.client();
+    let mut conn = client(&server);
     let raw: String = redis::cmd("GET")
         .arg("t1:session:ZGV2LTE")
         .query(&mut conn)
@@ -203,7 +203,7 @@ fn check_reports_planted_corruption_and_repair_fixes_index_drift() {
     create(&server, p, "dev-2", "user-1", KEY_B, "2026-11-27T10:00:01Z");
     assert_eq!(on(&server, p, &["check"]).json()["problems"], json!([]));
 
-    let mut conn = server.client();
+    let mut conn = client(&server);
     let active = "t2:user_active_sessions:dXNlci0x";
     // Index drift: dev-2 dropped from the active index; a member with no record.
     let _: i64 = redis::cmd("ZREM")
@@ -310,7 +310,7 @@ fn demo_on_redis_uses_a_fresh_prefix_and_leaves_nothing() {
     // 3 records + the all-sessions index (the active index is gone once
     // empty).
     assert_eq!(lines[12]["keys_deleted"], 4, "{lines:?}");
-    assert_eq!(keys(&mut server.client(), "*"), Vec::<String>::new());
+    assert_eq!(keys(&mut client(&server), "*"), Vec::<String>::new());
     // Twice in a row: fresh prefixes never collide.
     on(&server, "demo-base:", &["demo"]).json_lines();
 }
@@ -342,7 +342,7 @@ fn bench_on_redis_cleans_up_and_contention_keeps_the_indexes_consistent() {
             assert_eq!(report["invariants"]["consistent"], true, "{report}");
         }
         assert_eq!(
-            keys(&mut server.client(), "*"),
+            keys(&mut client(&server), "*"),
             Vec::<String>::new(),
             "{op} left keys"
         );
@@ -369,7 +369,7 @@ fn an_interrupted_bench_still_reports_and_purges_its_keys() {
     .spawn()
     .unwrap();
     // Interrupt once the bench has written keys (its preload is under way).
-    let mut conn = server.client();
+    let mut conn = client(&server);
     let started = std::time::Instant::now();
     loop {
         let size: u64 = redis::cmd("DBSIZE").query(&mut conn).unwrap();

@@ -96,79 +96,14 @@ pub fn run(args: &[&str]) -> Run {
     Run::from(output)
 }
 
-/// A private `redis-server` on a free loopback port, without persistence,
-/// killed by pid when dropped. Fails (never skips) when redis-server is
-/// missing.
-pub struct RedisServer {
-    child: std::process::Child,
-    port: u16,
-    dir: std::path::PathBuf,
-}
+/// The integration tests' private `redis-server` guard (free loopback
+/// port, no persistence, killed by pid, fails when redis-server is missing).
+pub use authsession_tests::RedisServer;
 
-impl RedisServer {
-    pub fn start() -> Self {
-        use std::io::{BufRead, BufReader};
-        for attempt in 0..5 {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .expect("find a free loopback port")
-                .port();
-            let dir = std::env::temp_dir().join(format!(
-                "authsession-cli-redis-{}-{port}-{attempt}",
-                std::process::id()
-            ));
-            std::fs::create_dir_all(&dir).unwrap();
-            let mut child = Command::new("redis-server")
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--save", "", "--appendonly", "no", "--logfile", ""])
-                .arg("--dir")
-                .arg(&dir)
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("redis-server must be installed (scripts/test installs it)");
-            // Ready when it says so on its log (stdout); EOF first means it
-            // could not start (e.g. the port was taken meanwhile).
-            let mut log = BufReader::new(child.stdout.take().unwrap());
-            let mut ready = false;
-            let mut line = String::new();
-            while log.read_line(&mut line).unwrap_or(0) > 0 {
-                if line.contains("Ready to accept connections") {
-                    ready = true;
-                    break;
-                }
-                line.clear();
-            }
-            if ready {
-                // Keep draining the log so the server never blocks on it.
-                std::thread::spawn(move || std::io::copy(&mut log, &mut std::io::sink()));
-                return Self { child, port, dir };
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-            let _ = std::fs::remove_dir_all(&dir);
-        }
-        panic!("redis-server did not start");
-    }
-
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// A synchronous client for planting raw data.
-    pub fn client(&self) -> redis::Connection {
-        redis::Client::open(self.url())
-            .unwrap()
-            .get_connection()
-            .unwrap()
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+/// A synchronous client of `server`, for planting and reading raw data.
+pub fn client(server: &RedisServer) -> redis::Connection {
+    redis::Client::open(server.url())
+        .unwrap()
+        .get_connection()
+        .unwrap()
 }
