@@ -18,6 +18,7 @@
 #![deny(missing_docs)]
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 
 use authsession_core::{
     codec, prefixed_key, ClientPublicKey, DecodeError, DeviceSessionId, Field, Revocation,
@@ -99,7 +100,7 @@ pub fn decode_session_record(
     #[wasm_bindgen(unchecked_param_type = "string | Uint8Array")] payload: JsValue,
 ) -> Result<JsValue, JsValue> {
     let session = decode(&id, &payload)?;
-    Ok(to_js(&SessionParts::from(&session))?)
+    Ok(to_js(&session)?)
 }
 
 /// Encodes a session into the exact bytes the reference stores.
@@ -156,7 +157,7 @@ pub fn require_active_session(
     };
     let session = decode(&id, &payload)?;
     expectation.check(&session)?;
-    Ok(to_js(&SessionParts::from(&session))?)
+    Ok(to_js(&session)?)
 }
 
 // ------------------------------------------------------ the error adapter
@@ -233,21 +234,106 @@ fn has_unpaired_surrogates(value: &JsValue, converted: &str) -> bool {
 
 fn decode(id: &JsValue, payload: &JsValue) -> Result<Session, Failure> {
     let id = DeviceSessionId::parse(text(id, "id")?)?;
-    if let Some(text) = payload.as_string() {
-        // Lone surrogates are what invalid UTF-8 is to bytes: not JSON text.
-        if has_unpaired_surrogates(payload, &text) {
-            return Err(Failure::new(
-                "malformed_json",
-                "payload contains unpaired UTF-16 surrogates",
-            ));
-        }
-        return Ok(codec::decode(&id, text.as_bytes())?);
+    if let Some(text) = payload.dyn_ref::<JsString>() {
+        return PAYLOAD_UTF8.with_borrow_mut(|scratch| match scratch.encode(text) {
+            Some(utf8) => decode_text(&id, text, utf8),
+            None => {
+                let owned = text.as_string().unwrap_or_default();
+                decode_text(&id, text, &owned)
+            }
+        });
     }
     match payload.dyn_ref::<Uint8Array>() {
-        Some(bytes) => Ok(codec::decode(&id, &bytes.to_vec())?),
+        Some(bytes) => {
+            // Records are small: copy into the stack rather than a fresh Vec
+            // (saves an allocation per call); larger ones still work.
+            let mut stack = [0u8; 1024];
+            match stack.get_mut(..bytes.length() as usize) {
+                Some(buffer) => {
+                    bytes.copy_to(buffer);
+                    Ok(codec::decode(&id, buffer)?)
+                }
+                None => Ok(codec::decode(&id, &bytes.to_vec())?),
+            }
+        }
         None => Err(Failure::invalid_argument(
             "payload must be a string or a Uint8Array",
         )),
+    }
+}
+
+fn decode_text(id: &DeviceSessionId, original: &JsString, utf8: &str) -> Result<Session, Failure> {
+    // Lone surrogates are what invalid UTF-8 is to bytes: not JSON text.
+    if has_unpaired_surrogates(original, utf8) {
+        return Err(Failure::new(
+            "malformed_json",
+            "payload contains unpaired UTF-16 surrogates",
+        ));
+    }
+    Ok(codec::decode(id, utf8.as_bytes())?)
+}
+
+#[wasm_bindgen]
+extern "C" {
+    /// The platform's `TextEncoder` (Node, workerd, browsers).
+    type TextEncoder;
+    #[wasm_bindgen(constructor)]
+    fn new() -> TextEncoder;
+    #[wasm_bindgen(method, js_name = encodeInto)]
+    fn encode_into(this: &TextEncoder, source: &JsString, destination: &Uint8Array)
+        -> EncodeResult;
+    /// What `encodeInto` returns: `{ read, written }`.
+    type EncodeResult;
+    #[wasm_bindgen(method, getter)]
+    fn written(this: &EncodeResult) -> u32;
+}
+
+thread_local! {
+    static PAYLOAD_UTF8: RefCell<Utf8Scratch> = RefCell::new(Utf8Scratch::new());
+}
+
+/// String payloads reach the decoder through `TextEncoder.encodeInto`
+/// writing straight into this fixed buffer: measured cheaper than
+/// wasm-bindgen's string hand-over (a JS loop per character, then a fresh
+/// allocation). Same UTF-8 (and U+FFFD for lone surrogates) either way.
+struct Utf8Scratch {
+    encoder: TextEncoder,
+    buffer: Vec<u8>,
+    /// A JS view of `buffer`; growing the wasm memory detaches it.
+    view: Option<Uint8Array>,
+}
+
+impl Utf8Scratch {
+    const LEN: usize = 4096;
+
+    fn new() -> Self {
+        Self {
+            encoder: TextEncoder::new(),
+            buffer: vec![0; Self::LEN],
+            view: None,
+        }
+    }
+
+    /// `text` as UTF-8, or `None` when it does not fit (the caller then
+    /// takes the ordinary path).
+    fn encode(&mut self, text: &JsString) -> Option<&str> {
+        let view = match self.view.take() {
+            Some(view) if view.length() != 0 => view,
+            _ => {
+                let memory = wasm_bindgen::memory().unchecked_into::<js_sys::WebAssembly::Memory>();
+                let start = u32::try_from(self.buffer.as_ptr() as usize).ok()?;
+                let len = u32::try_from(self.buffer.len()).ok()?;
+                Uint8Array::new_with_byte_offset_and_length(&memory.buffer(), start, len)
+            }
+        };
+        let written = self.encoder.encode_into(text, &view).written() as usize;
+        self.view = Some(view);
+        // encodeInto stops before a character (≤ 4 bytes) that does not fit,
+        // so only a result this far from the end is the whole string.
+        if written + 4 > Self::LEN {
+            return None;
+        }
+        std::str::from_utf8(self.buffer.get(..written)?).ok()
     }
 }
 
@@ -275,11 +361,26 @@ fn from_js_object<T: serde::de::DeserializeOwned>(
     serde_json::from_str(&json).map_err(|err| Failure::invalid_argument(format!("{what}: {err}")))
 }
 
-/// The session as a plain JS object, via its JSON text.
-fn to_js(session: &SessionParts<'_>) -> Result<JsValue, Failure> {
-    let json =
-        serde_json::to_string(session).map_err(|err| Failure::invalid_argument(err.to_string()))?;
-    js_sys::JSON::parse(&json).map_err(|_| Failure::invalid_argument("JSON.parse failed"))
+thread_local! {
+    /// The JSON text handed to `JSON.parse`, reused so that returning a
+    /// session does not allocate (wasm is single-threaded and nothing here
+    /// re-enters).
+    static JSON_TEXT: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(1024));
+}
+
+/// The session as a plain JS object, via its JSON text (one `JSON.parse` is
+/// cheaper than setting properties one by one).
+fn to_js(session: &Session) -> Result<JsValue, Failure> {
+    SessionParts::with(session, |parts| {
+        JSON_TEXT.with_borrow_mut(|json| {
+            json.clear();
+            serde_json::to_writer(&mut *json, parts)
+                .map_err(|err| Failure::invalid_argument(err.to_string()))?;
+            let text = std::str::from_utf8(json)
+                .map_err(|_| Failure::invalid_argument("session JSON is not UTF-8"))?;
+            js_sys::JSON::parse(text).map_err(|_| Failure::invalid_argument("JSON.parse failed"))
+        })
+    })
 }
 
 impl SessionParts<'static> {
@@ -339,25 +440,29 @@ struct RevocationParts<'a> {
     actor_id: Cow<'a, str>,
 }
 
-impl<'a> From<&'a Session> for SessionParts<'a> {
-    fn from(session: &'a Session) -> Self {
-        Self {
+impl SessionParts<'_> {
+    /// Calls `f` with `session`'s parts, all borrowed (the key's base64 and
+    /// the timestamps' text live on this stack frame): no allocation on the
+    /// decode path.
+    fn with<R>(session: &Session, f: impl FnOnce(&SessionParts<'_>) -> R) -> R {
+        let mut key = [0u8; 44];
+        let created_at = session.created_at().canonical();
+        let revocation = session.revocation().map(|r| (r, r.at().canonical()));
+        f(&SessionParts {
             device_session_id: session.id().as_str().into(),
             user_id: session.user_id().as_str().into(),
-            client_public_key: session.client_public_key().to_base64().into(),
+            client_public_key: session.client_public_key().encode_base64(&mut key).into(),
             status: session.status().as_str().into(),
-            created_at: session.created_at().to_string().into(),
-            revocation: session.revocation().map(|r| RevocationParts {
-                at: r.at().to_string().into(),
+            created_at: created_at.as_str().into(),
+            revocation: revocation.as_ref().map(|(r, at)| RevocationParts {
+                at: at.as_str().into(),
                 reason_code: r.reason_code().as_str().into(),
                 actor_type: r.actor_type().as_str().into(),
                 actor_id: r.actor_id().as_str().into(),
             }),
-        }
+        })
     }
-}
 
-impl SessionParts<'_> {
     /// Through the core's validating constructors only.
     fn into_session(self) -> Result<Session, Failure> {
         let timestamp =
@@ -464,7 +569,7 @@ mod tests {
     fn parts_round_trip_through_the_core() {
         let session = parts().into_session().unwrap();
         assert_eq!(session.status(), Status::Revoked);
-        assert_eq!(SessionParts::from(&session), parts());
+        SessionParts::with(&session, |p| assert_eq!(p, &parts()));
         let bytes = codec::encode(&session);
         let id = DeviceSessionId::parse("dev-1").unwrap();
         assert_eq!(codec::decode(&id, &bytes).unwrap(), session);

@@ -109,6 +109,31 @@ test("unpaired UTF-16 surrogates are refused, never turned into U+FFFD", () => {
   assert.equal(wasm.sessionKey("p:", "\uFFFD"), "p:77-9");
 });
 
+test("string and Uint8Array payloads decode alike, whatever their size or characters", () => {
+  const v = active[0];
+  const outcome = (payload) => {
+    try {
+      return wasm.decodeSessionRecord(v.device_session_id, payload);
+    } catch (err) {
+      return thrownKind(() => {
+        throw err;
+      });
+    }
+  };
+  const payloads = ["", v.payload, v.payload.replace(v.session.user_id, "usér-ü"), "é".repeat(5000)];
+  // UTF-8 lengths around the 4096-byte buffer of the string fast path.
+  for (let n = 4086; n <= 4100; n++) {
+    payloads.push(" ".repeat(n - v.payload.length) + v.payload);
+    payloads.push(v.payload.replace(v.session.user_id, "é".repeat((n - v.payload.length) >> 1)));
+  }
+  for (const payload of payloads) {
+    assert.deepEqual(outcome(payload), outcome(new TextEncoder().encode(payload)), `${payload.length} chars`);
+  }
+  // Growing the wasm memory (a large Uint8Array is copied in) must not break strings.
+  assert.equal(typeof outcome(new Uint8Array(8 << 20)), "string");
+  assert.deepEqual(wasm.decodeSessionRecord(v.device_session_id, v.payload), camel(v.session));
+});
+
 test("encodeSessionRecord validates through the core and refuses unknown fields", () => {
   const base = camel(revoked[0].session);
   const kind = (session) => thrownKind(() => wasm.encodeSessionRecord(session));
