@@ -235,27 +235,30 @@ fn has_unpaired_surrogates(value: &JsValue, converted: &str) -> bool {
 fn decode(id: &JsValue, payload: &JsValue) -> Result<Session, Failure> {
     let id = DeviceSessionId::parse(text(id, "id")?)?;
     if let Some(text) = payload.dyn_ref::<JsString>() {
-        return PAYLOAD_UTF8.with_borrow_mut(|scratch| match scratch.encode(text) {
-            Some(utf8) => decode_text(&id, text, utf8),
-            None => {
-                let owned = text.as_string().unwrap_or_default();
-                decode_text(&id, text, &owned)
+        return PAYLOAD.with(|scratch| {
+            match scratch
+                .try_borrow_mut()
+                .ok()
+                .as_mut()
+                .and_then(|s| s.encode(text))
+            {
+                Some(utf8) => decode_text(&id, text, utf8),
+                None => decode_text(&id, text, &text.as_string().unwrap_or_default()),
             }
         });
     }
     match payload.dyn_ref::<Uint8Array>() {
-        Some(bytes) => {
-            // Records are small: copy into the stack rather than a fresh Vec
-            // (saves an allocation per call); larger ones still work.
-            let mut stack = [0u8; 1024];
-            match stack.get_mut(..bytes.length() as usize) {
-                Some(buffer) => {
-                    bytes.copy_to(buffer);
-                    Ok(codec::decode(&id, buffer)?)
-                }
+        Some(bytes) => PAYLOAD.with(|scratch| {
+            match scratch
+                .try_borrow_mut()
+                .ok()
+                .as_mut()
+                .and_then(|s| s.copy(bytes))
+            {
+                Some(copy) => Ok(codec::decode(&id, copy)?),
                 None => Ok(codec::decode(&id, &bytes.to_vec())?),
             }
-        }
+        }),
         None => Err(Failure::invalid_argument(
             "payload must be a string or a Uint8Array",
         )),
@@ -289,21 +292,22 @@ extern "C" {
 }
 
 thread_local! {
-    static PAYLOAD_UTF8: RefCell<Utf8Scratch> = RefCell::new(Utf8Scratch::new());
+    static PAYLOAD: RefCell<Scratch> = RefCell::new(Scratch::new());
 }
 
-/// String payloads reach the decoder through `TextEncoder.encodeInto`
-/// writing straight into this fixed buffer: measured cheaper than
-/// wasm-bindgen's string hand-over (a JS loop per character, then a fresh
-/// allocation). Same UTF-8 (and U+FFFD for lone surrogates) either way.
-struct Utf8Scratch {
+/// Payloads reach the decoder written by JS straight into this fixed buffer
+/// through a cached view: strings by `TextEncoder.encodeInto` (measured
+/// cheaper than wasm-bindgen's string hand-over, a JS loop per character
+/// into a fresh allocation; same UTF-8, U+FFFD for lone surrogates), bytes by
+/// one `Uint8Array.set` (no allocation, no per-call view of the memory).
+struct Scratch {
     encoder: TextEncoder,
     buffer: Vec<u8>,
     /// A JS view of `buffer`; growing the wasm memory detaches it.
     view: Option<Uint8Array>,
 }
 
-impl Utf8Scratch {
+impl Scratch {
     const LEN: usize = 4096;
 
     fn new() -> Self {
@@ -317,15 +321,7 @@ impl Utf8Scratch {
     /// `text` as UTF-8, or `None` when it does not fit (the caller then
     /// takes the ordinary path).
     fn encode(&mut self, text: &JsString) -> Option<&str> {
-        let view = match self.view.take() {
-            Some(view) if view.length() != 0 => view,
-            _ => {
-                let memory = wasm_bindgen::memory().unchecked_into::<js_sys::WebAssembly::Memory>();
-                let start = u32::try_from(self.buffer.as_ptr() as usize).ok()?;
-                let len = u32::try_from(self.buffer.len()).ok()?;
-                Uint8Array::new_with_byte_offset_and_length(&memory.buffer(), start, len)
-            }
-        };
+        let view = self.take_view()?;
         let written = self.encoder.encode_into(text, &view).written() as usize;
         self.view = Some(view);
         // encodeInto stops before a character (≤ 4 bytes) that does not fit,
@@ -334,6 +330,36 @@ impl Utf8Scratch {
             return None;
         }
         std::str::from_utf8(self.buffer.get(..written)?).ok()
+    }
+
+    /// A copy of `bytes`, or `None` when they do not fit.
+    fn copy(&mut self, bytes: &Uint8Array) -> Option<&[u8]> {
+        let len = bytes.length() as usize;
+        if len > Self::LEN {
+            return None;
+        }
+        let view = self.take_view()?;
+        view.set(bytes, 0);
+        self.view = Some(view);
+        self.buffer.get(..len)
+    }
+
+    /// The view of `buffer` (put it back after use), made afresh when
+    /// growing the memory has detached it.
+    fn take_view(&mut self) -> Option<Uint8Array> {
+        match self.view.take() {
+            Some(view) if view.length() != 0 => Some(view),
+            _ => {
+                let memory = wasm_bindgen::memory().unchecked_into::<js_sys::WebAssembly::Memory>();
+                let start = u32::try_from(self.buffer.as_ptr() as usize).ok()?;
+                let len = u32::try_from(self.buffer.len()).ok()?;
+                Some(Uint8Array::new_with_byte_offset_and_length(
+                    &memory.buffer(),
+                    start,
+                    len,
+                ))
+            }
+        }
     }
 }
 
@@ -368,17 +394,30 @@ thread_local! {
     static JSON_TEXT: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(1024));
 }
 
+#[wasm_bindgen]
+extern "C" {
+    // js_sys's binding catches exceptions through a wrapper closure per call;
+    // JSON.parse of serde_json's output does not throw, so skip it.
+    #[wasm_bindgen(js_namespace = JSON, js_name = parse)]
+    fn parse_json(text: &str) -> JsValue;
+}
+
 /// The session as a plain JS object, via its JSON text (one `JSON.parse` is
 /// cheaper than setting properties one by one).
 fn to_js(session: &Session) -> Result<JsValue, Failure> {
     SessionParts::with(session, |parts| {
-        JSON_TEXT.with_borrow_mut(|json| {
+        JSON_TEXT.with(|cell| {
+            // A JS exception passing through (stack overflow) would leave the
+            // borrow held for good: then work in a fresh buffer.
+            let mut fresh = Vec::new();
+            let mut reused = cell.try_borrow_mut().ok();
+            let json = reused.as_deref_mut().unwrap_or(&mut fresh);
             json.clear();
             serde_json::to_writer(&mut *json, parts)
                 .map_err(|err| Failure::invalid_argument(err.to_string()))?;
             let text = std::str::from_utf8(json)
                 .map_err(|_| Failure::invalid_argument("session JSON is not UTF-8"))?;
-            js_sys::JSON::parse(text).map_err(|_| Failure::invalid_argument("JSON.parse failed"))
+            Ok(parse_json(text))
         })
     })
 }
