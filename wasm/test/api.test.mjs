@@ -129,6 +129,14 @@ test("string and Uint8Array payloads decode alike, whatever their size or charac
   for (const payload of payloads) {
     assert.deepEqual(outcome(payload), outcome(new TextEncoder().encode(payload)), `${payload.length} chars`);
   }
+  // Object arguments cross as JSON text by the same route, long or short.
+  const session = camel(v.session);
+  assert.deepEqual(wasm.requireActiveSession(v.device_session_id, v.payload, { userId: session.userId }), session);
+  assert.equal(thrownKind(() => wasm.requireActiveSession(v.device_session_id, v.payload, { userId: "é".repeat(3000) })), "invalid_id");
+  assert.equal(thrownKind(() => wasm.requireActiveSession(v.device_session_id, v.payload, { userId: "ü" })), "user_mismatch");
+  assert.equal(thrownKind(() => wasm.encodeSessionRecord({ ...session, extra: "é".repeat(5000) })), "invalid_argument");
+  const wide = { ...session, userId: "é".repeat(100) };
+  assert.deepEqual(wasm.decodeSessionRecord(v.device_session_id, wasm.encodeSessionRecord(wide)), wide);
   // Growing the wasm memory (a large Uint8Array is copied in) must not break strings.
   assert.equal(typeof outcome(new Uint8Array(8 << 20)), "string");
   assert.deepEqual(wasm.decodeSessionRecord(v.device_session_id, v.payload), camel(v.session));
