@@ -68,3 +68,15 @@ for target in nodejs web; do
 done
 
 ls -l "$here"/pkg/*/authsession_wasm_bg.wasm
+
+# The size budget of the default (size-optimised, wasm-opt'd) build is part
+# of the contract: fail the build rather than drift past it unnoticed.
+budget=150000
+if [ -z "${AUTHSESSION_WASM_OPT_LEVEL:-}" ] && [ -x "$wasm_opt" ]; then
+  size=$(stat -c %s "$here/pkg/web/authsession_wasm_bg.wasm")
+  if [ "$size" -gt "$budget" ]; then
+    echo "build.sh: module is $size B, over the $budget B budget (see BENCHMARKS.md, WASM)" >&2
+    exit 1
+  fi
+  echo "build.sh: module $size B (budget $budget B)"
+fi
