@@ -801,7 +801,7 @@ async fn contention_worker<S: SessionStore>(
             }
             continue;
         }
-        let target = if n % 4 == 0 {
+        let target = if n.is_multiple_of(4) {
             recent
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
