@@ -242,7 +242,15 @@ struct RecordOut<'a> {
 
 /// Encodes a session as the reference writes it, byte for byte.
 pub fn encode(session: &Session) -> Vec<u8> {
-    let mut out = Vec::with_capacity(320);
+    // Keys, punctuation, key text and timestamps take at most 330 bytes;
+    // sizing for the variable fields too avoids a regrowth copy (escapes
+    // are rare enough to ignore here).
+    let variable = session.id().as_str().len()
+        + session.user_id().as_str().len()
+        + session.revocation().map_or(0, |r| {
+            r.reason_code().as_str().len() + r.actor_type().as_str().len() + r.actor_id().as_str().len()
+        });
+    let mut out = Vec::with_capacity(330 + variable);
     encode_into(session, &mut out);
     out
 }
