@@ -248,7 +248,9 @@ pub fn encode(session: &Session) -> Vec<u8> {
     let variable = session.id().as_str().len()
         + session.user_id().as_str().len()
         + session.revocation().map_or(0, |r| {
-            r.reason_code().as_str().len() + r.actor_type().as_str().len() + r.actor_id().as_str().len()
+            r.reason_code().as_str().len()
+                + r.actor_type().as_str().len()
+                + r.actor_id().as_str().len()
         });
     let mut out = Vec::with_capacity(330 + variable);
     encode_into(session, &mut out);
