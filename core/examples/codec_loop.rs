@@ -10,10 +10,10 @@
 
 use std::hint::black_box;
 
-use authsession_core::{
-    decode, encode, ClientPublicKey, DeviceSessionId, Revocation, RevokeActorId, RevokeActorType,
-    RevokeReasonCode, Session, Timestamp, UserId,
-};
+use authsession_core::{decode, encode};
+
+#[path = "../benches/fixtures/mod.rs"]
+mod fixtures;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -22,26 +22,8 @@ fn main() {
         args[2].as_str(),
         args[3].parse::<usize>().unwrap(),
     );
-    let active = Session::active(
-        DeviceSessionId::parse("0b0c8d7e-5a3f-4f5e-9a61-2f1f0d9c3a77").unwrap(),
-        UserId::parse("user-4d1b7a52").unwrap(),
-        ClientPublicKey::from_bytes(&[7; 32]).unwrap(),
-        Timestamp::parse("2026-11-27T10:00:00.123456789Z").unwrap(),
-    )
-    .unwrap();
-    let session = if which == "revoked" {
-        let at = Timestamp::parse("2026-11-27T11:00:00Z").unwrap();
-        let revocation = Revocation::new(
-            at,
-            RevokeReasonCode::parse("user_logout").unwrap(),
-            RevokeActorType::parse("user").unwrap(),
-            RevokeActorId::parse("user-4d1b7a52").unwrap(),
-        )
-        .unwrap();
-        active.revoked(revocation).unwrap()
-    } else {
-        active
-    };
+    let (active, revoked) = fixtures::sessions();
+    let session = if which == "revoked" { revoked } else { active };
     let bytes = encode(&session);
     let id = session.id().clone();
     for _ in 0..n {

@@ -294,6 +294,25 @@ struct Loaded {
     ids: Vec<DeviceSessionId>,
 }
 
+/// The U × K sessions the read-heavy workloads (get, count, list, mixed)
+/// run against.
+async fn load_all_users<S: SessionStore + 'static>(
+    store: &Arc<S>,
+    fixtures: &Fixtures,
+    params: &BenchParams,
+    rng: &mut SmallRng,
+) -> Result<Loaded, CliError> {
+    load_users(
+        store,
+        fixtures,
+        "",
+        params.users,
+        params.sessions_per_user,
+        rng,
+    )
+    .await
+}
+
 async fn load_users<S: SessionStore + 'static>(
     store: &Arc<S>,
     fixtures: &Fixtures,
@@ -375,17 +394,7 @@ pub(crate) async fn run<S: SessionStore + 'static>(
 
     let (stats, elapsed) = match params.op {
         BenchOp::Get | BenchOp::Count | BenchOp::List => {
-            let loaded = Arc::new(
-                load_users(
-                    &store,
-                    &fixtures,
-                    "",
-                    params.users,
-                    params.sessions_per_user,
-                    &mut rng,
-                )
-                .await?,
-            );
+            let loaded = Arc::new(load_all_users(&store, &fixtures, params, &mut rng).await?);
             preloaded = loaded.ids.len();
             let op = params.op;
             let deadline = Instant::now() + duration;
@@ -459,17 +468,7 @@ pub(crate) async fn run<S: SessionStore + 'static>(
             (stats, elapsed)
         }
         BenchOp::Mixed => {
-            let loaded = Arc::new(
-                load_users(
-                    &store,
-                    &fixtures,
-                    "",
-                    params.users,
-                    params.sessions_per_user,
-                    &mut rng,
-                )
-                .await?,
-            );
+            let loaded = Arc::new(load_all_users(&store, &fixtures, params, &mut rng).await?);
             preloaded = loaded.ids.len();
             // Revokes take distinct loaded sessions in random order.
             let mut pool = loaded.ids.clone();
