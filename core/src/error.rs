@@ -156,6 +156,14 @@ pub enum ValidationError {
     /// A revoked session carries no revocation.
     #[error("revoked session must carry revocation metadata")]
     RevokedWithoutRevocation,
+    /// A count (page limit, batch size, session limit) outside its range.
+    #[error("{what} must be in 1..={max}")]
+    OutOfRange {
+        /// What was out of range.
+        what: &'static str,
+        /// The largest value accepted.
+        max: usize,
+    },
     /// Key-space prefixes are empty, equal, or one is a prefix of another.
     #[error("invalid key prefixes: {reason}")]
     InvalidKeyPrefix {
@@ -195,6 +203,7 @@ impl ValidationError {
                 "status_revocation_mismatch"
             }
             ValidationError::InvalidKeyPrefix { .. } => "invalid_key_prefix",
+            ValidationError::OutOfRange { .. } => "out_of_range",
         }
     }
 
@@ -219,6 +228,7 @@ impl ValidationError {
                 Some(Field::Status)
             }
             ValidationError::InvalidKeyPrefix { .. } => Some(Field::KeyPrefix),
+            ValidationError::OutOfRange { .. } => None,
         }
     }
 

@@ -11,35 +11,113 @@ use crate::timestamp::Timestamp;
 /// Default base of the three prefixes (the Go reference's layout).
 pub const DEFAULT_KEY_BASE: &str = "authsession:";
 
-/// All key derivation. Plans name keys only through this value, so another
-/// layout (e.g. hash-tagged per user for Redis Cluster) can be added without
-/// touching the transitions.
+/// How keys are laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum Layout {
+    /// The Go reference adapter's layout (the only one it reads): the
+    /// record key depends on the id alone. For a standalone server.
+    #[default]
+    Reference,
+    /// Every key of one user carries the hash tag `{b64url(user)}`, so all
+    /// of a user's keys live in one Redis Cluster slot and every mutation
+    /// is one script there; an owner key per id (id → user, in the id's own
+    /// slot) keeps ids unique across the cluster.
+    Tagged,
+}
+
+impl Layout {
+    /// `reference` or `tagged`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Layout::Reference => "reference",
+            Layout::Tagged => "tagged",
+        }
+    }
+}
+
+impl std::str::FromStr for Layout {
+    type Err = ValidationError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "reference" => Ok(Layout::Reference),
+            "tagged" => Ok(Layout::Tagged),
+            _ => Err(ValidationError::InvalidKeyPrefix {
+                reason: "layout must be `reference` or `tagged`",
+            }),
+        }
+    }
+}
+
+/// All key derivation. Plans name keys only through this value, so the
+/// transitions are the same in every [`Layout`].
 ///
-/// The reference layout: `session_prefix + b64url(id)` holds the record,
+/// Reference layout: `session_prefix + b64url(id)` holds the record,
 /// `user_sessions_prefix + b64url(user)` and
 /// `user_active_sessions_prefix + b64url(user)` the two sorted-set indexes
 /// (base64url without padding).
+///
+/// Tagged layout: `session_prefix + {b64url(user)} + b64url(id)`,
+/// `user_sessions_prefix + {b64url(user)}`,
+/// `user_active_sessions_prefix + {b64url(user)}` (one slot per user), and
+/// the owner key `owner_prefix + {b64url(id)}` holding the user id.
+///
+/// Both layouts add the revoked index (`revoked_prefix`, members scored by
+/// revocation time), which retention uses to find expired sessions without
+/// reading records; the Go adapter never reads it.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct KeySpace {
+    layout: Layout,
     session_prefix: String,
     user_sessions_prefix: String,
     user_active_sessions_prefix: String,
+    revoked_prefix: String,
+    owner_prefix: String,
 }
 
 impl KeySpace {
-    /// A key space from three prefixes: non-empty, distinct, none a prefix
-    /// of another (so no key of one kind can be read as another kind).
+    /// A reference-layout key space from the three reference prefixes:
+    /// non-empty, distinct, none a prefix of another (so no key of one kind
+    /// can be read as another kind). The revoked indexes and owner keys get
+    /// sibling prefixes (`…user_sessions_revoked:`, `…session_owner:`); name
+    /// them yourself with [`KeySpace::with_prefixes`].
     pub fn new(
         session_prefix: impl Into<String>,
         user_sessions_prefix: impl Into<String>,
         user_active_sessions_prefix: impl Into<String>,
     ) -> Result<Self, ValidationError> {
+        let session_prefix = session_prefix.into();
+        let user_sessions_prefix = user_sessions_prefix.into();
+        Self::with_prefixes(
+            Layout::Reference,
+            session_prefix.clone(),
+            user_sessions_prefix.clone(),
+            user_active_sessions_prefix.into(),
+            derived_prefix(&user_sessions_prefix, "revoked"),
+            derived_prefix(&session_prefix, "owner"),
+        )
+    }
+
+    /// A key space from every prefix, in either layout. Prefixes must be
+    /// non-empty, distinct and none a prefix of another; in the tagged
+    /// layout none may contain `{` or `}` (the tag must be the user's).
+    pub fn with_prefixes(
+        layout: Layout,
+        session_prefix: String,
+        user_sessions_prefix: String,
+        user_active_sessions_prefix: String,
+        revoked_prefix: String,
+        owner_prefix: String,
+    ) -> Result<Self, ValidationError> {
         let keys = Self {
-            session_prefix: session_prefix.into(),
-            user_sessions_prefix: user_sessions_prefix.into(),
-            user_active_sessions_prefix: user_active_sessions_prefix.into(),
+            layout,
+            session_prefix,
+            user_sessions_prefix,
+            user_active_sessions_prefix,
+            revoked_prefix,
+            owner_prefix,
         };
-        let all = keys.prefixes();
+        let all = keys.all_prefixes();
         if all.iter().any(|p| p.trim().is_empty()) {
             return Err(ValidationError::InvalidKeyPrefix {
                 reason: "prefixes must not be empty",
@@ -54,20 +132,52 @@ impl KeySpace {
                 }
             }
         }
+        if layout == Layout::Tagged && all.iter().any(|p| p.contains(['{', '}'])) {
+            return Err(ValidationError::InvalidKeyPrefix {
+                reason: "prefixes of the tagged layout must not contain `{` or `}`",
+            });
+        }
         Ok(keys)
     }
 
     /// The layout the CLI's `--prefix BASE` selects: `{BASE}session:`,
-    /// `{BASE}user_sessions:`, `{BASE}user_active_sessions:`.
+    /// `{BASE}user_sessions:`, `{BASE}user_active_sessions:`, plus
+    /// `{BASE}user_revoked_sessions:` and `{BASE}session_owner:`.
     pub fn with_base(base: &str) -> Result<Self, ValidationError> {
-        Self::new(
+        Self::with_base_and_layout(base, Layout::Reference)
+    }
+
+    /// [`KeySpace::with_base`] in `layout`.
+    pub fn with_base_and_layout(base: &str, layout: Layout) -> Result<Self, ValidationError> {
+        Self::with_prefixes(
+            layout,
             format!("{base}session:"),
             format!("{base}user_sessions:"),
             format!("{base}user_active_sessions:"),
+            format!("{base}user_revoked_sessions:"),
+            format!("{base}session_owner:"),
         )
     }
 
-    /// The three prefixes: session, user sessions, user active sessions.
+    /// The same prefixes in another layout.
+    pub fn in_layout(&self, layout: Layout) -> Result<Self, ValidationError> {
+        Self::with_prefixes(
+            layout,
+            self.session_prefix.clone(),
+            self.user_sessions_prefix.clone(),
+            self.user_active_sessions_prefix.clone(),
+            self.revoked_prefix.clone(),
+            self.owner_prefix.clone(),
+        )
+    }
+
+    /// The layout.
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// The three reference prefixes: session, user sessions, user active
+    /// sessions.
     pub fn prefixes(&self) -> [&str; 3] {
         [
             &self.session_prefix,
@@ -76,43 +186,169 @@ impl KeySpace {
         ]
     }
 
-    /// Key of the record of `id`.
+    /// Every prefix this key space writes under (the owner prefix only in
+    /// the tagged layout).
+    pub fn all_prefixes(&self) -> Vec<&str> {
+        let mut all = vec![
+            self.session_prefix.as_str(),
+            &self.user_sessions_prefix,
+            &self.user_active_sessions_prefix,
+            &self.revoked_prefix,
+        ];
+        if self.layout == Layout::Tagged {
+            all.push(&self.owner_prefix);
+        }
+        all
+    }
+
+    /// Prefix of the revoked indexes.
+    pub fn revoked_prefix(&self) -> &str {
+        &self.revoked_prefix
+    }
+
+    /// Key of the record of `id`, a session of `user`.
+    pub fn record_key(&self, user: &UserId, id: &DeviceSessionId) -> String {
+        match self.layout {
+            Layout::Reference => join(&self.session_prefix, id.as_str()),
+            Layout::Tagged => {
+                let mut key = tagged(&self.session_prefix, user.as_str());
+                encode_into(id.as_str(), &mut key);
+                key
+            }
+        }
+    }
+
+    /// Key of the record of `id` when it depends on the id alone (the
+    /// reference layout); `None` in the tagged layout, where the owner key
+    /// says whose it is.
+    pub fn record_key_of_id(&self, id: &DeviceSessionId) -> Option<String> {
+        (self.layout == Layout::Reference).then(|| join(&self.session_prefix, id.as_str()))
+    }
+
+    /// The reference layout's record key of `id` (whatever this key
+    /// space's layout): what the Go adapter reads.
     pub fn session_key(&self, id: &DeviceSessionId) -> String {
         join(&self.session_prefix, id.as_str())
     }
 
+    /// Key of the owner of `id` (tagged layout only).
+    pub fn owner_key(&self, id: &DeviceSessionId) -> Option<String> {
+        (self.layout == Layout::Tagged).then(|| tagged(&self.owner_prefix, id.as_str()))
+    }
+
     /// Key of the sorted set of all sessions of `user`.
     pub fn user_sessions_key(&self, user: &UserId) -> String {
-        join(&self.user_sessions_prefix, user.as_str())
+        self.user_key(&self.user_sessions_prefix, user)
     }
 
     /// Key of the sorted set of active sessions of `user`.
     pub fn user_active_sessions_key(&self, user: &UserId) -> String {
-        join(&self.user_active_sessions_prefix, user.as_str())
+        self.user_key(&self.user_active_sessions_prefix, user)
     }
 
-    /// The device session id a record key names, if `key` is one.
+    /// Key of the sorted set of revoked sessions of `user`, scored by
+    /// revocation time.
+    pub fn user_revoked_sessions_key(&self, user: &UserId) -> String {
+        self.user_key(&self.revoked_prefix, user)
+    }
+
+    fn user_key(&self, prefix: &str, user: &UserId) -> String {
+        match self.layout {
+            Layout::Reference => join(prefix, user.as_str()),
+            Layout::Tagged => tagged(prefix, user.as_str()),
+        }
+    }
+
+    /// The record a record key names, if `key` is one: the user (tagged
+    /// layout only) and the id.
+    pub fn parse_record_key(&self, key: &str) -> Option<(Option<UserId>, DeviceSessionId)> {
+        let rest = key.strip_prefix(&self.session_prefix)?;
+        match self.layout {
+            Layout::Reference => {
+                let id = decode_component(rest)?;
+                Some((None, DeviceSessionId::parse(id).ok()?))
+            }
+            Layout::Tagged => {
+                let (user, id) = rest.strip_prefix('{')?.split_once('}')?;
+                let user = UserId::parse(decode_component(user)?).ok()?;
+                let id = DeviceSessionId::parse(decode_component(id)?).ok()?;
+                (self.record_key(&user, &id) == key).then_some((Some(user), id))
+            }
+        }
+    }
+
+    /// The device session id a reference-layout record key names.
     pub fn parse_session_key(&self, key: &str) -> Option<DeviceSessionId> {
         split(&self.session_prefix, key).and_then(|t| DeviceSessionId::parse(t).ok())
     }
 
     /// The user an all-sessions index key names, if `key` is one.
     pub fn parse_user_sessions_key(&self, key: &str) -> Option<UserId> {
-        split(&self.user_sessions_prefix, key).and_then(|t| UserId::parse(t).ok())
+        self.parse_user_key(&self.user_sessions_prefix, key)
     }
 
     /// The user an active-sessions index key names, if `key` is one.
     pub fn parse_user_active_sessions_key(&self, key: &str) -> Option<UserId> {
-        split(&self.user_active_sessions_prefix, key).and_then(|t| UserId::parse(t).ok())
+        self.parse_user_key(&self.user_active_sessions_prefix, key)
     }
+
+    /// The user a revoked-sessions index key names, if `key` is one.
+    pub fn parse_user_revoked_sessions_key(&self, key: &str) -> Option<UserId> {
+        self.parse_user_key(&self.revoked_prefix, key)
+    }
+
+    fn parse_user_key(&self, prefix: &str, key: &str) -> Option<UserId> {
+        let user = match self.layout {
+            Layout::Reference => split(prefix, key)?,
+            Layout::Tagged => {
+                let inner = key.strip_prefix(prefix)?.strip_prefix('{')?;
+                let inner = inner.strip_suffix('}')?;
+                let text = decode_component(inner)?;
+                (tagged(prefix, &text) == key).then_some(())?;
+                text
+            }
+        };
+        UserId::parse(user).ok()
+    }
+}
+
+fn derived_prefix(base_prefix: &str, what: &str) -> String {
+    // `{prefix}` minus its trailing separator, then `_{what}:`: a sibling
+    // prefix that neither contains nor is contained in the others.
+    let stem = base_prefix.strip_suffix(':').unwrap_or(base_prefix);
+    format!("{stem}_{what}:")
+}
+
+fn tagged(prefix: &str, component: &str) -> String {
+    let mut key = String::with_capacity(prefix.len() + 2 + component.len().div_ceil(3) * 4);
+    key.push_str(prefix);
+    key.push('{');
+    encode_into(component, &mut key);
+    key.push('}');
+    key
+}
+
+fn encode_into(component: &str, key: &mut String) {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode_string(component.as_bytes(), key);
+}
+
+fn decode_component(encoded: &str) -> Option<String> {
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(encoded)
+        .ok()?;
+    String::from_utf8(raw).ok()
 }
 
 impl Default for KeySpace {
     fn default() -> Self {
+        // The default base yields valid prefixes by construction.
         Self {
+            layout: Layout::Reference,
             session_prefix: format!("{DEFAULT_KEY_BASE}session:"),
             user_sessions_prefix: format!("{DEFAULT_KEY_BASE}user_sessions:"),
             user_active_sessions_prefix: format!("{DEFAULT_KEY_BASE}user_active_sessions:"),
+            revoked_prefix: format!("{DEFAULT_KEY_BASE}user_revoked_sessions:"),
+            owner_prefix: format!("{DEFAULT_KEY_BASE}session_owner:"),
         }
     }
 }
@@ -120,12 +356,15 @@ impl Default for KeySpace {
 impl fmt::Debug for KeySpace {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeySpace")
+            .field("layout", &self.layout)
             .field("session_prefix", &self.session_prefix)
             .field("user_sessions_prefix", &self.user_sessions_prefix)
             .field(
                 "user_active_sessions_prefix",
                 &self.user_active_sessions_prefix,
             )
+            .field("revoked_prefix", &self.revoked_prefix)
+            .field("owner_prefix", &self.owner_prefix)
             .finish()
     }
 }
@@ -179,6 +418,11 @@ impl IndexScore {
     /// The score as a float.
     pub fn as_f64(self) -> f64 {
         self.0
+    }
+
+    /// A score as read from an index.
+    pub(crate) fn from_f64(score: f64) -> Self {
+        Self(score)
     }
 }
 

@@ -5,8 +5,9 @@
 //! ([`Timestamp`]); storage is only ever *described*: a state transition
 //! takes the bytes the caller read and returns a [`Plan`] — preconditions
 //! that must still hold plus the writes to make — which a driver applies
-//! atomically (Lua against Redis, a mutex in memory) or discards. It builds
-//! for `wasm32-unknown-unknown`.
+//! atomically (Lua against Redis, a mutex in memory) or discards. "Now" is
+//! a parameter of every operation that needs it (retention, the session
+//! limit). It builds for `wasm32-unknown-unknown`.
 //!
 //! What lives here, and only here:
 //! - the domain types ([`DeviceSessionId`], [`UserId`], [`ClientPublicKey`],
@@ -16,13 +17,16 @@
 //!   Go reference adapter and a strict decoder;
 //! - the key space and index scores ([`KeySpace`], [`IndexScore`]);
 //! - ordering ([`newest_first`]);
-//! - the state transitions ([`transition`]) and the plan vocabulary
-//!   ([`plan`]), plus a pure in-memory plan executor ([`model::MemoryKv`])
-//!   used by the in-memory store, tests and fuzzers;
+//! - the operations ([`op`]): sans-IO state machines that say what to read
+//!   and which [`Plan`] to apply, own the whole sequence (including
+//!   confirmation and retry decisions) and are run by one reference loop
+//!   ([`op::run`]) over the pure model ([`model::MemoryKv`]) in tests and
+//!   fuzzers, and by the driver's one async loop against every backend;
+//!   the I/O vocabulary is [`plan`];
 //! - the consistency audit behind `authsession check` ([`audit`]).
 //!
-//! Every error has a stable, machine-readable `kind()` string shared by the
-//! driver, the CLI and the WASM build.
+//! Every error has a stable, machine-readable kind through one trait,
+//! [`Kind`], shared by the driver, the CLI and the WASM build.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(
@@ -41,11 +45,11 @@ mod error;
 mod ids;
 mod keys;
 pub mod model;
+pub mod op;
 mod order;
 pub mod plan;
 mod session;
 mod timestamp;
-pub mod transition;
 
 #[cfg(feature = "arbitrary")]
 mod arbitrary_impls;
@@ -55,7 +59,8 @@ pub use error::{Field, ValidationError};
 pub use ids::{
     ClientPublicKey, DeviceSessionId, RevokeActorId, RevokeActorType, RevokeReasonCode, UserId,
 };
-pub use keys::{prefixed_key, IndexScore, KeySpace, DEFAULT_KEY_BASE};
+pub use keys::{prefixed_key, IndexScore, KeySpace, Layout, DEFAULT_KEY_BASE};
+pub use op::{Kind, TransitionError};
 pub use order::{newest_first, sort_newest_first};
 pub use plan::Plan;
 pub use session::{
@@ -63,4 +68,3 @@ pub use session::{
     RevokeUserSessionsOutcome, Session, Status,
 };
 pub use timestamp::{CanonicalText, Timestamp};
-pub use transition::TransitionError;

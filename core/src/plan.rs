@@ -1,11 +1,200 @@
-//! The plan vocabulary: what a transition asks a driver to check and write.
+//! The I/O vocabulary: what an operation asks a driver to read, check and
+//! write.
 //!
-//! A [`Plan`] is data, not commands. A driver must apply it atomically:
-//! check every [`Precondition`] against the current state and, only if all
-//! hold, make every [`Write`] — or nothing. The Redis driver does this in
-//! one Lua script; the in-memory store under one lock ([`crate::model`]).
+//! Everything here is data, not commands. A [`Read`] is one query (a
+//! backend may pipeline several in one round trip); a [`Plan`] must be
+//! applied atomically: every [`Precondition`] checked against the current
+//! state and, only if all hold, every [`Write`] made — or nothing. The
+//! Redis backends do this in one Lua script; the in-memory model under one
+//! lock ([`crate::model`]).
+//!
+//! Sorted-set members are raw bytes ([`Member`]): an index can hold a
+//! member that is not valid UTF-8 (someone else wrote it), and a repair
+//! must be able to name it to remove it.
 
 use crate::keys::IndexScore;
+
+/// A sorted-set member as stored: raw bytes (a device session id's UTF-8
+/// when written by a store).
+pub type Member = Vec<u8>;
+
+/// What a key holds, for the wrong-type rule: a plan or read that uses a
+/// key as an index needs a sorted set there (or nothing); any other use
+/// needs a string (or nothing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum KeyType {
+    /// A string value (a record or an owner key).
+    String,
+    /// A sorted set (an index).
+    SortedSet,
+}
+
+impl KeyType {
+    /// Human name, as in messages ("a string", "a sorted set").
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            KeyType::String => "string",
+            KeyType::SortedSet => "sorted set",
+        }
+    }
+}
+
+/// One end of a score range.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub enum ScoreBound {
+    /// No bound (`-inf` / `+inf`).
+    Unbounded,
+    /// Scores equal to the bound are in range.
+    Inclusive(IndexScore),
+    /// Scores equal to the bound are out of range.
+    Exclusive(IndexScore),
+}
+
+impl ScoreBound {
+    /// Whether `score` is on the inner side of this bound used as a lower
+    /// bound.
+    pub fn admits_from_below(self, score: f64) -> bool {
+        match self {
+            ScoreBound::Unbounded => true,
+            ScoreBound::Inclusive(b) => score >= b.as_f64(),
+            ScoreBound::Exclusive(b) => score > b.as_f64(),
+        }
+    }
+
+    /// Whether `score` is on the inner side of this bound used as an
+    /// upper bound.
+    pub fn admits_from_above(self, score: f64) -> bool {
+        match self {
+            ScoreBound::Unbounded => true,
+            ScoreBound::Inclusive(b) => score <= b.as_f64(),
+            ScoreBound::Exclusive(b) => score < b.as_f64(),
+        }
+    }
+}
+
+/// A range query on a sorted set, by score, with members in Redis order
+/// (score, then member bytes; both reversed when `newest_first`), at most
+/// `limit` of them. Answered by [`Reply::Members`] with scores.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexRange {
+    /// The sorted set.
+    pub key: String,
+    /// Lowest score admitted.
+    pub min: ScoreBound,
+    /// Highest score admitted.
+    pub max: ScoreBound,
+    /// Highest score first (Redis `REV`).
+    pub newest_first: bool,
+    /// At most this many members (`LIMIT 0 n`); all when `None`.
+    pub limit: Option<usize>,
+}
+
+/// One query. Every read is bounded by what it names: a key, a list of
+/// keys, or a range with a limit (only plain `list` reads a whole index).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Read {
+    /// The string at `key` → [`Reply::Value`].
+    Value {
+        /// The key.
+        key: String,
+    },
+    /// The strings at `keys`, in order → [`Reply::Values`]. A key holding
+    /// another type reads as absent (like `MGET`).
+    Values {
+        /// The keys (non-empty).
+        keys: Vec<String>,
+    },
+    /// The number of members of the sorted set at `key` → [`Reply::Len`].
+    IndexLen {
+        /// The key.
+        key: String,
+    },
+    /// A range of a sorted set → [`Reply::Members`].
+    IndexRange(IndexRange),
+    /// The scores of `members` in the sorted set at `key`, in order →
+    /// [`Reply::Scores`].
+    IndexScores {
+        /// The key.
+        key: String,
+        /// The members asked about.
+        members: Vec<Member>,
+    },
+    /// One page of the keys matching `pattern` (a glob; `*` only at the
+    /// end) → [`Reply::Keys`]. The cursor is the backend's own (several
+    /// servers in a cluster); start with [`ScanCursor::start`].
+    Scan {
+        /// Where to continue.
+        cursor: ScanCursor,
+        /// Keys under this prefix.
+        prefix: String,
+        /// Only keys of this type.
+        key_type: KeyType,
+        /// A hint of how many keys to return.
+        count: usize,
+    },
+}
+
+impl Read {
+    /// The key whose type this read requires, and that type (a `WRONGTYPE`
+    /// answer is corruption at that key). `Values` and `Scan` never fail
+    /// on type.
+    pub fn typed_key(&self) -> Option<(&str, KeyType)> {
+        match self {
+            Read::Value { key } => Some((key, KeyType::String)),
+            Read::IndexLen { key } | Read::IndexScores { key, .. } => {
+                Some((key, KeyType::SortedSet))
+            }
+            Read::IndexRange(range) => Some((&range.key, KeyType::SortedSet)),
+            Read::Values { .. } | Read::Scan { .. } => None,
+        }
+    }
+}
+
+/// An opaque position in a key-space scan (backend-defined text; empty at
+/// the start).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ScanCursor(String);
+
+impl ScanCursor {
+    /// The start of a scan.
+    pub fn start() -> Self {
+        Self(String::new())
+    }
+
+    /// A backend's cursor text.
+    pub fn from_backend(text: String) -> Self {
+        Self(text)
+    }
+
+    /// The backend's cursor text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The answer to one [`Read`].
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Reply {
+    /// For [`Read::Value`].
+    Value(Option<Vec<u8>>),
+    /// For [`Read::Values`], in the order asked.
+    Values(Vec<Option<Vec<u8>>>),
+    /// For [`Read::IndexLen`].
+    Len(u64),
+    /// For [`Read::IndexRange`]: members with scores, in the order asked.
+    Members(Vec<(Member, f64)>),
+    /// For [`Read::IndexScores`], in the order asked (`None`: not a member).
+    Scores(Vec<Option<f64>>),
+    /// For [`Read::Scan`]: keys (possibly repeated across pages) and the
+    /// cursor to continue from, `None` when the scan is complete.
+    Keys(Vec<String>, Option<ScanCursor>),
+    /// The key named by [`Read::typed_key`] holds another type.
+    WrongType,
+}
 
 /// A fact about the stored state the plan was computed from, which must
 /// still hold when the plan is applied.
@@ -24,6 +213,14 @@ pub enum Precondition {
         /// The exact bytes expected.
         value: Vec<u8>,
     },
+    /// `key` holds nothing or exactly `value` (an owner key: absent, or
+    /// already this user's).
+    AbsentOrEquals {
+        /// The key.
+        key: String,
+        /// The bytes accepted.
+        value: Vec<u8>,
+    },
     /// The members of the sorted set at `key` whose score is at most
     /// `max_score` (every member when `None`) are exactly `members`, as a
     /// set.
@@ -33,7 +230,24 @@ pub enum Precondition {
         /// Inclusive upper score bound, or no bound.
         max_score: Option<IndexScore>,
         /// The members expected, in any order, without duplicates.
-        members: Vec<String>,
+        members: Vec<Member>,
+    },
+    /// Every one of `members` is in the sorted set at `key`.
+    IndexContains {
+        /// The sorted set's key.
+        key: String,
+        /// The members (non-empty, without duplicates).
+        members: Vec<Member>,
+    },
+    /// The sorted set at `key` has at most `max` members scored at most
+    /// `max_score` (all members when `None`).
+    IndexCountAtMost {
+        /// The sorted set's key.
+        key: String,
+        /// Inclusive upper score bound, or no bound.
+        max_score: Option<IndexScore>,
+        /// The largest count that holds.
+        max: u64,
     },
 }
 
@@ -43,7 +257,22 @@ impl Precondition {
         match self {
             Precondition::Absent { key }
             | Precondition::ValueEquals { key, .. }
-            | Precondition::IndexRangeEquals { key, .. } => key,
+            | Precondition::AbsentOrEquals { key, .. }
+            | Precondition::IndexRangeEquals { key, .. }
+            | Precondition::IndexContains { key, .. }
+            | Precondition::IndexCountAtMost { key, .. } => key,
+        }
+    }
+
+    /// The type the precondition needs at its key.
+    pub fn key_type(&self) -> KeyType {
+        match self {
+            Precondition::Absent { .. }
+            | Precondition::ValueEquals { .. }
+            | Precondition::AbsentOrEquals { .. } => KeyType::String,
+            Precondition::IndexRangeEquals { .. }
+            | Precondition::IndexContains { .. }
+            | Precondition::IndexCountAtMost { .. } => KeyType::SortedSet,
         }
     }
 }
@@ -59,6 +288,11 @@ pub enum Write {
         /// The bytes to store.
         value: Vec<u8>,
     },
+    /// Delete the string at `key` (no-op when absent).
+    Delete {
+        /// The key.
+        key: String,
+    },
     /// Add `member` to the sorted set at `key` with `score` (or update its
     /// score).
     IndexAdd {
@@ -73,8 +307,8 @@ pub enum Write {
     IndexRemove {
         /// The sorted set's key.
         key: String,
-        /// The member.
-        member: String,
+        /// The member, as stored.
+        member: Member,
     },
 }
 
@@ -83,8 +317,17 @@ impl Write {
     pub fn key(&self) -> &str {
         match self {
             Write::Set { key, .. }
+            | Write::Delete { key }
             | Write::IndexAdd { key, .. }
             | Write::IndexRemove { key, .. } => key,
+        }
+    }
+
+    /// The type the write needs at its key.
+    pub fn key_type(&self) -> KeyType {
+        match self {
+            Write::Set { .. } | Write::Delete { .. } => KeyType::String,
+            Write::IndexAdd { .. } | Write::IndexRemove { .. } => KeyType::SortedSet,
         }
     }
 }
@@ -98,49 +341,75 @@ pub enum OnViolation {
     /// The state changed since it was read: read again and re-plan
     /// (bounded, jittered retries).
     Retry,
+    /// The user's active-session limit is reached: report it.
+    SessionLimit,
 }
 
 /// Preconditions plus writes, applied all-or-nothing.
 #[derive(Debug, Clone, PartialEq)]
 #[must_use = "a plan does nothing until a driver applies it"]
 pub struct Plan {
-    preconditions: Vec<Precondition>,
+    preconditions: Vec<(Precondition, OnViolation)>,
     writes: Vec<Write>,
-    on_violation: OnViolation,
 }
 
 impl Plan {
-    /// A plan of `preconditions` and `writes`.
+    /// A plan of `preconditions` (each meaning `on_violation` when it
+    /// fails) and `writes`.
     pub fn new(
         preconditions: Vec<Precondition>,
         writes: Vec<Write>,
         on_violation: OnViolation,
     ) -> Self {
         Self {
-            preconditions,
+            preconditions: preconditions
+                .into_iter()
+                .map(|p| (p, on_violation))
+                .collect(),
             writes,
-            on_violation,
         }
     }
 
     /// The plan that checks and writes nothing.
     pub fn empty() -> Self {
-        Self::new(Vec::new(), Vec::new(), OnViolation::Retry)
+        Self {
+            preconditions: Vec::new(),
+            writes: Vec::new(),
+        }
+    }
+
+    /// Adds a precondition with its own meaning.
+    pub fn require(mut self, precondition: Precondition, on_violation: OnViolation) -> Self {
+        self.preconditions.push((precondition, on_violation));
+        self
+    }
+
+    /// Adds writes.
+    pub fn with_writes(mut self, writes: impl IntoIterator<Item = Write>) -> Self {
+        self.writes.extend(writes);
+        self
     }
 
     /// The checks, in order.
-    pub fn preconditions(&self) -> &[Precondition] {
-        &self.preconditions
+    pub fn preconditions(&self) -> impl ExactSizeIterator<Item = &Precondition> + '_ {
+        self.preconditions.iter().map(|(p, _)| p)
+    }
+
+    /// The `index`-th precondition.
+    pub fn precondition(&self, index: usize) -> Option<&Precondition> {
+        self.preconditions.get(index).map(|(p, _)| p)
+    }
+
+    /// What a violation of the `index`-th precondition means.
+    pub fn on_violation(&self, index: usize) -> OnViolation {
+        self.preconditions
+            .get(index)
+            .map_or(OnViolation::Retry, |(_, v)| *v)
     }
 
     /// The writes, in order.
     pub fn writes(&self) -> &[Write] {
         &self.writes
-    }
-
-    /// What a violated precondition means.
-    pub fn on_violation(&self) -> OnViolation {
-        self.on_violation
     }
 
     /// Whether there is nothing to check or write (the driver may skip the
@@ -154,8 +423,7 @@ impl Plan {
     pub fn keys(&self) -> Vec<&str> {
         let mut keys: Vec<&str> = Vec::new();
         let all = self
-            .preconditions
-            .iter()
+            .preconditions()
             .map(Precondition::key)
             .chain(self.writes.iter().map(Write::key));
         for key in all {
@@ -165,15 +433,45 @@ impl Plan {
         }
         keys
     }
+
+    /// The type the plan needs at `key`: a sorted set when any
+    /// precondition or write uses it as an index, else a string. The one
+    /// statement of the wrong-type rule (the Lua script mirrors it).
+    pub fn key_type(&self, key: &str) -> KeyType {
+        let as_index = self
+            .preconditions()
+            .filter(|p| p.key() == key)
+            .map(Precondition::key_type)
+            .chain(
+                self.writes
+                    .iter()
+                    .filter(|w| w.key() == key)
+                    .map(Write::key_type),
+            )
+            .any(|t| t == KeyType::SortedSet);
+        if as_index {
+            KeyType::SortedSet
+        } else {
+            KeyType::String
+        }
+    }
 }
 
-/// A plan together with the outcome the operation reports once the plan is
-/// applied.
-#[derive(Debug, Clone, PartialEq)]
-#[must_use = "a plan does nothing until a driver applies it"]
-pub struct Planned<T> {
-    /// What to check and write.
-    pub plan: Plan,
-    /// What the operation returns after a successful apply.
-    pub outcome: T,
+/// What applying a plan did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Applied {
+    /// Every precondition held; every write was made.
+    Done,
+    /// Precondition `index` did not hold; nothing was written.
+    Violated {
+        /// Its position in the plan.
+        index: usize,
+    },
+    /// `key` holds another type than the plan needs there; nothing was
+    /// written.
+    WrongType {
+        /// The key.
+        key: String,
+    },
 }

@@ -119,16 +119,41 @@ impl Revocation {
 
 /// One device session. Invariants: `status == Active` ⇔ no revocation;
 /// `revocation.at >= created_at`; `created_at` is not Go's zero time.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
 #[serde(try_from = "SessionFields")]
 pub struct Session {
     id: DeviceSessionId,
     user_id: UserId,
-    #[serde(rename = "client_public_key_b64")]
     client_public_key: ClientPublicKey,
-    status: Status,
+    // No `status` field: it is derived from `revocation`, so the two can
+    // never disagree.
     created_at: Timestamp,
     revocation: Option<Revocation>,
+}
+
+/// The serialized shape (the vectors' `session` object), status included.
+#[derive(serde::Serialize)]
+struct SessionView<'a> {
+    id: &'a DeviceSessionId,
+    user_id: &'a UserId,
+    client_public_key_b64: &'a ClientPublicKey,
+    status: Status,
+    created_at: Timestamp,
+    revocation: Option<&'a Revocation>,
+}
+
+impl serde::Serialize for Session {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        SessionView {
+            id: &self.id,
+            user_id: &self.user_id,
+            client_public_key_b64: &self.client_public_key,
+            status: self.status(),
+            created_at: self.created_at,
+            revocation: self.revocation.as_ref(),
+        }
+        .serialize(serializer)
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -173,7 +198,6 @@ impl Session {
             id,
             user_id,
             client_public_key,
-            status: Status::Active,
             created_at,
             revocation: None,
         })
@@ -206,7 +230,6 @@ impl Session {
         if revocation.at < self.created_at {
             return Err(ValidationError::RevokedBeforeCreated);
         }
-        self.status = Status::Revoked;
         self.revocation = Some(revocation);
         Ok(self)
     }
@@ -225,11 +248,15 @@ impl Session {
     }
     /// Active or revoked.
     pub fn status(&self) -> Status {
-        self.status
+        if self.revocation.is_some() {
+            Status::Revoked
+        } else {
+            Status::Active
+        }
     }
     /// Whether the session is active.
     pub fn is_active(&self) -> bool {
-        self.status == Status::Active
+        self.revocation.is_none()
     }
     /// Creation time.
     pub fn created_at(&self) -> Timestamp {

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use authsession_core::op::Policy;
 use authsession_core::KeySpace;
 use redis::IntoConnectionInfo as _;
 
@@ -97,6 +98,12 @@ pub struct RedisConfig {
     pub operation_timeout: Duration,
     /// Backoff of contended mutations.
     pub retry: RetryPolicy,
+    /// Retention of revoked sessions, the active-session limit and the
+    /// batch size.
+    pub policy: Policy,
+    /// Acknowledge a mutation only after `WAIT` confirms this many replicas
+    /// have it (0: don't wait).
+    pub wait_replicas: u32,
 }
 
 impl Default for RedisConfig {
@@ -111,6 +118,8 @@ impl Default for RedisConfig {
             key_space: KeySpace::default(),
             operation_timeout: Duration::from_secs(1),
             retry: RetryPolicy::default(),
+            policy: Policy::default(),
+            wait_replicas: 0,
         }
     }
 }
@@ -127,6 +136,8 @@ impl fmt::Debug for RedisConfig {
             .field("key_space", &self.key_space)
             .field("operation_timeout", &self.operation_timeout)
             .field("retry", &self.retry)
+            .field("policy", &self.policy)
+            .field("wait_replicas", &self.wait_replicas)
             .finish()
     }
 }

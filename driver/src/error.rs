@@ -30,6 +30,19 @@ pub enum ErrorKind {
     ContentionExhausted,
     /// The store configuration is invalid; the message names the field.
     Config,
+    /// `create`: the user holds the maximum number of active sessions and
+    /// the policy refuses new ones; nothing was written.
+    SessionLimit,
+    /// A page cursor this store did not issue for that user and status
+    /// filter, or a malformed one.
+    InvalidCursor,
+    /// The mutation was applied on the primary but `WAIT` did not confirm
+    /// the configured number of replicas in time: it may or may not survive
+    /// a failover. Reading it back tells.
+    WriteUnconfirmed,
+    /// The server refused a command or key to this user (Redis ACL
+    /// `NOPERM`): the store's ACL user lacks a permission.
+    PermissionDenied,
 }
 
 impl ErrorKind {
@@ -44,6 +57,10 @@ impl ErrorKind {
             ErrorKind::Backend => "backend",
             ErrorKind::ContentionExhausted => "contention_exhausted",
             ErrorKind::Config => "config",
+            ErrorKind::SessionLimit => "session_limit",
+            ErrorKind::InvalidCursor => "invalid_cursor",
+            ErrorKind::WriteUnconfirmed => "write_unconfirmed",
+            ErrorKind::PermissionDenied => "permission_denied",
         }
     }
 }
@@ -66,10 +83,6 @@ pub struct Error(Box<Repr>);
 enum Repr {
     #[error(transparent)]
     Transition(TransitionError),
-    #[error("session already exists at {key}")]
-    Conflict { key: String },
-    #[error("corrupt data: {key} holds a value of the wrong type (expected a {expected})")]
-    WrongType { key: String, expected: &'static str },
     #[error("{op} timed out after {after:?}")]
     Timeout { op: &'static str, after: Duration },
     #[error("operation deadline ({timeout:?}) passed before {op}")]
@@ -85,10 +98,16 @@ enum Repr {
         #[source]
         source: redis::RedisError,
     },
-    #[error(
-        "gave up after {attempts} attempts: concurrent changes kept invalidating the reads (last at {key})"
-    )]
-    Contention { attempts: u32, key: String },
+    #[error("the write was applied but WAIT confirmed {acked} of {wanted} replicas in time: it may be lost on failover")]
+    Unreplicated { wanted: u32, acked: u64 },
+    #[error("this driver cannot encode {what}")]
+    Unsupported { what: String },
+    #[error("redis refused {op}: {source}")]
+    Permission {
+        op: &'static str,
+        #[source]
+        source: redis::RedisError,
+    },
     #[error("invalid config field `{field}`: {reason}")]
     Config { field: &'static str, reason: String },
 }
@@ -100,16 +119,20 @@ impl Error {
             Repr::Transition(e) => match e {
                 TransitionError::Invalid(_) => ErrorKind::InvalidInput,
                 TransitionError::NotFound { .. } => ErrorKind::NotFound,
+                TransitionError::Conflict { .. } => ErrorKind::Conflict,
+                TransitionError::SessionLimit { .. } => ErrorKind::SessionLimit,
+                TransitionError::InvalidCursor { .. } => ErrorKind::InvalidCursor,
+                TransitionError::ContentionExhausted { .. } => ErrorKind::ContentionExhausted,
                 _ => ErrorKind::Corrupt,
             },
-            Repr::Conflict { .. } => ErrorKind::Conflict,
-            Repr::WrongType { .. } => ErrorKind::Corrupt,
             Repr::Timeout { .. } | Repr::DeadlinePassed { .. } => ErrorKind::Timeout,
             Repr::Auth { .. } => ErrorKind::Backend,
             Repr::Redis { source, .. } if source.is_timeout() => ErrorKind::Timeout,
             Repr::Redis { .. } => ErrorKind::Backend,
-            Repr::Contention { .. } => ErrorKind::ContentionExhausted,
             Repr::Config { .. } => ErrorKind::Config,
+            Repr::Unreplicated { .. } => ErrorKind::WriteUnconfirmed,
+            Repr::Permission { .. } => ErrorKind::PermissionDenied,
+            Repr::Unsupported { .. } => ErrorKind::Backend,
         }
     }
 
@@ -119,7 +142,8 @@ impl Error {
     /// report a conflict.)
     pub fn is_retryable(&self) -> bool {
         match &*self.0 {
-            Repr::Timeout { .. } | Repr::DeadlinePassed { .. } | Repr::Contention { .. } => true,
+            Repr::Timeout { .. } | Repr::DeadlinePassed { .. } | Repr::Unreplicated { .. } => true,
+            Repr::Transition(TransitionError::ContentionExhausted { .. }) => true,
             Repr::Redis { source, .. } => {
                 source.is_io_error()
                     || source.is_timeout()
@@ -140,9 +164,6 @@ impl Error {
     pub fn key(&self) -> Option<&str> {
         match &*self.0 {
             Repr::Transition(e) => e.key(),
-            Repr::Conflict { key } | Repr::WrongType { key, .. } | Repr::Contention { key, .. } => {
-                Some(key)
-            }
             _ => None,
         }
     }
@@ -161,20 +182,16 @@ impl Error {
     pub fn detail_kind(&self) -> Option<&'static str> {
         match &*self.0 {
             Repr::Transition(e) => Some(e.kind()),
-            Repr::WrongType { .. } => Some("wrong_type"),
             _ => None,
         }
     }
 
-    pub(crate) fn conflict(key: impl Into<String>) -> Self {
-        Self::new(Repr::Conflict { key: key.into() })
+    pub(crate) fn unsupported(what: String) -> Self {
+        Self::new(Repr::Unsupported { what })
     }
 
-    pub(crate) fn wrong_type(key: impl Into<String>, expected: &'static str) -> Self {
-        Self::new(Repr::WrongType {
-            key: key.into(),
-            expected,
-        })
+    pub(crate) fn unreplicated(wanted: u32, acked: u64) -> Self {
+        Self::new(Repr::Unreplicated { wanted, acked })
     }
 
     pub(crate) fn timeout(op: &'static str, after: Duration) -> Self {
@@ -190,16 +207,11 @@ impl Error {
             || matches!(source.code(), Some("WRONGPASS" | "NOAUTH"));
         if auth {
             Self::new(Repr::Auth { source })
+        } else if source.code() == Some("NOPERM") {
+            Self::new(Repr::Permission { op, source })
         } else {
             Self::new(Repr::Redis { op, source })
         }
-    }
-
-    pub(crate) fn contention(attempts: u32, key: impl Into<String>) -> Self {
-        Self::new(Repr::Contention {
-            attempts,
-            key: key.into(),
-        })
     }
 
     pub(crate) fn config(field: &'static str, reason: impl Into<String>) -> Self {
@@ -262,6 +274,10 @@ mod tests {
             (ErrorKind::Backend, "backend"),
             (ErrorKind::ContentionExhausted, "contention_exhausted"),
             (ErrorKind::Config, "config"),
+            (ErrorKind::SessionLimit, "session_limit"),
+            (ErrorKind::InvalidCursor, "invalid_cursor"),
+            (ErrorKind::WriteUnconfirmed, "write_unconfirmed"),
+            (ErrorKind::PermissionDenied, "permission_denied"),
         ];
         for (kind, text) in all {
             assert_eq!(kind.as_str(), text);
@@ -271,7 +287,7 @@ mod tests {
 
     #[test]
     fn accessors() {
-        let e = Error::conflict("k");
+        let e = Error::from(TransitionError::Conflict { key: "k".into() });
         assert_eq!(e.kind(), ErrorKind::Conflict);
         assert_eq!(e.key(), Some("k"));
         assert!(!e.is_retryable());
@@ -279,7 +295,10 @@ mod tests {
         assert_eq!(e.kind(), ErrorKind::Config);
         assert_eq!(e.config_field(), Some("db"));
         assert!(e.to_string().contains("`db`"));
-        let e = Error::contention(3, "x");
+        let e = Error::from(TransitionError::ContentionExhausted {
+            attempts: 3,
+            key: "x".into(),
+        });
         assert_eq!(e.kind(), ErrorKind::ContentionExhausted);
         assert!(e.is_retryable());
         let e = Error::timeout("get", Duration::from_millis(5));

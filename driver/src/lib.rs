@@ -1,18 +1,24 @@
 //! Device-session stores executing `authsession-core`'s plans.
 //!
-//! - [`SessionStore`]: the operations of SPEC §6 (`get`, `list_by_user_id`,
-//!   `count_active_by_user_id`, `create`, `revoke`,
-//!   `revoke_all_by_user_id`), plus `ping`, `check` and `purge`.
-//! - [`RedisSessionStore`]: one multiplexed, self-reconnecting connection;
-//!   every mutation applies a core [`Plan`](authsession_core::Plan) in one
-//!   generic Lua script (atomic, no `WATCH`), retried with jittered backoff
-//!   when a concurrent change invalidated its reads.
-//! - [`MemorySessionStore`]: the same flows over the core's in-memory
-//!   model, for tests and the CLI's default.
+//! - [`SessionStore`]: the operations a service uses (`get`,
+//!   `get_for_user`, `list_by_user_id`, `list_page`,
+//!   `count_active_by_user_id`, `create`, `revoke`, `revoke_all_by_user_id`,
+//!   `revoke_all_count`, `ping`); [`SessionAdmin`]: maintenance (`check`
+//!   with or without repair, `purge`).
+//! - [`Store`]: the one implementation of both, generic over a
+//!   [`Backend`]. Each operation is a core state machine
+//!   (`authsession_core::op`) that [`Store`] drives with one loop:
+//!   deadlines per batch and round trip, jittered backoff, one `tracing`
+//!   span per operation.
+//! - Backends translate the core's reads and plans: [`RedisBackend`] (one
+//!   multiplexed, self-reconnecting connection; every plan is one generic
+//!   Lua script — atomic, no `WATCH`), [`MemoryBackend`] (the core's model
+//!   under a lock), and with the `cluster` feature a Redis Cluster backend.
+//!   [`RedisSessionStore`] and [`MemorySessionStore`] name the first two.
 //!
-//! Both stores run each operation's flow from one generic implementation,
-//! so outcomes, errors and ordering are identical. Domain rules (validation,
-//! encoding, keys, ordering, what to write) live in the core only.
+//! Outcomes, errors and ordering are identical on every backend. Domain
+//! rules (validation, encoding, keys, ordering, what to write) live in the
+//! core only.
 //!
 //! Round trips per uncontended Redis operation: `get` 1 (`GET`), `count` 1
 //! (`ZCARD`), `create` 1 (script), `list` ≤ 2 (`ZRANGE` + `MGET`),
@@ -24,7 +30,7 @@
 //!     ClientPublicKey, DeviceSessionId, KeySpace, Revocation, RevokeActorId, RevokeActorType,
 //!     RevokeReasonCode, RevokeUserSessionsInput, Session, Timestamp, UserId,
 //! };
-//! use authsession_driver::{ErrorKind, MemorySessionStore, SessionStore};
+//! use authsession_driver::{CheckMode, ErrorKind, MemorySessionStore, SessionAdmin, SessionStore};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
@@ -52,7 +58,7 @@
 //!     .revoke_all_by_user_id(&RevokeUserSessionsInput { user_id: user.clone(), revocation })
 //!     .await?;
 //! assert_eq!(outcome.sessions().len(), 1);
-//! assert!(store.check(false).await?.is_clean());
+//! assert!(store.check(CheckMode::Report).await?.is_clean());
 //! # Ok::<_, Box<dyn std::error::Error>>(())
 //! # })
 //! # }
@@ -71,46 +77,76 @@
 
 use std::future::Future;
 
+use authsession_core::op::{Created, Page, PageRequest, RevokeAllReport};
 use authsession_core::{
     DeviceSessionId, KeySpace, RevokeSessionInput, RevokeSessionOutcome, RevokeUserSessionsInput,
     RevokeUserSessionsOutcome, Session, UserId,
 };
 
+mod admin;
+pub mod backend;
 mod check;
 mod config;
 mod error;
-mod exec;
 mod memory;
-mod ops;
 mod redis_store;
+mod store;
+mod telemetry;
 
+pub use admin::{CheckMode, SessionAdmin};
+pub use backend::{Backend, BackendInfo, MemoryBackend, RedisBackend};
 pub use check::CheckReport;
 pub use config::{RedisConfig, RetryPolicy};
 pub use error::{Error, ErrorKind};
-pub use memory::MemorySessionStore;
-pub use redis_store::RedisSessionStore;
+pub use store::{Clock, Store};
 
 /// The core crate, re-exported so users name one version of its types.
 pub use authsession_core as core;
 
-/// A device-session store (SPEC §6). Every method validates its input
-/// before any I/O, and every mutation is atomic.
+/// A store on the in-memory model (same semantics as Redis): for tests and
+/// the CLI's default.
+pub type MemorySessionStore = Store<MemoryBackend>;
+
+/// A store on one standalone Redis server.
+pub type RedisSessionStore = Store<RedisBackend>;
+
+/// The device-session operations a service uses. Every method validates
+/// its input before any I/O, and every mutation is atomic.
 pub trait SessionStore: Send + Sync {
     /// The server is reachable (within the operation timeout).
     fn ping(&self) -> impl Future<Output = Result<(), Error>> + Send;
 
-    /// The session `id`, strictly decoded. Errors: `not_found`, `corrupt`
-    /// (naming the record key).
+    /// The session `id`, strictly decoded. Errors: `not_found` (also past
+    /// its retention), `corrupt` (naming the record key). 1 round trip in
+    /// the reference layout, 2 in the tagged one.
     fn get(&self, id: &DeviceSessionId) -> impl Future<Output = Result<Session, Error>> + Send;
 
+    /// The session `id` if it is `user`'s (another user's is `not_found`):
+    /// 1 round trip in every layout.
+    fn get_for_user(
+        &self,
+        user: &UserId,
+        id: &DeviceSessionId,
+    ) -> impl Future<Output = Result<Session, Error>> + Send;
+
     /// Every session of `user` (the all-sessions index), newest
-    /// `created_at` first, ties by id bytes ascending. Errors: `corrupt`
+    /// `created_at` first, ties by id bytes ascending. One large read for
+    /// a huge user: prefer [`SessionStore::list_page`]. Errors: `corrupt`
     /// when the index names a missing, foreign or undecodable session
     /// (confirmed on one consistent view; concurrent changes are retried).
     fn list_by_user_id(
         &self,
         user: &UserId,
     ) -> impl Future<Output = Result<Vec<Session>, Error>> + Send;
+
+    /// One page of `user`'s sessions in list order (keyset pagination:
+    /// ≤ 2 round trips and O(limit) work per page at any size). Errors:
+    /// `invalid_cursor`.
+    fn list_page(
+        &self,
+        user: &UserId,
+        request: &PageRequest,
+    ) -> impl Future<Output = Result<Page, Error>> + Send;
 
     /// The number of entries in `user`'s active index.
     fn count_active_by_user_id(
@@ -119,9 +155,11 @@ pub trait SessionStore: Send + Sync {
     ) -> impl Future<Output = Result<u64, Error>> + Send;
 
     /// Creates `session` if its id is free: the record plus its index
-    /// entries (the active index only for an active session). Errors:
-    /// `conflict` when the id exists.
-    fn create(&self, session: &Session) -> impl Future<Output = Result<(), Error>> + Send;
+    /// entries. Errors: `conflict` when the id exists (or belongs to
+    /// another user), `session_limit` at the active-session limit with the
+    /// `reject` policy. With `revoke-oldest`, the sessions revoked to make
+    /// room are in the outcome.
+    fn create(&self, session: &Session) -> impl Future<Output = Result<Created, Error>> + Send;
 
     /// Revokes one active session (`Revoked` with the new state), or
     /// reports `AlreadyRevoked` with the stored session, writing nothing.
@@ -133,32 +171,21 @@ pub trait SessionStore: Send + Sync {
     ) -> impl Future<Output = Result<RevokeSessionOutcome, Error>> + Send;
 
     /// Revokes every active session of the user created at or before the
-    /// revocation time (later ones stay active), newest first; or
-    /// `NoActiveSessions`. Errors: `corrupt` when the active index names a
-    /// missing, foreign, undecodable or revoked session on a consistent
-    /// read (a concurrent change between reads is retried, never reported).
+    /// revocation time (later ones stay active), in atomic batches;
+    /// returns them newest first, or `NoActiveSessions`. Errors: `corrupt`
+    /// when the active index names a missing, foreign, undecodable or
+    /// revoked session on a consistent read.
     fn revoke_all_by_user_id(
         &self,
         input: &RevokeUserSessionsInput,
     ) -> impl Future<Output = Result<RevokeUserSessionsOutcome, Error>> + Send;
 
-    /// Audits this store's key space (`authsession_core::audit`): every
-    /// record strictly decoded, both indexes compared with the records.
-    /// With `repair`, also applies the audit's index repairs (re-auditing
-    /// if the key space changed meanwhile); the report lists what was found
-    /// before the repair.
-    ///
-    /// The scan takes many round trips (no overall deadline, each round
-    /// trip bounded); the repair is one atomic plan guarded by every
-    /// record's bytes, so on a very large key space it is a large script
-    /// that holds the server while it runs. Keys of the wrong type (e.g. a
-    /// string where an index belongs) are not reported by the scan; the
-    /// operations report them as `corrupt`.
-    fn check(&self, repair: bool) -> impl Future<Output = Result<CheckReport, Error>> + Send;
-
-    /// Deletes every key of this store's key space (all three prefixes);
-    /// returns how many. For benchmark cleanup and tests.
-    fn purge(&self) -> impl Future<Output = Result<u64, Error>> + Send;
+    /// [`SessionStore::revoke_all_by_user_id`] that only counts: constant
+    /// memory at any number of sessions.
+    fn revoke_all_count(
+        &self,
+        input: &RevokeUserSessionsInput,
+    ) -> impl Future<Output = Result<RevokeAllReport, Error>> + Send;
 
     /// Where this store keeps records and indexes.
     fn key_space(&self) -> &KeySpace;
@@ -174,11 +201,27 @@ impl<T: SessionStore + ?Sized> SessionStore for std::sync::Arc<T> {
         (**self).get(id)
     }
 
+    fn get_for_user(
+        &self,
+        user: &UserId,
+        id: &DeviceSessionId,
+    ) -> impl Future<Output = Result<Session, Error>> + Send {
+        (**self).get_for_user(user, id)
+    }
+
     fn list_by_user_id(
         &self,
         user: &UserId,
     ) -> impl Future<Output = Result<Vec<Session>, Error>> + Send {
         (**self).list_by_user_id(user)
+    }
+
+    fn list_page(
+        &self,
+        user: &UserId,
+        request: &PageRequest,
+    ) -> impl Future<Output = Result<Page, Error>> + Send {
+        (**self).list_page(user, request)
     }
 
     fn count_active_by_user_id(
@@ -188,7 +231,7 @@ impl<T: SessionStore + ?Sized> SessionStore for std::sync::Arc<T> {
         (**self).count_active_by_user_id(user)
     }
 
-    fn create(&self, session: &Session) -> impl Future<Output = Result<(), Error>> + Send {
+    fn create(&self, session: &Session) -> impl Future<Output = Result<Created, Error>> + Send {
         (**self).create(session)
     }
 
@@ -206,15 +249,25 @@ impl<T: SessionStore + ?Sized> SessionStore for std::sync::Arc<T> {
         (**self).revoke_all_by_user_id(input)
     }
 
-    fn check(&self, repair: bool) -> impl Future<Output = Result<CheckReport, Error>> + Send {
-        (**self).check(repair)
-    }
-
-    fn purge(&self) -> impl Future<Output = Result<u64, Error>> + Send {
-        (**self).purge()
+    fn revoke_all_count(
+        &self,
+        input: &RevokeUserSessionsInput,
+    ) -> impl Future<Output = Result<RevokeAllReport, Error>> + Send {
+        (**self).revoke_all_count(input)
     }
 
     fn key_space(&self) -> &KeySpace {
         (**self).key_space()
+    }
+}
+
+/// A shared store can be maintained.
+impl<T: SessionAdmin + ?Sized> SessionAdmin for std::sync::Arc<T> {
+    fn check(&self, mode: CheckMode) -> impl Future<Output = Result<CheckReport, Error>> + Send {
+        (**self).check(mode)
+    }
+
+    fn purge(&self) -> impl Future<Output = Result<u64, Error>> + Send {
+        (**self).purge()
     }
 }

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 
 use authsession_driver::core::codec;
 use authsession_driver::core::{IndexScore, RevokeSessionOutcome, RevokeUserSessionsOutcome};
-use authsession_driver::{ErrorKind, SessionStore};
+use authsession_driver::{CheckMode, ErrorKind, SessionAdmin, SessionStore};
 
 use crate::fixtures::{
     active, id, revocation, revocation_with, revoke_all_input, revoke_input, ts, user,
@@ -69,12 +69,15 @@ fn assert_error<T: std::fmt::Debug>(
 }
 
 /// `ping` succeeds on a healthy store.
-pub async fn ping_answers<S: SessionStore, R: RawKv>(store: &S, _raw: &R) {
+pub async fn ping_answers<S: SessionStore + SessionAdmin, R: RawKv>(store: &S, _raw: &R) {
     store.ping().await.expect("ping");
 }
 
 /// `get` of an unknown id: `not_found` naming the record key.
-pub async fn get_missing_is_not_found<S: SessionStore, R: RawKv>(store: &S, _raw: &R) {
+pub async fn get_missing_is_not_found<S: SessionStore + SessionAdmin, R: RawKv>(
+    store: &S,
+    _raw: &R,
+) {
     let keys = store.key_space();
     let err = assert_error(
         store.get(&id("nope")).await,
@@ -98,7 +101,10 @@ pub async fn get_missing_is_not_found<S: SessionStore, R: RawKv>(store: &S, _raw
 
 /// `create` writes the reference's exact bytes and both index entries
 /// (the active one only for an active session).
-pub async fn create_writes_record_and_indexes<S: SessionStore, R: RawKv>(store: &S, raw: &R) {
+pub async fn create_writes_record_and_indexes<S: SessionStore + SessionAdmin, R: RawKv>(
+    store: &S,
+    raw: &R,
+) {
     let keys = store.key_space().clone();
     let u = user("u-1");
     let s1 = active("s-1", "u-1", ts(0, 123_456_789));
@@ -127,14 +133,17 @@ pub async fn create_writes_record_and_indexes<S: SessionStore, R: RawKv>(store: 
         store.list_by_user_id(&u).await.unwrap(),
         vec![s2.clone(), s1.clone()]
     );
-    let report = store.check(false).await.unwrap();
+    let report = store.check(CheckMode::Report).await.unwrap();
     assert!(report.is_clean(), "{report:?}");
     assert_eq!(report.records, 2);
     assert_eq!(report.index_entries, 3);
 }
 
 /// A second `create` with the same id is a conflict and writes nothing.
-pub async fn create_existing_id_is_a_conflict<S: SessionStore, R: RawKv>(store: &S, raw: &R) {
+pub async fn create_existing_id_is_a_conflict<S: SessionStore + SessionAdmin, R: RawKv>(
+    store: &S,
+    raw: &R,
+) {
     let keys = store.key_space().clone();
     let s1 = active("dup", "u-1", ts(0, 0));
     store.create(&s1).await.unwrap();
@@ -157,7 +166,10 @@ pub async fn create_existing_id_is_a_conflict<S: SessionStore, R: RawKv>(store: 
 }
 
 /// Revoking an active session, then revoking it again.
-pub async fn revoke_then_already_revoked<S: SessionStore, R: RawKv>(store: &S, raw: &R) {
+pub async fn revoke_then_already_revoked<S: SessionStore + SessionAdmin, R: RawKv>(
+    store: &S,
+    raw: &R,
+) {
     let keys = store.key_space().clone();
     let u = user("u-1");
     let s1 = active("s-1", "u-1", ts(0, 0));
@@ -209,7 +221,10 @@ impl RevokeSessionInputExt {
 }
 
 /// Revoking an unknown id: `not_found` naming the record key.
-pub async fn revoke_missing_is_not_found<S: SessionStore, R: RawKv>(store: &S, _raw: &R) {
+pub async fn revoke_missing_is_not_found<S: SessionStore + SessionAdmin, R: RawKv>(
+    store: &S,
+    _raw: &R,
+) {
     let keys = store.key_space().clone();
     assert_error(
         store.revoke(&revoke_input("ghost", ts(1, 0))).await,
@@ -220,7 +235,10 @@ pub async fn revoke_missing_is_not_found<S: SessionStore, R: RawKv>(store: &S, _
 
 /// A revocation before the session's creation is invalid input; nothing
 /// is written. Revoking exactly at creation is allowed.
-pub async fn revoke_before_creation_is_invalid_and_writes_nothing<S: SessionStore, R: RawKv>(
+pub async fn revoke_before_creation_is_invalid_and_writes_nothing<
+    S: SessionStore + SessionAdmin,
+    R: RawKv,
+>(
     store: &S,
     raw: &R,
 ) {
@@ -262,7 +280,10 @@ pub async fn revoke_before_creation_is_invalid_and_writes_nothing<S: SessionStor
 /// Revoke-all revokes the user's active sessions created at or before the
 /// revocation instant, newest first; later ones (even within the same
 /// microsecond) and other users' stay active.
-pub async fn revoke_all_only_at_or_before<S: SessionStore, R: RawKv>(store: &S, raw: &R) {
+pub async fn revoke_all_only_at_or_before<S: SessionStore + SessionAdmin, R: RawKv>(
+    store: &S,
+    raw: &R,
+) {
     let keys = store.key_space().clone();
     let u = user("u-1");
     let at = ts(3, 1_000);
@@ -330,12 +351,15 @@ pub async fn revoke_all_only_at_or_before<S: SessionStore, R: RawKv>(store: &S, 
     let ids: Vec<&str> = later.sessions().iter().map(|s| s.id().as_str()).collect();
     assert_eq!(ids, ["e", "d"]);
     assert_eq!(store.count_active_by_user_id(&u).await.unwrap(), 0);
-    assert!(store.check(false).await.unwrap().is_clean());
+    assert!(store.check(CheckMode::Report).await.unwrap().is_clean());
 }
 
 /// `list` is newest first by the records' nanosecond timestamps (not the
 /// microsecond scores), ties by id bytes ascending, revoked included.
-pub async fn list_newest_first_ties_by_id_bytes<S: SessionStore, R: RawKv>(store: &S, _raw: &R) {
+pub async fn list_newest_first_ties_by_id_bytes<S: SessionStore + SessionAdmin, R: RawKv>(
+    store: &S,
+    _raw: &R,
+) {
     let u = user("u-1");
     let tie = ts(3, 0);
     let sessions = [
@@ -361,7 +385,7 @@ pub async fn list_newest_first_ties_by_id_bytes<S: SessionStore, R: RawKv>(store
 
 /// Garbage at a record key: `get` and `revoke` fail with `corrupt` naming
 /// the key, and nothing is written.
-pub async fn corrupt_record_is_reported_with_its_key<S: SessionStore, R: RawKv>(
+pub async fn corrupt_record_is_reported_with_its_key<S: SessionStore + SessionAdmin, R: RawKv>(
     store: &S,
     raw: &R,
 ) {
@@ -388,7 +412,7 @@ pub async fn corrupt_record_is_reported_with_its_key<S: SessionStore, R: RawKv>(
 }
 
 /// A valid record stored under another id's key is corrupt.
-pub async fn record_under_another_ids_key_is_corrupt<S: SessionStore, R: RawKv>(
+pub async fn record_under_another_ids_key_is_corrupt<S: SessionStore + SessionAdmin, R: RawKv>(
     store: &S,
     raw: &R,
 ) {
@@ -407,7 +431,10 @@ pub async fn record_under_another_ids_key_is_corrupt<S: SessionStore, R: RawKv>(
 
 /// `list` reports an index naming a missing or foreign session (naming
 /// the index) and an undecodable record (naming the record).
-pub async fn list_reports_index_corruption<S: SessionStore, R: RawKv>(store: &S, raw: &R) {
+pub async fn list_reports_index_corruption<S: SessionStore + SessionAdmin, R: RawKv>(
+    store: &S,
+    raw: &R,
+) {
     let keys = store.key_space().clone();
     let score = |s: &authsession_driver::core::Session| IndexScore::of(s.created_at()).as_f64();
 
@@ -463,7 +490,10 @@ pub async fn list_reports_index_corruption<S: SessionStore, R: RawKv>(store: &S,
 /// `revoke_all` reports a revoked, missing, foreign or undecodable session
 /// in the active index as corruption naming the key, and writes nothing
 /// (the user's healthy sessions stay active).
-pub async fn revoke_all_reports_index_corruption_and_writes_nothing<S: SessionStore, R: RawKv>(
+pub async fn revoke_all_reports_index_corruption_and_writes_nothing<
+    S: SessionStore + SessionAdmin,
+    R: RawKv,
+>(
     store: &S,
     raw: &R,
 ) {
@@ -545,7 +575,10 @@ fn kinds_and_keys(report: &authsession_driver::CheckReport) -> BTreeSet<(String,
 
 /// `check` reports each kind of index drift; `check(true)` repairs it and
 /// a second `check` is clean; the operations work again afterwards.
-pub async fn check_finds_and_repairs_index_drift<S: SessionStore, R: RawKv>(store: &S, raw: &R) {
+pub async fn check_finds_and_repairs_index_drift<S: SessionStore + SessionAdmin, R: RawKv>(
+    store: &S,
+    raw: &R,
+) {
     let keys = store.key_space().clone();
     let u = user("u-1");
     let all = keys.user_sessions_key(&u);
@@ -586,7 +619,7 @@ pub async fn check_finds_and_repairs_index_drift<S: SessionStore, R: RawKv>(stor
     // A misscored entry.
     raw.zadd(&all, "healthy", 12_345.0).await;
 
-    let report = store.check(false).await.unwrap();
+    let report = store.check(CheckMode::Report).await.unwrap();
     assert!(!report.repaired);
     assert_eq!(report.records, 4);
     let expected: BTreeSet<(String, String)> = [
@@ -603,12 +636,12 @@ pub async fn check_finds_and_repairs_index_drift<S: SessionStore, R: RawKv>(stor
     assert_eq!(report.problems.len(), 6, "{report:#?}");
     assert!(report.problems.iter().all(|p| p.is_repairable()));
     // check without repair wrote nothing.
-    assert_eq!(store.check(false).await.unwrap(), report);
+    assert_eq!(store.check(CheckMode::Report).await.unwrap(), report);
 
-    let repaired = store.check(true).await.unwrap();
+    let repaired = store.check(CheckMode::Repair).await.unwrap();
     assert!(repaired.repaired);
     assert_eq!(repaired.problems, report.problems);
-    let after = store.check(false).await.unwrap();
+    let after = store.check(CheckMode::Report).await.unwrap();
     assert!(after.is_clean(), "{after:#?}");
     assert!(!after.repaired);
 
@@ -625,12 +658,15 @@ pub async fn check_finds_and_repairs_index_drift<S: SessionStore, R: RawKv>(stor
         .await
         .unwrap();
     assert_eq!(outcome.sessions().len(), 2);
-    assert!(store.check(false).await.unwrap().is_clean());
+    assert!(store.check(CheckMode::Report).await.unwrap().is_clean());
 }
 
 /// Undecodable records and keys that name no id are reported and left for
 /// a human; `check(true)` does not touch them.
-pub async fn check_reports_unrepairable_records<S: SessionStore, R: RawKv>(store: &S, raw: &R) {
+pub async fn check_reports_unrepairable_records<S: SessionStore + SessionAdmin, R: RawKv>(
+    store: &S,
+    raw: &R,
+) {
     let keys = store.key_space().clone();
     let [session_prefix, _, _] = keys.prefixes();
     let garbage_key = keys.session_key(&id("garbage"));
@@ -642,7 +678,7 @@ pub async fn check_reports_unrepairable_records<S: SessionStore, R: RawKv>(store
         .await
         .unwrap();
 
-    let report = store.check(false).await.unwrap();
+    let report = store.check(CheckMode::Report).await.unwrap();
     assert_eq!(report.records, 3);
     let expected: BTreeSet<(String, String)> = [
         ("corrupt_record".to_owned(), garbage_key.clone()),
@@ -653,7 +689,7 @@ pub async fn check_reports_unrepairable_records<S: SessionStore, R: RawKv>(store
     assert_eq!(kinds_and_keys(&report), expected, "{report:#?}");
     assert!(report.problems.iter().all(|p| !p.is_repairable()));
 
-    let repaired = store.check(true).await.unwrap();
+    let repaired = store.check(CheckMode::Repair).await.unwrap();
     assert!(!repaired.repaired);
     assert_eq!(kinds_and_keys(&repaired), expected);
     assert_eq!(
@@ -666,7 +702,10 @@ pub async fn check_reports_unrepairable_records<S: SessionStore, R: RawKv>(store
 }
 
 /// `purge` deletes every key of the store's key space and nothing else.
-pub async fn purge_deletes_only_the_key_space<S: SessionStore, R: RawKv>(store: &S, raw: &R) {
+pub async fn purge_deletes_only_the_key_space<S: SessionStore + SessionAdmin, R: RawKv>(
+    store: &S,
+    raw: &R,
+) {
     let keys = store.key_space().clone();
     store.create(&active("p1", "u-1", ts(0, 0))).await.unwrap();
     store.create(&active("p2", "u-2", ts(0, 0))).await.unwrap();
@@ -678,7 +717,7 @@ pub async fn purge_deletes_only_the_key_space<S: SessionStore, R: RawKv>(store: 
         ErrorKind::NotFound,
         &keys.session_key(&id("p1")),
     );
-    assert_eq!(store.check(false).await.unwrap().records, 0);
+    assert_eq!(store.check(CheckMode::Report).await.unwrap().records, 0);
     assert_eq!(
         raw.get("outside:the:key:space").await.as_deref(),
         Some(&b"keep"[..])
@@ -689,7 +728,10 @@ pub async fn purge_deletes_only_the_key_space<S: SessionStore, R: RawKv>(store: 
 /// A key of the wrong type (a string where an index belongs, a sorted set
 /// where a record belongs) is corrupt data naming the key, and a plan
 /// touching one writes nothing at all.
-pub async fn wrong_key_types_are_corrupt_and_write_nothing<S: SessionStore, R: RawKv>(
+pub async fn wrong_key_types_are_corrupt_and_write_nothing<
+    S: SessionStore + SessionAdmin,
+    R: RawKv,
+>(
     store: &S,
     raw: &R,
 ) {

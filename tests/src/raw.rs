@@ -61,14 +61,20 @@ impl RawKv for MemoryRaw {
             Vec::new(),
             vec![Write::IndexRemove {
                 key: key.to_owned(),
-                member: member.to_owned(),
+                member: member.as_bytes().to_vec(),
             }],
             OnViolation::Retry,
         );
-        self.with(|kv| kv.apply(&plan)).expect("no preconditions");
+        let applied = self.with(|kv| kv.apply(&plan));
+        assert_eq!(applied, authsession_driver::core::plan::Applied::Done);
     }
     async fn zrange(&self, key: &str) -> Vec<(String, f64)> {
-        self.with(|kv| kv.index_range(key, None))
+        self.with(|kv| {
+            kv.index_range(key, None)
+                .into_iter()
+                .map(|(m, s)| (String::from_utf8_lossy(&m).into_owned(), s))
+                .collect()
+        })
     }
     async fn del(&self, key: &str) {
         self.with(|kv| kv.delete_raw(key));

@@ -11,7 +11,7 @@
 
 use authsession_tests::{RawKv, RedisRaw, RedisServer};
 
-const SCRIPT: &str = include_str!("../../driver/src/apply_plan.lua");
+const SCRIPT: &str = include_str!("../../driver/src/backend/apply_plan.lua");
 
 async fn apply(raw: &RedisRaw, keys: &[&str], argv: &[&str]) -> i64 {
     let script = redis::Script::new(SCRIPT);

@@ -16,7 +16,9 @@ use authsession_driver::core::{
     RevokeSessionInput, RevokeSessionOutcome, RevokeUserSessionsInput, RevokeUserSessionsOutcome,
     Session,
 };
-use authsession_driver::{MemorySessionStore, RedisConfig, RedisSessionStore, SessionStore};
+use authsession_driver::{
+    CheckMode, MemorySessionStore, RedisConfig, RedisSessionStore, SessionAdmin, SessionStore,
+};
 use authsession_tests::fixtures::{active, fresh_key_space, id, now, revocation, user};
 use authsession_tests::RedisServer;
 
@@ -103,8 +105,8 @@ async fn hammer<S: SessionStore + Clone + 'static>(store: S) -> Tally {
 
 /// After the load: the audit is clean, every created session is listed
 /// exactly once, and the active count matches the listed statuses.
-async fn assert_consistent<S: SessionStore>(store: &S, tally: &Tally) {
-    let report = store.check(false).await.unwrap();
+async fn assert_consistent<S: SessionStore + SessionAdmin>(store: &S, tally: &Tally) {
+    let report = store.check(CheckMode::Report).await.unwrap();
     assert!(report.is_clean(), "{report:#?}");
     let listed: Vec<Session> = store.list_by_user_id(&user(USER)).await.unwrap();
     let mut listed_ids: Vec<&str> = listed.iter().map(|s| s.id().as_str()).collect();
@@ -144,14 +146,16 @@ async fn sixty_four_writers_on_one_user_redis() {
     assert_consistent(&store, &tally).await;
 
     // Purge walks many SCAN pages and UNLINK batches: every record plus
-    // the all-sessions index, plus the active index if not empty.
+    // the all-sessions index, plus the active and revoked indexes if not
+    // empty.
     let active = store.count_active_by_user_id(&user(USER)).await.unwrap();
-    let expected = tally.created.len() + 1 + usize::from(active > 0);
+    let revoked = tally.revoked_one + tally.revoked_by_all;
+    let expected = tally.created.len() + 1 + usize::from(active > 0) + usize::from(revoked > 0);
     assert_eq!(
         store.purge().await.unwrap(),
         u64::try_from(expected).unwrap()
     );
-    assert_eq!(store.check(false).await.unwrap().records, 0);
+    assert_eq!(store.check(CheckMode::Report).await.unwrap().records, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

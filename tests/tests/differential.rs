@@ -9,7 +9,7 @@
 )]
 
 use authsession_driver::core::{IndexScore, KeySpace, Timestamp};
-use authsession_driver::{MemorySessionStore, SessionStore};
+use authsession_driver::{CheckMode, MemorySessionStore, SessionAdmin, SessionStore};
 use authsession_tests::fixtures::{
     active, id, revocation, revoke_all_input, revoke_input, ts, user,
 };
@@ -94,7 +94,7 @@ fn at((secs, nanos): (i64, i64)) -> Timestamp {
 
 /// Runs `op` on `store` (raw ops through `raw`) and renders the result
 /// comparably: the value, or the error's kind, key and detail.
-async fn run<S: SessionStore, R: RawKv>(store: &S, raw: &R, op: &Op) -> String {
+async fn run<S: SessionStore + SessionAdmin, R: RawKv>(store: &S, raw: &R, op: &Op) -> String {
     fn show<T: std::fmt::Debug>(r: Result<T, authsession_driver::Error>) -> String {
         match r {
             Ok(v) => format!("ok {v:?}"),
@@ -118,7 +118,7 @@ async fn run<S: SessionStore, R: RawKv>(store: &S, raw: &R, op: &Op) -> String {
             if let Some(after) = revoked_after {
                 s = s.revoked(revocation(ts(t.0 + after, t.1))).unwrap();
             }
-            show(store.create(&s).await)
+            show(store.create(&s).await.map(drop))
         }
         Op::Get(n) => show(store.get(&id(&sid(*n))).await),
         Op::List(u) => show(store.list_by_user_id(&user(&uid(*u))).await),
@@ -170,14 +170,23 @@ async fn run<S: SessionStore, R: RawKv>(store: &S, raw: &R, op: &Op) -> String {
             raw.del(&keys.session_key(&id(&sid(*n)))).await;
             "deleted".into()
         }
-        Op::Check { repair } => show(store.check(*repair).await.map(|r| {
-            let problems: Vec<String> = r
-                .problems
-                .iter()
-                .map(|p| format!("{} {}", p.kind(), p.key()))
-                .collect();
-            (r.records, r.index_entries, problems, r.repaired)
-        })),
+        Op::Check { repair } => show(
+            store
+                .check(if *repair {
+                    CheckMode::Repair
+                } else {
+                    CheckMode::Report
+                })
+                .await
+                .map(|r| {
+                    let problems: Vec<String> = r
+                        .problems
+                        .iter()
+                        .map(|p| format!("{} {}", p.kind(), p.key()))
+                        .collect();
+                    (r.records, r.index_entries, problems, r.repaired)
+                }),
+        ),
     }
 }
 

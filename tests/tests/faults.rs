@@ -14,7 +14,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use authsession_driver::{ErrorKind, RedisConfig, RedisSessionStore, SessionStore};
+use authsession_driver::{
+    CheckMode, ErrorKind, RedisConfig, RedisSessionStore, SessionAdmin, SessionStore,
+};
 use authsession_tests::fixtures::{
     active, fresh_key_space, id, now, revoke_all_input, revoke_input, ts, user,
 };
@@ -92,11 +94,11 @@ async fn killed_server_then_restarted_recovers_without_partial_writes() {
                         .revoke(&revoke_input(&format!("w{worker}-{}", n - 1), now()))
                         .await
                         .map(drop),
-                    1 => store.create(&active(&sid, &u, now())).await,
+                    1 => store.create(&active(&sid, &u, now())).await.map(drop),
                     _ => {
                         let created = store.create(&active(&sid, &u, now())).await;
                         match created {
-                            Ok(()) => store
+                            Ok(_) => store
                                 .revoke_all_by_user_id(&revoke_all_input(&u, now()))
                                 .await
                                 .map(drop),
@@ -154,7 +156,7 @@ async fn killed_server_then_restarted_recovers_without_partial_writes() {
     );
     assert!(load.non_retryable.lock().unwrap().is_empty());
     // No partial write: every record agrees with both indexes.
-    let report = store.check(false).await.unwrap();
+    let report = store.check(CheckMode::Report).await.unwrap();
     assert!(report.is_clean(), "{report:#?}");
     assert!(
         report.records > 0,
@@ -186,7 +188,7 @@ async fn stopped_server_times_out_then_recovers() {
         store.create(&late),
     );
     server.signal("CONT");
-    for result in [ping, get.map(drop), count.map(drop), create] {
+    for result in [ping, get.map(drop), count.map(drop), create.map(drop)] {
         let err = result.expect_err("a stopped server cannot answer");
         assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
         assert!(err.is_retryable());
@@ -201,7 +203,7 @@ async fn stopped_server_times_out_then_recovers() {
         Ok(got) => assert_eq!(got, late),
         Err(e) => assert_eq!(e.kind(), ErrorKind::NotFound),
     }
-    assert!(store.check(false).await.unwrap().is_clean());
+    assert!(store.check(CheckMode::Report).await.unwrap().is_clean());
 }
 
 #[tokio::test]

@@ -21,7 +21,7 @@ use authsession_core::{
     ClientPublicKey, DeviceSessionId, Revocation, RevokeActorId, RevokeActorType, RevokeReasonCode,
     RevokeSessionInput, RevokeUserSessionsInput, Session, UserId,
 };
-use authsession_driver::{Error, SessionStore};
+use authsession_driver::{CheckMode, Error, SessionAdmin, SessionStore};
 use clap::ValueEnum;
 use hdrhistogram::Histogram;
 use rand::rngs::SmallRng;
@@ -261,7 +261,7 @@ impl Fixtures {
 }
 
 /// Creates `sessions` with bounded parallelism; any failure aborts the run.
-async fn preload<S: SessionStore + 'static>(
+async fn preload<S: SessionStore + SessionAdmin + 'static>(
     store: &Arc<S>,
     sessions: Vec<Session>,
 ) -> Result<(), CliError> {
@@ -296,7 +296,7 @@ struct Loaded {
 
 /// The U × K sessions the read-heavy workloads (get, count, list, mixed)
 /// run against.
-async fn load_all_users<S: SessionStore + 'static>(
+async fn load_all_users<S: SessionStore + SessionAdmin + 'static>(
     store: &Arc<S>,
     fixtures: &Fixtures,
     params: &BenchParams,
@@ -313,7 +313,7 @@ async fn load_all_users<S: SessionStore + 'static>(
     .await
 }
 
-async fn load_users<S: SessionStore + 'static>(
+async fn load_users<S: SessionStore + SessionAdmin + 'static>(
     store: &Arc<S>,
     fixtures: &Fixtures,
     tag: &str,
@@ -380,7 +380,7 @@ fn seed(worker: usize, salt: u64) -> u64 {
 
 /// Runs the workload on `store` (whose key space must be fresh) and
 /// reports. The caller purges the key space afterwards.
-pub(crate) async fn run<S: SessionStore + 'static>(
+pub(crate) async fn run<S: SessionStore + SessionAdmin + 'static>(
     store: Arc<S>,
     params: &BenchParams,
     backend: &str,
@@ -506,7 +506,7 @@ pub(crate) async fn run<S: SessionStore + 'static>(
             })
             .await?;
             let report = store
-                .check(false)
+                .check(CheckMode::Report)
                 .await
                 .map_err(|e| CliError::from(e).context("check"))?;
             let active = store
@@ -577,7 +577,7 @@ impl Target {
 /// `revoke` / `revoke_all`: rounds of (preload a batch, consume it timed).
 /// Returns the merged stats, the timed total and how many sessions were
 /// preloaded.
-async fn consume_in_rounds<S: SessionStore + 'static>(
+async fn consume_in_rounds<S: SessionStore + SessionAdmin + 'static>(
     store: &Arc<S>,
     fixtures: &Arc<Fixtures>,
     params: &BenchParams,
@@ -685,7 +685,7 @@ async fn consume_in_rounds<S: SessionStore + 'static>(
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn mixed_worker<S: SessionStore>(
+async fn mixed_worker<S: SessionStore + SessionAdmin>(
     store: Arc<S>,
     loaded: Arc<Loaded>,
     fixtures: Arc<Fixtures>,
@@ -769,7 +769,7 @@ async fn mixed_worker<S: SessionStore>(
 const RECENT_CAP: usize = 256;
 
 #[allow(clippy::too_many_arguments)]
-async fn contention_worker<S: SessionStore>(
+async fn contention_worker<S: SessionStore + SessionAdmin>(
     store: Arc<S>,
     fixtures: Arc<Fixtures>,
     user: Arc<UserId>,

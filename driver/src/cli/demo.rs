@@ -6,7 +6,7 @@ use authsession_core::{
     ClientPublicKey, DeviceSessionId, Revocation, RevokeActorId, RevokeActorType, RevokeReasonCode,
     RevokeSessionInput, RevokeUserSessionsInput, Session, UserId,
 };
-use authsession_driver::{CheckReport, SessionStore};
+use authsession_driver::{CheckMode, CheckReport, SessionAdmin, SessionStore};
 use serde::Serialize;
 
 use super::clock;
@@ -71,7 +71,10 @@ fn revocation(reason: &str) -> Result<Revocation, CliError> {
 
 /// Runs the lifecycle on `store`: create, get, list, count, revoke, revoke
 /// again, revoke all, count, check.
-pub(crate) async fn run<S: SessionStore>(store: &S, backend: &str) -> Result<(), CliError> {
+pub(crate) async fn run<S: SessionStore + SessionAdmin>(
+    store: &S,
+    backend: &str,
+) -> Result<(), CliError> {
     step(
         "start",
         Start {
@@ -185,7 +188,7 @@ pub(crate) async fn run<S: SessionStore>(store: &S, backend: &str) -> Result<(),
         },
     )?;
 
-    let report = store.check(false).await?;
+    let report = store.check(CheckMode::Report).await?;
     expect("check", report.problems.is_empty(), || {
         format!("{} problems", report.problems.len())
     })?;

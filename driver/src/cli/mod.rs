@@ -18,7 +18,7 @@ use std::time::Duration;
 use authsession_core::{
     DeviceSessionId, KeySpace, RevokeSessionInput, RevokeUserSessionsInput, UserId,
 };
-use authsession_driver::{MemorySessionStore, SessionStore};
+use authsession_driver::{MemorySessionStore, SessionAdmin, SessionStore};
 use clap::parser::ValueSource;
 use clap::{Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 
@@ -382,7 +382,7 @@ fn fresh_key_space(global: &GlobalArgs, what: &str) -> Result<KeySpace, CliError
 
 /// Deletes what a run left under its fresh key space, reporting (not
 /// masking) the run's own error first.
-async fn purge_after<S: SessionStore, T>(
+async fn purge_after<S: SessionStore + SessionAdmin, T>(
     store: &S,
     result: Result<T, CliError>,
 ) -> Result<(T, u64), CliError> {

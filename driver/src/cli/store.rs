@@ -9,7 +9,7 @@ use authsession_core::{
     ClientPublicKey, DeviceSessionId, KeySpace, Revocation, RevokeActorId, RevokeActorType,
     RevokeReasonCode, RevokeSessionInput, RevokeUserSessionsInput, Session, Timestamp, UserId,
 };
-use authsession_driver::{RedisConfig, RedisSessionStore, SessionStore};
+use authsession_driver::{CheckMode, RedisConfig, RedisSessionStore, SessionAdmin, SessionStore};
 
 use super::clock;
 use super::error::CliError;
@@ -94,7 +94,7 @@ pub(crate) async fn connect_redis(
 }
 
 /// Runs `command` on `store`, printing its JSON result.
-pub(crate) async fn run<S: SessionStore>(
+pub(crate) async fn run<S: SessionStore + SessionAdmin>(
     store: &S,
     command: StoreCommand,
 ) -> Result<ExitCode, CliError> {
@@ -127,7 +127,13 @@ pub(crate) async fn run<S: SessionStore>(
             })?;
         }
         StoreCommand::Check { repair } => {
-            let report = store.check(repair).await?;
+            let report = store
+                .check(if repair {
+                    CheckMode::Repair
+                } else {
+                    CheckMode::Report
+                })
+                .await?;
             output::print(&report)?;
             // A repair fixes index drift only; corrupt records stay.
             let remaining = report

@@ -1,43 +1,60 @@
 -- Applies one authsession-core plan atomically. Generic: no domain rules,
 -- only the plan vocabulary (authsession_core::plan), encoded by
--- driver/src/redis_store.rs.
+-- driver/src/backend/script.rs. It mirrors MemoryKv::apply, nothing more.
 --
 -- KEYS: every key the plan names. ARGV[1]: the number of preconditions,
 -- then the preconditions, then the writes; each item is an opcode, a
 -- 1-based index into KEYS, and its operands:
 --   A k            Absent:           TYPE KEYS[k] == none
 --   V k bytes      ValueEquals:      GET KEYS[k] == bytes
+--   O k bytes      AbsentOrEquals:   GET KEYS[k] is nil or == bytes
 --   R k max n m*n  IndexRangeEquals: the members of KEYS[k] scored <= max
 --                  ('+inf': no bound) are exactly the n distinct members m
---                  (ZRANGEBYSCORE -inf max: same count, each one present)
+--   C k n m*n      IndexContains:    every member m is in KEYS[k]
+--   N k max c      IndexCountAtMost: ZCOUNT KEYS[k] -inf max <= c
 --   S k bytes      Set:              SET KEYS[k] bytes
+--   D k            Delete:           DEL KEYS[k]
 --   Z k score m    IndexAdd:         ZADD KEYS[k] score m
 --   X k m          IndexRemove:      ZREM KEYS[k] m
+-- T k t          (first, once per key) the type KEYS[k] must have when it
+--                exists: 's' string, 'z' sorted set (the plan's own rule,
+--                Plan::key_type, sent by the driver)
 -- Returns 0 when every write was made, i when precondition i failed, or
--- -k when KEYS[k] holds the wrong type for the precondition or write that
--- names it (a string for A/V, a sorted set for R/Z/X); in both failure
+-- -k when KEYS[k] holds another type than the plan needs; in both failure
 -- cases nothing was written.
-local pos = 2
-local n_pre = tonumber(ARGV[1])
+local pos = 1
+local n_types = tonumber(ARGV[pos])
+pos = pos + 1
+for _ = 1, n_types do
+  local k, want = tonumber(ARGV[pos]), ARGV[pos + 1]
+  pos = pos + 2
+  local t = redis.call('TYPE', KEYS[k])['ok']
+  if t ~= 'none' then
+    if (want == 's' and t ~= 'string') or (want == 'z' and t ~= 'zset') then
+      return -k
+    end
+  end
+end
+
+local n_pre = tonumber(ARGV[pos])
+pos = pos + 1
 for i = 1, n_pre do
-  local op, k = ARGV[pos], tonumber(ARGV[pos + 1])
-  local key = KEYS[k]
+  local op, key = ARGV[pos], KEYS[tonumber(ARGV[pos + 1])]
   pos = pos + 2
   local holds
   if op == 'A' then
-    local t = redis.call('TYPE', key)['ok']
-    if t ~= 'none' and t ~= 'string' then return -k end
-    holds = t == 'none'
+    holds = redis.call('EXISTS', key) == 0
   elseif op == 'V' then
-    local value = redis.pcall('GET', key)
-    if type(value) == 'table' and value['err'] then return -k end
-    holds = value == ARGV[pos]
+    holds = redis.call('GET', key) == ARGV[pos]
+    pos = pos + 1
+  elseif op == 'O' then
+    local value = redis.call('GET', key)
+    holds = value == false or value == ARGV[pos]
     pos = pos + 1
   elseif op == 'R' then
     local max, n = ARGV[pos], tonumber(ARGV[pos + 1])
     pos = pos + 2
-    local found = redis.pcall('ZRANGEBYSCORE', key, '-inf', max)
-    if found['err'] then return -k end
+    local found = redis.call('ZRANGEBYSCORE', key, '-inf', max)
     holds = #found == n
     if holds then
       local present = {}
@@ -50,31 +67,32 @@ for i = 1, n_pre do
       end
     end
     pos = pos + n
+  elseif op == 'C' then
+    local n = tonumber(ARGV[pos])
+    pos = pos + 1
+    holds = true
+    -- ZMSCORE in slices: unpack() is bounded by the Lua stack.
+    local j = 0
+    while holds and j < n do
+      local slice = math.min(n - j, 500)
+      local scores = redis.call('ZMSCORE', key, unpack(ARGV, pos + j, pos + j + slice - 1))
+      for s = 1, slice do
+        if not scores[s] then
+          holds = false
+          break
+        end
+      end
+      j = j + slice
+    end
+    pos = pos + n
+  elseif op == 'N' then
+    local max, c = ARGV[pos], tonumber(ARGV[pos + 1])
+    pos = pos + 2
+    holds = redis.call('ZCOUNT', key, '-inf', max) <= c
   else
     return redis.error_reply('apply_plan: unknown precondition ' .. tostring(op))
   end
   if not holds then return i end
-end
-
--- Sorted-set writes on a key of another type would fail half-way through
--- the writes; refuse before writing anything.
-local first_write, checked = pos, {}
-while pos <= #ARGV do
-  local op, k = ARGV[pos], tonumber(ARGV[pos + 1])
-  if op == 'Z' or op == 'X' then
-    if not checked[k] then
-      local t = redis.call('TYPE', KEYS[k])['ok']
-      if t ~= 'zset' and t ~= 'none' then return -k end
-      checked[k] = true
-    end
-  end
-  if op == 'S' or op == 'X' then
-    pos = pos + 3
-  elseif op == 'Z' then
-    pos = pos + 4
-  else
-    return redis.error_reply('apply_plan: unknown write ' .. tostring(op))
-  end
 end
 
 -- Consecutive removals from one sorted set (revoke-all interleaves them
@@ -87,12 +105,10 @@ local function flush_removals()
   end
 end
 
-pos = first_write
 while pos <= #ARGV do
   local op, key = ARGV[pos], KEYS[tonumber(ARGV[pos + 1])]
   if op == 'X' then
-    -- unpack() is bounded by the Lua stack: flush in slices.
-    if rem_key ~= key or #rem >= 1000 then
+    if rem_key ~= key or #rem >= 500 then
       flush_removals()
       rem_key = key
     end
@@ -103,9 +119,14 @@ while pos <= #ARGV do
     if op == 'S' then
       redis.call('SET', key, ARGV[pos + 2])
       pos = pos + 3
-    else
+    elseif op == 'D' then
+      redis.call('DEL', key)
+      pos = pos + 2
+    elseif op == 'Z' then
       redis.call('ZADD', key, ARGV[pos + 2], ARGV[pos + 3])
       pos = pos + 4
+    else
+      return redis.error_reply('apply_plan: unknown write ' .. tostring(op))
     end
   end
 end

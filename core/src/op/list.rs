@@ -1,0 +1,150 @@
+//! `list`: every session of a user, newest first.
+
+use crate::ids::{DeviceSessionId, UserId};
+use crate::keys::KeySpace;
+use crate::op::members::{
+    check_members, confirmed, expire_plan, ids_and_keys, split_expired, wrong_type,
+};
+use crate::op::{
+    applied, out_of_sequence, replies, Input, Operation, Policy, Step, TransitionError,
+};
+use crate::order::sort_newest_first;
+use crate::plan::{Applied, IndexRange, KeyType, Plan, Read, Reply, ScoreBound};
+use crate::session::Session;
+use crate::timestamp::Timestamp;
+
+/// Lists every session of a user (the all-sessions index), newest
+/// `created_at` first, ties by id bytes. 2 round trips (the index, then
+/// the records), one large read for a huge user: use [`super::ListPage`]
+/// for bounded reads. Sessions past retention are omitted and removed.
+#[derive(Debug)]
+pub struct List {
+    keys: KeySpace,
+    policy: Policy,
+    now: Timestamp,
+    user: UserId,
+    state: ListState,
+}
+
+#[derive(Debug)]
+enum ListState {
+    Start,
+    Index,
+    Records(Vec<DeviceSessionId>, Vec<String>),
+    Confirm(Plan, TransitionError),
+    Expiring(Plan, Vec<Session>),
+    Finished,
+}
+
+impl List {
+    /// Lists `user`'s sessions as of `now`.
+    pub fn new(keys: &KeySpace, policy: Policy, now: Timestamp, user: UserId) -> Self {
+        Self {
+            keys: keys.clone(),
+            policy,
+            now,
+            user,
+            state: ListState::Start,
+        }
+    }
+}
+
+/// The members of a range reply.
+pub(crate) fn range_members(
+    reply: Option<Reply>,
+    key: &str,
+    op: &'static str,
+) -> Result<Vec<(Vec<u8>, f64)>, TransitionError> {
+    match reply {
+        Some(Reply::Members(members)) => Ok(members),
+        Some(Reply::WrongType) => Err(TransitionError::WrongType {
+            key: key.to_owned(),
+            expected: KeyType::SortedSet,
+        }),
+        _ => out_of_sequence(op),
+    }
+}
+
+/// The values of a `Values` reply.
+pub(crate) fn values(
+    reply: Option<Reply>,
+    op: &'static str,
+) -> Result<Vec<Option<Vec<u8>>>, TransitionError> {
+    match reply {
+        Some(Reply::Values(values)) => Ok(values),
+        _ => out_of_sequence(op),
+    }
+}
+
+impl Operation for List {
+    type Output = Vec<Session>;
+
+    fn name(&self) -> &'static str {
+        "list"
+    }
+
+    fn resume(&mut self, input: Input) -> Result<Step<Vec<Session>>, TransitionError> {
+        let index_key = self.keys.user_sessions_key(&self.user);
+        match std::mem::replace(&mut self.state, ListState::Finished) {
+            ListState::Start => {
+                self.state = ListState::Index;
+                Ok(Step::Read(vec![Read::IndexRange(IndexRange {
+                    key: index_key,
+                    min: ScoreBound::Unbounded,
+                    max: ScoreBound::Unbounded,
+                    newest_first: false,
+                    limit: None,
+                })]))
+            }
+            ListState::Index => {
+                let members = range_members(
+                    replies(input, "list")?.into_iter().next(),
+                    &index_key,
+                    "list",
+                )?;
+                let members: Vec<Vec<u8>> = members.into_iter().map(|(m, _)| m).collect();
+                let (ids, record_keys) =
+                    ids_and_keys(&self.keys, &self.user, &index_key, &members)?;
+                if ids.is_empty() {
+                    return Ok(Step::Done(Vec::new()));
+                }
+                let read = Read::Values {
+                    keys: record_keys.clone(),
+                };
+                self.state = ListState::Records(ids, record_keys);
+                Ok(Step::Read(vec![read]))
+            }
+            ListState::Records(ids, record_keys) => {
+                let records = values(replies(input, "list")?.into_iter().next(), "list")?;
+                match check_members(&self.user, &index_key, &ids, &record_keys, records, false)? {
+                    Ok(sessions) => {
+                        let (mut visible, expired) =
+                            split_expired(&self.policy, self.now, sessions);
+                        sort_newest_first(&mut visible);
+                        if expired.is_empty() {
+                            return Ok(Step::Done(visible));
+                        }
+                        let plan = expire_plan(&self.keys, &expired);
+                        self.state = ListState::Expiring(plan.clone(), visible);
+                        Ok(Step::Apply(plan))
+                    }
+                    Err((plan, error)) => {
+                        self.state = ListState::Confirm(plan.clone(), error);
+                        Ok(Step::Apply(plan))
+                    }
+                }
+            }
+            ListState::Confirm(plan, error) => {
+                let step = confirmed(&plan, applied(input, "list")?, error)?;
+                self.state = ListState::Start;
+                Ok(step)
+            }
+            ListState::Expiring(plan, visible) => match applied(input, "list")? {
+                Applied::WrongType { key } => Err(wrong_type(&plan, key)),
+                // Removed now, or by someone else meanwhile.
+                _ => Ok(Step::Done(visible)),
+            },
+            ListState::Finished => out_of_sequence("list"),
+        }
+    }
+}

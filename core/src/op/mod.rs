@@ -1,0 +1,294 @@
+//! The operations as sans-IO state machines, and the reference loop that
+//! runs them.
+//!
+//! Every operation — `get`, `create`, `revoke`, `list`, a page, `revoke
+//! all`, and the maintenance walks — is one value implementing
+//! [`Operation`]: the driver feeds it [`Input`]s and does what each
+//! returned [`Step`] says (read, apply a plan, back off, or finish). The
+//! operation owns the whole sequence — which reads, which plan, what a
+//! violated precondition means, when two reads contradict each other and
+//! a precondition-only plan must confirm it before corruption is reported
+//! — so every driver runs the same conversation:
+//!
+//! ```text
+//! input = Start
+//! loop:
+//!     match op.resume(input)?:
+//!         Read(reads)   => input = Replies(one round trip answering reads)
+//!         Apply(plan)   => input = Applied(apply plan atomically)
+//!         Backoff{key}  => pause (jittered, bounded attempts); input = Resumed
+//!         Done(output)  => return output
+//! ```
+//!
+//! [`run`] is that loop, synchronous, over [`MemoryKv`]; tests and fuzzers
+//! use it (and [`run_with`] to interleave other changes between steps).
+//! The async driver mirrors it once for every backend. A plan with writes
+//! that applied is *progress*: the driver starts a fresh per-batch
+//! deadline and attempt budget after it, so a long batched operation is
+//! bounded per batch, not in total.
+//!
+//! Time is a parameter: operations that depend on "now" (retention, the
+//! limit's revocations) take it in their constructor.
+
+mod create;
+mod error;
+mod get;
+mod list;
+mod members;
+mod page;
+mod revoke;
+mod revoke_all;
+
+use std::time::Duration;
+
+pub use create::{Create, Created};
+pub use error::{Kind, TransitionError};
+pub use get::{Count, Get};
+pub use list::List;
+pub use page::{ListPage, Page, PageCursor, PageLimit, PageRequest, StatusFilter};
+pub use revoke::Revoke;
+pub use revoke_all::{RevokeAll, RevokeAllReport};
+
+use crate::model::MemoryKv;
+use crate::plan::{Applied, Plan, Read, Reply};
+use crate::timestamp::Timestamp;
+
+/// Store-wide rules that shape plans: retention, the active-session limit
+/// and the batch size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Policy {
+    /// Revoked sessions older than this (since their revocation) are gone:
+    /// not found, not listed, and removed lazily. `None`: keep forever.
+    pub revoked_retention: Option<Duration>,
+    /// At most this many active sessions per user, enforced by `create`.
+    pub session_limit: Option<SessionLimit>,
+    /// Sessions per batch of the batched operations (revoke all, pages'
+    /// reads, maintenance walks).
+    pub batch_size: BatchSize,
+}
+
+impl Policy {
+    /// Whether `session` is past its retention at `now` (revoked, and
+    /// `revocation.at + retention < now`).
+    pub fn is_expired(&self, session: &crate::Session, now: Timestamp) -> bool {
+        match (self.revoked_retention, session.revocation()) {
+            (Some(retention), Some(revocation)) => {
+                let retention = i128::try_from(retention.as_nanos()).unwrap_or(i128::MAX);
+                revocation.at().unix_nanos().saturating_add(retention) < now.unix_nanos()
+            }
+            _ => false,
+        }
+    }
+
+    /// The revocation time at or before which a revoked session has expired
+    /// at `now`, as a revoked-index score bound; `None` without retention.
+    pub(crate) fn expiry_cutoff(&self, now: Timestamp) -> Option<Timestamp> {
+        let retention = self.revoked_retention?;
+        let retention = i128::try_from(retention.as_nanos()).unwrap_or(i128::MAX);
+        // Strictly before now - retention; one nanosecond earlier is the
+        // inclusive bound. Out of range means nothing can have expired.
+        Timestamp::from_unix_nanos(now.unix_nanos().saturating_sub(retention).saturating_sub(1))
+            .ok()
+    }
+}
+
+/// The per-user active-session limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionLimit {
+    /// At most this many active sessions (≥ 1).
+    max_active: u32,
+    /// What `create` does when the limit is reached.
+    pub on_limit: OnLimit,
+}
+
+impl SessionLimit {
+    /// A limit of `max_active` active sessions; `None` for 0.
+    pub fn new(max_active: u32, on_limit: OnLimit) -> Option<Self> {
+        (max_active > 0).then_some(Self {
+            max_active,
+            on_limit,
+        })
+    }
+
+    /// The limit.
+    pub fn max_active(&self) -> u32 {
+        self.max_active
+    }
+}
+
+/// What `create` does at the active-session limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OnLimit {
+    /// Refuse with `session_limit`; nothing written.
+    Reject,
+    /// Revoke the oldest active session(s) in the same atomic step
+    /// (reason `session_limit`, actor type `system`).
+    RevokeOldest,
+}
+
+impl std::str::FromStr for OnLimit {
+    type Err = &'static str;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "reject" => Ok(OnLimit::Reject),
+            "revoke-oldest" | "revoke_oldest" => Ok(OnLimit::RevokeOldest),
+            _ => Err("expected `reject` or `revoke-oldest`"),
+        }
+    }
+}
+
+/// Sessions per batch: 1..=1000 (default 500).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchSize(usize);
+
+impl BatchSize {
+    /// The largest batch.
+    pub const MAX: usize = 1000;
+
+    /// A batch size in 1..=1000.
+    pub fn new(n: usize) -> Option<Self> {
+        (1..=Self::MAX).contains(&n).then_some(Self(n))
+    }
+
+    /// The size.
+    pub fn get(self) -> usize {
+        self.0
+    }
+}
+
+impl Default for BatchSize {
+    fn default() -> Self {
+        Self(500)
+    }
+}
+
+/// What the driver does next.
+#[derive(Debug, Clone, PartialEq)]
+#[must_use = "a step must be acted on"]
+pub enum Step<T> {
+    /// Answer these reads (one round trip; they may be pipelined) with
+    /// [`Input::Replies`], in order.
+    Read(Vec<Read>),
+    /// Apply this plan atomically and answer with [`Input::Applied`].
+    Apply(Plan),
+    /// A concurrent change invalidated the reads (at `key`): pause a
+    /// jittered backoff (or give up when the attempts are used up), then
+    /// answer [`Input::Resumed`].
+    Backoff {
+        /// The key whose change was detected.
+        key: String,
+    },
+    /// The operation's result.
+    Done(T),
+}
+
+/// What the driver hands the operation.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Input {
+    /// The first call.
+    Start,
+    /// The replies to the last [`Step::Read`], in order.
+    Replies(Vec<Reply>),
+    /// What applying the last [`Step::Apply`] did.
+    Applied(Applied),
+    /// The backoff after [`Step::Backoff`] is over.
+    Resumed,
+}
+
+/// A sans-IO operation: a state machine of reads and plans.
+pub trait Operation {
+    /// What it returns.
+    type Output;
+
+    /// Its name (`get`, `create`, …), for spans and metrics.
+    fn name(&self) -> &'static str;
+
+    /// Advances with `input` (the answer to the previous step).
+    fn resume(&mut self, input: Input) -> Result<Step<Self::Output>, TransitionError>;
+}
+
+/// An input that does not answer the step the operation is waiting on: a
+/// driver bug, reported as contention so nothing is written and the caller
+/// may retry.
+pub(crate) fn out_of_sequence<T>(op: &'static str) -> Result<T, TransitionError> {
+    Err(TransitionError::ContentionExhausted {
+        attempts: 0,
+        key: format!("({op}: input out of sequence)"),
+    })
+}
+
+/// The reference loop: runs `op` to completion over `kv`, at most
+/// `max_attempts` invalidated attempts per batch.
+pub fn run<O: Operation>(
+    kv: &mut MemoryKv,
+    op: O,
+    max_attempts: u32,
+) -> Result<O::Output, TransitionError> {
+    run_with(kv, op, max_attempts, |_, _| {})
+}
+
+/// A point between two steps of [`run_with`], where a test may change the
+/// state as a concurrent client would.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Between {
+    /// After a read was answered, before the operation sees the replies.
+    Read,
+    /// After a plan was applied.
+    Apply,
+}
+
+/// [`run`], calling `between` after every read and every apply so a test
+/// can interleave concurrent changes.
+pub fn run_with<O: Operation>(
+    kv: &mut MemoryKv,
+    mut op: O,
+    max_attempts: u32,
+    mut between: impl FnMut(&mut MemoryKv, Between),
+) -> Result<O::Output, TransitionError> {
+    let mut attempts = 0u32;
+    let mut input = Input::Start;
+    loop {
+        input = match op.resume(input)? {
+            Step::Read(reads) => {
+                let replies = kv.read_all(&reads);
+                between(kv, Between::Read);
+                Input::Replies(replies)
+            }
+            Step::Apply(plan) => {
+                let applied = kv.apply(&plan);
+                if applied == Applied::Done && !plan.writes().is_empty() {
+                    attempts = 0;
+                }
+                between(kv, Between::Apply);
+                Input::Applied(applied)
+            }
+            Step::Backoff { key } => {
+                attempts = attempts.saturating_add(1);
+                if attempts >= max_attempts {
+                    return Err(TransitionError::ContentionExhausted { attempts, key });
+                }
+                Input::Resumed
+            }
+            Step::Done(output) => return Ok(output),
+        };
+    }
+}
+
+/// The first reply of `input`, or an out-of-sequence error.
+pub(crate) fn replies(input: Input, op: &'static str) -> Result<Vec<Reply>, TransitionError> {
+    match input {
+        Input::Replies(replies) => Ok(replies),
+        _ => out_of_sequence(op),
+    }
+}
+
+/// The outcome of an apply, or an out-of-sequence error.
+pub(crate) fn applied(input: Input, op: &'static str) -> Result<Applied, TransitionError> {
+    match input {
+        Input::Applied(applied) => Ok(applied),
+        _ => out_of_sequence(op),
+    }
+}

@@ -1,0 +1,252 @@
+//! The standalone Redis backend: one multiplexed, self-reconnecting
+//! connection (`redis::aio::ConnectionManager`); reads are pipelined plain
+//! commands, every plan is one generic Lua script (no `WATCH`, which is
+//! unsafe on a shared connection).
+
+use std::time::Duration;
+
+use authsession_core::plan::{Applied, Plan, Read, Reply, ScanCursor};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::IntoConnectionInfo as _;
+
+use super::script::{self, apply_plan_script};
+use super::{bounded, Backend, BackendInfo};
+use crate::config::RedisConfig;
+use crate::error::Error;
+
+/// A standalone Redis server (or anything speaking its protocol with Lua
+/// scripting) behind one `ConnectionManager`. Cheap to clone: clones share
+/// the connection.
+#[derive(Clone)]
+pub struct RedisBackend {
+    conn: ConnectionManager,
+    apply_plan: redis::Script,
+    info: BackendInfo,
+    wait_replicas: u32,
+    wait_timeout: Duration,
+}
+
+impl std::fmt::Debug for RedisBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisBackend")
+            .field("info", &self.info)
+            .field("wait_replicas", &self.wait_replicas)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisBackend {
+    /// A backend on a connection the service already has. `info` names the
+    /// server for spans (address, port, db).
+    pub fn from_connection(conn: ConnectionManager, info: BackendInfo) -> Self {
+        Self {
+            conn,
+            apply_plan: apply_plan_script(),
+            info,
+            wait_replicas: 0,
+            wait_timeout: Duration::from_secs(1),
+        }
+    }
+
+    /// Acknowledge a mutation only once `WAIT` confirms `replicas` replicas
+    /// have it (within `timeout`); 0 turns it off.
+    pub fn with_wait_replicas(mut self, replicas: u32, timeout: Duration) -> Self {
+        self.wait_replicas = replicas;
+        self.wait_timeout = timeout;
+        self
+    }
+
+    /// Validates `config` and connects (within `operation_timeout`).
+    ///
+    /// The connection reconnects by itself after a failure: operations fail
+    /// fast with `backend` (or `timeout`) errors while the server is
+    /// unreachable and succeed again once it is back.
+    pub async fn connect(config: &RedisConfig) -> Result<Self, Error> {
+        config.validate()?;
+        let (host, port) = config.host_port()?;
+        let addr = if config.tls {
+            tls_addr(host.clone(), port)?
+        } else {
+            redis::ConnectionAddr::Tcp(host.clone(), port)
+        };
+        let mut settings = redis::RedisConnectionInfo::default().set_db(config.db);
+        if let Some(username) = &config.username {
+            settings = settings.set_username(username);
+        }
+        if let Some(password) = &config.password {
+            settings = settings.set_password(password);
+        }
+        let info = addr
+            .into_connection_info()
+            .map_err(|e| Error::config("addr", e.to_string()))?
+            .set_redis_settings(settings);
+        let client = open_client(info, config)?;
+        let timeout = config.operation_timeout;
+        // One connection attempt per reconnect, bounded by the operation
+        // timeout: while the server is down, callers get the connection
+        // error at once instead of queueing behind a backoff loop, and the
+        // next call tries again.
+        let manager_config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(0);
+        let conn = match tokio::time::timeout(
+            timeout,
+            ConnectionManager::new_with_config(client, manager_config),
+        )
+        .await
+        {
+            Ok(conn) => conn.map_err(|e| Error::redis("connect", e))?,
+            Err(_) => return Err(Error::timeout("connect", timeout)),
+        };
+        let backend = Self::from_connection(
+            conn,
+            BackendInfo {
+                system: "redis",
+                address: Some(host),
+                port: Some(port),
+                namespace: Some(config.db.to_string()),
+            },
+        )
+        .with_wait_replicas(config.wait_replicas, timeout);
+        // Without credentials the server accepts the connection and refuses
+        // the first command: surface that (and any other refusal) here, as
+        // a clear error of `connect`, not of some later operation.
+        backend.ping(timeout).await?;
+        Ok(backend)
+    }
+}
+
+#[cfg(feature = "tls")]
+fn tls_addr(host: String, port: u16) -> Result<redis::ConnectionAddr, Error> {
+    Ok(redis::ConnectionAddr::TcpTls {
+        host,
+        port,
+        insecure: false,
+        tls_params: None,
+    })
+}
+
+#[cfg(not(feature = "tls"))]
+fn tls_addr(_: String, _: u16) -> Result<redis::ConnectionAddr, Error> {
+    Err(Error::config(
+        "tls",
+        "this build has no TLS support (enable the `tls` feature)",
+    ))
+}
+
+#[cfg(feature = "tls")]
+fn open_client(info: redis::ConnectionInfo, config: &RedisConfig) -> Result<redis::Client, Error> {
+    match &config.tls_ca_pem {
+        Some(pem) => redis::Client::build_with_tls(
+            info,
+            redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(pem.clone()),
+            },
+        )
+        .map_err(|e| Error::config("tls_ca_pem", e.to_string())),
+        None => redis::Client::open(info).map_err(|e| Error::config("addr", e.to_string())),
+    }
+}
+
+#[cfg(not(feature = "tls"))]
+fn open_client(info: redis::ConnectionInfo, _: &RedisConfig) -> Result<redis::Client, Error> {
+    redis::Client::open(info).map_err(|e| Error::config("addr", e.to_string()))
+}
+
+/// Runs `WAIT replicas timeout` after a write on `conn` (the replication
+/// offset `WAIT` waits for is the connection's own last write).
+pub(crate) async fn wait_for_replicas<C: redis::aio::ConnectionLike + Send>(
+    conn: &mut C,
+    replicas: u32,
+    wait_timeout: Duration,
+    budget: Duration,
+) -> Result<(), Error> {
+    let millis = u64::try_from(wait_timeout.min(budget).as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1);
+    let acked: u64 = bounded(
+        budget,
+        "wait",
+        redis::cmd("WAIT")
+            .arg(replicas)
+            .arg(millis)
+            .query_async(conn),
+    )
+    .await?;
+    if acked < u64::from(replicas) {
+        return Err(Error::unreplicated(replicas, acked));
+    }
+    Ok(())
+}
+
+impl Backend for RedisBackend {
+    fn info(&self) -> &BackendInfo {
+        &self.info
+    }
+
+    async fn ping(&self, budget: Duration) -> Result<(), Error> {
+        let mut conn = self.conn.clone();
+        let _: String = bounded(budget, "ping", redis::cmd("PING").query_async(&mut conn)).await?;
+        Ok(())
+    }
+
+    async fn read(&self, budget: Duration, reads: &[Read]) -> Result<Vec<Reply>, Error> {
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        for read in reads {
+            let cursor = match read {
+                Read::Scan { cursor, .. } => cursor.as_str(),
+                _ => "",
+            };
+            pipe.add_command(script::command(read, cursor));
+        }
+        let mut conn = self.conn.clone();
+        let values: Vec<redis::Value> =
+            bounded(budget, "read", pipe.query_async(&mut conn)).await?;
+        if values.len() != reads.len() {
+            return Err(Error::unsupported("pipeline reply count".to_owned()));
+        }
+        reads
+            .iter()
+            .zip(values)
+            .map(|(read, value)| {
+                script::reply(read, value, "read", |next| {
+                    next.map(ScanCursor::from_backend)
+                })
+            })
+            .collect()
+    }
+
+    async fn delete(&self, budget: Duration, keys: &[String]) -> Result<u64, Error> {
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        let mut conn = self.conn.clone();
+        bounded(
+            budget,
+            "unlink",
+            redis::cmd("UNLINK").arg(keys).query_async(&mut conn),
+        )
+        .await
+    }
+
+    async fn apply(&self, budget: Duration, plan: &Plan) -> Result<Applied, Error> {
+        let (keys, argv) = script::plan_args(plan)?;
+        let mut invocation = self.apply_plan.prepare_invoke();
+        for key in &keys {
+            invocation.key(*key);
+        }
+        for arg in &argv {
+            invocation.arg(arg.as_slice());
+        }
+        let mut conn = self.conn.clone();
+        let result: i64 = bounded(budget, "apply", invocation.invoke_async(&mut conn)).await?;
+        let applied = script::applied(plan, &keys, result);
+        if applied == Applied::Done && self.wait_replicas > 0 && !plan.writes().is_empty() {
+            wait_for_replicas(&mut conn, self.wait_replicas, self.wait_timeout, budget).await?;
+        }
+        Ok(applied)
+    }
+}

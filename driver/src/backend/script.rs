@@ -1,0 +1,368 @@
+//! The Redis translation shared by the standalone and cluster backends:
+//! plans → the generic Lua script's `KEYS`/`ARGV`, reads → commands, and
+//! replies → the core's [`Reply`]s.
+
+use std::collections::HashMap;
+
+use authsession_core::plan::{
+    Applied, IndexRange, KeyType, Plan, Precondition, Read, Reply, ScanCursor, ScoreBound, Write,
+};
+use authsession_core::IndexScore;
+use redis::Value;
+
+use crate::error::Error;
+
+/// The plan applier (see its header for the encoding).
+pub(crate) const APPLY_PLAN_LUA: &str = include_str!("apply_plan.lua");
+
+/// The script, ready for `EVALSHA` with `SCRIPT LOAD` fallback.
+pub(crate) fn apply_plan_script() -> redis::Script {
+    redis::Script::new(APPLY_PLAN_LUA)
+}
+
+/// The script's `KEYS` and `ARGV` for `plan`, or an error when the plan
+/// holds a precondition or write this driver cannot encode (refused before
+/// anything is sent).
+pub(crate) fn plan_args(plan: &Plan) -> Result<(Vec<&str>, Vec<Vec<u8>>), Error> {
+    let keys = plan.keys();
+    let position: HashMap<&str, usize> =
+        keys.iter().enumerate().map(|(i, k)| (*k, i + 1)).collect();
+    let at = |key: &str| {
+        position
+            .get(key)
+            .copied()
+            .unwrap_or_default()
+            .to_string()
+            .into_bytes()
+    };
+    let text = |s: &str| s.as_bytes().to_vec();
+    let count = |n: usize| n.to_string().into_bytes();
+    let mut argv = vec![count(keys.len())];
+    for key in &keys {
+        let t = match plan.key_type(key) {
+            KeyType::SortedSet => "z",
+            _ => "s",
+        };
+        argv.extend([at(key), text(t)]);
+    }
+    argv.push(count(plan.preconditions().len()));
+    for precondition in plan.preconditions() {
+        match precondition {
+            Precondition::Absent { key } => argv.extend([text("A"), at(key)]),
+            Precondition::ValueEquals { key, value } => {
+                argv.extend([text("V"), at(key), value.clone()]);
+            }
+            Precondition::AbsentOrEquals { key, value } => {
+                argv.extend([text("O"), at(key), value.clone()]);
+            }
+            Precondition::IndexRangeEquals {
+                key,
+                max_score,
+                members,
+            } => {
+                argv.extend([
+                    text("R"),
+                    at(key),
+                    max_text(*max_score).into_bytes(),
+                    count(members.len()),
+                ]);
+                argv.extend(members.iter().cloned());
+            }
+            Precondition::IndexContains { key, members } => {
+                argv.extend([text("C"), at(key), count(members.len())]);
+                argv.extend(members.iter().cloned());
+            }
+            Precondition::IndexCountAtMost {
+                key,
+                max_score,
+                max,
+            } => argv.extend([
+                text("N"),
+                at(key),
+                max_text(*max_score).into_bytes(),
+                max.to_string().into_bytes(),
+            ]),
+            other => return Err(Error::unsupported(format!("{other:?}"))),
+        }
+    }
+    for write in plan.writes() {
+        match write {
+            Write::Set { key, value } => argv.extend([text("S"), at(key), value.clone()]),
+            Write::Delete { key } => argv.extend([text("D"), at(key)]),
+            Write::IndexAdd { key, score, member } => argv.extend([
+                text("Z"),
+                at(key),
+                score.to_string().into_bytes(),
+                text(member),
+            ]),
+            Write::IndexRemove { key, member } => {
+                argv.extend([text("X"), at(key), member.clone()]);
+            }
+            other => return Err(Error::unsupported(format!("{other:?}"))),
+        }
+    }
+    Ok((keys, argv))
+}
+
+fn max_text(max: Option<IndexScore>) -> String {
+    max.map_or_else(|| "+inf".to_owned(), |s| s.to_string())
+}
+
+/// The script's answer as the core's [`Applied`].
+pub(crate) fn applied(plan: &Plan, keys: &[&str], result: i64) -> Applied {
+    match result {
+        0 => Applied::Done,
+        i if i > 0 => Applied::Violated {
+            index: usize::try_from(i - 1).unwrap_or(usize::MAX),
+        },
+        i => {
+            let key = usize::try_from(i.saturating_neg())
+                .ok()
+                .and_then(|i| i.checked_sub(1))
+                .and_then(|i| keys.get(i))
+                .map(|k| (*k).to_owned())
+                .unwrap_or_default();
+            let _ = plan;
+            Applied::WrongType { key }
+        }
+    }
+}
+
+fn bound_text(bound: ScoreBound, unbounded: &str) -> String {
+    match bound {
+        ScoreBound::Inclusive(s) => s.to_string(),
+        ScoreBound::Exclusive(s) => format!("({s}"),
+        _ => unbounded.to_owned(),
+    }
+}
+
+/// The command answering `read`. `scan` turns a scan cursor into the
+/// server's own cursor (the standalone backend's is the text itself).
+pub(crate) fn command(read: &Read, scan_cursor: &str) -> redis::Cmd {
+    match read {
+        Read::Value { key } => redis::cmd("GET").arg(key).to_owned(),
+        Read::Values { keys } => redis::cmd("MGET").arg(keys).to_owned(),
+        Read::IndexLen { key } => redis::cmd("ZCARD").arg(key).to_owned(),
+        Read::IndexRange(range) => range_command(range),
+        Read::IndexScores { key, members } => {
+            redis::cmd("ZMSCORE").arg(key).arg(members).to_owned()
+        }
+        Read::Scan {
+            prefix,
+            key_type,
+            count,
+            ..
+        } => {
+            let cursor = if scan_cursor.is_empty() {
+                "0"
+            } else {
+                scan_cursor
+            };
+            redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(format!("{}*", glob_escape(prefix)))
+                .arg("COUNT")
+                .arg(*count)
+                .arg("TYPE")
+                .arg(match key_type {
+                    KeyType::SortedSet => "zset",
+                    _ => "string",
+                })
+                .to_owned()
+        }
+        other => redis::cmd("ECHO")
+            .arg(format!("unsupported read {other:?}"))
+            .to_owned(),
+    }
+}
+
+fn range_command(range: &IndexRange) -> redis::Cmd {
+    let min = bound_text(range.min, "-inf");
+    let max = bound_text(range.max, "+inf");
+    let mut cmd = redis::cmd("ZRANGE");
+    cmd.arg(&range.key);
+    if range.newest_first {
+        cmd.arg(max).arg(min).arg("BYSCORE").arg("REV");
+    } else {
+        cmd.arg(min).arg(max).arg("BYSCORE");
+    }
+    if let Some(limit) = range.limit {
+        cmd.arg("LIMIT").arg(0).arg(limit);
+    }
+    cmd.arg("WITHSCORES");
+    cmd
+}
+
+/// `prefix` with the glob metacharacters of `SCAN MATCH` escaped.
+pub(crate) fn glob_escape(prefix: &str) -> String {
+    let mut out = String::with_capacity(prefix.len());
+    for c in prefix.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The core reply for `read` from the server's `value` (a pipeline run
+/// with errors kept per command). `next_scan` maps the server's scan
+/// cursor back into a [`ScanCursor`] (`None`: this server is done).
+pub(crate) fn reply(
+    read: &Read,
+    value: Value,
+    op: &'static str,
+    next_scan: impl FnOnce(Option<String>) -> Option<ScanCursor>,
+) -> Result<Reply, Error> {
+    if let Value::ServerError(e) = &value {
+        if e.code() == "WRONGTYPE" {
+            return Ok(Reply::WrongType);
+        }
+    }
+    let value = value.extract_error().map_err(|e| Error::redis(op, e))?;
+    let parse = |e: redis::ParsingError| Error::redis(op, e.into());
+    Ok(match read {
+        Read::Value { .. } => Reply::Value(redis::from_redis_value(value).map_err(parse)?),
+        Read::Values { .. } => Reply::Values(redis::from_redis_value(value).map_err(parse)?),
+        Read::IndexLen { .. } => Reply::Len(redis::from_redis_value(value).map_err(parse)?),
+        Read::IndexRange(_) => {
+            let pairs: Vec<(Vec<u8>, f64)> = redis::from_redis_value(value).map_err(parse)?;
+            Reply::Members(pairs)
+        }
+        Read::IndexScores { .. } => Reply::Scores(redis::from_redis_value(value).map_err(parse)?),
+        Read::Scan { .. } => {
+            let (cursor, keys): (String, Vec<Vec<u8>>) =
+                redis::from_redis_value(value).map_err(parse)?;
+            // Keys under our prefixes are built from base64url text; a
+            // non-UTF-8 key cannot be ours.
+            let keys = keys
+                .into_iter()
+                .filter_map(|k| String::from_utf8(k).ok())
+                .collect();
+            Reply::Keys(keys, next_scan((cursor != "0").then_some(cursor)))
+        }
+        _ => return Err(Error::unsupported("read".to_owned())),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use authsession_core::plan::OnViolation;
+
+    #[test]
+    fn glob_escape_escapes_metacharacters() {
+        assert_eq!(glob_escape("a:b"), "a:b");
+        assert_eq!(glob_escape("a*?[]\\"), "a\\*\\?\\[\\]\\\\");
+    }
+
+    #[test]
+    fn plan_encoding_names_keys_by_position_with_their_types() {
+        let plan = Plan::new(
+            vec![
+                Precondition::Absent { key: "k1".into() },
+                Precondition::IndexRangeEquals {
+                    key: "z".into(),
+                    max_score: None,
+                    members: vec![b"m1".to_vec(), b"m2".to_vec()],
+                },
+                Precondition::ValueEquals {
+                    key: "k2".into(),
+                    value: b"old".to_vec(),
+                },
+            ],
+            vec![
+                Write::Set {
+                    key: "k1".into(),
+                    value: b"v".to_vec(),
+                },
+                Write::IndexAdd {
+                    key: "z".into(),
+                    score: IndexScore::of("2024-05-06T07:08:09.123456789Z".parse().unwrap()),
+                    member: "m3".into(),
+                },
+                Write::IndexRemove {
+                    key: "z".into(),
+                    member: b"m1".to_vec(),
+                },
+            ],
+            OnViolation::Retry,
+        );
+        let (keys, argv) = plan_args(&plan).unwrap();
+        assert_eq!(keys, ["k1", "z", "k2"]);
+        let argv: Vec<String> = argv
+            .into_iter()
+            .map(|a| String::from_utf8(a).unwrap())
+            .collect();
+        assert_eq!(
+            argv,
+            [
+                "3",
+                "1",
+                "s",
+                "2",
+                "z",
+                "3",
+                "s",
+                "3",
+                "A",
+                "1",
+                "R",
+                "2",
+                "+inf",
+                "2",
+                "m1",
+                "m2",
+                "V",
+                "3",
+                "old",
+                "S",
+                "1",
+                "v",
+                "Z",
+                "2",
+                "1714979289123456",
+                "m3",
+                "X",
+                "2",
+                "m1"
+            ]
+        );
+    }
+
+    #[test]
+    fn range_commands() {
+        let score = IndexScore::of("2024-05-06T07:08:09Z".parse().unwrap());
+        let cmd = range_command(&IndexRange {
+            key: "i".into(),
+            min: ScoreBound::Unbounded,
+            max: ScoreBound::Exclusive(score),
+            newest_first: true,
+            limit: Some(50),
+        });
+        let args: Vec<String> = cmd
+            .args_iter()
+            .map(|a| match a {
+                redis::Arg::Simple(b) => String::from_utf8(b.to_vec()).unwrap(),
+                _ => "<cursor>".into(),
+            })
+            .collect();
+        assert_eq!(
+            args,
+            [
+                "ZRANGE",
+                "i",
+                "(1714979289000000",
+                "-inf",
+                "BYSCORE",
+                "REV",
+                "LIMIT",
+                "0",
+                "50",
+                "WITHSCORES"
+            ]
+        );
+    }
+}
