@@ -196,6 +196,19 @@ impl Topology {
     }
 }
 
+/// One range of `CLUSTER SLOTS`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SlotRange {
+    /// First slot.
+    pub start: u16,
+    /// Last slot (inclusive).
+    pub end: u16,
+    /// The primary's port.
+    pub primary: u16,
+    /// The listed replicas' ports.
+    pub replicas: Vec<u16>,
+}
+
 /// A finished failover.
 #[derive(Debug, Clone, Copy)]
 pub struct Failover {
@@ -277,7 +290,9 @@ impl RedisCluster {
     /// "--masteruser", "app", "--masterauth", "pw"]`.
     ///
     /// Returns once every node reports `cluster_state:ok`, every replica's
-    /// link to its primary is up, and all six agree on the slot map.
+    /// link to its primary is up, and all six agree on the slot map — in
+    /// `CLUSTER NODES` and in `CLUSTER SLOTS` (what clients read), where a
+    /// replica appears only once its replication offset is non-zero.
     pub fn start_with(extra: &[&str]) -> Self {
         let started = Instant::now();
         let mut args: Vec<String> = extra.iter().map(|s| (*s).to_owned()).collect();
@@ -338,6 +353,9 @@ impl RedisCluster {
             .arg(dir.join("nodes.conf"))
             .args(["--cluster-node-timeout", &NODE_TIMEOUT_MS.to_string()])
             .args(["--repl-diskless-sync-delay", "0"])
+            // Replicas get a non-zero offset (and so appear in CLUSTER
+            // SLOTS, which clients read) within a second, not ten.
+            .args(["--repl-ping-replica-period", "1"])
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
             .arg("--dir")
             .arg(&dir)
@@ -406,7 +424,9 @@ impl RedisCluster {
                 return if status.success() && !text.contains("[ERR]") {
                     Ok(())
                 } else {
-                    Err(format!("redis-cli --cluster create failed ({status}): {text}"))
+                    Err(format!(
+                        "redis-cli --cluster create failed ({status}): {text}"
+                    ))
                 };
             }
             if started.elapsed() > CLUSTER_LIMIT {
@@ -487,6 +507,18 @@ impl RedisCluster {
                     return Err(format!("replica {} link not up", node.port));
                 }
             }
+            // What clients see: CLUSTER SLOTS lists a replica only once
+            // its replication offset is known to be non-zero.
+            let slots = self.cluster_slots(node.port)?;
+            let expected: Vec<(u16, u16, u16)> = topo.slot_map();
+            let listed: Vec<(u16, u16, u16)> =
+                slots.iter().map(|s| (s.start, s.end, s.primary)).collect();
+            if listed != expected {
+                return Err(format!("{}: CLUSTER SLOTS {slots:?}", node.port));
+            }
+            if let Some(s) = slots.iter().find(|s| s.replicas.len() != 1) {
+                return Err(format!("{}: CLUSTER SLOTS lists replicas {s:?}", node.port));
+            }
             match &first {
                 None => first = Some(topo),
                 Some(f) => {
@@ -497,6 +529,51 @@ impl RedisCluster {
             }
         }
         Ok(())
+    }
+
+    /// `CLUSTER SLOTS` on `port`, sorted.
+    pub fn cluster_slots(&self, port: u16) -> Result<Vec<SlotRange>, String> {
+        let v: redis::Value = self
+            .query(port, redis::cmd("CLUSTER").arg("SLOTS"))
+            .map_err(|e| format!("{port}: {e}"))?;
+        let bad = || format!("{port}: unexpected CLUSTER SLOTS {v:?}");
+        let redis::Value::Array(ranges) = &v else {
+            return Err(bad());
+        };
+        let mut out = Vec::new();
+        for range in ranges {
+            let redis::Value::Array(items) = range else {
+                return Err(bad());
+            };
+            let int = |i: usize| match items.get(i) {
+                Some(redis::Value::Int(n)) => u16::try_from(*n).ok(),
+                _ => None,
+            };
+            let ports: Vec<u16> = items
+                .iter()
+                .skip(2)
+                .filter_map(|n| match n {
+                    redis::Value::Array(node) => match node.get(1) {
+                        Some(redis::Value::Int(p)) => u16::try_from(*p).ok(),
+                        _ => None,
+                    },
+                    _ => None,
+                })
+                .collect();
+            let (Some(a), Some(b), Some((&primary, replicas))) =
+                (int(0), int(1), ports.split_first())
+            else {
+                return Err(bad());
+            };
+            out.push(SlotRange {
+                start: a,
+                end: b,
+                primary,
+                replicas: replicas.to_vec(),
+            });
+        }
+        out.sort();
+        Ok(out)
     }
 
     /// How long [`Self::start_with`] took (processes, create, convergence).
@@ -759,10 +836,18 @@ impl Drop for RedisCluster {
 
 /// Whether two observers agree on every node's role, primary and slots.
 fn same_roles(a: &Topology, b: &Topology) -> bool {
-    let key = |t: &Topology| -> Vec<(u16, bool, Option<u16>, Vec<(u16, u16)>)> {
+    type Roles = Vec<(u16, bool, Option<u16>, Vec<(u16, u16)>)>;
+    let key = |t: &Topology| -> Roles {
         t.nodes
             .values()
-            .map(|n| (n.port, n.is_primary(), t.primary_of(n.port), n.slots.clone()))
+            .map(|n| {
+                (
+                    n.port,
+                    n.is_primary(),
+                    t.primary_of(n.port),
+                    n.slots.clone(),
+                )
+            })
             .collect()
     };
     key(a) == key(b)
