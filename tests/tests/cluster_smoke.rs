@@ -981,9 +981,14 @@ fn retryable(desc: &str) -> bool {
     .any(|k| desc.starts_with(k))
 }
 
-/// Kills the primary of `doomed` under load, waits for the failover and
-/// for every writer to succeed again; returns the report.
-async fn failover_round(c: &mut RedisCluster, conn: &ClusterConnection, label: &str) {
+/// Kills a primary under load, waits for the failover and for every
+/// writer to succeed again, prints the report and checks every error is
+/// retryable; returns the errors (descriptions) per writer.
+async fn failover_round(
+    c: &mut RedisCluster,
+    conn: &ClusterConnection,
+    label: &str,
+) -> BTreeMap<&'static str, Vec<String>> {
     let keys = key_per_primary(c, &format!("fo-{label}-"));
     let (doomed_key, doomed) = keys[0].clone();
     let (healthy_key, _) = keys[1].clone();
@@ -1017,6 +1022,7 @@ async fn failover_round(c: &mut RedisCluster, conn: &ClusterConnection, label: &
         t.await.unwrap();
     }
     let record = writer.record.lock().unwrap();
+    let mut report = BTreeMap::new();
 
     eprintln!(
         "[{label}] killed primary {doomed}; replica {} took over after {:?}",
@@ -1073,7 +1079,15 @@ async fn failover_round(c: &mut RedisCluster, conn: &ClusterConnection, label: &
             let d = r.as_ref().unwrap_err();
             assert!(retryable(d), "[{label}] {op}: non-retryable error: {d}");
         }
+        report.insert(
+            op,
+            errors
+                .iter()
+                .map(|(_, _, r)| r.clone().unwrap_err())
+                .collect(),
+        );
     }
+    report
 }
 
 async fn wait_for(writer: &Writer, what: &str, cond: impl Fn(&Record) -> bool) {
@@ -1124,7 +1138,7 @@ async fn f_failover_under_load() {
             .get_async_connection()
             .await
             .unwrap();
-        failover_round(&mut c, &conn, label).await;
+        let _ = failover_round(&mut c, &conn, label).await;
         first_conn.get_or_insert(conn);
         // The killed node comes back as a replica; the cluster heals.
         let killed: Vec<u16> = c
@@ -1147,4 +1161,27 @@ async fn f_failover_under_load() {
         .exec_async(&mut conn)
         .await
         .unwrap();
+}
+
+/// g. With `cluster-require-full-coverage no` the healthy shards never
+/// answer CLUSTERDOWN while one shard fails over (with the default `yes`
+/// every node refuses every key from the FAIL flag until the promotion).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn g_partial_coverage_keeps_healthy_shards_serving() {
+    let mut c = RedisCluster::start_with(&["--cluster-require-full-coverage", "no"]);
+    let conn = ClusterClient::builder(c.seed_urls())
+        .connection_timeout(Duration::from_secs(1))
+        .response_timeout(Duration::from_secs(1))
+        .retries(0)
+        .build()
+        .unwrap()
+        .get_async_connection()
+        .await
+        .unwrap();
+    let report = failover_round(&mut c, &conn, "partial-coverage").await;
+    let clusterdown: Vec<_> = report["healthy"]
+        .iter()
+        .filter(|d| d.contains("CLUSTERDOWN"))
+        .collect();
+    assert!(clusterdown.is_empty(), "{clusterdown:?}");
 }
