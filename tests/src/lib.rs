@@ -13,11 +13,13 @@
     unreachable_pub
 )]
 
+pub mod cluster;
 pub mod conformance;
 pub mod fixtures;
 pub mod monitor;
 pub mod raw;
 pub mod server;
 
+pub use cluster::RedisCluster;
 pub use raw::{MemoryRaw, RawKv, RedisRaw};
 pub use server::RedisServer;
