@@ -89,6 +89,7 @@ mod check;
 mod config;
 mod error;
 mod memory;
+mod migrate;
 mod redis_store;
 mod store;
 mod telemetry;
@@ -98,6 +99,7 @@ pub use backend::{Backend, BackendInfo, MemoryBackend, RedisBackend};
 pub use check::CheckReport;
 pub use config::{RedisConfig, RetryPolicy};
 pub use error::{Error, ErrorKind};
+pub use migrate::{MigrateDifference, MigrateReport};
 pub use store::{Clock, Store};
 
 /// The core crate, re-exported so users name one version of its types.

@@ -33,6 +33,7 @@
 mod create;
 mod error;
 mod get;
+mod import;
 mod list;
 mod members;
 mod page;
@@ -44,6 +45,7 @@ use std::time::Duration;
 pub use create::{Create, Created};
 pub use error::{Kind, TransitionError};
 pub use get::{Count, Get};
+pub use import::{Import, ImportConflict, ImportReport};
 pub use list::List;
 pub use page::{ListPage, Page, PageCursor, PageLimit, PageRequest, StatusFilter};
 pub use revoke::Revoke;
