@@ -88,6 +88,7 @@ impl RedisSessionStore {
             .map_err(|e| Error::config("addr", e.to_string()))?
             .set_redis_settings(settings);
         let client = match &config.tls_ca_pem {
+            #[cfg(feature = "tls")]
             Some(pem) => redis::Client::build_with_tls(
                 info,
                 redis::TlsCertificates {
@@ -96,6 +97,8 @@ impl RedisSessionStore {
                 },
             )
             .map_err(|e| Error::config("tls_ca_pem", e.to_string()))?,
+            #[cfg(not(feature = "tls"))]
+            Some(_) => return Err(Error::config("tls", "built without the `tls` feature")),
             None => redis::Client::open(info).map_err(|e| Error::config("addr", e.to_string()))?,
         };
         let timeout = config.operation_timeout;

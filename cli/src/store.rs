@@ -11,9 +11,9 @@ use authsession_core::{
 };
 use authsession_driver::{RedisConfig, RedisSessionStore, SessionStore};
 
-use super::clock;
-use super::error::CliError;
-use super::output::{self, CountOut, RevokeAllOut, RevokeOut};
+use crate::clock;
+use crate::error::CliError;
+use crate::output::{self, CountOut, RevokeAllOut, RevokeOut};
 
 /// A validated store command, ready to run.
 #[derive(Debug)]

@@ -6,7 +6,7 @@ use std::io::Write;
 use authsession_core::{Session, UserId};
 use serde::Serialize;
 
-use super::error::CliError;
+use crate::error::CliError;
 
 /// Writes `value` as one compact JSON line to `out`.
 pub(crate) fn write_line<W: Write + ?Sized>(

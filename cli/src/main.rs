@@ -1,6 +1,10 @@
-//! The `authsession` command line (SPEC §8): argument definitions and
-//! dispatch. Values arrive as text and are parsed by core's validating
-//! constructors here, so a bad value fails with core's stable kind.
+//! `authsession`: the operator's command line for device sessions.
+//! Every command prints JSON on stdout; any error exits non-zero with its
+//! message and stable kind on stderr.
+//!
+//! This file holds the argument definitions and the dispatch. Values
+//! arrive as text and are parsed by core's validating constructors here,
+//! so a bad value fails with core's stable kind.
 
 mod bench;
 mod clock;
@@ -116,7 +120,8 @@ enum Command {
     /// Walk through a full session lifecycle (in memory unless a Redis URL
     /// is given; on Redis under a fresh prefix, deleted afterwards).
     Demo,
-    /// Load generator (SPEC §11): prints one JSON line of throughput,
+    /// Load generator: runs one workload for a fixed time under a fresh
+    /// prefix (deleted afterwards) and prints one JSON line of throughput,
     /// errors and latency percentiles.
     Bench(BenchArgs),
 }
@@ -274,7 +279,7 @@ impl GlobalArgs {
 
 /// Parses the command line, runs the command, and maps the result to the
 /// process exit code (errors on stderr with their kind).
-pub(crate) fn main() -> ExitCode {
+fn main() -> ExitCode {
     let matches = Cli::command().get_matches();
     let explicit_url = matches.value_source("redis_url") == Some(ValueSource::CommandLine);
     let cli = match Cli::from_arg_matches(&matches) {
@@ -481,7 +486,7 @@ fn run_bench(global: &GlobalArgs, args: &BenchArgs) -> Result<ExitCode, CliError
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::*;
 
     #[test]
     fn argument_definitions_are_consistent() {
