@@ -13,6 +13,7 @@ mod error;
 mod offline;
 mod output;
 mod store;
+mod timestamp;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -137,7 +138,8 @@ struct CreateArgs {
     /// Client Ed25519 public key: standard padded base64 of 32 bytes.
     #[arg(long, value_name = "B64")]
     public_key: String,
-    /// Creation time (RFC 3339 UTC, e.g. 2026-11-27T10:00:00Z); default now.
+    /// Creation time in any RFC 3339 form (e.g. 2026-11-27T10:00:00Z or
+    /// 2026-11-27T12:00:00.5+02:00), stored in UTC; default now.
     #[arg(long, value_name = "TS")]
     created_at: Option<String>,
 }
@@ -153,7 +155,7 @@ struct RevocationArgs {
     /// Actor id (optional).
     #[arg(long, value_name = "A")]
     actor_id: Option<String>,
-    /// Revocation time (RFC 3339 UTC); default now.
+    /// Revocation time in any RFC 3339 form, stored in UTC; default now.
     #[arg(long, value_name = "TS")]
     at: Option<String>,
 }
