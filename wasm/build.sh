@@ -2,31 +2,59 @@
 # Builds the JS packages of authsession-wasm:
 #   wasm/pkg/node/  (wasm-bindgen --target nodejs, CommonJS)
 #   wasm/pkg/web/   (wasm-bindgen --target web, ES module: workers, browsers)
-# with the wasm-bindgen CLI of exactly the version Cargo.lock pins (installed
-# when missing), optimised by npm binaryen's wasm-opt when `npm ci` has run
-# (Debian's binaryen 108 produces modules that crash in Node), and checked to
-# import nothing but wasm-bindgen's own glue.
+# optimised by npm binaryen's wasm-opt (Debian's binaryen 108 produces
+# modules that crash in Node) and checked to import nothing but
+# wasm-bindgen's own glue and to fit the size budget.
+#
+# Works alone from a fresh clone: installs what is missing, idempotently —
+# the wasm32 rustup target, the wasm-bindgen CLI of exactly the version
+# Cargo.lock pins, and wasm/node_modules from package-lock.json (`npm ci`,
+# again whenever the lock changed). A tool that is still missing is an
+# error: it never ships an unoptimised module.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(dirname "$here")"
 cd "$root"
 
+fail() { echo "build.sh: $*" >&2; exit 1; }
+need() { command -v "$1" >/dev/null 2>&1 || fail "$1 is required ($2)"; }
+need cargo "https://rustup.rs"
+need rustup "https://rustup.rs; it adds the wasm32-unknown-unknown target"
+need node "Node 20 or later: the import check and npm run on it"
+need npm "it installs binaryen's wasm-opt from wasm/package-lock.json"
+# Where `cargo install` puts wasm-bindgen, in case this shell lacks it.
+cargo_bin="${CARGO_HOME:-$HOME/.cargo}/bin"
+case ":$PATH:" in *":$cargo_bin:"*) ;; *) PATH="$cargo_bin:$PATH" ;; esac
+
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  rustup target add wasm32-unknown-unknown || fail "cannot add the wasm32-unknown-unknown target"
+fi
+
 wb_version="$(awk '$0 == "name = \"wasm-bindgen\"" { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)"
-[ -n "$wb_version" ] || { echo "build.sh: wasm-bindgen not found in Cargo.lock" >&2; exit 1; }
-
-rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
-
+[ -n "$wb_version" ] || fail "wasm-bindgen not found in Cargo.lock"
 if [ "$(wasm-bindgen --version 2>/dev/null || true)" != "wasm-bindgen $wb_version" ]; then
   echo "build.sh: installing wasm-bindgen-cli $wb_version" >&2
   # --locked can fail when the registry lacks a version the CLI's own lock
   # names; the unlocked build of the same CLI version is the fallback.
   cargo install wasm-bindgen-cli --version "$wb_version" --locked ||
-    cargo install wasm-bindgen-cli --version "$wb_version"
+    cargo install wasm-bindgen-cli --version "$wb_version" ||
+    fail "cannot install wasm-bindgen-cli $wb_version"
 fi
-[ "$(wasm-bindgen --version)" = "wasm-bindgen $wb_version" ] || {
-  echo "build.sh: wasm-bindgen $(wasm-bindgen --version) does not match Cargo.lock's $wb_version" >&2
-  exit 1
-}
+found="$(wasm-bindgen --version 2>/dev/null || true)"
+[ "$found" = "wasm-bindgen $wb_version" ] ||
+  fail "wasm-bindgen is '${found:-missing}', Cargo.lock pins $wb_version (is $cargo_bin on PATH?)"
+
+# npm ci again only when the lock changed since the last install (the stamp
+# is a copy of the lock it installed) or wasm-opt is missing.
+wasm_opt="$here/node_modules/.bin/wasm-opt"
+stamp="$here/node_modules/.package-lock.json.ci"
+if [ ! -x "$wasm_opt" ] || ! cmp -s "$here/package-lock.json" "$stamp"; then
+  echo "build.sh: npm ci in wasm/ (binaryen, typescript, workerd as pinned in package-lock.json)" >&2
+  (cd "$here" && npm ci --no-audit --no-fund) || fail "npm ci in wasm/ failed"
+  cp "$here/package-lock.json" "$stamp"
+fi
+"$wasm_opt" --version >/dev/null 2>&1 ||
+  fail "$wasm_opt does not run after npm ci (binaryen from wasm/package-lock.json)"
 
 # Size matters more than peak speed for an edge module: for this one build
 # only, optimise for size with fat LTO and no debug info. (The workspace's
@@ -43,40 +71,40 @@ target_dir="$(cargo metadata --format-version 1 --no-deps --locked |
   node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')"
 wasm_in="$target_dir/wasm32-unknown-unknown/release/authsession_wasm.wasm"
 
-wasm_opt="$here/node_modules/.bin/wasm-opt"
 # The features rustc enables by default for wasm32-unknown-unknown.
 features=(--enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext
   --enable-reference-types --enable-multivalue --enable-mutable-globals)
 
+# Built in a scratch directory and moved into wasm/pkg only once every check
+# passed: a failed build leaves no module behind.
+rm -rf "$here/pkg"
+staging="$(mktemp -d "$here/.pkg.XXXXXX")" && chmod 755 "$staging"
+trap 'rm -rf "$staging"' EXIT
 for target in nodejs web; do
   case "$target" in
-    nodejs) out="$here/pkg/node"; type=commonjs ;;
-    web) out="$here/pkg/web"; type=module ;;
+    nodejs) out="$staging/node"; type=commonjs ;;
+    web) out="$staging/web"; type=module ;;
   esac
-  rm -rf "$out"
   wasm-bindgen --target "$target" --out-dir "$out" "$wasm_in"
   # Each directory declares its module system, so Node resolves either one
   # correctly whatever the enclosing package says.
   printf '{ "type": "%s" }\n' "$type" >"$out/package.json"
-  if [ -x "$wasm_opt" ]; then
-    "$wasm_opt" -Oz "${features[@]}" "$out/authsession_wasm_bg.wasm" -o "$out/authsession_wasm_bg.wasm.opt"
-    mv "$out/authsession_wasm_bg.wasm.opt" "$out/authsession_wasm_bg.wasm"
-  else
-    echo "build.sh: $wasm_opt missing (run npm ci in wasm/): not optimised" >&2
-  fi
+  "$wasm_opt" -Oz "${features[@]}" "$out/authsession_wasm_bg.wasm" -o "$out/authsession_wasm_bg.wasm.opt"
+  mv "$out/authsession_wasm_bg.wasm.opt" "$out/authsession_wasm_bg.wasm"
   node "$here/scripts/check-imports.mjs" "$out/authsession_wasm_bg.wasm"
 done
-
-ls -l "$here"/pkg/*/authsession_wasm_bg.wasm
 
 # The size budget of the default (size-optimised, wasm-opt'd) build is part
 # of the contract: fail the build rather than drift past it unnoticed.
 budget=150000
-if [ -z "${AUTHSESSION_WASM_OPT_LEVEL:-}" ] && [ -x "$wasm_opt" ]; then
-  size=$(stat -c %s "$here/pkg/web/authsession_wasm_bg.wasm")
-  if [ "$size" -gt "$budget" ]; then
-    echo "build.sh: module is $size B, over the $budget B budget (see BENCHMARKS.md, WASM)" >&2
-    exit 1
-  fi
-  echo "build.sh: module $size B (budget $budget B)"
+size=$(wc -c <"$staging/web/authsession_wasm_bg.wasm")
+if [ -z "${AUTHSESSION_WASM_OPT_LEVEL:-}" ]; then
+  [ "$size" -le "$budget" ] ||
+    fail "module is $size B, over the $budget B budget (see BENCHMARKS.md, WASM)"
+  verdict="budget $budget B"
+else
+  verdict="opt-level $AUTHSESSION_WASM_OPT_LEVEL: no budget"
 fi
+mv "$staging" "$here/pkg"
+ls -l "$here"/pkg/*/authsession_wasm_bg.wasm
+echo "build.sh: module $size B ($verdict)"

@@ -212,10 +212,15 @@ impl RedisConfig {
         if self.db < 0 {
             return Err(Error::config("db", "must be >= 0"));
         }
+        #[cfg(not(feature = "tls"))]
+        if self.tls {
+            return Err(Error::config("tls", "built without the `tls` feature"));
+        }
+        if self.tls_ca_pem.is_some() && !self.tls {
+            return Err(Error::config("tls_ca_pem", "only meaningful with tls"));
+        }
+        #[cfg(feature = "tls")]
         if let Some(pem) = &self.tls_ca_pem {
-            if !self.tls {
-                return Err(Error::config("tls_ca_pem", "only meaningful with tls"));
-            }
             parse_pem_certificates(pem)?;
         }
         if self.operation_timeout.is_zero() {
@@ -252,6 +257,7 @@ impl RedisConfig {
 }
 
 /// The certificates of a PEM bundle; at least one.
+#[cfg(feature = "tls")]
 fn parse_pem_certificates(pem: &[u8]) -> Result<usize, Error> {
     use rustls::pki_types::{pem::PemObject as _, CertificateDer};
     let mut count = 0;

@@ -1,4 +1,4 @@
-//! JS API for validating stored session records at the edge (SPEC §9).
+//! JS API for validating stored session records at the edge.
 //!
 //! **Translation only.** Every rule lives in `authsession-core`: this crate
 //! turns JS values into the core's validated types, calls the core, and

@@ -93,25 +93,26 @@ impl Import {
     }
 
     fn next_owner(&mut self) -> Step<ImportReport> {
-        while let Some(session) = self.sessions.get(self.owners_done) {
-            if let Some(owner) = self.keys.owner_key(session.id()) {
-                let user = self.user.as_str().as_bytes().to_vec();
-                self.state = ImportState::Owner;
-                return Step::Apply(Plan::new(
-                    vec![Precondition::AbsentOrEquals {
-                        key: owner.clone(),
-                        value: user.clone(),
-                    }],
-                    vec![Write::Set {
-                        key: owner,
-                        value: user,
-                    }],
-                    OnViolation::Conflict,
-                ));
-            }
-            break;
-        }
-        self.read()
+        let owner = self
+            .sessions
+            .get(self.owners_done)
+            .and_then(|session| self.keys.owner_key(session.id()));
+        let Some(owner) = owner else {
+            return self.read();
+        };
+        let user = self.user.as_str().as_bytes().to_vec();
+        self.state = ImportState::Owner;
+        Step::Apply(Plan::new(
+            vec![Precondition::AbsentOrEquals {
+                key: owner.clone(),
+                value: user.clone(),
+            }],
+            vec![Write::Set {
+                key: owner,
+                value: user,
+            }],
+            OnViolation::Conflict,
+        ))
     }
 
     fn read(&mut self) -> Step<ImportReport> {

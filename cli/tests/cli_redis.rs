@@ -196,6 +196,119 @@ fn lifecycle_through_the_cli() {
 }
 
 #[test]
+fn lenient_timestamps_are_stored_canonical_and_line_separators_stay_escaped() {
+    let server = RedisServer::start();
+    let p = "t3:";
+    let mut conn = client(&server);
+    let raw = |conn: &mut redis::Connection, id: &str| -> String {
+        let key = on(&server, p, &["keys", "--id", id]).json()["session_key"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        redis::cmd("GET").arg(key).query(conn).unwrap()
+    };
+
+    // Any RFC 3339 form in, the canonical UTC form stored and read back.
+    create(&server, p, "a", "u", KEY_A, "2025-03-01T10:00:00.100Z");
+    let b = create(&server, p, "b", "u", KEY_A, "2025-03-01T10:00:00.100+02:00");
+    assert_eq!(b["created_at"], "2025-03-01T08:00:00.1Z");
+    assert_eq!(
+        on(&server, p, &["get", "a"]).json()["created_at"],
+        "2025-03-01T10:00:00.1Z"
+    );
+    assert_eq!(on(&server, p, &["get", "b"]).json(), b);
+    assert!(raw(&mut conn, "a").ends_with(r#""created_at":"2025-03-01T10:00:00.1Z"}"#));
+    assert!(raw(&mut conn, "b").ends_with(r#""created_at":"2025-03-01T08:00:00.1Z"}"#));
+    let revoked = on(
+        &server,
+        p,
+        &[
+            "revoke",
+            "b",
+            "--reason",
+            "logout",
+            "--actor-type",
+            "user",
+            "--at",
+            "2025-03-01t09:30:00.000000000-00:30",
+        ],
+    )
+    .json();
+    assert_eq!(
+        revoked["session"]["revocation"]["at"],
+        "2025-03-01T10:00:00Z"
+    );
+    assert!(raw(&mut conn, "b").contains(r#""revoked_at":"2025-03-01T10:00:00Z""#));
+
+    // Bad input: a typed error and nothing written.
+    let before = (keys(&mut conn, "t3:*"), raw(&mut conn, "a"));
+    on(
+        &server,
+        p,
+        &[
+            "create",
+            "--id",
+            "c",
+            "--user",
+            "u",
+            "--public-key",
+            KEY_A,
+            "--created-at",
+            "2025-03-01T10:00:00+2:00",
+        ],
+    )
+    .assert_error("invalid_timestamp");
+    on(
+        &server,
+        p,
+        &[
+            "revoke",
+            "a",
+            "--reason",
+            "logout",
+            "--actor-type",
+            "user",
+            "--at",
+            "2025-03-01T10:00:00.1234567891Z",
+        ],
+    )
+    .assert_error("invalid_timestamp");
+    assert_eq!((keys(&mut conn, "t3:*"), raw(&mut conn, "a")), before);
+
+    // An id with U+2028/U+2029: one output line per value, the same id
+    // parsed back, and the stored record escaped like the Go adapter's.
+    let id = "dev\u{2028}x\u{2029}y";
+    let created = on(
+        &server,
+        p,
+        &[
+            "create",
+            "--id",
+            id,
+            "--user",
+            "u",
+            "--public-key",
+            KEY_B,
+            "--created-at",
+            "2025-03-02T00:00:00Z",
+        ],
+    );
+    for out in [
+        &created,
+        &on(&server, p, &["get", id]),
+        &on(&server, p, &["list", "u"]),
+    ] {
+        assert_eq!(out.code, Some(0), "{out:?}");
+        assert_eq!(out.stdout.matches('\n').count(), 1, "{out:?}");
+        assert!(!out.stdout.contains(['\u{2028}', '\u{2029}']), "{out:?}");
+    }
+    assert_eq!(created.json()["id"], id);
+    assert_eq!(on(&server, p, &["get", id]).json()["id"], id);
+    assert_eq!(on(&server, p, &["list", "u"]).json()[0]["id"], id);
+    assert!(raw(&mut conn, id).starts_with(r#"{"device_session_id":"dev\u2028x\u2029y","#));
+}
+
+#[test]
 fn check_reports_planted_corruption_and_repair_fixes_index_drift() {
     let server = RedisServer::start();
     let p = "t2:";

@@ -6,14 +6,15 @@
 use std::process::ExitCode;
 
 use authsession_core::{
-    ClientPublicKey, DeviceSessionId, KeySpace, Revocation, RevokeActorId, RevokeActorType,
+    ClientPublicKey, DeviceSessionId, Field, KeySpace, Revocation, RevokeActorId, RevokeActorType,
     RevokeReasonCode, RevokeSessionInput, RevokeUserSessionsInput, Session, Timestamp, UserId,
 };
 use authsession_driver::{CheckMode, RedisConfig, RedisSessionStore, SessionAdmin, SessionStore};
 
-use super::clock;
-use super::error::CliError;
-use super::output::{self, CountOut, RevokeAllOut, RevokeOut};
+use crate::clock;
+use crate::error::CliError;
+use crate::output::{self, CountOut, RevokeAllOut, RevokeOut};
+use crate::timestamp;
 
 /// A validated store command, ready to run.
 #[derive(Debug)]
@@ -45,9 +46,10 @@ pub(crate) struct RevocationFlags<'a> {
     pub(crate) at: Option<&'a str>,
 }
 
-fn timestamp_or_now(text: Option<&str>, flag: &str) -> Result<Timestamp, CliError> {
+/// The instant given as `flag` (any RFC 3339 form), or now.
+fn timestamp_or_now(text: Option<&str>, flag: &str, field: Field) -> Result<Timestamp, CliError> {
     match text {
-        Some(text) => Timestamp::parse(text).map_err(|e| CliError::from(e).context(flag)),
+        Some(text) => timestamp::parse(text, flag, field),
         None => clock::now(),
     }
 }
@@ -58,7 +60,7 @@ impl CreateFlags<'_> {
         let user = UserId::parse(self.user).map_err(|e| CliError::from(e).context("--user"))?;
         let key = ClientPublicKey::from_base64(self.public_key)
             .map_err(|e| CliError::from(e).context("--public-key"))?;
-        let created_at = timestamp_or_now(self.created_at, "--created-at")?;
+        let created_at = timestamp_or_now(self.created_at, "--created-at", Field::CreatedAt)?;
         Ok(Session::active(id, user, key, created_at)?)
     }
 }
@@ -75,7 +77,7 @@ impl RevocationFlags<'_> {
             }
             None => RevokeActorId::empty(),
         };
-        let at = timestamp_or_now(self.at, "--at")?;
+        let at = timestamp_or_now(self.at, "--at", Field::RevokedAt)?;
         Ok(Revocation::new(at, reason, actor_type, actor_id)?)
     }
 }

@@ -5,7 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use authsession_core::Timestamp;
 
-use super::error::CliError;
+use crate::error::CliError;
 
 /// The current wall-clock time as a [`Timestamp`].
 pub(crate) fn now() -> Result<Timestamp, CliError> {

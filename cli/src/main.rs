@@ -1,6 +1,10 @@
-//! The `authsession` command line (SPEC §8): argument definitions and
-//! dispatch. Values arrive as text and are parsed by core's validating
-//! constructors here, so a bad value fails with core's stable kind.
+//! `authsession`: the operator's command line for device sessions.
+//! Every command prints JSON on stdout; any error exits non-zero with its
+//! message and stable kind on stderr.
+//!
+//! This file holds the argument definitions and the dispatch. Values
+//! arrive as text and are parsed by core's validating constructors here,
+//! so a bad value fails with core's stable kind.
 
 mod bench;
 mod clock;
@@ -9,6 +13,7 @@ mod error;
 mod offline;
 mod output;
 mod store;
+mod timestamp;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -116,7 +121,8 @@ enum Command {
     /// Walk through a full session lifecycle (in memory unless a Redis URL
     /// is given; on Redis under a fresh prefix, deleted afterwards).
     Demo,
-    /// Load generator (SPEC §11): prints one JSON line of throughput,
+    /// Load generator: runs one workload for a fixed time under a fresh
+    /// prefix (deleted afterwards) and prints one JSON line of throughput,
     /// errors and latency percentiles.
     Bench(BenchArgs),
 }
@@ -132,7 +138,8 @@ struct CreateArgs {
     /// Client Ed25519 public key: standard padded base64 of 32 bytes.
     #[arg(long, value_name = "B64")]
     public_key: String,
-    /// Creation time (RFC 3339 UTC, e.g. 2026-11-27T10:00:00Z); default now.
+    /// Creation time in any RFC 3339 form (e.g. 2026-11-27T10:00:00Z or
+    /// 2026-11-27T12:00:00.5+02:00), stored in UTC; default now.
     #[arg(long, value_name = "TS")]
     created_at: Option<String>,
 }
@@ -148,7 +155,7 @@ struct RevocationArgs {
     /// Actor id (optional).
     #[arg(long, value_name = "A")]
     actor_id: Option<String>,
-    /// Revocation time (RFC 3339 UTC); default now.
+    /// Revocation time in any RFC 3339 form, stored in UTC; default now.
     #[arg(long, value_name = "TS")]
     at: Option<String>,
 }
@@ -274,7 +281,7 @@ impl GlobalArgs {
 
 /// Parses the command line, runs the command, and maps the result to the
 /// process exit code (errors on stderr with their kind).
-pub(crate) fn main() -> ExitCode {
+fn main() -> ExitCode {
     let matches = Cli::command().get_matches();
     let explicit_url = matches.value_source("redis_url") == Some(ValueSource::CommandLine);
     let cli = match Cli::from_arg_matches(&matches) {
@@ -481,7 +488,7 @@ fn run_bench(global: &GlobalArgs, args: &BenchArgs) -> Result<ExitCode, CliError
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::*;
 
     #[test]
     fn argument_definitions_are_consistent() {

@@ -1,4 +1,4 @@
-//! `authsession bench`: the load generator of SPEC §11.
+//! `authsession bench`: the load generator behind the figures in BENCHMARKS.md.
 //!
 //! N worker tasks share one store on a multi-threaded runtime. Latency is
 //! measured around the store call only (choosing ids, formatting and
@@ -29,10 +29,10 @@ use rand::seq::{IndexedRandom as _, SliceRandom as _};
 use rand::{RngExt as _, SeedableRng};
 use serde::Serialize;
 
-use super::clock;
-use super::error::CliError;
+use crate::clock;
+use crate::error::CliError;
 
-/// The workloads of SPEC §11.
+/// The workloads `bench --op` runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum BenchOp {

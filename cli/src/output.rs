@@ -1,19 +1,28 @@
 //! JSON on stdout, one value per line. Write errors (a closed pipe) become
 //! [`CliError`]s instead of the panic `println!` would raise.
+//!
+//! Strings are escaped as in stored records (core's `GoEscapeFormatter`):
+//! besides JSON's own escapes, U+2028 and U+2029 — line terminators to
+//! JavaScript and many line-oriented tools — become `\u2028`/`\u2029`, so
+//! an id holding one never splits an output line; `<`, `>`, `&` become
+//! `\u003c`, `\u003e`, `\u0026`. Every JSON parser reads the same value.
 
 use std::io::Write;
 
+use authsession_core::codec::GoEscapeFormatter;
 use authsession_core::{Session, UserId};
 use serde::Serialize;
 
-use super::error::CliError;
+use crate::error::CliError;
 
 /// Writes `value` as one compact JSON line to `out`.
 pub(crate) fn write_line<W: Write + ?Sized>(
     out: &mut W,
     value: &impl Serialize,
 ) -> Result<(), CliError> {
-    serde_json::to_writer(&mut *out, value)
+    let mut serializer = serde_json::Serializer::with_formatter(&mut *out, GoEscapeFormatter);
+    value
+        .serialize(&mut serializer)
         .map_err(|e| CliError::new("io", format!("writing output: {e}")))?;
     out.write_all(b"\n")
         .map_err(|e| CliError::io("writing output", &e))
@@ -45,4 +54,23 @@ pub(crate) struct RevokeAllOut<'a> {
 pub(crate) struct CountOut<'a> {
     pub(crate) user_id: &'a UserId,
     pub(crate) active: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn line_terminators_inside_strings_are_escaped() {
+        let mut out = Vec::new();
+        write_line(&mut out, &["a\u{2028}b\u{2029}c\nd", "<&>", "é"]).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(
+            text,
+            "[\"a\\u2028b\\u2029c\\nd\",\"\\u003c\\u0026\\u003e\",\"é\"]\n"
+        );
+        let back: Vec<String> = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, ["a\u{2028}b\u{2029}c\nd", "<&>", "é"]);
+    }
 }

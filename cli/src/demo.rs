@@ -9,9 +9,9 @@ use authsession_core::{
 use authsession_driver::{CheckMode, CheckReport, SessionAdmin, SessionStore};
 use serde::Serialize;
 
-use super::clock;
-use super::error::CliError;
-use super::output::{self, CountOut, RevokeAllOut, RevokeOut};
+use crate::clock;
+use crate::error::CliError;
+use crate::output::{self, CountOut, RevokeAllOut, RevokeOut};
 
 const SESSIONS: u8 = 3;
 

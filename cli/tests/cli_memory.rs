@@ -11,26 +11,30 @@
 mod cli_support;
 
 use authsession_core::Timestamp;
-use cli_support::{cmd, run};
+use cli_support::{cmd, run, Run};
 use serde_json::{json, Value};
 
 const KEY: &str = "6CNOOq9vU5hNuRjuSnPSuoYdvt6iZpSYfEDOihlBz8I=";
 
-#[test]
-fn create_prints_the_session_with_the_given_or_current_time() {
-    let session = run(&[
+/// `create` with every flag, on a fresh in-memory store.
+fn create(id: &str, user: &str, key: &str, at: &str) -> Run {
+    run(&[
         "--memory",
         "create",
         "--id",
-        "dev-1",
+        id,
         "--user",
-        "user-1",
+        user,
         "--public-key",
-        KEY,
+        key,
         "--created-at",
-        "2026-11-27T10:00:00.5Z",
+        at,
     ])
-    .json();
+}
+
+#[test]
+fn create_prints_the_session_with_the_given_or_current_time() {
+    let session = create("dev-1", "user-1", KEY, "2026-11-27T10:00:00.5Z").json();
     assert_eq!(
         session,
         json!({
@@ -65,30 +69,72 @@ fn create_prints_the_session_with_the_given_or_current_time() {
 }
 
 #[test]
+fn timestamps_take_any_rfc3339_form_and_print_in_canonical_utc() {
+    let created_at = |at: &str| create("d", "u", KEY, at).json()["created_at"].clone();
+    for (given, stored) in [
+        ("2025-03-01T10:00:00.100Z", "2025-03-01T10:00:00.1Z"),
+        ("2025-03-01T10:00:00.100+02:00", "2025-03-01T08:00:00.1Z"),
+        (
+            "2025-03-01t10:00:00.000000001z",
+            "2025-03-01T10:00:00.000000001Z",
+        ),
+        ("2025-03-01T00:00:00-05:30", "2025-03-01T05:30:00Z"),
+        ("2025-03-01T10:00:00Z", "2025-03-01T10:00:00Z"),
+    ] {
+        assert_eq!(created_at(given), json!(stored), "{given}");
+    }
+    let revoked = run(&[
+        "--memory",
+        "revoke-all",
+        "u",
+        "--reason",
+        "logout",
+        "--actor-type",
+        "user",
+        "--at",
+        "2025-03-01T12:00:00.5+02:00",
+    ]);
+    assert_eq!(
+        revoked.json(),
+        json!({"outcome": "no_active_sessions", "sessions": []})
+    );
+}
+
+#[test]
+fn output_escapes_line_separators_so_one_value_stays_one_line() {
+    let id = "dev\u{2028}1\u{2029}<&>";
+    let out = create(id, "user\u{2028}1", KEY, "2025-03-01T10:00:00Z");
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(!out.stdout.contains(['\u{2028}', '\u{2029}']), "{out:?}");
+    assert_eq!(out.stdout.matches('\n').count(), 1, "{out:?}");
+    assert!(out.stdout.ends_with('\n'));
+    assert!(
+        out.stdout
+            .contains(r#""id":"dev\u20281\u2029\u003c\u0026\u003e""#),
+        "{out:?}"
+    );
+    let session = out.json();
+    assert_eq!(session["id"], id);
+    assert_eq!(session["user_id"], "user\u{2028}1");
+
+    let keys = run(&["keys", "--id", id, "--user", "user\u{2028}1"]);
+    assert_eq!(keys.stdout.lines().count(), 1, "{keys:?}");
+    assert!(!keys.stdout.contains(['\u{2028}', '\u{2029}']), "{keys:?}");
+}
+
+#[test]
 fn create_rejects_invalid_values_with_their_kind() {
-    let create = |id: &str, user: &str, key: &str, at: &str| {
-        run(&[
-            "--memory",
-            "create",
-            "--id",
-            id,
-            "--user",
-            user,
-            "--public-key",
-            key,
-            "--created-at",
-            at,
-        ])
-    };
     let at = "2026-11-27T10:00:00Z";
     create("", "u", KEY, at).assert_error("invalid_id");
     create(" d", "u", KEY, at).assert_error("invalid_id");
     create("d", &"u".repeat(257), KEY, at).assert_error("invalid_id");
     create("d", "u", "AAAA", at).assert_error("invalid_public_key");
     create("d", "u", &KEY.replace('=', ""), at).assert_error("invalid_public_key");
-    create("d", "u", KEY, "2026-11-27T10:00:00.50Z").assert_error("non_canonical_timestamp");
-    create("d", "u", KEY, "2026-11-27T11:00:00+01:00").assert_error("non_canonical_timestamp");
     create("d", "u", KEY, "yesterday").assert_error("invalid_timestamp");
+    create("d", "u", KEY, "2026-11-27T10:00:00+0100").assert_error("invalid_timestamp");
+    create("d", "u", KEY, "2026-11-27T10:00:00.1234567891Z").assert_error("invalid_timestamp");
+    create("d", "u", KEY, "2016-12-31T23:59:60Z").assert_error("invalid_timestamp");
+    create("d", "u", KEY, "0000-01-01T00:30:00+01:00").assert_error("timestamp_out_of_range");
     create("d", "u", KEY, "0001-01-01T00:00:00Z").assert_error("zero_timestamp");
 }
 

@@ -10,8 +10,8 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
-use super::error::CliError;
-use super::output;
+use crate::error::CliError;
+use crate::output;
 
 /// Opens `file`, or stdin when none is given.
 fn open_input(file: Option<&Path>) -> Result<Box<dyn Read>, CliError> {
