@@ -1,4 +1,4 @@
-//! The stored record (SPEC §4): one JSON object per session.
+//! The stored record: one JSON object per session.
 //!
 //! [`encode`] writes exactly what Go's `encoding/json` writes for the
 //! reference's `redisRecord` — same key order, omitted empty fields, Go's

@@ -1,4 +1,4 @@
-//! Validation errors: a value that breaks a domain rule of SPEC §3.
+//! Validation errors: a value that breaks a domain rule.
 
 use std::fmt;
 

@@ -1,4 +1,4 @@
-//! The key space (SPEC §5): where records and indexes live, and index scores.
+//! The key space: where records and indexes live, and index scores.
 
 use std::fmt;
 

@@ -1,4 +1,4 @@
-//! Store configuration (SPEC §7): where Redis is, how to authenticate,
+//! Store configuration: where Redis is, how to authenticate,
 //! TLS, the key space, the operation timeout and the retry policy.
 
 use std::fmt;
