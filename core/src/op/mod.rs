@@ -140,7 +140,8 @@ impl std::str::FromStr for OnLimit {
     }
 }
 
-/// Sessions per batch: 1..=1000 (default 500).
+/// Sessions per batch: 1..=1000 (default 250: a batch's script stays a
+/// few milliseconds of server time even on a loaded machine).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchSize(usize);
 
@@ -161,7 +162,7 @@ impl BatchSize {
 
 impl Default for BatchSize {
     fn default() -> Self {
-        Self(500)
+        Self(250)
     }
 }
 

@@ -95,40 +95,63 @@ for i = 1, n_pre do
   if not holds then return i end
 end
 
--- Consecutive removals from one sorted set (revoke-all interleaves them
--- with record writes to other keys, which commute) go out as one ZREM.
-local rem_key, rem = nil, {}
-local function flush_removals()
-  if rem_key then
-    redis.call('ZREM', rem_key, unpack(rem))
-    rem_key, rem = nil, {}
+-- Writes to different keys commute, so only each key's own order matters:
+-- consecutive ZADDs (or ZREMs) to one key are sent as one call, flushed
+-- when that key sees another kind of write, and at the end. (Revoke all
+-- interleaves a record SET, an active-index ZREM and a revoked-index ZADD
+-- per session: three calls per batch instead of three per session.)
+local pending = {}   -- key -> { op = 'Z'|'X', args = {...} }
+local order = {}     -- keys with pending writes, first use first
+local function flush(key)
+  local p = pending[key]
+  if not p then return end
+  -- unpack() is bounded by the Lua stack: send in slices.
+  local args, step = p.args, (p.op == 'Z') and 1000 or 500
+  for j = 1, #args, step do
+    local last = math.min(j + step - 1, #args)
+    if p.op == 'Z' then
+      redis.call('ZADD', key, unpack(args, j, last))
+    else
+      redis.call('ZREM', key, unpack(args, j, last))
+    end
   end
+  pending[key] = nil
+end
+local function queue(key, op, a, b)
+  local p = pending[key]
+  if p and p.op ~= op then
+    flush(key)
+    p = nil
+  end
+  if not p then
+    p = { op = op, args = {} }
+    pending[key] = p
+    order[#order + 1] = key
+  end
+  local args = p.args
+  args[#args + 1] = a
+  if b then args[#args + 1] = b end
 end
 
 while pos <= #ARGV do
   local op, key = ARGV[pos], KEYS[tonumber(ARGV[pos + 1])]
   if op == 'X' then
-    if rem_key ~= key or #rem >= 500 then
-      flush_removals()
-      rem_key = key
-    end
-    rem[#rem + 1] = ARGV[pos + 2]
+    queue(key, 'X', ARGV[pos + 2])
     pos = pos + 3
+  elseif op == 'Z' then
+    queue(key, 'Z', ARGV[pos + 2], ARGV[pos + 3])
+    pos = pos + 4
+  elseif op == 'S' then
+    flush(key)
+    redis.call('SET', key, ARGV[pos + 2])
+    pos = pos + 3
+  elseif op == 'D' then
+    flush(key)
+    redis.call('DEL', key)
+    pos = pos + 2
   else
-    if key == rem_key then flush_removals() end
-    if op == 'S' then
-      redis.call('SET', key, ARGV[pos + 2])
-      pos = pos + 3
-    elseif op == 'D' then
-      redis.call('DEL', key)
-      pos = pos + 2
-    elseif op == 'Z' then
-      redis.call('ZADD', key, ARGV[pos + 2], ARGV[pos + 3])
-      pos = pos + 4
-    else
-      return redis.error_reply('apply_plan: unknown write ' .. tostring(op))
-    end
+    return redis.error_reply('apply_plan: unknown write ' .. tostring(op))
   end
 end
-flush_removals()
+for _, key in ipairs(order) do flush(key) end
 return 0
