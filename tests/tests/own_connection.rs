@@ -38,6 +38,6 @@ async fn a_store_on_the_services_own_connection_manager() {
 
     // The service's connection is the only client: the store opened none.
     let raw = server.raw().await;
-    let clients: String = raw.query(&redis::cmd("CLIENT").arg("LIST")).await;
+    let clients: String = raw.query(redis::cmd("CLIENT").arg("LIST")).await;
     assert_eq!(clients.lines().count(), 2, "{clients}"); // the service's + this raw one
 }
