@@ -14,9 +14,12 @@ use authsession_driver::{MemorySessionStore, SessionStore};
 use authsession_tests::fixtures::{active, fresh_key_space, id, ts};
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
 
+/// One histogram value: metric name, labels, value.
+type Sample = (String, Vec<(String, String)>, f64);
+
 #[derive(Default)]
 struct Recorded {
-    histograms: Mutex<Vec<(String, Vec<(String, String)>, f64)>>,
+    histograms: Mutex<Vec<Sample>>,
 }
 
 struct Values {
