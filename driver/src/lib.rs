@@ -86,6 +86,10 @@ use authsession_core::{
 mod admin;
 pub mod backend;
 mod check;
+#[cfg(feature = "cluster")]
+mod cluster_config;
+#[cfg(feature = "cluster")]
+mod cluster_store;
 mod config;
 mod error;
 mod memory;
@@ -94,8 +98,12 @@ mod store;
 mod telemetry;
 
 pub use admin::{CheckMode, SessionAdmin};
+#[cfg(feature = "cluster")]
+pub use backend::ClusterBackend;
 pub use backend::{Backend, BackendInfo, MemoryBackend, RedisBackend};
 pub use check::CheckReport;
+#[cfg(feature = "cluster")]
+pub use cluster_config::ClusterConfig;
 pub use config::{RedisConfig, RetryPolicy};
 pub use error::{Error, ErrorKind};
 pub use store::{Clock, Store};
@@ -109,6 +117,10 @@ pub type MemorySessionStore = Store<MemoryBackend>;
 
 /// A store on one standalone Redis server.
 pub type RedisSessionStore = Store<RedisBackend>;
+
+/// A store on a Redis Cluster (feature `cluster`), in the tagged layout.
+#[cfg(feature = "cluster")]
+pub type ClusterSessionStore = Store<ClusterBackend>;
 
 /// The device-session operations a service uses. Every method validates
 /// its input before any I/O, and every mutation is atomic.
