@@ -13,7 +13,8 @@
 //!   plan's slot — every key of a plan is in one slot by construction of
 //!   the tagged layout; a plan that is not is refused before anything is
 //!   sent. On `NOSCRIPT` the script is loaded on that primary only (not on
-//!   every node, which would wait on any stalled replica) and run again.
+//!   every node, which would wait on any stalled replica) and run again,
+//!   in one pipeline (`SCRIPT LOAD`, `EVALSHA`).
 //!   With `wait_replicas`, `WAIT` rides in the same pipeline, so it runs on
 //!   the same node connection right after the script.
 //! - **Retries**: the library's own retries are off (`retries(0)`): after
@@ -188,22 +189,21 @@ impl ClusterBackend {
 
     /// Sends `cmds` as one pipeline to `route` (or, after `ASK`, to the
     /// node named, each command preceded by `ASKING`), resending while
-    /// `resend` allows and the deadline is not near. Returns the replies
-    /// and where the last attempt went.
+    /// `resend` allows and the deadline is not near.
     async fn send(
         &self,
         deadline: Instant,
         route: &SingleNodeRoutingInfo,
         cmds: &[redis::Cmd],
         resend: Resend,
-    ) -> Result<(Vec<Value>, SingleNodeRoutingInfo), RedisError> {
+    ) -> Result<Vec<Value>, RedisError> {
         let mut attempt = 0u32;
         let mut asking: Option<SingleNodeRoutingInfo> = None;
         loop {
             let target = asking.clone().unwrap_or_else(|| route.clone());
             let result = self.send_once(&target, cmds, asking.is_some()).await;
             let err = match result {
-                Ok(values) => return Ok((values, target)),
+                Ok(values) => return Ok(values),
                 Err(err) => err,
             };
             if !may_resend(&err, resend) {
@@ -261,7 +261,7 @@ impl ClusterBackend {
     /// The primaries' slot ranges, listed afresh (`CLUSTER SLOTS`).
     async fn refresh_slots(&self, deadline: Instant) -> Result<Vec<SlotRange>, RedisError> {
         let cmd = redis::cmd("CLUSTER").arg("SLOTS").to_owned();
-        let (values, _) = self
+        let values = self
             .send(
                 deadline,
                 &SingleNodeRoutingInfo::RandomPrimary,
@@ -732,7 +732,7 @@ impl Backend for ClusterBackend {
         let plan = ReadPlan::new(reads)?;
         let deadline = Instant::now() + budget;
         let groups = plan.by_slot.iter().map(|(slot, (cmds, _))| async move {
-            let (values, _) = self
+            let values = self
                 .send(deadline, &slot_route(*slot), cmds, Resend::IfUnanswered)
                 .await?;
             Ok::<_, RedisError>(values)
@@ -824,7 +824,7 @@ impl Backend for ClusterBackend {
         let deadline = Instant::now() + budget;
         let deletes = by_slot.iter().map(|(slot, keys)| async move {
             let unlink = redis::cmd("UNLINK").arg(keys).to_owned();
-            let (values, _) = self
+            let values = self
                 .send(deadline, &slot_route(*slot), &[unlink], Resend::IfRefused)
                 .await?;
             let value = values.into_iter().next().unwrap_or(Value::Nil);
@@ -861,29 +861,27 @@ impl Backend for ClusterBackend {
         let deadline = Instant::now() + budget;
         let route = slot_route(slot);
         let values = bounded(budget, "apply", async {
-            let (values, answered) = self
+            let values = self
                 .send(deadline, &route, &cmds, Resend::IfRefused)
                 .await?;
             if !is_noscript(values.first()) {
                 return Ok(values);
             }
-            // Load it where it was missing (that primary only), run again.
-            let load = redis::cmd("SCRIPT")
+            // Load it where it was missing — that primary only — and run
+            // it again, in one pipeline: both reach the same node even if
+            // the slot changes hands meanwhile (a replica just promoted
+            // has no scripts).
+            let mut load_and_run = vec![redis::cmd("SCRIPT")
                 .arg("LOAD")
                 .arg(APPLY_PLAN_LUA)
-                .to_owned();
-            let (loaded, _) = self
-                .send(deadline, &answered, &[load], Resend::IfUnanswered)
+                .to_owned()];
+            load_and_run.extend(cmds.iter().cloned());
+            let values = self
+                .send(deadline, &route, &load_and_run, Resend::IfRefused)
                 .await?;
-            loaded
-                .into_iter()
-                .next()
-                .unwrap_or(Value::Nil)
-                .extract_error()?;
-            Ok(self
-                .send(deadline, &route, &cmds, Resend::IfRefused)
-                .await?
-                .0)
+            let mut values = values.into_iter();
+            values.next().unwrap_or(Value::Nil).extract_error()?;
+            Ok(values.collect::<Vec<_>>())
         })
         .await?;
         let mut values = values.into_iter();
