@@ -332,6 +332,29 @@ mod tests {
         let e = Error::timeout("get", Duration::from_millis(5));
         assert_eq!(e.kind(), ErrorKind::Timeout);
         assert!(e.is_retryable());
+        let e = Error::cross_slot("a", 1, "b", 2);
+        assert_eq!(e.kind(), ErrorKind::Backend);
+        assert!(!e.is_retryable());
+        assert!(e.to_string().contains("slot 1") && e.to_string().contains("slot 2"));
+        for (kind, detail) in [
+            (redis::ServerErrorKind::Moved, "1 127.0.0.1:7001"),
+            (redis::ServerErrorKind::Ask, "1 127.0.0.1:7001"),
+            (redis::ServerErrorKind::ClusterDown, "down"),
+            (redis::ServerErrorKind::TryAgain, "again"),
+            (redis::ServerErrorKind::ReadOnly, "replica"),
+        ] {
+            let source = redis::RedisError::from((
+                redis::ErrorKind::Server(kind),
+                "cluster",
+                detail.to_owned(),
+            ));
+            assert!(Error::redis("read", source).is_retryable(), "{kind:?}");
+        }
+        let crossslot = redis::RedisError::from((
+            redis::ErrorKind::Server(redis::ServerErrorKind::CrossSlot),
+            "crossslot",
+        ));
+        assert!(!Error::redis("apply", crossslot).is_retryable());
         let e = Error::from(TransitionError::NotFound { key: "s".into() });
         assert_eq!(e.kind(), ErrorKind::NotFound);
         assert_eq!(e.detail_kind(), Some("not_found"));
