@@ -58,8 +58,19 @@ const FIRST_PAUSE: Duration = Duration::from_millis(2);
 /// Longest pause between two sends of one request.
 const MAX_PAUSE: Duration = Duration::from_millis(100);
 
-/// A Redis Cluster behind one `redis::cluster_async::ClusterConnection`.
-/// Cheap to clone: clones share the connection.
+/// A Redis Cluster behind one `redis::cluster_async::ClusterConnection`
+/// (one multiplexed connection per node). Cheap to clone: clones share the
+/// connection.
+///
+/// Each step's reads go as one pipeline per hash slot to that slot's
+/// primary (all slots at once); a scan visits every primary in turn; each
+/// plan is one script on the primary of its slot — the tagged layout keeps
+/// every plan in one slot, and a plan spanning slots is refused before
+/// anything is sent. A request is sent again, within the round trip's
+/// budget, only when the server surely did not run it (`MOVED`, `ASK`,
+/// `TRYAGAIN`, `CLUSTERDOWN`, `READONLY`, `LOADING`, no connection yet);
+/// a script whose connection broke in flight is reported as a retryable
+/// error of unknown outcome, never resent behind the caller's back.
 #[derive(Clone)]
 pub struct ClusterBackend {
     conn: ClusterConnection,
@@ -584,7 +595,9 @@ fn scan_cursor_of(value: &Value) -> Option<String> {
 /// and its own SCAN cursor. As text: `{slot}:{cursor}@{host}:{port}`.
 /// Primaries are visited by increasing first slot; after a failover the
 /// shard's new primary is scanned from its start (keys may repeat, as
-/// scans allow; none present throughout is skipped).
+/// scans allow; none present throughout is skipped). Slots moving between
+/// primaries during a scan (resharding) void that guarantee for their
+/// keys.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct ScanPosition {
     slot: u16,
