@@ -19,7 +19,8 @@ use authsession_driver::core::plan::{
 use authsession_driver::core::{KeySpace, Layout};
 use authsession_driver::{ClusterConfig, ClusterSessionStore, ErrorKind, SessionStore};
 use authsession_tests::fixtures::{active, fresh_key_space, revoke_input, ts, user};
-use authsession_tests::{RawKv, RedisCluster};
+use authsession_tests::monitor::Monitor;
+use authsession_tests::{RawKv, RedisCluster, RedisRaw};
 use redis::cmd;
 
 const BUDGET: Duration = Duration::from_secs(2);
@@ -340,6 +341,71 @@ async fn scripts_load_where_needed_and_wait_confirms_the_replica() {
     blocking(|| c.wait_healthy());
     let outcome = store.revoke(&revoke_input("w-1", ts(5, 0))).await.unwrap();
     assert_eq!(outcome.as_str(), "revoked");
+
+    // Commands the store sent, over all primaries (MONITOR on each, script
+    // internals left out), without WAIT: what each operation costs on a
+    // cluster — as many as on a standalone server in this layout.
+    let store = c.store(tagged("cluster-trips")).await;
+    let u = user("counted");
+    for i in 0..5 {
+        store
+            .create(&active(&format!("c-{i}"), "counted", ts(i, 0)))
+            .await
+            .unwrap();
+    }
+    let primaries = blocking(|| c.topology().primaries());
+    let mut probes = Vec::new();
+    for &port in &primaries {
+        let conn = redis::Client::open(format!("redis://127.0.0.1:{port}"))
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        probes.push((Monitor::start(port), RedisRaw::new(conn)));
+    }
+    async fn sent(probes: &mut [(Monitor, RedisRaw)]) -> BTreeMap<String, u64> {
+        let mut total = BTreeMap::new();
+        for (monitor, raw) in probes.iter_mut() {
+            for c in monitor.since_last_mark(raw).await {
+                if !c.from_script() && !["replconf", "ping"].contains(&c.name.as_str()) {
+                    *total.entry(c.name).or_default() += 1;
+                }
+            }
+        }
+        total
+    }
+    let expect = |pairs: &[(&str, u64)]| -> BTreeMap<String, u64> {
+        pairs.iter().map(|(n, c)| ((*n).to_owned(), *c)).collect()
+    };
+    sent(&mut probes).await;
+    let last = active("c-4", "counted", ts(4, 0));
+    store.get_for_user(&u, last.id()).await.unwrap();
+    assert_eq!(
+        sent(&mut probes).await,
+        expect(&[("get", 1)]),
+        "get_for_user"
+    );
+    store.get(last.id()).await.unwrap();
+    assert_eq!(sent(&mut probes).await, expect(&[("get", 2)]), "get");
+    store.count_active_by_user_id(&u).await.unwrap();
+    assert_eq!(sent(&mut probes).await, expect(&[("zcard", 1)]), "count");
+    store
+        .create(&active("c-5", "counted", ts(5, 0)))
+        .await
+        .unwrap();
+    assert_eq!(sent(&mut probes).await, expect(&[("evalsha", 2)]), "create");
+    store.list_by_user_id(&u).await.unwrap();
+    assert_eq!(
+        sent(&mut probes).await,
+        expect(&[("zrange", 1), ("mget", 1)]),
+        "list"
+    );
+    store.revoke(&revoke_input("c-5", ts(9, 0))).await.unwrap();
+    assert_eq!(
+        sent(&mut probes).await,
+        expect(&[("get", 2), ("evalsha", 1)]),
+        "revoke"
+    );
 }
 
 /// A user's slot moves to another primary while the store works: during
