@@ -231,34 +231,39 @@ impl RedisConfig {
 
     /// `addr` split into host and port.
     pub(crate) fn host_port(&self) -> Result<(String, u16), Error> {
-        let bad = |reason: &str| Error::config("addr", reason.to_owned());
-        let (host, port) = self
-            .addr
-            .rsplit_once(':')
-            .ok_or_else(|| bad("must be host:port"))?;
-        let host = match host.strip_prefix('[') {
-            Some(inner) => inner
-                .strip_suffix(']')
-                .ok_or_else(|| bad("unbalanced brackets around the IPv6 host"))?,
-            None if host.contains(':') => return Err(bad("IPv6 hosts must be in brackets")),
-            None => host,
-        };
-        if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c == '/') {
-            return Err(bad("host must be a name or an IP address"));
-        }
-        let port: u16 = port
-            .parse()
-            .map_err(|_| bad("port must be a number in 1..=65535"))?;
-        if port == 0 {
-            return Err(bad("port must be a number in 1..=65535"));
-        }
-        Ok((host.to_owned(), port))
+        parse_host_port(&self.addr, "addr")
     }
+}
+
+/// `host:port` (IPv6 hosts in brackets) split into host and port; errors
+/// name `field`.
+pub(crate) fn parse_host_port(addr: &str, field: &'static str) -> Result<(String, u16), Error> {
+    let bad = |reason: &str| Error::config(field, reason.to_owned());
+    let (host, port) = addr
+        .rsplit_once(':')
+        .ok_or_else(|| bad("must be host:port"))?;
+    let host = match host.strip_prefix('[') {
+        Some(inner) => inner
+            .strip_suffix(']')
+            .ok_or_else(|| bad("unbalanced brackets around the IPv6 host"))?,
+        None if host.contains(':') => return Err(bad("IPv6 hosts must be in brackets")),
+        None => host,
+    };
+    if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c == '/') {
+        return Err(bad("host must be a name or an IP address"));
+    }
+    let port: u16 = port
+        .parse()
+        .map_err(|_| bad("port must be a number in 1..=65535"))?;
+    if port == 0 {
+        return Err(bad("port must be a number in 1..=65535"));
+    }
+    Ok((host.to_owned(), port))
 }
 
 /// The certificates of a PEM bundle; at least one.
 #[cfg(feature = "tls")]
-fn parse_pem_certificates(pem: &[u8]) -> Result<usize, Error> {
+pub(crate) fn parse_pem_certificates(pem: &[u8]) -> Result<usize, Error> {
     use rustls::pki_types::{pem::PemObject as _, CertificateDer};
     let mut count = 0;
     for cert in CertificateDer::pem_slice_iter(pem) {

@@ -102,6 +102,13 @@ enum Repr {
     Unreplicated { wanted: u32, acked: u64 },
     #[error("this driver cannot encode {what}")]
     Unsupported { what: String },
+    #[error("a plan must stay in one hash slot, but {first} is in slot {first_slot} and {other} in slot {other_slot}: only the tagged layout keeps each user's keys in one slot of a cluster")]
+    CrossSlot {
+        first: String,
+        first_slot: u16,
+        other: String,
+        other_slot: u16,
+    },
     #[error("redis refused {op}: {source}")]
     Permission {
         op: &'static str,
@@ -132,12 +139,14 @@ impl Error {
             Repr::Config { .. } => ErrorKind::Config,
             Repr::Unreplicated { .. } => ErrorKind::WriteUnconfirmed,
             Repr::Permission { .. } => ErrorKind::PermissionDenied,
-            Repr::Unsupported { .. } => ErrorKind::Backend,
+            Repr::Unsupported { .. } | Repr::CrossSlot { .. } => ErrorKind::Backend,
         }
     }
 
     /// Whether calling again may succeed without changing anything:
-    /// timeouts, connection failures and exhausted contention. (A timed-out
+    /// timeouts, connection failures, a cluster failing over or moving
+    /// slots (`CLUSTERDOWN`, `MOVED`, `ASK`, `TRYAGAIN`, `READONLY`, a node
+    /// without a connection) and exhausted contention. (A timed-out
     /// mutation may already have been applied; retrying a `create` may then
     /// report a conflict.)
     pub fn is_retryable(&self) -> bool {
@@ -151,7 +160,12 @@ impl Error {
                     || source.is_connection_refusal()
                     || matches!(
                         source.retry_method(),
-                        redis::RetryMethod::WaitAndRetry | redis::RetryMethod::RetryImmediately
+                        redis::RetryMethod::WaitAndRetry
+                            | redis::RetryMethod::RetryImmediately
+                            | redis::RetryMethod::MovedRedirect
+                            | redis::RetryMethod::AskRedirect
+                            | redis::RetryMethod::RefreshSlotsAndRetry
+                            | redis::RetryMethod::ReconnectFromInitialConnections
                     )
             }
             _ => false,
@@ -190,6 +204,16 @@ impl Error {
         Self::new(Repr::Unsupported { what })
     }
 
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+    pub(crate) fn cross_slot(first: &str, first_slot: u16, other: &str, other_slot: u16) -> Self {
+        Self::new(Repr::CrossSlot {
+            first: first.to_owned(),
+            first_slot,
+            other: other.to_owned(),
+            other_slot,
+        })
+    }
+
     pub(crate) fn unreplicated(wanted: u32, acked: u64) -> Self {
         Self::new(Repr::Unreplicated { wanted, acked })
     }
@@ -203,8 +227,12 @@ impl Error {
     }
 
     pub(crate) fn redis(op: &'static str, source: redis::RedisError) -> Self {
+        // The cluster client reports a refused password while connecting
+        // as an I/O error whose message carries the cause.
         let auth = source.kind() == redis::ErrorKind::AuthenticationFailed
-            || matches!(source.code(), Some("WRONGPASS" | "NOAUTH"));
+            || matches!(source.code(), Some("WRONGPASS" | "NOAUTH"))
+            || (source.kind() == redis::ErrorKind::Io
+                && source.to_string().contains("AuthenticationFailed"));
         if auth {
             Self::new(Repr::Auth { source })
         } else if source.code() == Some("NOPERM") {
@@ -304,6 +332,29 @@ mod tests {
         let e = Error::timeout("get", Duration::from_millis(5));
         assert_eq!(e.kind(), ErrorKind::Timeout);
         assert!(e.is_retryable());
+        let e = Error::cross_slot("a", 1, "b", 2);
+        assert_eq!(e.kind(), ErrorKind::Backend);
+        assert!(!e.is_retryable());
+        assert!(e.to_string().contains("slot 1") && e.to_string().contains("slot 2"));
+        for (kind, detail) in [
+            (redis::ServerErrorKind::Moved, "1 127.0.0.1:7001"),
+            (redis::ServerErrorKind::Ask, "1 127.0.0.1:7001"),
+            (redis::ServerErrorKind::ClusterDown, "down"),
+            (redis::ServerErrorKind::TryAgain, "again"),
+            (redis::ServerErrorKind::ReadOnly, "replica"),
+        ] {
+            let source = redis::RedisError::from((
+                redis::ErrorKind::Server(kind),
+                "cluster",
+                detail.to_owned(),
+            ));
+            assert!(Error::redis("read", source).is_retryable(), "{kind:?}");
+        }
+        let crossslot = redis::RedisError::from((
+            redis::ErrorKind::Server(redis::ServerErrorKind::CrossSlot),
+            "crossslot",
+        ));
+        assert!(!Error::redis("apply", crossslot).is_retryable());
         let e = Error::from(TransitionError::NotFound { key: "s".into() });
         assert_eq!(e.kind(), ErrorKind::NotFound);
         assert_eq!(e.detail_kind(), Some("not_found"));

@@ -13,8 +13,12 @@
 //! - Backends translate the core's reads and plans: [`RedisBackend`] (one
 //!   multiplexed, self-reconnecting connection; every plan is one generic
 //!   Lua script — atomic, no `WATCH`), [`MemoryBackend`] (the core's model
-//!   under a lock), and with the `cluster` feature a Redis Cluster backend.
-//!   [`RedisSessionStore`] and [`MemorySessionStore`] name the first two.
+//!   under a lock), and with the `cluster` feature `ClusterBackend` (a
+//!   Redis Cluster through redis-rs's cluster client: each step's reads
+//!   pipelined per hash slot, each plan one script on its slot's primary,
+//!   scans over every primary). [`RedisSessionStore`],
+//!   [`MemorySessionStore`] and `ClusterSessionStore` name them; a cluster
+//!   needs the tagged layout (`ClusterConfig`).
 //!
 //! Outcomes, errors and ordering are identical on every backend. Domain
 //! rules (validation, encoding, keys, ordering, what to write) live in the
@@ -23,7 +27,10 @@
 //! Round trips per uncontended Redis operation: `get` 1 (`GET`), `count` 1
 //! (`ZCARD`), `create` 1 (script), `list` ≤ 2 (`ZRANGE` + `MGET`),
 //! `revoke` ≤ 2 (`GET` + script), `revoke_all` ≤ 3 (`ZRANGEBYSCORE` +
-//! `MGET` + script) — independent of the number of sessions.
+//! `MGET` + script) — independent of the number of sessions. In the
+//! tagged layout (a cluster's) `get_for_user` 1, `get` 2 (owner key, then
+//! record), `create` 2 (owner key, then record), `revoke` 3, `count` 1, a
+//! `list_page` ≤ 2.
 //!
 //! ```
 //! use authsession_driver::core::{
@@ -86,6 +93,10 @@ use authsession_core::{
 mod admin;
 pub mod backend;
 mod check;
+#[cfg(feature = "cluster")]
+mod cluster_config;
+#[cfg(feature = "cluster")]
+mod cluster_store;
 mod config;
 mod error;
 mod memory;
@@ -95,8 +106,12 @@ mod store;
 mod telemetry;
 
 pub use admin::{CheckMode, SessionAdmin};
+#[cfg(feature = "cluster")]
+pub use backend::ClusterBackend;
 pub use backend::{Backend, BackendInfo, MemoryBackend, RedisBackend};
 pub use check::CheckReport;
+#[cfg(feature = "cluster")]
+pub use cluster_config::ClusterConfig;
 pub use config::{RedisConfig, RetryPolicy};
 pub use error::{Error, ErrorKind};
 pub use migrate::{MigrateDifference, MigrateReport};
@@ -111,6 +126,10 @@ pub type MemorySessionStore = Store<MemoryBackend>;
 
 /// A store on one standalone Redis server.
 pub type RedisSessionStore = Store<RedisBackend>;
+
+/// A store on a Redis Cluster (feature `cluster`), in the tagged layout.
+#[cfg(feature = "cluster")]
+pub type ClusterSessionStore = Store<ClusterBackend>;
 
 /// The device-session operations a service uses. Every method validates
 /// its input before any I/O, and every mutation is atomic.

@@ -70,7 +70,7 @@ fn system_now() -> Timestamp {
 
 /// A device-session store over a backend: the standalone Redis backend
 /// ([`crate::RedisSessionStore`]), a Redis Cluster
-/// ([`crate::ClusterSessionStore`], feature `cluster`) or the in-memory
+/// (`ClusterSessionStore`, feature `cluster`) or the in-memory
 /// model ([`crate::MemorySessionStore`]). Cheap to clone: clones share the
 /// backend.
 pub struct Store<B> {

@@ -834,6 +834,76 @@ impl Drop for RedisCluster {
     }
 }
 
+/// Stores and raw access on a cluster.
+impl RedisCluster {
+    /// One cluster shared by every test of this binary that holds the
+    /// handle (start-up takes seconds): started by the first, stopped
+    /// when the last handle drops. Tests sharing it must use key spaces
+    /// of their own.
+    pub fn shared() -> std::sync::Arc<Self> {
+        use std::sync::{Arc, Mutex, PoisonError, Weak};
+        static SHARED: Mutex<Weak<RedisCluster>> = Mutex::new(Weak::new());
+        let mut shared = SHARED.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(cluster) = shared.upgrade() {
+            return cluster;
+        }
+        let cluster = Arc::new(Self::start());
+        *shared = Arc::downgrade(&cluster);
+        cluster
+    }
+
+    /// A store config for this cluster over `keys` (tagged layout), with
+    /// the guard's credentials.
+    pub fn config(
+        &self,
+        keys: authsession_driver::core::KeySpace,
+    ) -> authsession_driver::ClusterConfig {
+        authsession_driver::ClusterConfig {
+            nodes: self
+                .ports()
+                .into_iter()
+                .map(|p| format!("127.0.0.1:{p}"))
+                .collect(),
+            username: self.credentials.as_ref().and_then(|c| c.username.clone()),
+            password: self.credentials.as_ref().map(|c| c.password.clone()),
+            key_space: keys,
+            ..authsession_driver::ClusterConfig::default()
+        }
+    }
+
+    /// A connected store over `keys` (tagged layout).
+    pub async fn store(
+        &self,
+        keys: authsession_driver::core::KeySpace,
+    ) -> authsession_driver::ClusterSessionStore {
+        authsession_driver::ClusterSessionStore::connect(self.config(keys))
+            .await
+            .expect("connect a store to the test cluster")
+    }
+
+    /// Raw access through the cluster client (default retries, 5 s
+    /// response timeout): for planting data and reading it back.
+    pub async fn raw(&self) -> crate::ClusterRaw {
+        let mut builder = redis::cluster::ClusterClient::builder(self.seed_urls())
+            .response_timeout(Duration::from_secs(5))
+            .min_retry_wait(10)
+            .max_retry_wait(100);
+        if let Some(c) = &self.credentials {
+            if let Some(user) = &c.username {
+                builder = builder.username(user);
+            }
+            builder = builder.password(&c.password);
+        }
+        let conn = builder
+            .build()
+            .expect("cluster client")
+            .get_async_connection()
+            .await
+            .expect("raw connection to the test cluster");
+        crate::ClusterRaw::new(conn)
+    }
+}
+
 /// Whether two observers agree on every node's role, primary and slots.
 fn same_roles(a: &Topology, b: &Topology) -> bool {
     type Roles = Vec<(u16, bool, Option<u16>, Vec<(u16, u16)>)>;

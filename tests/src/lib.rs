@@ -21,5 +21,5 @@ pub mod raw;
 pub mod server;
 
 pub use cluster::RedisCluster;
-pub use raw::{MemoryRaw, RawKv, RedisRaw};
+pub use raw::{ClusterRaw, MemoryRaw, RawKv, RedisRaw};
 pub use server::RedisServer;

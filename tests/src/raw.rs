@@ -7,6 +7,7 @@ use std::future::Future;
 use authsession_driver::core::model::MemoryKv;
 use authsession_driver::MemorySessionStore;
 use redis::aio::MultiplexedConnection;
+use redis::cluster_async::ClusterConnection;
 
 /// Raw writes and reads on a store's backing data, with Redis semantics
 /// for keys of the other type: reading one finds nothing, writing one
@@ -24,6 +25,11 @@ pub trait RawKv: Send + Sync {
     fn zrange(&self, key: &str) -> impl Future<Output = Vec<(String, f64)>> + Send;
     /// Deletes `key`.
     fn del(&self, key: &str) -> impl Future<Output = ()> + Send;
+    /// The hash slot the server assigns `key` (`CLUSTER KEYSLOT`), when
+    /// it is a cluster.
+    fn key_slot(&self, _key: &str) -> impl Future<Output = Option<u16>> + Send {
+        async { None }
+    }
 }
 
 /// Raw access to a [`MemorySessionStore`].
@@ -180,5 +186,96 @@ impl RawKv for RedisRaw {
     }
     async fn del(&self, key: &str) {
         let _: i64 = self.query(redis::cmd("DEL").arg(key)).await;
+    }
+}
+
+/// Raw access to a Redis Cluster: the client routes each command to its
+/// key's primary.
+#[derive(Clone)]
+pub struct ClusterRaw(ClusterConnection);
+
+impl std::fmt::Debug for ClusterRaw {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClusterRaw")
+    }
+}
+
+impl ClusterRaw {
+    /// Wraps a cluster connection.
+    pub fn new(conn: ClusterConnection) -> Self {
+        Self(conn)
+    }
+
+    /// A handle on the connection.
+    pub fn connection(&self) -> ClusterConnection {
+        self.0.clone()
+    }
+
+    /// Runs a command (routed by its key).
+    pub async fn try_query<T: redis::FromRedisValue>(
+        &self,
+        cmd: &redis::Cmd,
+    ) -> redis::RedisResult<T> {
+        let mut conn = self.0.clone();
+        cmd.query_async(&mut conn).await
+    }
+
+    /// Runs a command, panicking on error.
+    pub async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> T {
+        self.try_query(cmd)
+            .await
+            .unwrap_or_else(|e| panic!("raw cluster command failed: {e}"))
+    }
+}
+
+impl RawKv for ClusterRaw {
+    async fn set(&self, key: &str, value: &[u8]) {
+        let () = self.query(redis::cmd("SET").arg(key).arg(value)).await;
+    }
+    async fn get(&self, key: &str) -> Option<Vec<u8>> {
+        match self.try_query(redis::cmd("GET").arg(key)).await {
+            Err(e) if e.code() == Some("WRONGTYPE") => None,
+            other => other.unwrap_or_else(|e| panic!("raw GET failed: {e}")),
+        }
+    }
+    async fn zadd(&self, key: &str, member: &str, score: f64) {
+        let zadd = redis::cmd("ZADD")
+            .arg(key)
+            .arg(score)
+            .arg(member)
+            .to_owned();
+        match self.try_query::<i64>(&zadd).await {
+            Err(e) if e.code() == Some("WRONGTYPE") => {
+                self.del(key).await;
+                let _: i64 = self.query(&zadd).await;
+            }
+            other => {
+                other.unwrap_or_else(|e| panic!("raw ZADD failed: {e}"));
+            }
+        }
+    }
+    async fn zrem(&self, key: &str, member: &str) {
+        let _: i64 = self.query(redis::cmd("ZREM").arg(key).arg(member)).await;
+    }
+    async fn zrange(&self, key: &str) -> Vec<(String, f64)> {
+        let cmd = redis::cmd("ZRANGE")
+            .arg(key)
+            .arg(0)
+            .arg(-1)
+            .arg("WITHSCORES")
+            .to_owned();
+        match self.try_query(&cmd).await {
+            Err(e) if e.code() == Some("WRONGTYPE") => Vec::new(),
+            other => other.unwrap_or_else(|e| panic!("raw ZRANGE failed: {e}")),
+        }
+    }
+    async fn del(&self, key: &str) {
+        let _: i64 = self.query(redis::cmd("DEL").arg(key)).await;
+    }
+    async fn key_slot(&self, key: &str) -> Option<u16> {
+        Some(
+            self.query(redis::cmd("CLUSTER").arg("KEYSLOT").arg(key))
+                .await,
+        )
     }
 }

@@ -1,11 +1,18 @@
-//! The conformance suite against both stores: identical outcomes, errors
-//! and ordering (SPEC §6).
+//! The conformance suite against every store and layout: identical
+//! outcomes, errors and ordering (SPEC §6, §15).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::indexing_slicing,
     clippy::panic
 )]
+
+use authsession_driver::core::{KeySpace, Layout};
+use authsession_tests::fixtures::fresh_key_space;
+
+fn tagged(tag: &str) -> KeySpace {
+    fresh_key_space(tag).in_layout(Layout::Tagged).unwrap()
+}
 
 mod memory {
     use authsession_driver::MemorySessionStore;
@@ -18,6 +25,18 @@ mod memory {
     }
 
     authsession_tests::conformance_suite!(make);
+}
+
+mod memory_tagged {
+    use authsession_driver::MemorySessionStore;
+    use authsession_tests::MemoryRaw;
+
+    async fn make() -> ((), MemorySessionStore, MemoryRaw) {
+        let store = MemorySessionStore::new(super::tagged("conformance-memory-tagged"));
+        ((), store.clone(), MemoryRaw(store))
+    }
+
+    authsession_tests::conformance_suite!(make, tagged);
 }
 
 mod redis {
@@ -33,4 +52,38 @@ mod redis {
     }
 
     authsession_tests::conformance_suite!(make);
+}
+
+mod redis_tagged {
+    use authsession_driver::RedisSessionStore;
+    use authsession_tests::{RedisRaw, RedisServer};
+
+    async fn make() -> (RedisServer, RedisSessionStore, RedisRaw) {
+        let server = RedisServer::start();
+        let store = server
+            .store(super::tagged("conformance-redis-tagged"))
+            .await;
+        let raw = server.raw().await;
+        (server, store, raw)
+    }
+
+    authsession_tests::conformance_suite!(make, tagged);
+}
+
+/// One six-node cluster for the whole binary (a fresh key space per test).
+mod cluster {
+    use std::sync::Arc;
+
+    use authsession_driver::ClusterSessionStore;
+    use authsession_tests::{ClusterRaw, RedisCluster};
+
+    async fn make() -> (Arc<RedisCluster>, ClusterSessionStore, ClusterRaw) {
+        // Blocking start-up (once): nothing else runs on this test's runtime.
+        let cluster = RedisCluster::shared();
+        let store = cluster.store(super::tagged("conformance-cluster")).await;
+        let raw = cluster.raw().await;
+        (cluster, store, raw)
+    }
+
+    authsession_tests::conformance_suite!(make, tagged);
 }

@@ -1,6 +1,7 @@
 //! Round trips per uncontended operation (SPEC §11): get 1, count 1,
 //! create 1, list ≤ 2, revoke ≤ 2, revoke_all ≤ 3, whatever the number of
-//! sessions. Counted on the server: MONITOR says who sent each command
+//! sessions; in the tagged layout (SPEC §15) get_for_user 1, get 2,
+//! create 2, revoke 3, count 1, list page ≤ 2. Counted on the server: MONITOR says who sent each command
 //! (the store, or a Lua script it ran), and `INFO commandstats` deltas
 //! cross-check that MONITOR saw every command the server executed.
 #![allow(
@@ -12,8 +13,13 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
-use authsession_driver::SessionStore;
+use authsession_driver::backend::{Backend, BackendInfo};
+use authsession_driver::core::plan::{Applied, Plan, Read, Reply};
+use authsession_driver::{Error, RedisBackend, SessionStore, Store};
 use authsession_tests::fixtures::{
     active, fresh_key_space, id, revoke_all_input, revoke_input, ts, user,
 };
@@ -148,4 +154,149 @@ async fn round_trips_per_operation_are_constant() {
         .await;
     assert!(dup.is_err());
     assert_eq!(cmds, ["evalsha"], "conflicting create");
+}
+
+/// Commands joined by spaces, and round trips.
+fn want(cmds: &str, round_trips: u64) -> (String, u64) {
+    (cmds.to_owned(), round_trips)
+}
+
+/// Counts the store's round trips: every backend call is one.
+#[derive(Debug)]
+struct Counting(RedisBackend, Arc<AtomicU64>);
+
+impl Backend for Counting {
+    fn info(&self) -> &BackendInfo {
+        self.0.info()
+    }
+    async fn ping(&self, budget: Duration) -> Result<(), Error> {
+        self.1.fetch_add(1, Ordering::Relaxed);
+        self.0.ping(budget).await
+    }
+    async fn read(&self, budget: Duration, reads: &[Read]) -> Result<Vec<Reply>, Error> {
+        self.1.fetch_add(1, Ordering::Relaxed);
+        self.0.read(budget, reads).await
+    }
+    async fn apply(&self, budget: Duration, plan: &Plan) -> Result<Applied, Error> {
+        self.1.fetch_add(1, Ordering::Relaxed);
+        self.0.apply(budget, plan).await
+    }
+    async fn delete(&self, budget: Duration, keys: &[String]) -> Result<u64, Error> {
+        self.1.fetch_add(1, Ordering::Relaxed);
+        self.0.delete(budget, keys).await
+    }
+}
+
+/// The tagged layout (the cluster's) on a standalone server: `get_for_user`
+/// 1, `get` 2 (owner key, record), `create` 2 (owner key, then the
+/// record's script), `revoke` 3 (owner, record, script), `count` 1, a list
+/// page ≤ 2 — whatever the number of sessions. Commands from MONITOR,
+/// round trips from the backend calls (a step's reads are one pipeline).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_trips_in_the_tagged_layout() {
+    use authsession_driver::core::op::{PageLimit, PageRequest, StatusFilter};
+    use authsession_driver::core::Layout;
+
+    let server = RedisServer::start();
+    let keys = fresh_key_space("round-trips-tagged")
+        .in_layout(Layout::Tagged)
+        .unwrap();
+    let backend = RedisBackend::connect(&server.config(keys.clone()))
+        .await
+        .unwrap();
+    let trips = Arc::new(AtomicU64::new(0));
+    let store = Store::with_backend(Counting(backend, Arc::clone(&trips))).with_key_space(keys);
+    let mut probe = Probe {
+        monitor: Monitor::start(server.port()),
+        raw: server.raw().await,
+    };
+    store
+        .create(&active("warm-up", "warm-up", ts(0, 0)))
+        .await
+        .unwrap();
+    macro_rules! measure {
+        ($op:expr) => {{
+            let before = trips.load(Ordering::Relaxed);
+            let (value, cmds) = probe.client_commands($op).await;
+            (value, cmds, trips.load(Ordering::Relaxed) - before)
+        }};
+    }
+
+    for n in [1usize, 5, 40] {
+        let u = format!("user-{n}");
+        let mut last = None;
+        for i in 0..n {
+            let s = active(&format!("s-{n}-{i}"), &u, ts(i64::try_from(i).unwrap(), 0));
+            let (result, cmds, rt) = measure!(store.create(&s));
+            result.unwrap();
+            assert_eq!((cmds.join(" "), rt), want("evalsha evalsha", 2), "create");
+            last = Some(s);
+        }
+        let last = last.unwrap();
+
+        let (got, cmds, rt) = measure!(store.get_for_user(&user(&u), last.id()));
+        assert_eq!(got.unwrap(), last);
+        assert_eq!((cmds.join(" "), rt), want("get", 1), "get_for_user");
+
+        let (got, cmds, rt) = measure!(store.get(last.id()));
+        assert_eq!(got.unwrap(), last);
+        assert_eq!((cmds.join(" "), rt), want("get get", 2), "get");
+
+        let (count, cmds, rt) = measure!(store.count_active_by_user_id(&user(&u)));
+        assert_eq!(count.unwrap(), u64::try_from(n).unwrap());
+        assert_eq!((cmds.join(" "), rt), want("zcard", 1), "count");
+
+        let mut request = PageRequest {
+            limit: PageLimit::new(2).unwrap(),
+            cursor: None,
+            status: StatusFilter::All,
+        };
+        let mut pages = 0;
+        let mut seen = 0;
+        loop {
+            let (page, cmds, rt) = measure!(store.list_page(&user(&u), &request));
+            let page = page.unwrap();
+            // The index window (a later page also reads the rest of the
+            // cursor's score group, in the same pipeline), then the records.
+            assert!(rt <= 2, "page {pages} of {n}: {rt} round trips");
+            assert_eq!(cmds.last().map(String::as_str), Some("mget"), "{cmds:?}");
+            assert!(
+                cmds.iter().rev().skip(1).all(|c| c == "zrange") && cmds.len() <= 3,
+                "page {pages} of {n}: {cmds:?}"
+            );
+            pages += 1;
+            assert!(!page.sessions.is_empty(), "page {pages} of {n}");
+            seen += page.sessions.len();
+            match page.next_cursor {
+                Some(next) => request.cursor = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(seen, n);
+
+        let input = revoke_input(last.id().as_str(), ts(100, 0));
+        let (revoked, cmds, rt) = measure!(store.revoke(&input));
+        assert_eq!(revoked.unwrap().as_str(), "revoked");
+        assert_eq!((cmds.join(" "), rt), want("get get evalsha", 3), "revoke");
+
+        let (again, cmds, rt) = measure!(store.revoke(&input));
+        assert_eq!(again.unwrap().as_str(), "already_revoked");
+        assert_eq!(
+            (cmds.join(" "), rt),
+            want("get get", 2),
+            "revoke of a revoked session"
+        );
+    }
+
+    let (missing, cmds, rt) = measure!(store.get(&id("missing")));
+    assert!(missing.is_err());
+    assert_eq!((cmds.join(" "), rt), want("get", 1), "get of an unowned id");
+
+    let (dup, cmds, rt) = measure!(store.create(&active("warm-up", "someone-else", ts(0, 0))));
+    assert!(dup.is_err());
+    assert_eq!(
+        (cmds.join(" "), rt),
+        want("evalsha", 1),
+        "create of another user's id"
+    );
 }

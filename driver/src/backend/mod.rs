@@ -12,10 +12,14 @@ use authsession_core::plan::{Applied, Plan, Read, Reply};
 
 use crate::error::Error;
 
+#[cfg(feature = "cluster")]
+pub(crate) mod cluster;
 pub(crate) mod memory;
 pub(crate) mod redis;
 pub(crate) mod script;
 
+#[cfg(feature = "cluster")]
+pub use self::cluster::ClusterBackend;
 pub use self::memory::MemoryBackend;
 pub use self::redis::RedisBackend;
 

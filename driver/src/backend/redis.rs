@@ -163,18 +163,31 @@ pub(crate) async fn wait_for_replicas<C: redis::aio::ConnectionLike + Send>(
     wait_timeout: Duration,
     budget: Duration,
 ) -> Result<(), Error> {
-    let millis = u64::try_from(wait_timeout.min(budget).as_millis())
-        .unwrap_or(u64::MAX)
-        .max(1);
     let acked: u64 = bounded(
         budget,
         "wait",
-        redis::cmd("WAIT")
-            .arg(replicas)
-            .arg(millis)
-            .query_async(conn),
+        wait_command(replicas, wait_timeout, budget).query_async(conn),
     )
     .await?;
+    check_replicated(replicas, acked)
+}
+
+/// `WAIT replicas ms`, waiting at most `wait_timeout` and at most 90 % of
+/// the round trip's `budget`: the server's answer (how many replicas
+/// confirmed) then arrives before the round trip times out, so a missing
+/// confirmation is reported as such (`write_unconfirmed`), not as a
+/// timeout of unknown outcome.
+pub(crate) fn wait_command(replicas: u32, wait_timeout: Duration, budget: Duration) -> redis::Cmd {
+    let usable = budget.saturating_sub(budget / 10);
+    let millis = u64::try_from(wait_timeout.min(usable).as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1);
+    redis::cmd("WAIT").arg(replicas).arg(millis).to_owned()
+}
+
+/// `WAIT`'s answer: `acked` replicas confirmed the write, `replicas` were
+/// wanted.
+pub(crate) fn check_replicated(replicas: u32, acked: u64) -> Result<(), Error> {
     if acked < u64::from(replicas) {
         return Err(Error::unreplicated(replicas, acked));
     }
