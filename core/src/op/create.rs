@@ -166,13 +166,26 @@ impl Create {
         if let Some(limit) = self.limit() {
             match (limit.on_limit, observed_len) {
                 (OnLimit::RevokeOldest, Some(len)) => {
-                    // The count read must not have grown: then the
-                    // evictions below bring it to at most the limit.
+                    // At most `max - 1 + evicting` active now: the
+                    // evictions (still active, checked below) and the new
+                    // session then leave at most the limit, whatever the
+                    // count and range reads saw (two reads of one round
+                    // trip need not agree). Only above the limit by more
+                    // than a batch (the limit was lowered) the bound is the
+                    // count read: each create then shrinks it by a batch.
+                    let max = u64::from(limit.max_active());
+                    let evicting = u64::try_from(evicted.len()).unwrap_or(u64::MAX);
+                    let batch = u64::try_from(self.policy.batch_size.get()).unwrap_or(u64::MAX);
+                    let bound = if (len + 1).saturating_sub(max) > batch {
+                        len
+                    } else {
+                        max.saturating_sub(1).saturating_add(evicting)
+                    };
                     plan = plan.require(
                         Precondition::IndexCountAtMost {
                             key: self.active_key(),
                             max_score: None,
-                            max: len,
+                            max: bound,
                         },
                         OnViolation::Retry,
                     );

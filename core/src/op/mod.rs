@@ -38,6 +38,8 @@ mod members;
 mod page;
 mod revoke;
 mod revoke_all;
+#[cfg(test)]
+mod tests;
 
 use std::time::Duration;
 
