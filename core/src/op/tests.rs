@@ -1326,6 +1326,64 @@ fn limit_revoke_oldest_never_exceeds_the_limit_on_a_torn_read() {
 }
 
 #[test]
+fn limit_revoke_oldest_spreads_out_after_losing_its_eviction() {
+    // Creators at the limit all want the oldest session; one that lost it
+    // to another create picks among the oldest few next time, so 64 of
+    // them do not all retry for the same one. The limit holds throughout.
+    let keys = KeySpace::default();
+    let policy = limit(3, OnLimit::RevokeOldest);
+    let u = user("user-1");
+    for creator in ["x", "x2", "x3", "x4"] {
+        let mut kv = MemoryKv::new();
+        for (i, id_text) in ["a", "b", "c"].into_iter().enumerate() {
+            let s = session(id_text, "user-1", t(i as i64, 0));
+            run(&mut kv, Create::new(&keys, policy, t(10, 0), s), ATTEMPTS).unwrap();
+        }
+        let mut reads = 0;
+        let created = run_with(
+            &mut kv,
+            Create::new(
+                &keys,
+                policy,
+                t(40, 0),
+                session(creator, "user-1", t(30, 0)),
+            ),
+            ATTEMPTS,
+            |kv, at| {
+                if at == Between::Read {
+                    reads += 1;
+                    if reads == 2 {
+                        // Another create evicts "a" first.
+                        let other = Create::new(
+                            &KeySpace::default(),
+                            limit(3, OnLimit::RevokeOldest),
+                            t(35, 0),
+                            session("y", "user-1", t(20, 0)),
+                        );
+                        let evicted = run(kv, other, ATTEMPTS).unwrap().evicted;
+                        assert_eq!(ids(&evicted), ["a"]);
+                    }
+                }
+            },
+        )
+        .unwrap();
+        // One of the two oldest then: b or c, never the newer y.
+        let evicted = ids(&created.evicted);
+        assert!(
+            evicted == ["b"] || evicted == ["c"],
+            "{creator}: {evicted:?}"
+        );
+        assert_eq!(kv.index_len(&keys.user_active_sessions_key(&u)), 3);
+        let mut active = members(&kv, &keys.user_active_sessions_key(&u));
+        active.sort();
+        let mut expected = vec!["b", "c", "y", creator];
+        expected.retain(|m| *m != evicted[0]);
+        expected.sort_unstable();
+        assert_eq!(active, expected);
+    }
+}
+
+#[test]
 fn limit_revoke_oldest_after_the_limit_was_lowered() {
     let keys = KeySpace::default();
     let u = user("user-1");
