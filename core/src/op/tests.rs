@@ -2112,7 +2112,7 @@ fn page_limit_bounds() {
     assert_eq!(PageLimit::default().get(), 50);
     assert!(BatchSize::new(0).is_none());
     assert!(BatchSize::new(1001).is_none());
-    assert_eq!(BatchSize::default().get(), 500);
+    assert_eq!(BatchSize::default().get(), 100);
     assert!(SessionLimit::new(0, OnLimit::Reject).is_none());
     assert_eq!(
         "revoke-oldest".parse::<OnLimit>(),
