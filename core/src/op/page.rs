@@ -451,6 +451,9 @@ impl Operation for ListPage {
                         if expired.is_empty() {
                             return Ok(Step::Done(page));
                         }
+                        let batch = self.policy.batch_size.get();
+                        let mut expired = expired;
+                        expired.truncate(batch);
                         let plan = expire_plan(&self.keys, &expired);
                         self.state = PageState::Expiring(plan.clone(), page);
                         Ok(Step::Apply(plan))

@@ -1548,6 +1548,31 @@ fn retention_list_and_pages_omit_and_remove() {
 }
 
 #[test]
+fn retention_list_removes_a_bounded_batch_per_call() {
+    let keys = KeySpace::default();
+    let u = user("user-1");
+    let mut kv = MemoryKv::new();
+    for i in 0..25 {
+        let s = session(&format!("r{i:02}"), "user-1", t(i, 0))
+            .revoked(revocation(t(100, 0)))
+            .unwrap();
+        create(&mut kv, &keys, &s);
+    }
+    create(&mut kv, &keys, &session("live", "user-1", t(50, 0)));
+    let policy = Policy {
+        revoked_retention: Some(Duration::from_secs(60)),
+        batch_size: BatchSize::new(10).unwrap(),
+        ..Policy::default()
+    };
+    for left in [15, 5, 0] {
+        let listed = run(&mut kv, List::new(&keys, policy, t(1000, 0), u.clone()), 1).unwrap();
+        assert_eq!(ids(&listed), ["live"], "every expired session is omitted");
+        assert_eq!(kv.index_len(&keys.user_revoked_sessions_key(&u)), left);
+        assert_eq!(kv.index_len(&keys.user_sessions_key(&u)), left + 1);
+    }
+}
+
+#[test]
 fn retention_removal_by_someone_else_is_never_corruption() {
     let (mut kv, keys, policy) = retained();
     // Between the index read and the record read, another client removes
