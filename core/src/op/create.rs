@@ -21,6 +21,13 @@ use crate::timestamp::Timestamp;
 /// short.
 const EXPIRE_PER_CREATE: usize = 16;
 
+/// `revoke-oldest` under contention: after `n` attempts whose evictions
+/// another create took first, a create picks its evictions among the
+/// oldest `needed + 2^n - 1` active sessions (at most this many extra), so
+/// concurrent creators at the limit stop all racing for the one oldest
+/// session (each of them retried until only one got it).
+const MAX_EVICTION_SPREAD: usize = 31;
+
 /// What `create` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -38,6 +45,12 @@ pub struct Created {
 /// it; with retention, a few expired sessions of the user are removed in
 /// the same step.
 ///
+/// `revoke-oldest` evicts the oldest active sessions. When creators at the
+/// limit race (each eviction can be taken by only one of them), one that
+/// lost its eviction to another create picks, on its next attempts, among
+/// a few more of the oldest: concurrent creates then evict the oldest few
+/// between them instead of all retrying for the same one.
+///
 /// Round trips: 1 (reference layout, no limit or retention); +1 for the
 /// owner key (tagged); +1 read when a limit of `revoke-oldest` or a
 /// retention is set; +1 read of the records to revoke when at the limit.
@@ -47,6 +60,8 @@ pub struct Create {
     policy: Policy,
     now: Timestamp,
     session: Session,
+    /// Attempts whose evictions another create took first.
+    contended: u32,
     state: CreateState,
 }
 
@@ -58,6 +73,7 @@ enum CreateState {
     Reads,
     OldestMore {
         len: u64,
+        needed: usize,
         expired: Vec<Member>,
     },
     Records {
@@ -85,6 +101,7 @@ impl Create {
             policy,
             now,
             session,
+            contended: 0,
             state: CreateState::Start,
         }
     }
@@ -95,6 +112,32 @@ impl Create {
 
     fn revoked_key(&self) -> String {
         self.keys.user_revoked_sessions_key(self.session.user_id())
+    }
+
+    /// How many more of the oldest active sessions than needed this attempt
+    /// may choose its evictions from: none until an attempt was invalidated
+    /// (then the evictions are exactly the oldest), then doubling.
+    fn spread(&self) -> usize {
+        match self.contended {
+            0 => 0,
+            n => (1usize << n.min(5))
+                .saturating_sub(1)
+                .min(MAX_EVICTION_SPREAD),
+        }
+    }
+
+    /// A number that differs between creators (it hashes the new id) and
+    /// between attempts: where in the spread window this one evicts.
+    fn pick(&self) -> u64 {
+        let attempt = self.contended.to_be_bytes();
+        self.session
+            .id()
+            .as_str()
+            .bytes()
+            .chain(attempt)
+            .fold(0xcbf2_9ce4_8422_2325, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+            })
     }
 
     fn limit(&self) -> Option<crate::op::SessionLimit> {
@@ -137,7 +180,7 @@ impl Create {
                 min: ScoreBound::Unbounded,
                 max: ScoreBound::Unbounded,
                 newest_first: false,
-                limit: Some(1),
+                limit: Some(1 + self.spread()),
             }));
         }
         if reads.is_empty() {
@@ -166,13 +209,26 @@ impl Create {
         if let Some(limit) = self.limit() {
             match (limit.on_limit, observed_len) {
                 (OnLimit::RevokeOldest, Some(len)) => {
-                    // The count read must not have grown: then the
-                    // evictions below bring it to at most the limit.
+                    // At most `max - 1 + evicting` active now: the
+                    // evictions (still active, checked below) and the new
+                    // session then leave at most the limit, whatever the
+                    // count and range reads saw (two reads of one round
+                    // trip need not agree). Only above the limit by more
+                    // than a batch (the limit was lowered) the bound is the
+                    // count read: each create then shrinks it by a batch.
+                    let max = u64::from(limit.max_active());
+                    let evicting = u64::try_from(evicted.len()).unwrap_or(u64::MAX);
+                    let batch = u64::try_from(self.policy.batch_size.get()).unwrap_or(u64::MAX);
+                    let bound = if (len + 1).saturating_sub(max) > batch {
+                        len
+                    } else {
+                        max.saturating_sub(1).saturating_add(evicting)
+                    };
                     plan = plan.require(
                         Precondition::IndexCountAtMost {
                             key: self.active_key(),
                             max_score: None,
-                            max: len,
+                            max: bound,
                         },
                         OnViolation::Retry,
                     );
@@ -376,24 +432,34 @@ impl Operation for Create {
                 let needed = usize::try_from(needed)
                     .unwrap_or(usize::MAX)
                     .min(self.policy.batch_size.get());
-                if oldest.len() < needed {
-                    self.state = CreateState::OldestMore { len, expired };
+                // The first read holds 1 + spread members: enough unless
+                // more than one eviction is needed (or it saw none).
+                if needed > 1 || oldest.is_empty() {
+                    self.state = CreateState::OldestMore {
+                        len,
+                        needed,
+                        expired,
+                    };
                     return Ok(Step::Read(vec![Read::IndexRange(IndexRange {
                         key: self.active_key(),
                         min: ScoreBound::Unbounded,
                         max: ScoreBound::Unbounded,
                         newest_first: false,
-                        limit: Some(needed),
+                        limit: Some(needed.saturating_add(self.spread())),
                     })]));
                 }
-                self.read_oldest(len, expired, oldest)
+                self.read_oldest(len, needed, expired, oldest)
             }
-            CreateState::OldestMore { len, expired } => {
+            CreateState::OldestMore {
+                len,
+                needed,
+                expired,
+            } => {
                 let oldest = members_of(
                     replies(input, "create")?.into_iter().next(),
                     &self.active_key(),
                 )?;
-                self.read_oldest(len, expired, oldest)
+                self.read_oldest(len, needed, expired, oldest)
             }
             CreateState::Records {
                 len,
@@ -446,6 +512,15 @@ impl Operation for Create {
                         max: self.limit().map_or(0, |l| l.max_active()),
                     }),
                     _ => {
+                        // Another create took the sessions this one meant
+                        // to evict: spread out next time.
+                        let active_key = self.active_key();
+                        if matches!(
+                            plan.precondition(index),
+                            Some(Precondition::IndexContains { key, .. }) if *key == active_key
+                        ) {
+                            self.contended = self.contended.saturating_add(1);
+                        }
                         self.state = CreateState::Main;
                         Ok(Step::Backoff {
                             key: violated_key(&plan, index),
@@ -460,12 +535,24 @@ impl Operation for Create {
 }
 
 impl Create {
+    /// Reads the records of the `needed` sessions to evict: the oldest
+    /// ones, or (once contended) a run of them at this creator's place in
+    /// the window of the oldest.
     fn read_oldest(
         &mut self,
         len: u64,
+        needed: usize,
         expired: Vec<Member>,
-        oldest: Vec<Member>,
+        mut oldest: Vec<Member>,
     ) -> Result<Step<Created>, TransitionError> {
+        let take = needed.min(oldest.len());
+        let slack = oldest.len() - take;
+        if slack > 0 {
+            let slots = u64::try_from(slack + 1).unwrap_or(u64::MAX);
+            let offset = usize::try_from(self.pick() % slots).unwrap_or(0);
+            oldest.drain(..offset);
+        }
+        oldest.truncate(take);
         let (ids, record_keys) = ids_and_keys(
             &self.keys,
             self.session.user_id(),

@@ -16,7 +16,8 @@ use crate::timestamp::Timestamp;
 /// Lists every session of a user (the all-sessions index), newest
 /// `created_at` first, ties by id bytes. 2 round trips (the index, then
 /// the records), one large read for a huge user: use [`super::ListPage`]
-/// for bounded reads. Sessions past retention are omitted and removed.
+/// for bounded reads. Sessions past retention are omitted and removed (at
+/// most a batch of them per call, so the removal stays one short script).
 #[derive(Debug)]
 pub struct List {
     keys: KeySpace,
@@ -124,6 +125,11 @@ impl Operation for List {
                         if expired.is_empty() {
                             return Ok(Step::Done(visible));
                         }
+                        // One bounded script: the rest (omitted all the
+                        // same) goes with the next calls or a sweep.
+                        let batch = self.policy.batch_size.get();
+                        let mut expired = expired;
+                        expired.truncate(batch);
                         let plan = expire_plan(&self.keys, &expired);
                         self.state = ListState::Expiring(plan.clone(), visible);
                         Ok(Step::Apply(plan))

@@ -380,12 +380,16 @@ impl Operation for ListPage {
                         ScoreBound::Exclusive(score)
                     }
                 };
+                // One member more than a page: when the window is full,
+                // its lowest score group may be cut and is left to the
+                // next page, and only a group larger than the page fills
+                // the whole window.
                 reads.push(Read::IndexRange(IndexRange {
                     key: index_key,
                     min: ScoreBound::Unbounded,
                     max: below,
                     newest_first: true,
-                    limit: Some(limit),
+                    limit: Some(limit.saturating_add(1)),
                 }));
                 self.state = PageState::Ranges;
                 Ok(Step::Read(reads))
@@ -400,7 +404,7 @@ impl Operation for ListPage {
                 let mut window = range_members(replies.next(), &index_key, "list_page")?;
                 let limit = self.request.limit.get();
                 let mut more = false;
-                if window.len() >= limit {
+                if window.len() > limit {
                     more = true;
                     let last_score = window.last().map_or(0.0, |(_, s)| *s);
                     if window.iter().all(|(_, s)| *s == last_score) {
@@ -447,6 +451,9 @@ impl Operation for ListPage {
                         if expired.is_empty() {
                             return Ok(Step::Done(page));
                         }
+                        let batch = self.policy.batch_size.get();
+                        let mut expired = expired;
+                        expired.truncate(batch);
                         let plan = expire_plan(&self.keys, &expired);
                         self.state = PageState::Expiring(plan.clone(), page);
                         Ok(Step::Apply(plan))

@@ -1,6 +1,8 @@
 //! `revoke all`: every active session of a user created at or before the
 //! revocation instant, in atomic batches.
 
+use std::collections::BTreeSet;
+
 use crate::ids::DeviceSessionId;
 use crate::keys::{IndexScore, KeySpace};
 use crate::op::list::{range_members, values};
@@ -47,6 +49,11 @@ impl RevokeAllReport {
 /// plus, on the last batch, the range holding nothing else, so a session
 /// created concurrently at or before the instant is never missed.
 ///
+/// Scores are floored microseconds, so the range also holds the sessions
+/// created in the instant's microsecond but after it. They stay active
+/// and stay in range: every later read asks for that many more members,
+/// so they never fill a batch and hide an older session behind them.
+///
 /// Interrupted (crash, timeout), every batch is whole; running it again
 /// finishes the rest and never rewrites a session already revoked (it is
 /// no longer in the active index). 3 round trips per batch.
@@ -57,6 +64,10 @@ pub struct RevokeAll {
     input: RevokeUserSessionsInput,
     collect: bool,
     report: RevokeAllReport,
+    /// Active sessions in range (the instant's microsecond score) created
+    /// after the instant: left alone, but still in every range read, so
+    /// each read asks for that many more members.
+    later: BTreeSet<DeviceSessionId>,
     state: RevokeAllState,
 }
 
@@ -93,12 +104,21 @@ impl RevokeAll {
             input,
             collect,
             report: RevokeAllReport::default(),
+            later: BTreeSet::new(),
             state: RevokeAllState::Batch,
         }
     }
 
     fn active_key(&self) -> String {
         self.keys.user_active_sessions_key(&self.input.user_id)
+    }
+
+    /// Members to read for one batch: the batch plus the known later ones.
+    fn read_limit(&self) -> usize {
+        self.policy
+            .batch_size
+            .get()
+            .saturating_add(self.later.len())
     }
 
     fn max_score(&self) -> IndexScore {
@@ -132,7 +152,7 @@ impl Operation for RevokeAll {
                     min: ScoreBound::Unbounded,
                     max: ScoreBound::Inclusive(self.max_score()),
                     newest_first: false,
-                    limit: Some(self.policy.batch_size.get()),
+                    limit: Some(self.read_limit()),
                 })]))
             }
             RevokeAllState::Index => {
@@ -141,7 +161,7 @@ impl Operation for RevokeAll {
                     &active_key,
                     "revoke_all",
                 )?;
-                let last = members.len() < self.policy.batch_size.get();
+                let last = members.len() < self.read_limit();
                 let members: Vec<Vec<u8>> = members.into_iter().map(|(m, _)| m).collect();
                 let (ids, record_keys) =
                     ids_and_keys(&self.keys, &self.input.user_id, &active_key, &members)?;
@@ -183,20 +203,34 @@ impl Operation for RevokeAll {
                     }
                 };
                 let at = self.input.revocation.at();
-                let mut revoked = Vec::with_capacity(sessions.len());
-                let mut writes = Vec::with_capacity(sessions.len() * 3);
+                let batch = self.policy.batch_size.get();
+                let mut last = last;
+                let mut revoked = Vec::with_capacity(sessions.len().min(batch));
+                let mut writes = Vec::with_capacity(sessions.len().min(batch) * 3);
                 for (session, _) in sessions {
                     if session.created_at() > at {
+                        self.later.insert(session.id().clone());
                         continue;
+                    }
+                    if revoked.len() == batch {
+                        // Later sessions revoked meanwhile made room for
+                        // more than a batch: the rest is the next batch's.
+                        last = false;
+                        break;
                     }
                     let next = session.revoked(self.input.revocation.clone())?;
                     revoke_writes(&self.keys, &next, &mut writes);
                     revoked.push(next);
                 }
                 if revoked.is_empty() {
-                    // Only sessions created within the instant's microsecond
-                    // but after it remain in range.
-                    return Ok(self.finish());
+                    if last {
+                        // Only sessions created within the instant's
+                        // microsecond but after it remain in range.
+                        return Ok(self.finish());
+                    }
+                    // A whole read of later sessions: read past them.
+                    self.state = RevokeAllState::Batch;
+                    return self.resume(Input::Resumed);
                 }
                 let mut plan = Plan::new(
                     vec![Precondition::IndexContains {
