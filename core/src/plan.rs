@@ -421,22 +421,40 @@ impl Plan {
     /// Every key the plan reads or writes, first use first, without
     /// duplicates (for declaring keys to the server, e.g. Lua `KEYS`).
     pub fn keys(&self) -> Vec<&str> {
-        let mut keys: Vec<&str> = Vec::new();
-        let all = self
-            .preconditions()
-            .map(Precondition::key)
-            .chain(self.writes.iter().map(Write::key));
-        for key in all {
-            if !keys.contains(&key) {
-                keys.push(key);
-            }
-        }
-        keys
+        self.keys_with_types().into_iter().map(|(k, _)| k).collect()
     }
 
-    /// The type the plan needs at `key`: a sorted set when any
-    /// precondition or write uses it as an index, else a string. The one
-    /// statement of the wrong-type rule (the Lua script mirrors it).
+    /// Every key with the type the plan needs there, first use first: a
+    /// sorted set when any precondition or write uses it as an index, else
+    /// a string. The one statement of the wrong-type rule (the Lua script
+    /// mirrors it). Linear in the plan's size.
+    pub fn keys_with_types(&self) -> Vec<(&str, KeyType)> {
+        let mut out: Vec<(&str, KeyType)> = Vec::new();
+        let mut position: std::collections::HashMap<&str, usize> =
+            std::collections::HashMap::new();
+        let uses = self
+            .preconditions()
+            .map(|p| (p.key(), p.key_type()))
+            .chain(self.writes.iter().map(|w| (w.key(), w.key_type())));
+        for (key, key_type) in uses {
+            match position.get(key) {
+                Some(&i) => {
+                    if key_type == KeyType::SortedSet {
+                        if let Some(entry) = out.get_mut(i) {
+                            entry.1 = KeyType::SortedSet;
+                        }
+                    }
+                }
+                None => {
+                    position.insert(key, out.len());
+                    out.push((key, key_type));
+                }
+            }
+        }
+        out
+    }
+
+    /// The type the plan needs at `key` (see [`Plan::keys_with_types`]).
     pub fn key_type(&self, key: &str) -> KeyType {
         let as_index = self
             .preconditions()

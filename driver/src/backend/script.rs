@@ -24,7 +24,8 @@ pub(crate) fn apply_plan_script() -> redis::Script {
 /// holds a precondition or write this driver cannot encode (refused before
 /// anything is sent).
 pub(crate) fn plan_args(plan: &Plan) -> Result<(Vec<&str>, Vec<Vec<u8>>), Error> {
-    let keys = plan.keys();
+    let typed = plan.keys_with_types();
+    let keys: Vec<&str> = typed.iter().map(|(k, _)| *k).collect();
     let position: HashMap<&str, usize> =
         keys.iter().enumerate().map(|(i, k)| (*k, i + 1)).collect();
     let at = |key: &str| {
@@ -38,8 +39,8 @@ pub(crate) fn plan_args(plan: &Plan) -> Result<(Vec<&str>, Vec<Vec<u8>>), Error>
     let text = |s: &str| s.as_bytes().to_vec();
     let count = |n: usize| n.to_string().into_bytes();
     let mut argv = vec![count(keys.len())];
-    for key in &keys {
-        let t = match plan.key_type(key) {
+    for (key, key_type) in &typed {
+        let t = match key_type {
             KeyType::SortedSet => "z",
             _ => "s",
         };
