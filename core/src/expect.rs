@@ -258,11 +258,8 @@ mod tests {
         let key = ClientPublicKey::from_base64(KEY).unwrap();
         let built = Expectation::default()
             .with_user_id(user.clone())
-            .with_client_public_key(key.clone());
-        assert_eq!(
-            built,
-            Expectation::new(Some(user.clone()), Some(key.clone()))
-        );
+            .with_client_public_key(key);
+        assert_eq!(built, Expectation::new(Some(user.clone()), Some(key)));
         assert_eq!(
             built,
             Expectation::parse(Some("user-1"), Some(KEY)).unwrap()
