@@ -898,4 +898,40 @@ mod tests {
         }
         assert!(checked >= 150, "{checked}");
     }
+
+    #[test]
+    fn tagged_key_fixtures_are_the_core_key_space_s() {
+        use authsession_core::KeySpace;
+        let doc: serde_json::Value =
+            serde_json::from_str(include_str!("../test/tagged-keys.json")).unwrap();
+        let cases = doc["cases"].as_array().unwrap();
+        assert!(cases.len() >= 5);
+        for case in cases {
+            let text = |field: &str| case[field].as_str().unwrap();
+            let keys = KeySpace::with_base_and_layout(text("base"), Layout::Tagged).unwrap();
+            let user = UserId::parse(text("user_id")).unwrap();
+            let id = DeviceSessionId::parse(text("device_session_id")).unwrap();
+            assert_eq!(keys.record_key(&user, &id), text("session"));
+            assert_eq!(keys.user_sessions_key(&user), text("user_sessions"));
+            assert_eq!(
+                keys.user_active_sessions_key(&user),
+                text("user_active_sessions")
+            );
+            assert_eq!(keys.owner_key(&id).unwrap(), text("session_owner"));
+            // The key functions' one prefix each, as the JS tests pass them.
+            let [session, all, active] = keys.prefixes();
+            assert_eq!(
+                tagged_key(session, user.as_str(), Some(id.as_str())).unwrap(),
+                text("session")
+            );
+            assert_eq!(
+                tagged_key(all, user.as_str(), None).unwrap(),
+                text("user_sessions")
+            );
+            assert_eq!(
+                tagged_key(active, user.as_str(), None).unwrap(),
+                text("user_active_sessions")
+            );
+        }
+    }
 }
