@@ -233,17 +233,7 @@ impl Failure {
             message: message.into(),
         }
     }
-}
 
-// `Failure` itself implements neither trait, so this does not overlap
-// with `From<Failure> for Failure`.
-impl<E: Kind + fmt::Display> From<E> for Failure {
-    fn from(err: E) -> Self {
-        Self::of(err.kind(), &err)
-    }
-}
-
-impl Failure {
     /// The shared, non-generic half of `from` (one copy in the module).
     #[inline(never)]
     fn of(kind: &'static str, err: &dyn fmt::Display) -> Self {
@@ -251,6 +241,14 @@ impl Failure {
             kind,
             message: err.to_string(),
         }
+    }
+}
+
+// `Failure` itself implements neither trait, so this does not overlap
+// with `From<Failure> for Failure`.
+impl<E: Kind + fmt::Display> From<E> for Failure {
+    fn from(err: E) -> Self {
+        Self::of(err.kind(), &err)
     }
 }
 
