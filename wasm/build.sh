@@ -61,6 +61,15 @@ fi
 # release profile is shared with the driver, so it is not changed.)
 # AUTHSESSION_WASM_OPT_LEVEL=3 trades the 150 KB budget for speed (see the
 # WASM section of BENCHMARKS.md).
+# Panic messages embed source paths: strip the build machine's registry and
+# checkout directories from them, so the module neither leaks them nor
+# changes size with where CARGO_HOME or the checkout happen to be.
+cargo_home="${CARGO_HOME:-$HOME/.cargo}"
+rustflags="${RUSTFLAGS:-} --remap-path-prefix=$root/="
+for registry in "$cargo_home"/registry/src/*/; do
+  [ -d "$registry" ] && rustflags="$rustflags --remap-path-prefix=$registry="
+done
+RUSTFLAGS="$rustflags" \
 CARGO_PROFILE_RELEASE_OPT_LEVEL="${AUTHSESSION_WASM_OPT_LEVEL:-s}" \
 CARGO_PROFILE_RELEASE_LTO=fat \
 CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 \
@@ -89,7 +98,16 @@ for target in nodejs web; do
   # Each directory declares its module system, so Node resolves either one
   # correctly whatever the enclosing package says.
   printf '{ "type": "%s" }\n' "$type" >"$out/package.json"
-  "$wasm_opt" -Oz "${features[@]}" "$out/authsession_wasm_bg.wasm" -o "$out/authsession_wasm_bg.wasm.opt"
+  # --converge: repeat -Oz while it still shrinks the module.
+  # --low-memory-unused (folds constant address offsets, ~1 KB): rustc
+  # links wasm32 with the stack first, [0, 1 MiB) growing down and data
+  # above it, so the low 1 KiB is only reached by a stack already about
+  # to overflow (serde_json bounds the decoder's recursion far from it).
+  # The producers and target-features sections are for toolchains, not
+  # for the runtimes that load the module.
+  "$wasm_opt" -Oz --converge --low-memory-unused --strip-producers --strip-target-features \
+    "${features[@]}" \
+    "$out/authsession_wasm_bg.wasm" -o "$out/authsession_wasm_bg.wasm.opt"
   mv "$out/authsession_wasm_bg.wasm.opt" "$out/authsession_wasm_bg.wasm"
   node "$here/scripts/check-imports.mjs" "$out/authsession_wasm_bg.wasm"
 done

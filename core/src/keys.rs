@@ -383,6 +383,36 @@ pub fn prefixed_key(prefix: &str, component: &str) -> Result<String, ValidationE
     Ok(join(prefix, component))
 }
 
+/// One key of the tagged layout from a single prefix:
+/// `prefix + "{" + base64url_nopad(tag) + "}"`, followed by
+/// `base64url_nopad(component)` when there is one. `tag` is a validated
+/// user id for a user's record (`component`: its device session id) and
+/// indexes, or a device session id for its owner key (no component). For
+/// callers that hold one prefix rather than a [`KeySpace`] (the WASM key
+/// helpers); the same rules as [`KeySpace::with_prefixes`] in the tagged
+/// layout: not empty or blank, no `{` or `}`.
+pub fn tagged_key(
+    prefix: &str,
+    tag: &str,
+    component: Option<&str>,
+) -> Result<String, ValidationError> {
+    if prefix.trim().is_empty() {
+        return Err(ValidationError::InvalidKeyPrefix {
+            reason: "prefixes must not be empty",
+        });
+    }
+    if prefix.contains(['{', '}']) {
+        return Err(ValidationError::InvalidKeyPrefix {
+            reason: "prefixes of the tagged layout must not contain `{` or `}`",
+        });
+    }
+    let mut key = tagged(prefix, tag);
+    if let Some(component) = component {
+        encode_into(component, &mut key);
+    }
+    Ok(key)
+}
+
 fn join(prefix: &str, component: &str) -> String {
     let mut key = String::with_capacity(prefix.len() + component.len().div_ceil(3) * 4);
     key.push_str(prefix);
@@ -511,6 +541,46 @@ mod tests {
         for blank in ["", " ", "\t"] {
             assert_eq!(
                 prefixed_key(blank, "dev-1").unwrap_err().kind(),
+                "invalid_key_prefix"
+            );
+        }
+    }
+
+    #[test]
+    fn tagged_key_matches_the_tagged_key_space() {
+        let keys = KeySpace::with_base_and_layout(DEFAULT_KEY_BASE, Layout::Tagged).unwrap();
+        let id = DeviceSessionId::parse("dev-1").unwrap();
+        let user = UserId::parse("user-1").unwrap();
+        let [session, all, active] = keys.prefixes();
+        let tagged = |prefix, tag, component| tagged_key(prefix, tag, component).unwrap();
+        assert_eq!(
+            tagged(session, user.as_str(), Some(id.as_str())),
+            keys.record_key(&user, &id)
+        );
+        assert_eq!(
+            keys.record_key(&user, &id),
+            "authsession:session:{dXNlci0x}ZGV2LTE"
+        );
+        assert_eq!(
+            tagged(all, user.as_str(), None),
+            keys.user_sessions_key(&user)
+        );
+        assert_eq!(
+            tagged(active, user.as_str(), None),
+            keys.user_active_sessions_key(&user)
+        );
+        assert_eq!(
+            tagged(keys.revoked_prefix(), user.as_str(), None),
+            keys.user_revoked_sessions_key(&user)
+        );
+        assert_eq!(
+            Some(tagged("authsession:session_owner:", id.as_str(), None)),
+            keys.owner_key(&id)
+        );
+        assert_eq!(tagged("p:", "\u{e9}", Some("\u{e9}")), "p:{w6k}w6k");
+        for bad in ["", " ", "a{b:", "a}:"] {
+            assert_eq!(
+                tagged_key(bad, "user-1", None).unwrap_err().kind(),
                 "invalid_key_prefix"
             );
         }

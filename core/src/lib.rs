@@ -17,6 +17,8 @@
 //!   Go reference adapter and a strict decoder;
 //! - the key space and index scores ([`KeySpace`], [`IndexScore`]);
 //! - ordering ([`newest_first`]);
+//! - what a holder of a record requires of it before trusting it
+//!   ([`Expectation`]: active, this user's, this key);
 //! - the operations ([`op`]): sans-IO state machines that say what to read
 //!   and which [`Plan`] to apply, own the whole sequence (including
 //!   confirmation and retry decisions) and are run by one reference loop
@@ -42,6 +44,7 @@
 pub mod audit;
 pub mod codec;
 mod error;
+mod expect;
 mod ids;
 mod keys;
 pub mod model;
@@ -56,10 +59,11 @@ mod arbitrary_impls;
 
 pub use codec::{decode, encode, DecodeError};
 pub use error::{Field, ValidationError};
+pub use expect::{Expectation, ExpectationError};
 pub use ids::{
     ClientPublicKey, DeviceSessionId, RevokeActorId, RevokeActorType, RevokeReasonCode, UserId,
 };
-pub use keys::{prefixed_key, IndexScore, KeySpace, Layout, DEFAULT_KEY_BASE};
+pub use keys::{prefixed_key, tagged_key, IndexScore, KeySpace, Layout, DEFAULT_KEY_BASE};
 pub use op::{Kind, TransitionError};
 pub use order::{newest_first, sort_newest_first};
 pub use plan::Plan;

@@ -235,7 +235,7 @@ impl Error {
                 && source.to_string().contains("AuthenticationFailed"));
         if auth {
             Self::new(Repr::Auth { source })
-        } else if source.code() == Some("NOPERM") {
+        } else if source.code() == Some("NOPERM") || refused_in_script(&source) {
             Self::new(Repr::Permission { op, source })
         } else {
             Self::new(Repr::Redis { op, source })
@@ -252,6 +252,16 @@ impl Error {
     fn new(repr: Repr) -> Self {
         Self(Box::new(repr))
     }
+}
+
+/// Redis 7.0 reports an ACL refusal of a call inside a script as a plain
+/// error, `ERR The user executing the script can't run this command …` (or
+/// `… access at least one of the keys …`); later versions say `NOPERM`.
+fn refused_in_script(source: &redis::RedisError) -> bool {
+    source.code() == Some("ERR")
+        && source
+            .detail()
+            .is_some_and(|d| d.starts_with("The user executing the script can't"))
 }
 
 impl From<TransitionError> for Error {

@@ -4,34 +4,40 @@
 //! turns JS values into the core's validated types, calls the core, and
 //! turns the results back into plain camelCase JS objects. Every failure
 //! leaves through one adapter ([`Failure`]) as a JS `Error` whose `kind`
-//! property is the core's stable kind, or one of the four kinds this layer
-//! adds: `not_active`, `user_mismatch`, `key_mismatch` (the checks of
-//! `requireActiveSession`) and `invalid_argument` (a JS value of the wrong
-//! type or shape).
+//! property is the core's stable kind, read through the core's one
+//! vocabulary ([`authsession_core::Kind`]: decoding, validation, and
+//! `requireActiveSession`'s checks, [`authsession_core::Expectation`]), or
+//! the one kind this layer adds: `invalid_argument` (a JS value of the
+//! wrong type or shape).
 //!
 //! JS objects cross as JSON text (`JSON.stringify`/`JSON.parse` on the JS
 //! side, serde_json — already in the core — on this side), which keeps the
-//! module small and fast. The pure halves ([`SessionParts`], [`Expectation`])
-//! hold no `JsValue`, so they are unit-tested natively; the JS halves are
-//! tested under Node by `wasm-bindgen-test` and the `node --test` suites.
+//! module small and fast. The pure halves ([`SessionParts`],
+//! [`ExpectationInput`]) hold no `JsValue`, so they are unit-tested
+//! natively; the JS halves are tested under Node by `wasm-bindgen-test` and
+//! the `node --test` suites.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 use std::borrow::Cow;
 use std::cell::RefCell;
+use std::fmt;
 
 use authsession_core::{
-    codec, prefixed_key, ClientPublicKey, DecodeError, DeviceSessionId, Field, Revocation,
-    RevokeActorId, RevokeActorType, RevokeReasonCode, Session, Status, Timestamp, UserId,
-    ValidationError,
+    codec, prefixed_key, tagged_key, ClientPublicKey, DecodeError, DeviceSessionId, Expectation,
+    Field, Kind, Layout, Revocation, RevokeActorId, RevokeActorType, RevokeReasonCode, Session,
+    Status, Timestamp, UserId,
 };
 use js_sys::{JsString, Reflect, Uint8Array};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-#[wasm_bindgen(typescript_custom_section)]
-const TYPES: &'static str = r#"
+/// The TypeScript declarations of the shapes and kinds (the functions'
+/// own signatures are generated). Read by the custom section below, which
+/// only a wasm build emits, and by the unit tests.
+#[cfg_attr(not(test), allow(dead_code))]
+const TYPES: &str = r#"
 /** How a session's revocation is described (present exactly when `status` is `"revoked"`). */
 export interface Revocation {
   /** Canonical RFC3339Nano UTC timestamp, e.g. `2026-11-27T10:00:00.5Z`. */
@@ -82,6 +88,9 @@ export interface AuthsessionError extends Error {
 }
 "#;
 
+#[wasm_bindgen(typescript_custom_section)]
+const TS_TYPES: &'static str = TYPES;
+
 // ------------------------------------------------------------ the exports
 
 #[wasm_bindgen]
@@ -112,34 +121,76 @@ pub fn encode_session_record(
     Ok(codec::encode(&session))
 }
 
-/// `prefix + base64url(id)`: the key of the record of `id`.
+/// `prefix + base64url(id)`: the key of the record of `id` (reference
+/// layout).
 #[wasm_bindgen(js_name = sessionKey)]
 pub fn session_key(
-    #[wasm_bindgen(unchecked_param_type = "string")] prefix: JsValue,
-    #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "string")] prefix: &JsValue,
+    #[wasm_bindgen(unchecked_param_type = "string")] id: &JsValue,
 ) -> Result<String, JsValue> {
-    let id = DeviceSessionId::parse(text(&id, "id")?).map_err(Failure::from)?;
-    Ok(key(&prefix, id.as_str())?)
+    derive_key(prefix, Layout::Reference, Part::Id(id), None)
 }
 
-/// `prefix + base64url(user)`: the key of the index of all sessions of `user`.
+/// `prefix + base64url(user)`: the key of the index of all sessions of
+/// `user` (reference layout).
 #[wasm_bindgen(js_name = userSessionsKey)]
 pub fn user_sessions_key(
-    #[wasm_bindgen(unchecked_param_type = "string")] prefix: JsValue,
-    #[wasm_bindgen(unchecked_param_type = "string")] user: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "string")] prefix: &JsValue,
+    #[wasm_bindgen(unchecked_param_type = "string")] user: &JsValue,
 ) -> Result<String, JsValue> {
-    let user = UserId::parse(text(&user, "user")?).map_err(Failure::from)?;
-    Ok(key(&prefix, user.as_str())?)
+    derive_key(prefix, Layout::Reference, Part::User(user), None)
 }
 
-/// `prefix + base64url(user)`: the key of the index of active sessions of `user`.
+/// `prefix + base64url(user)`: the key of the index of active sessions of
+/// `user` (reference layout).
 #[wasm_bindgen(js_name = userActiveSessionsKey)]
 pub fn user_active_sessions_key(
-    #[wasm_bindgen(unchecked_param_type = "string")] prefix: JsValue,
-    #[wasm_bindgen(unchecked_param_type = "string")] user: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "string")] prefix: &JsValue,
+    #[wasm_bindgen(unchecked_param_type = "string")] user: &JsValue,
 ) -> Result<String, JsValue> {
-    let user = UserId::parse(text(&user, "user")?).map_err(Failure::from)?;
-    Ok(key(&prefix, user.as_str())?)
+    derive_key(prefix, Layout::Reference, Part::User(user), None)
+}
+
+/// `prefix + "{" + base64url(userId) + "}" + base64url(id)`: the key of the
+/// record of `id`, a session of `userId`, in the tagged layout (a Redis
+/// Cluster deployment's: every key of a user carries the user's hash tag).
+#[wasm_bindgen(js_name = taggedSessionKey)]
+pub fn tagged_session_key(
+    #[wasm_bindgen(unchecked_param_type = "string")] prefix: &JsValue,
+    #[wasm_bindgen(unchecked_param_type = "string", js_name = userId)] user: &JsValue,
+    #[wasm_bindgen(unchecked_param_type = "string")] id: &JsValue,
+) -> Result<String, JsValue> {
+    derive_key(prefix, Layout::Tagged, Part::User(user), Some(id))
+}
+
+/// `prefix + "{" + base64url(userId) + "}"`: the key of the index of all
+/// sessions of `userId` in the tagged layout.
+#[wasm_bindgen(js_name = taggedUserSessionsKey)]
+pub fn tagged_user_sessions_key(
+    #[wasm_bindgen(unchecked_param_type = "string")] prefix: &JsValue,
+    #[wasm_bindgen(unchecked_param_type = "string", js_name = userId)] user: &JsValue,
+) -> Result<String, JsValue> {
+    derive_key(prefix, Layout::Tagged, Part::User(user), None)
+}
+
+/// `prefix + "{" + base64url(userId) + "}"`: the key of the index of active
+/// sessions of `userId` in the tagged layout.
+#[wasm_bindgen(js_name = taggedUserActiveSessionsKey)]
+pub fn tagged_user_active_sessions_key(
+    #[wasm_bindgen(unchecked_param_type = "string")] prefix: &JsValue,
+    #[wasm_bindgen(unchecked_param_type = "string", js_name = userId)] user: &JsValue,
+) -> Result<String, JsValue> {
+    derive_key(prefix, Layout::Tagged, Part::User(user), None)
+}
+
+/// `prefix + "{" + base64url(id) + "}"`: the owner key of `id` in the
+/// tagged layout (it holds the user id; it lives in the id's own slot).
+#[wasm_bindgen(js_name = sessionOwnerKey)]
+pub fn session_owner_key(
+    #[wasm_bindgen(unchecked_param_type = "string")] prefix: &JsValue,
+    #[wasm_bindgen(unchecked_param_type = "string")] id: &JsValue,
+) -> Result<String, JsValue> {
+    derive_key(prefix, Layout::Tagged, Part::Id(id), None)
 }
 
 /// Decodes like `decodeSessionRecord`, then returns the session only if it
@@ -156,14 +207,16 @@ pub fn require_active_session(
         None => Expectation::default(),
     };
     let session = decode(&id, &payload)?;
-    expectation.check(&session)?;
+    expectation.check(&session).map_err(Failure::from)?;
     Ok(to_js(&session)?)
 }
 
 // ------------------------------------------------------ the error adapter
 
 /// The one way errors leave this crate: a JS `Error` named
-/// `AuthsessionError` with a stable `kind` property.
+/// `AuthsessionError` with a stable `kind` property. Kinds come from the
+/// core's [`Kind`] vocabulary, whatever the error type; the one kind of
+/// this layer's own is `invalid_argument`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Failure {
     kind: &'static str,
@@ -171,27 +224,31 @@ struct Failure {
 }
 
 impl Failure {
-    fn new(kind: &'static str, message: impl Into<String>) -> Self {
+    /// The kind of a JS value of the wrong type or shape.
+    const INVALID_ARGUMENT: &'static str = "invalid_argument";
+
+    fn invalid_argument(message: impl Into<String>) -> Self {
         Self {
-            kind,
+            kind: Self::INVALID_ARGUMENT,
             message: message.into(),
         }
     }
 
-    fn invalid_argument(message: impl Into<String>) -> Self {
-        Self::new("invalid_argument", message)
+    /// The shared, non-generic half of `from` (one copy in the module).
+    #[inline(never)]
+    fn of(kind: &'static str, err: &dyn fmt::Display) -> Self {
+        Self {
+            kind,
+            message: err.to_string(),
+        }
     }
 }
 
-impl From<DecodeError> for Failure {
-    fn from(err: DecodeError) -> Self {
-        Self::new(err.kind(), err.to_string())
-    }
-}
-
-impl From<ValidationError> for Failure {
-    fn from(err: ValidationError) -> Self {
-        Self::new(err.kind(), err.to_string())
+// `Failure` itself implements neither trait, so this does not overlap
+// with `From<Failure> for Failure`.
+impl<E: Kind + fmt::Display> From<E> for Failure {
+    fn from(err: E) -> Self {
+        Self::of(err.kind(), &err)
     }
 }
 
@@ -209,6 +266,7 @@ impl From<Failure> for JsValue {
 
 /// A JS argument that must be a string. Unpaired UTF-16 surrogates have no
 /// UTF-8 form; rather than let them become U+FFFD silently, refuse them.
+#[inline(never)]
 fn text(value: &JsValue, what: &str) -> Result<String, Failure> {
     match value.as_string() {
         Some(text) if !has_unpaired_surrogates(value, &text) => Ok(text),
@@ -222,18 +280,20 @@ fn text(value: &JsValue, what: &str) -> Result<String, Failure> {
 }
 
 /// `as_string` replaced any unpaired surrogate with U+FFFD, so only then is
-/// the (per code unit, slower) check of the original needed. Records are
-/// mostly ASCII, and `is_ascii` is far cheaper than a substring search.
+/// the check of the original needed. Records are mostly ASCII, and
+/// `is_ascii` is far cheaper than a substring search. The check itself is
+/// the engine's `String.prototype.isWellFormed` (Node 20, workerd): one
+/// call instead of one per code unit.
 fn has_unpaired_surrogates(value: &JsValue, converted: &str) -> bool {
     !converted.is_ascii()
         && converted.contains('\u{FFFD}')
         && value
             .dyn_ref::<JsString>()
-            .is_some_and(|s| !s.is_valid_utf16())
+            .is_some_and(|s| !s.is_well_formed())
 }
 
 fn decode(id: &JsValue, payload: &JsValue) -> Result<Session, Failure> {
-    let id = DeviceSessionId::parse(text(id, "id")?)?;
+    let id = device_session_id(id)?;
     if let Some(text) = payload.dyn_ref::<JsString>() {
         return PAYLOAD.with(|scratch| {
             match scratch
@@ -279,10 +339,12 @@ fn utf8_string(text: &JsString) -> String {
 fn decode_text(id: &DeviceSessionId, original: &JsString, utf8: &str) -> Result<Session, Failure> {
     // Lone surrogates are what invalid UTF-8 is to bytes: not JSON text.
     if has_unpaired_surrogates(original, utf8) {
-        return Err(Failure::new(
-            "malformed_json",
-            "payload contains unpaired UTF-16 surrogates",
-        ));
+        return Err(DecodeError::MalformedJson {
+            line: 0,
+            column: 0,
+            message: "payload contains unpaired UTF-16 surrogates".to_owned(),
+        }
+        .into());
     }
     Ok(codec::decode(id, utf8.as_bytes())?)
 }
@@ -374,8 +436,56 @@ impl Scratch {
     }
 }
 
-fn key(prefix: &JsValue, component: &str) -> Result<String, Failure> {
-    Ok(prefixed_key(&text(prefix, "prefix")?, component)?)
+/// The first component of a key: what its text must be.
+#[derive(Clone, Copy)]
+enum Part<'a> {
+    /// A device session id (argument `id`).
+    Id(&'a JsValue),
+    /// A user id (argument `user` / `userId`).
+    User(&'a JsValue),
+}
+
+/// The one body of every key function (seven exports share it, and take
+/// their arguments by reference, which keeps the module small): the
+/// components validated by the core first, then the prefix, then the core's
+/// key derivation of `layout` — `prefix + b64url(first)`, or
+/// `prefix + {b64url(first)}` followed by `b64url(id)` when given.
+#[inline(never)]
+fn derive_key(
+    prefix: &JsValue,
+    layout: Layout,
+    first: Part<'_>,
+    id: Option<&JsValue>,
+) -> Result<String, JsValue> {
+    Ok(key_text(prefix, layout, first, id)?)
+}
+
+fn key_text(
+    prefix: &JsValue,
+    layout: Layout,
+    first: Part<'_>,
+    id: Option<&JsValue>,
+) -> Result<String, Failure> {
+    let first = match first {
+        Part::Id(id) => device_session_id(id)?.into_string(),
+        Part::User(user) => UserId::parse(text(user, "user")?)?.into_string(),
+    };
+    let id = match id {
+        Some(id) => Some(device_session_id(id)?),
+        None => None,
+    };
+    let prefix = text(prefix, "prefix")?;
+    Ok(match layout {
+        Layout::Tagged => tagged_key(&prefix, &first, id.as_ref().map(DeviceSessionId::as_str))?,
+        _ => prefixed_key(&prefix, &first)?,
+    })
+}
+
+/// A device session id argument, validated by the core (one copy: every
+/// function taking an id shares it).
+#[inline(never)]
+fn device_session_id(value: &JsValue) -> Result<DeviceSessionId, Failure> {
+    Ok(DeviceSessionId::parse(text(value, "id")?)?)
 }
 
 /// A plain JS object argument, read through its JSON text: the conversion
@@ -461,8 +571,12 @@ impl ExpectationInput {
         from_js_object(value, "expect")
     }
 
+    /// Through the core's validating constructors.
     fn parse(self) -> Result<Expectation, Failure> {
-        Expectation::parse(self.user_id, self.client_public_key)
+        Ok(Expectation::parse(
+            self.user_id.as_deref(),
+            self.client_public_key.as_deref(),
+        )?)
     }
 }
 
@@ -535,61 +649,6 @@ impl SessionParts<'_> {
             timestamp(&self.created_at, Field::CreatedAt)?,
             revocation,
         )?)
-    }
-}
-
-/// What `requireActiveSession` was told to expect, parsed.
-#[derive(Debug, Default)]
-struct Expectation {
-    user_id: Option<UserId>,
-    client_public_key: Option<ClientPublicKey>,
-}
-
-impl Expectation {
-    fn parse(user_id: Option<String>, client_public_key: Option<String>) -> Result<Self, Failure> {
-        Ok(Self {
-            user_id: user_id.map(UserId::parse).transpose()?,
-            client_public_key: client_public_key
-                .as_deref()
-                .map(ClientPublicKey::from_base64)
-                .transpose()?,
-        })
-    }
-
-    fn check(&self, session: &Session) -> Result<(), Failure> {
-        if !session.is_active() {
-            return Err(Failure::new(
-                "not_active",
-                format!(
-                    "session {:?} is {}",
-                    session.id().as_str(),
-                    session.status()
-                ),
-            ));
-        }
-        if let Some(user) = &self.user_id {
-            if user != session.user_id() {
-                return Err(Failure::new(
-                    "user_mismatch",
-                    format!(
-                        "session {:?} belongs to another user",
-                        session.id().as_str()
-                    ),
-                ));
-            }
-        }
-        if let Some(key) = &self.client_public_key {
-            if key != session.client_public_key() {
-                return Err(Failure::new(
-                    "key_mismatch",
-                    format!(
-                        "session {:?} is bound to another client public key",
-                        session.id().as_str()
-                    ),
-                ));
-            }
-        }
-        Ok(())
     }
 }
 
@@ -727,20 +786,23 @@ mod tests {
     }
 
     #[test]
-    fn expectations() {
+    fn expectations_go_through_the_core() {
         let mut p = parts();
         p.status = "active".into();
         p.revocation = None;
         let active = p.into_session().unwrap();
         let revoked = parts().into_session().unwrap();
         let check = |user: Option<&str>, key: Option<&str>, session: &Session| {
-            Expectation::parse(user.map(str::to_owned), key.map(str::to_owned))
-                .and_then(|e| e.check(session))
-                .map_err(|f| f.kind)
+            ExpectationInput {
+                user_id: user.map(str::to_owned),
+                client_public_key: key.map(str::to_owned),
+            }
+            .parse()
+            .and_then(|e| e.check(session).map_err(Failure::from))
+            .map_err(|f| f.kind)
         };
         assert_eq!(check(None, None, &active), Ok(()));
         assert_eq!(check(Some("user-1"), Some(KEY), &active), Ok(()));
-        assert_eq!(check(None, None, &revoked), Err("not_active"));
         assert_eq!(check(Some("user-1"), None, &revoked), Err("not_active"));
         assert_eq!(
             check(Some("user-2"), Some(KEY), &active),
@@ -756,5 +818,118 @@ mod tests {
             check(None, Some("AAAA"), &active),
             Err("invalid_public_key")
         );
+    }
+
+    /// The kinds `ErrorKind` declares, from the TypeScript section.
+    fn declared_kinds() -> Vec<&'static str> {
+        let union = TYPES
+            .split_once("export type ErrorKind =")
+            .and_then(|(_, rest)| rest.split_once(';'))
+            .map(|(union, _)| union)
+            .unwrap();
+        union
+            .split('|')
+            .map(|k| k.trim().trim_matches('"'))
+            .filter(|k| !k.is_empty())
+            .collect()
+    }
+
+    #[test]
+    fn error_kind_declares_every_kind_thrown_exactly_once() {
+        use authsession_core::{ExpectationError, ValidationError};
+        let declared = declared_kinds();
+        let mut unique = declared.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), declared.len(), "{declared:?}");
+        let id = || "dev-1".to_owned();
+        let thrown: Vec<Failure> = vec![
+            ExpectationError::NotActive {
+                id: id(),
+                status: Status::Revoked,
+            }
+            .into(),
+            ExpectationError::UserMismatch { id: id() }.into(),
+            ExpectationError::KeyMismatch { id: id() }.into(),
+            ValidationError::InvalidKeyPrefix { reason: "x" }.into(),
+            ValidationError::Empty {
+                field: Field::UserId,
+            }
+            .into(),
+            DecodeError::MalformedJson {
+                line: 0,
+                column: 0,
+                message: String::new(),
+            }
+            .into(),
+            DecodeError::IdMismatch {
+                expected: id(),
+                actual: id(),
+            }
+            .into(),
+            Failure::invalid_argument("x"),
+        ];
+        for failure in thrown {
+            assert!(declared.contains(&failure.kind), "{failure:?}");
+        }
+        // Every record the core refuses is refused with a declared kind.
+        let invalid: serde_json::Value =
+            serde_json::from_str(include_str!("../../core/tests/data/invalid.json")).unwrap();
+        let mut checked = 0;
+        for case in invalid["cases"].as_array().unwrap() {
+            // Those without a text form are covered by the Node suites.
+            let (Some(id), Some(payload)) =
+                (case["device_session_id"].as_str(), case["payload"].as_str())
+            else {
+                continue;
+            };
+            let failure = DeviceSessionId::parse(id)
+                .map_err(Failure::from)
+                .and_then(|id| codec::decode(&id, payload.as_bytes()).map_err(Failure::from))
+                .unwrap_err();
+            assert!(
+                declared.contains(&failure.kind),
+                "{}: {failure:?}",
+                case["name"]
+            );
+            checked += 1;
+        }
+        assert!(checked >= 150, "{checked}");
+    }
+
+    #[test]
+    fn tagged_key_fixtures_are_the_core_key_space_s() {
+        use authsession_core::KeySpace;
+        let doc: serde_json::Value =
+            serde_json::from_str(include_str!("../test/tagged-keys.json")).unwrap();
+        let cases = doc["cases"].as_array().unwrap();
+        assert!(cases.len() >= 5);
+        for case in cases {
+            let text = |field: &str| case[field].as_str().unwrap();
+            let keys = KeySpace::with_base_and_layout(text("base"), Layout::Tagged).unwrap();
+            let user = UserId::parse(text("user_id")).unwrap();
+            let id = DeviceSessionId::parse(text("device_session_id")).unwrap();
+            assert_eq!(keys.record_key(&user, &id), text("session"));
+            assert_eq!(keys.user_sessions_key(&user), text("user_sessions"));
+            assert_eq!(
+                keys.user_active_sessions_key(&user),
+                text("user_active_sessions")
+            );
+            assert_eq!(keys.owner_key(&id).unwrap(), text("session_owner"));
+            // The key functions' one prefix each, as the JS tests pass them.
+            let [session, all, active] = keys.prefixes();
+            assert_eq!(
+                tagged_key(session, user.as_str(), Some(id.as_str())).unwrap(),
+                text("session")
+            );
+            assert_eq!(
+                tagged_key(all, user.as_str(), None).unwrap(),
+                text("user_sessions")
+            );
+            assert_eq!(
+                tagged_key(active, user.as_str(), None).unwrap(),
+                text("user_active_sessions")
+            );
+        }
     }
 }

@@ -90,6 +90,7 @@ test("workerd accepts a valid active session and answers its session and key", a
   assert.equal(verdict.session.status, "active");
   assert.equal(verdict.session.revocation, null);
   assert.equal(verdict.key, `authsession:session:${active.session_key_component}`);
+  assert.equal(verdict.taggedKey, `authsession:session:{${active.user_key_component}}${active.session_key_component}`);
 });
 
 test("workerd accepts every active vector (non-ASCII ids included)", async () => {
@@ -97,6 +98,7 @@ test("workerd accepts every active vector (non-ASCII ids included)", async () =>
     const { status, verdict } = await validate({ id: v.device_session_id, payload: v.payload });
     assert.equal(status, 200, v.name);
     assert.equal(verdict.session.createdAt, v.session.created_at, v.name);
+    assert.equal(verdict.taggedKey, `authsession:session:{${v.user_key_component}}${v.session_key_component}`, v.name);
   }
 });
 

@@ -5,9 +5,11 @@
 #![cfg(target_arch = "wasm32")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+use authsession_core::{DeviceSessionId, KeySpace, Layout, UserId};
 use authsession_wasm::{
     decode_session_record, encode_session_record, require_active_session, session_key,
-    user_active_sessions_key, user_sessions_key,
+    session_owner_key, tagged_session_key, tagged_user_active_sessions_key,
+    tagged_user_sessions_key, user_active_sessions_key, user_sessions_key,
 };
 use js_sys::{Reflect, Uint8Array, JSON};
 use serde_json::Value;
@@ -146,23 +148,23 @@ fn require_active_session_checks_status_user_and_key() {
 #[wasm_bindgen_test]
 fn keys_and_wrong_argument_types() {
     assert_eq!(
-        session_key("authsession:session:".into(), "dev-1".into()).unwrap(),
+        session_key(&"authsession:session:".into(), &"dev-1".into()).unwrap(),
         "authsession:session:ZGV2LTE"
     );
     assert_eq!(
-        user_sessions_key("u:".into(), "user-1".into()).unwrap(),
+        user_sessions_key(&"u:".into(), &"user-1".into()).unwrap(),
         "u:dXNlci0x"
     );
     assert_eq!(
-        user_active_sessions_key("a:".into(), "user-1".into()).unwrap(),
+        user_active_sessions_key(&"a:".into(), &"user-1".into()).unwrap(),
         "a:dXNlci0x"
     );
     assert_eq!(
-        kind_of(session_key("".into(), "dev-1".into()).unwrap_err()),
+        kind_of(session_key(&"".into(), &"dev-1".into()).unwrap_err()),
         "invalid_key_prefix"
     );
     assert_eq!(
-        kind_of(session_key("p:".into(), JsValue::from_f64(1.0)).unwrap_err()),
+        kind_of(session_key(&"p:".into(), &JsValue::from_f64(1.0)).unwrap_err()),
         "invalid_argument"
     );
     assert_eq!(
@@ -172,5 +174,41 @@ fn keys_and_wrong_argument_types() {
     assert_eq!(
         kind_of(encode_session_record(JsValue::from_str("{}")).unwrap_err()),
         "invalid_argument"
+    );
+}
+
+#[wasm_bindgen_test]
+fn tagged_keys_are_the_core_key_space_s() {
+    let keys = KeySpace::with_base_and_layout("authsession:", Layout::Tagged).unwrap();
+    let (user, id) = ("user-1", "dev-1");
+    let (u, i) = (
+        UserId::parse(user).unwrap(),
+        DeviceSessionId::parse(id).unwrap(),
+    );
+    let [session, all, active] = keys.prefixes();
+    let js = |s: &str| JsValue::from_str(s);
+    assert_eq!(
+        tagged_session_key(&js(session), &js(user), &js(id)).unwrap(),
+        keys.record_key(&u, &i)
+    );
+    assert_eq!(
+        tagged_user_sessions_key(&js(all), &js(user)).unwrap(),
+        keys.user_sessions_key(&u)
+    );
+    assert_eq!(
+        tagged_user_active_sessions_key(&js(active), &js(user)).unwrap(),
+        keys.user_active_sessions_key(&u)
+    );
+    assert_eq!(
+        Some(session_owner_key(&js("authsession:session_owner:"), &js(id)).unwrap()),
+        keys.owner_key(&i)
+    );
+    assert_eq!(
+        kind_of(tagged_user_sessions_key(&js("a{b}:"), &js(user)).unwrap_err()),
+        "invalid_key_prefix"
+    );
+    assert_eq!(
+        kind_of(tagged_session_key(&js(session), &js(user), &js("")).unwrap_err()),
+        "invalid_id"
     );
 }

@@ -1,9 +1,10 @@
 // A Worker (ES module) that validates a stored session record at the edge:
 //   POST /validate  {"id": "...", "payload": "<record text>", "expect": {"userId"?, "clientPublicKey"?}}
-// answers 200 {"valid": true, "session": {...}, "key": "<its Redis key>"} for a
-// valid, active, matching session, and otherwise 403 {"valid": false, "kind", "error"}
-// (400 for a malformed request). It imports the web package built by build.sh.
-import { initSync, requireActiveSession, sessionKey } from "./authsession_wasm.js";
+// answers 200 {"valid": true, "session": {...}, "key": "<its Redis key>",
+// "taggedKey": "<its key in the tagged layout>"} for a valid, active, matching
+// session, and otherwise 403 {"valid": false, "kind", "error"} (400 for a
+// malformed request). It imports the web package built by build.sh.
+import { initSync, requireActiveSession, sessionKey, taggedSessionKey } from "./authsession_wasm.js";
 // workerd hands a `wasm` module over as a compiled WebAssembly.Module.
 import wasmModule from "./authsession_wasm_bg.wasm";
 
@@ -25,7 +26,11 @@ export default {
     const { id, payload, expect } = body ?? {};
     try {
       const session = requireActiveSession(id, payload, expect);
-      return Response.json({ valid: true, session, key: sessionKey(SESSION_PREFIX, id) });
+      // The reference layout's key depends on the id alone; the tagged
+      // layout's (a cluster's) on the user too, here the session's own.
+      const key = sessionKey(SESSION_PREFIX, id);
+      const taggedKey = taggedSessionKey(SESSION_PREFIX, session.userId, id);
+      return Response.json({ valid: true, session, key, taggedKey });
     } catch (err) {
       if (err?.name !== "AuthsessionError") throw err;
       const status = err.kind === "invalid_argument" ? 400 : 403;

@@ -6,6 +6,10 @@ import {
   encodeSessionRecord,
   requireActiveSession,
   sessionKey,
+  sessionOwnerKey,
+  taggedSessionKey,
+  taggedUserActiveSessionsKey,
+  taggedUserSessionsKey,
   userActiveSessionsKey,
   userSessionsKey,
   type AuthsessionError,
@@ -30,6 +34,12 @@ if (revocation !== null) {
 }
 const record: Uint8Array = encodeSessionRecord(fromText);
 const keys: string[] = [sessionKey("p:", id), userSessionsKey("p:", user), userActiveSessionsKey("p:", user)];
+const tagged: string[] = [
+  taggedSessionKey("p:", user, id),
+  taggedUserSessionsKey("p:", user),
+  taggedUserActiveSessionsKey("p:", user),
+  sessionOwnerKey("o:", id),
+];
 const expect: Expectation = { userId: user, clientPublicKey: key };
 const checked: Session = requireActiveSession(id, record, expect);
 requireActiveSession(id, "{}");
@@ -52,6 +62,10 @@ const mismatch: ErrorKind[] = ["user_mismatch", "key_mismatch", "invalid_argumen
 decodeSessionRecord("dev-1", 42);
 // @ts-expect-error ids are strings
 sessionKey("p:", 1);
+// @ts-expect-error a tagged record key needs the user and the id
+taggedSessionKey("p:", user);
+// @ts-expect-error user ids are strings
+taggedUserSessionsKey("p:", 7);
 // @ts-expect-error expectations are spelt userId / clientPublicKey
 requireActiveSession(id, "{}", { userID: user });
 // @ts-expect-error the fields are camelCase
@@ -67,4 +81,4 @@ const asString: string = encodeSessionRecord(fromText);
 // @ts-expect-error kinds are a closed set
 const unknownKind: ErrorKind = "nope";
 
-void [fromText, fromBytes, status, created, keys, checked, kindOf, notActive, mismatch, asNumber, other, asString, unknownKind];
+void [fromText, fromBytes, status, created, keys, tagged, checked, kindOf, notActive, mismatch, asNumber, other, asString, unknownKind];
