@@ -16,6 +16,7 @@
 pub mod cluster;
 pub mod conformance;
 pub mod fixtures;
+pub mod maintenance;
 pub mod monitor;
 pub mod raw;
 pub mod server;

@@ -7,13 +7,12 @@ use std::time::Duration;
 use crate::codec;
 use crate::ids::{DeviceSessionId, UserId};
 use crate::keys::KeySpace;
-use crate::op::check::{user_group, MAX_BATCH_READS};
-use crate::op::members::expire_plan;
+use crate::op::check::{chunked, user_group, MAX_BATCH_READS, MAX_PLAN_SESSIONS};
 use crate::op::walk::{IndexWalk, KeyScan, Window};
 use crate::op::{
     applied, out_of_sequence, replies, Input, Operation, Policy, Step, TransitionError,
 };
-use crate::plan::{Applied, KeyType, Read, Reply};
+use crate::plan::{Applied, KeyType, OnViolation, Plan, Precondition, Read, Reply, Write};
 use crate::session::Session;
 use crate::timestamp::Timestamp;
 
@@ -378,7 +377,10 @@ impl Sweep {
             limits,
             reads,
             advanced,
-            groups: groups.into_values().collect(),
+            groups: groups
+                .into_values()
+                .flat_map(|group| chunked(group, MAX_PLAN_SESSIONS))
+                .collect(),
             current: None,
             failed: 0,
             removed,
@@ -387,11 +389,7 @@ impl Sweep {
 
     fn apply_next(&mut self, mut settle: Settle) -> Result<Step<SweepReport>, TransitionError> {
         if let Some(group) = settle.groups.pop_front() {
-            let sessions: Vec<(Session, Vec<u8>)> = group
-                .iter()
-                .map(|(_, s, b)| (s.clone(), b.clone()))
-                .collect();
-            let plan = expire_plan(&self.keys, &sessions);
+            let plan = removal_plan(&self.keys, &group);
             settle.current = Some(group);
             self.state = State::Applying(settle);
             return Ok(Step::Apply(plan));
@@ -440,6 +438,43 @@ impl Sweep {
         }
         self.apply_next(settle)
     }
+}
+
+/// The plan removing `expired` (each a session read with its bytes): the
+/// records with their all-sessions and revoked-index entries, guarded by
+/// the records still being those bytes (a revoked record never changes,
+/// so only its removal or replacement by someone else fails the guard).
+/// The writes are grouped by key so the script removes each index's
+/// members in one command.
+fn removal_plan(keys: &KeySpace, expired: &[(usize, Session, Vec<u8>)]) -> Plan {
+    let mut guards = Vec::with_capacity(expired.len());
+    let mut deletes = Vec::with_capacity(expired.len());
+    let mut removals: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
+    for (_, session, bytes) in expired {
+        let user = session.user_id();
+        let record_key = keys.record_key(user, session.id());
+        guards.push(Precondition::ValueEquals {
+            key: record_key.clone(),
+            value: bytes.clone(),
+        });
+        deletes.push(Write::Delete { key: record_key });
+        let member = session.id().as_str().as_bytes();
+        for index in [
+            keys.user_sessions_key(user),
+            keys.user_revoked_sessions_key(user),
+        ] {
+            removals.entry(index).or_default().push(member.to_vec());
+        }
+    }
+    let writes = deletes
+        .into_iter()
+        .chain(removals.into_iter().flat_map(|(key, members)| {
+            members.into_iter().map(move |member| Write::IndexRemove {
+                key: key.clone(),
+                member,
+            })
+        }));
+    Plan::new(guards, writes.collect(), OnViolation::Retry)
 }
 
 impl Operation for Sweep {
