@@ -370,6 +370,15 @@ impl CheckReport {
         tidy(&mut self.problems, |p| p);
         tidy(&mut self.repaired, |p| p);
         tidy(&mut self.unrepaired, |u| &u.problem);
+        // Found twice (a key the scan returned twice), fixed the second
+        // time: it is repaired.
+        let repaired = self.repaired_set();
+        self.unrepaired
+            .retain(|u| !repaired.contains(&u.problem.sort_key()));
+    }
+
+    fn repaired_set(&self) -> std::collections::HashSet<(String, &'static str, String)> {
+        self.repaired.iter().map(Problem::sort_key).collect()
     }
 }
 
@@ -401,12 +410,13 @@ impl Serialize for ProblemJson<'_> {
 
 impl Serialize for CheckReport {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let repaired = self.repaired_set();
         let problems: Vec<ProblemJson<'_>> = self
             .problems
             .iter()
             .map(|problem| ProblemJson {
                 problem,
-                repaired: Some(self.repaired.contains(problem)),
+                repaired: Some(repaired.contains(&problem.sort_key())),
                 why: None,
             })
             .collect();
