@@ -23,9 +23,11 @@
 //! the stored state its writes were derived from (the record's bytes, or
 //! its absence) and applied atomically. A violated guard means the batch
 //! changed while it was examined: the batch is read again and judged
-//! afresh (at most four reads in all); what still cannot be
-//! applied is reported as unrepaired. So a repair may miss a concurrent
-//! change, but never writes on the strength of a stale read.
+//! afresh (at most four reads in all); what still cannot be applied is
+//! reported as unrepaired. A plan writes for at most 128 sessions (a
+//! batch with more to fix is applied as several plans). So a repair may
+//! miss a concurrent change, but never writes on the strength of a stale
+//! read.
 
 use std::collections::{BTreeMap, VecDeque};
 

@@ -97,7 +97,7 @@ enum State {
 /// Removes, batch by batch, every revoked session whose retention has
 /// passed at `now`, for every user — also users nobody touches any more,
 /// and sessions revoked by the Go adapter (which never appear in the
-/// revoked index): it walks every all-sessions index ([`IndexWalk`]
+/// revoked index): it walks every all-sessions index (in windows of ranks
 /// windows, small indexes several to a batch), skips the members in the
 /// active index, reads the others' records and removes the expired ones,
 /// each with its all-sessions and revoked-index entries, in one plan per
