@@ -137,12 +137,9 @@ pub(crate) async fn run<S: SessionStore + SessionAdmin>(
                 })
                 .await?;
             output::print(&report)?;
-            // A repair fixes index drift only; corrupt records stay.
-            let remaining = report
-                .problems
-                .iter()
-                .filter(|p| !(report.repaired && p.is_repairable()))
-                .count();
+            // Whatever was found and not fixed (corrupt records are never
+            // changed by a repair) makes the check fail.
+            let remaining = report.remaining();
             if remaining > 0 {
                 eprintln!(
                     "authsession: check: {remaining} problem(s) remain{} (kind: check_failed)",

@@ -220,7 +220,14 @@ fn check_of_an_empty_store_is_clean() {
     let report = run(&["--memory", "check"]).json();
     assert_eq!(
         report,
-        json!({"records": 0, "index_entries": 0, "problems": [], "repaired": false})
+        json!({
+            "records": 0,
+            "index_entries": 0,
+            "batches": 0,
+            "problems": [],
+            "repaired": 0,
+            "unrepaired": [],
+        })
     );
     assert_eq!(
         run(&["--memory", "check", "--repair"]).json()["problems"],

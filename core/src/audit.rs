@@ -1,25 +1,120 @@
-//! The consistency audit behind `authsession check`: strict-decode every
-//! record, compare both indexes of every user with the records, and plan
-//! the index repairs.
+//! What `authsession check` looks for and what it reports: the problem
+//! vocabulary shared by the bounded check walk ([`crate::op::Check`]), the
+//! driver and the CLI.
 //!
-//! Records are the source of truth; indexes are derived. The audit never
-//! plans a change to a record, only index entries: an undecodable record is
+//! Records are the source of truth; indexes (and, in the tagged layout,
+//! owner keys) are derived from them. A repair only ever writes derived
+//! data — index entries and missing owner keys — each write guarded by the
+//! stored bytes it was derived from; a record that does not decode is
 //! reported and left for a human.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 
-use crate::codec::{self, DecodeError};
-use crate::ids::DeviceSessionId;
-use crate::keys::{IndexScore, KeySpace};
-use crate::plan::{Member, OnViolation, Plan, Precondition, Write};
-use crate::session::Session;
+use serde::ser::{SerializeStruct as _, Serializer};
+use serde::Serialize;
 
-/// One inconsistency found by [`audit`].
+use crate::codec::DecodeError;
+use crate::op::TransitionError;
+use crate::plan::{KeyType, Member};
+
+/// What `check` does about what it finds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum CheckMode {
+    /// Report only; write nothing.
+    #[default]
+    Report,
+    /// Also repair derived data (index entries, missing owner keys), batch
+    /// by batch, and report what was fixed and what was not.
+    Repair,
+}
+
+/// Why an index member does not belong in its index. Each reason is the
+/// check's name for the corruption an operation reports when it meets
+/// such a member ([`StrayReason::kind`] is that error's kind).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum StrayReason {
+    /// The member names no record (`dangling_index_member`).
+    NoRecord,
+    /// The record belongs to another user (`foreign_index_member`).
+    OtherUser,
+    /// The active index names a revoked session (`inactive_index_member`).
+    Revoked,
+    /// The revoked index names a session that is not revoked
+    /// (`unrevoked_index_member`).
+    NotRevoked,
+    /// The member is not a valid device session id, or not UTF-8 at all
+    /// (`invalid_index_member`).
+    InvalidMember,
+    /// The member's record does not decode (`corrupt_record`): the entry
+    /// stays until a human deals with the record.
+    CorruptRecord,
+}
+
+impl StrayReason {
+    /// Stable machine-readable kind: the kind of the operation error for
+    /// the same corruption.
+    pub const fn kind(self) -> &'static str {
+        match self {
+            StrayReason::NoRecord => "dangling_index_member",
+            StrayReason::OtherUser => "foreign_index_member",
+            StrayReason::Revoked => "inactive_index_member",
+            StrayReason::NotRevoked => "unrevoked_index_member",
+            StrayReason::InvalidMember => "invalid_index_member",
+            StrayReason::CorruptRecord => "corrupt_record",
+        }
+    }
+
+    /// The reason matching an operation's corruption error, if it is about
+    /// an index member.
+    pub fn from_error(error: &TransitionError) -> Option<Self> {
+        Some(match error {
+            TransitionError::DanglingIndexMember { .. } => StrayReason::NoRecord,
+            TransitionError::ForeignIndexMember { .. } => StrayReason::OtherUser,
+            TransitionError::InactiveIndexMember { .. } => StrayReason::Revoked,
+            TransitionError::InvalidIndexMember { .. } => StrayReason::InvalidMember,
+            TransitionError::CorruptRecord { .. } => StrayReason::CorruptRecord,
+            _ => return None,
+        })
+    }
+
+    /// Whether a repair removes the entry (every reason but a corrupt
+    /// record, whose entries wait for the record to be dealt with).
+    pub const fn is_repairable(self) -> bool {
+        !matches!(self, StrayReason::CorruptRecord)
+    }
+}
+
+impl fmt::Display for StrayReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            StrayReason::NoRecord => "no record",
+            StrayReason::OtherUser => "session belongs to another user",
+            StrayReason::Revoked => "session is revoked",
+            StrayReason::NotRevoked => "session is not revoked",
+            StrayReason::InvalidMember => "member is not a valid device session id",
+            StrayReason::CorruptRecord => "record is corrupt",
+        })
+    }
+}
+
+/// An index member as text for messages: itself when UTF-8, else its bytes
+/// escaped (`b"\xff\xfe"`).
+pub fn show_member(member: &[u8]) -> String {
+    match std::str::from_utf8(member) {
+        Ok(text) => format!("{text:?}"),
+        Err(_) => format!("b\"{}\"", member.escape_ascii()),
+    }
+}
+
+/// One inconsistency found by `check`.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Problem {
-    /// A key under the session prefix whose suffix is not a valid encoded id.
-    #[error("{key}: key does not name a valid device session id")]
+    /// A key under one of the store's prefixes that names nothing (not the
+    /// canonical encoding of a valid id or user id).
+    #[error("{key}: key does not name a valid device session or user id")]
     UnparsableKey {
         /// The key.
         key: String,
@@ -32,7 +127,18 @@ pub enum Problem {
         /// Why it was rejected.
         error: DecodeError,
     },
-    /// A valid record missing from (or misscored in) one of its indexes.
+    /// Tagged layout: a record under one user's tag that names another
+    /// user.
+    #[error("{key}: record belongs to user {owner:?}, not to the user of its key")]
+    ForeignRecord {
+        /// The record key.
+        key: String,
+        /// The user the record names.
+        owner: String,
+    },
+    /// A valid record missing from (or misscored in) an index it belongs
+    /// in: the all-sessions index always, the active index when active,
+    /// the revoked index when revoked.
     #[error("{index_key}: missing or misscored member {member:?} (record {record_key})")]
     MissingIndexEntry {
         /// The index that should hold it.
@@ -42,16 +148,44 @@ pub enum Problem {
         /// The record key.
         record_key: String,
     },
-    /// An index member with no record, another user's record, an
-    /// undecodable record, or (active index) a revoked record.
-    #[error("{index_key}: stray member {member:?}: {reason}")]
+    /// An index member that does not belong there.
+    #[error("{index_key}: stray member {}: {reason}", show_member(member))]
     StrayIndexEntry {
         /// The index holding it.
         index_key: String,
-        /// The member.
-        member: String,
+        /// The member, as stored (possibly not UTF-8).
+        member: Member,
         /// Why it does not belong there.
-        reason: &'static str,
+        reason: StrayReason,
+    },
+    /// A key under one of the store's prefixes holding another type than
+    /// the store keeps there (a string where an index belongs, a sorted
+    /// set where a record or owner key belongs).
+    #[error("{key}: holds the wrong type (expected a {})", expected.as_str())]
+    WrongType {
+        /// The key.
+        key: String,
+        /// What belongs there.
+        expected: KeyType,
+    },
+    /// Tagged layout: a record whose owner key (id → user) is missing.
+    #[error("{owner_key}: missing owner key of record {record_key}")]
+    MissingOwnerKey {
+        /// Where the owner key belongs.
+        owner_key: String,
+        /// The record.
+        record_key: String,
+    },
+    /// Tagged layout: a record whose owner key names another user (or
+    /// holds no valid user id).
+    #[error("{owner_key}: owner key names {owner:?}, not the user of record {record_key}")]
+    ForeignOwnerKey {
+        /// The owner key.
+        owner_key: String,
+        /// The record.
+        record_key: String,
+        /// What the owner key holds (lossily shown when not UTF-8).
+        owner: String,
     },
 }
 
@@ -61,319 +195,350 @@ impl Problem {
         match self {
             Problem::UnparsableKey { .. } => "unparsable_key",
             Problem::CorruptRecord { .. } => "corrupt_record",
+            Problem::ForeignRecord { .. } => "foreign_record",
             Problem::MissingIndexEntry { .. } => "missing_index_entry",
             Problem::StrayIndexEntry { .. } => "stray_index_entry",
+            Problem::WrongType { .. } => "wrong_type",
+            Problem::MissingOwnerKey { .. } => "missing_owner_key",
+            Problem::ForeignOwnerKey { .. } => "foreign_owner_key",
         }
     }
 
-    /// The key the problem is about.
+    /// The key the problem is about (the index for index entries, the
+    /// owner key for owner keys).
     pub fn key(&self) -> &str {
         match self {
-            Problem::UnparsableKey { key } | Problem::CorruptRecord { key, .. } => key,
+            Problem::UnparsableKey { key }
+            | Problem::CorruptRecord { key, .. }
+            | Problem::ForeignRecord { key, .. }
+            | Problem::WrongType { key, .. } => key,
             Problem::MissingIndexEntry { index_key, .. }
             | Problem::StrayIndexEntry { index_key, .. } => index_key,
+            Problem::MissingOwnerKey { owner_key, .. }
+            | Problem::ForeignOwnerKey { owner_key, .. } => owner_key,
         }
     }
 
-    /// Whether `check --repair` fixes it (index drift only).
+    /// Whether `check --repair` can fix it: index drift (missing,
+    /// misscored and stray entries, including members that are not UTF-8)
+    /// and missing owner keys. Stray entries of a corrupt record, corrupt
+    /// or foreign records, foreign owner keys, unparsable keys and keys of
+    /// the wrong type are left for a human.
     pub fn is_repairable(&self) -> bool {
-        matches!(
-            self,
-            Problem::MissingIndexEntry { .. } | Problem::StrayIndexEntry { .. }
-        )
+        match self {
+            Problem::MissingIndexEntry { .. } | Problem::MissingOwnerKey { .. } => true,
+            Problem::StrayIndexEntry { reason, .. } => reason.is_repairable(),
+            _ => false,
+        }
+    }
+
+    /// The stray reason, for stray entries.
+    pub fn stray_reason(&self) -> Option<StrayReason> {
+        match self {
+            Problem::StrayIndexEntry { reason, .. } => Some(*reason),
+            _ => None,
+        }
+    }
+
+    /// A total order for reports: key, kind, then the rest of the message.
+    fn sort_key(&self) -> (String, &'static str, String) {
+        (self.key().to_owned(), self.kind(), self.to_string())
     }
 }
 
-/// What [`audit`] found and how to fix the index drift.
+/// Why a problem found was not fixed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum UnrepairedReason {
+    /// The check ran without repair.
+    ReportOnly,
+    /// A repair never writes it: corrupt data is left for a human
+    /// ([`Problem::is_repairable`]).
+    NotRepairable,
+    /// A key the repair would write holds another type (reported itself as
+    /// [`Problem::WrongType`]).
+    WrongType {
+        /// The key.
+        key: String,
+    },
+    /// The batch kept changing under the repair: its guards failed on
+    /// every re-read (bounded); nothing of it was written. Run the check
+    /// again.
+    Contention {
+        /// Reads of the batch made.
+        attempts: u32,
+    },
+}
+
+impl UnrepairedReason {
+    /// Stable machine-readable kind (snake_case).
+    pub const fn kind(&self) -> &'static str {
+        match self {
+            UnrepairedReason::ReportOnly => "report_only",
+            UnrepairedReason::NotRepairable => "not_repairable",
+            UnrepairedReason::WrongType { .. } => "wrong_type",
+            UnrepairedReason::Contention { .. } => "contention",
+        }
+    }
+}
+
+impl fmt::Display for UnrepairedReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UnrepairedReason::ReportOnly => f.write_str("not repaired: check ran without repair"),
+            UnrepairedReason::NotRepairable => {
+                f.write_str("not repairable: corrupt data is left for a human")
+            }
+            UnrepairedReason::WrongType { key } => {
+                write!(f, "not repaired: {key} holds the wrong type")
+            }
+            UnrepairedReason::Contention { attempts } => write!(
+                f,
+                "not repaired: the batch kept changing ({attempts} reads); run the check again"
+            ),
+        }
+    }
+}
+
+/// A problem found and not fixed, and why.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Report {
-    /// Records examined.
-    pub records: usize,
-    /// Index entries examined.
-    pub index_entries: usize,
-    /// Every problem, in key order.
-    pub problems: Vec<Problem>,
-    /// Index writes fixing every repairable problem, guarded by the record
-    /// bytes and index memberships they were derived from (apply with
-    /// retry: a violation means the key space changed during the scan).
-    pub repair: Plan,
+pub struct Unrepaired {
+    /// The problem.
+    pub problem: Problem,
+    /// Why it was not fixed.
+    pub reason: UnrepairedReason,
 }
 
-/// Audits a snapshot of the key space: `records` are every `(key, bytes)`
-/// under the session prefix, `indexes` every `(key, members with scores)`
-/// under the two index prefixes. Keys outside the key space are ignored.
-pub fn audit(
-    keys: &KeySpace,
-    records: impl IntoIterator<Item = (String, Vec<u8>)>,
-    indexes: impl IntoIterator<Item = (String, Vec<(Member, f64)>)>,
-) -> Report {
-    let mut problems = Vec::new();
-    let mut preconditions = Vec::new();
-    let mut writes = Vec::new();
-    let mut record_count = 0;
-    let mut index_entries = 0;
+/// What a check of a store's key space found and did.
+///
+/// Every problem found is either in `repaired` (fixed by an applied repair
+/// plan) or in `unrepaired` (with why): a check without repair reports
+/// everything as unrepaired, and a repair reports only what it fixed.
+/// A problem seen in a batch that changed under the repair and was read
+/// again is reported as found on the last read.
+///
+/// Serializes (for the CLI) as
+/// `{"records":N,"index_entries":N,"batches":N,"problems":[P…],"repaired":N,"unrepaired":[P…]}`
+/// where each `P` is `{"kind","key","message"}` (plus `"reason"`, the
+/// [`StrayReason::kind`], for stray entries); each problem in `problems`
+/// also has `"repaired": bool`, each in `unrepaired` has `"why"` (the
+/// [`UnrepairedReason::kind`]) and `"why_message"`. `repaired` is the
+/// number of problems fixed (it was a boolean before the check became
+/// batched: `0` where that said `false`).
+#[derive(Debug, Clone, PartialEq, Default)]
+#[non_exhaustive]
+pub struct CheckReport {
+    /// Records read (a key the scan returned twice — Redis may repeat keys
+    /// while it rehashes — counts twice).
+    pub records: usize,
+    /// Index entries read (all-sessions, active and revoked indexes).
+    pub index_entries: usize,
+    /// Bounded batches examined (record batches and index batches).
+    pub batches: u64,
+    /// Every problem found, in key order.
+    pub problems: Vec<Problem>,
+    /// The problems fixed by applied repair plans, in key order.
+    pub repaired: Vec<Problem>,
+    /// The problems found and not fixed, with why, in key order.
+    pub unrepaired: Vec<Unrepaired>,
+}
 
-    // Valid records by id, plus ids whose record exists but is corrupt.
-    let mut sessions: BTreeMap<String, (String, Session, Vec<u8>)> = BTreeMap::new();
-    // Records a repair write depends on; only these guard the repair plan,
-    // so repairing a large key space does not ship every record back.
-    let mut guarded: BTreeSet<String> = BTreeSet::new();
-    let mut corrupt: BTreeSet<String> = BTreeSet::new();
-    for (key, bytes) in records {
-        record_count += 1;
-        let Some(id) = keys.parse_session_key(&key) else {
-            problems.push(Problem::UnparsableKey { key });
-            continue;
-        };
-        match codec::decode(&id, &bytes) {
-            Ok(session) => {
-                sessions.insert(id.into_string(), (key, session, bytes));
-            }
-            Err(error) => {
-                corrupt.insert(id.into_string());
-                problems.push(Problem::CorruptRecord { key, error });
-            }
-        }
+impl CheckReport {
+    /// Whether no problem was found.
+    pub fn is_clean(&self) -> bool {
+        self.problems.is_empty()
     }
 
-    // Expected index contents, derived from the records.
-    let mut expected: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
-    for (id, (_, session, _)) in &sessions {
-        let score = IndexScore::of(session.created_at()).as_f64();
-        expected
-            .entry(keys.user_sessions_key(session.user_id()))
-            .or_default()
-            .insert(id.clone(), score);
-        if session.is_active() {
-            expected
-                .entry(keys.user_active_sessions_key(session.user_id()))
-                .or_default()
-                .insert(id.clone(), score);
-        }
+    /// How many problems remain: found and not repaired. The CLI exits
+    /// non-zero when this is not 0.
+    pub fn remaining(&self) -> usize {
+        self.unrepaired.len()
     }
 
-    let mut seen: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
-    for (index_key, members) in indexes {
-        index_entries += members.len();
-        let active_only = if keys.parse_user_sessions_key(&index_key).is_some() {
-            Some(false)
-        } else {
-            keys.parse_user_active_sessions_key(&index_key)
-                .map(|_| true)
-        };
-        let want = expected.get(&index_key);
-        for (raw_member, score) in members {
-            let member = String::from_utf8_lossy(&raw_member).into_owned();
-            let valid_utf8 = std::str::from_utf8(&raw_member).is_ok();
-            if valid_utf8 && want.is_some_and(|w| w.contains_key(&member)) {
-                seen.entry(index_key.clone())
-                    .or_default()
-                    .insert(member, score);
-                continue;
-            }
-            let id = valid_utf8
-                .then(|| DeviceSessionId::parse(member.as_str()).ok())
-                .flatten();
-            let reason = match (active_only, &id) {
-                (None, _) => "index key does not name a valid user id",
-                (_, None) => "member is not a valid device session id",
-                _ if corrupt.contains(&member) => "record is corrupt",
-                (Some(active_only), Some(_)) => match sessions.get(&member) {
-                    None => "no record",
-                    Some((_, s, _)) if active_only && !s.is_active() => "session is revoked",
-                    Some(_) => "session belongs to another user",
-                },
-            };
-            // Entries of a corrupt record stay until a human fixes the
-            // record; everything else that does not belong is removed,
-            // guarded by the record still being what the audit saw.
-            if reason != "record is corrupt" {
-                if let (Some(id), true) = (&id, reason == "no record") {
-                    preconditions.push(Precondition::Absent {
-                        key: keys.session_key(id),
-                    });
-                }
-                if sessions.contains_key(&member) {
-                    guarded.insert(member.clone());
-                }
-                writes.push(Write::IndexRemove {
-                    key: index_key.clone(),
-                    member: raw_member.clone(),
-                });
-            }
-            problems.push(Problem::StrayIndexEntry {
-                index_key: index_key.clone(),
-                member,
-                reason,
-            });
-        }
+    /// Whether nothing remains: no problem found, or every one repaired.
+    pub fn is_resolved(&self) -> bool {
+        self.unrepaired.is_empty()
     }
 
-    for (index_key, want) in &expected {
-        let have = seen.get(index_key);
-        for (member, score) in want {
-            if have.and_then(|h| h.get(member)) == Some(score) {
-                continue;
-            }
-            let Some((record_key, session, _)) = sessions.get(member) else {
-                continue;
-            };
-            guarded.insert(member.clone());
-            problems.push(Problem::MissingIndexEntry {
-                index_key: index_key.clone(),
-                member: member.clone(),
-                record_key: record_key.clone(),
-            });
-            writes.push(Write::IndexAdd {
-                key: index_key.clone(),
-                score: IndexScore::of(session.created_at()),
-                member: member.clone(),
-            });
+    /// Puts the lists in key order and drops repeats (a key the scan
+    /// returned twice).
+    pub(crate) fn finish(&mut self) {
+        fn tidy<T>(items: &mut Vec<T>, problem: impl Fn(&T) -> &Problem) {
+            items.sort_by_cached_key(|item| problem(item).sort_key());
+            items.dedup_by(|a, b| problem(a) == problem(b));
         }
+        tidy(&mut self.problems, |p| p);
+        tidy(&mut self.repaired, |p| p);
+        tidy(&mut self.unrepaired, |u| &u.problem);
+        // Found twice (a key the scan returned twice), fixed the second
+        // time: it is repaired.
+        let repaired = self.repaired_set();
+        self.unrepaired
+            .retain(|u| !repaired.contains(&u.problem.sort_key()));
     }
 
-    preconditions.extend(guarded.iter().filter_map(|id| {
-        let (key, _, bytes) = sessions.get(id)?;
-        Some(Precondition::ValueEquals {
-            key: key.clone(),
-            value: bytes.clone(),
-        })
-    }));
-    problems.sort_by(|a, b| a.key().cmp(b.key()));
-    let repair = if writes.is_empty() {
-        Plan::empty()
-    } else {
-        Plan::new(preconditions, writes, OnViolation::Retry)
-    };
-    Report {
-        records: record_count,
-        index_entries,
-        problems,
-        repair,
+    fn repaired_set(&self) -> std::collections::HashSet<(String, &'static str, String)> {
+        self.repaired.iter().map(Problem::sort_key).collect()
+    }
+}
+
+struct ProblemJson<'a> {
+    problem: &'a Problem,
+    repaired: Option<bool>,
+    why: Option<&'a UnrepairedReason>,
+}
+
+impl Serialize for ProblemJson<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut s = serializer.serialize_struct("Problem", 6)?;
+        s.serialize_field("kind", self.problem.kind())?;
+        s.serialize_field("key", self.problem.key())?;
+        s.serialize_field("message", &self.problem.to_string())?;
+        if let Some(reason) = self.problem.stray_reason() {
+            s.serialize_field("reason", reason.kind())?;
+        }
+        if let Some(repaired) = self.repaired {
+            s.serialize_field("repaired", &repaired)?;
+        }
+        if let Some(why) = self.why {
+            s.serialize_field("why", why.kind())?;
+            s.serialize_field("why_message", &why.to_string())?;
+        }
+        s.end()
+    }
+}
+
+impl Serialize for CheckReport {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let repaired = self.repaired_set();
+        let problems: Vec<ProblemJson<'_>> = self
+            .problems
+            .iter()
+            .map(|problem| ProblemJson {
+                problem,
+                repaired: Some(repaired.contains(&problem.sort_key())),
+                why: None,
+            })
+            .collect();
+        let unrepaired: Vec<ProblemJson<'_>> = self
+            .unrepaired
+            .iter()
+            .map(|u| ProblemJson {
+                problem: &u.problem,
+                repaired: None,
+                why: Some(&u.reason),
+            })
+            .collect();
+        let mut s = serializer.serialize_struct("CheckReport", 6)?;
+        s.serialize_field("records", &self.records)?;
+        s.serialize_field("index_entries", &self.index_entries)?;
+        s.serialize_field("batches", &self.batches)?;
+        s.serialize_field("problems", &problems)?;
+        s.serialize_field("repaired", &self.repaired.len())?;
+        s.serialize_field("unrepaired", &unrepaired)?;
+        s.end()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::MemoryKv;
-    use crate::op::{self, Create, Policy};
-    use crate::plan::Applied;
-    use crate::{
-        ClientPublicKey, Revocation, RevokeActorId, RevokeActorType, RevokeReasonCode, Timestamp,
-        UserId,
-    };
 
-    fn session(id: &str, user: &str) -> Session {
-        Session::active(
-            DeviceSessionId::parse(id).unwrap(),
-            UserId::parse(user).unwrap(),
-            ClientPublicKey::from_bytes(&[1; 32]).unwrap(),
-            Timestamp::parse("2024-05-06T07:08:09Z").unwrap(),
-        )
-        .unwrap()
-    }
-
-    fn create_in(kv: &mut MemoryKv, keys: &KeySpace, s: &Session) {
-        let now = s.created_at();
-        op::run(kv, Create::new(keys, Policy::default(), now, s.clone()), 4).unwrap();
-    }
-
-    fn run(keys: &KeySpace, kv: &MemoryKv) -> Report {
-        let records = kv
-            .value_keys()
-            .filter(|k| k.starts_with(keys.prefixes()[0]))
-            .map(|k| (k.to_owned(), kv.get(k).unwrap().to_vec()))
-            .collect::<Vec<_>>();
-        let indexes = kv
-            .index_keys()
-            .filter(|k| !k.starts_with(keys.revoked_prefix()))
-            .map(|k| (k.to_owned(), kv.index_range(k, None)))
-            .collect::<Vec<_>>();
-        audit(keys, records, indexes)
+    #[test]
+    fn stray_reasons_share_the_operations_kinds() {
+        let errors = [
+            TransitionError::DanglingIndexMember {
+                index_key: "i".into(),
+                member: "m".into(),
+                record_key: "r".into(),
+            },
+            TransitionError::ForeignIndexMember {
+                index_key: "i".into(),
+                member: "m".into(),
+                owner: "o".into(),
+            },
+            TransitionError::InactiveIndexMember {
+                index_key: "i".into(),
+                member: "m".into(),
+            },
+            TransitionError::InvalidIndexMember {
+                index_key: "i".into(),
+                member: "m".into(),
+            },
+            TransitionError::CorruptRecord {
+                key: "r".into(),
+                source: DecodeError::NotAnObject,
+            },
+        ];
+        for error in &errors {
+            let reason = StrayReason::from_error(error).unwrap();
+            assert_eq!(reason.kind(), error.kind());
+        }
+        assert_eq!(
+            StrayReason::from_error(&TransitionError::NotFound { key: "k".into() }),
+            None
+        );
+        assert!(!StrayReason::CorruptRecord.is_repairable());
+        assert!(StrayReason::InvalidMember.is_repairable());
     }
 
     #[test]
-    fn finds_every_planted_problem_and_repairs_the_drift() {
-        let keys = KeySpace::default();
-        let mut kv = MemoryKv::new();
-        for (id, user) in [("a", "u1"), ("b", "u1"), ("c", "u2"), ("d", "u1")] {
-            create_in(&mut kv, &keys, &session(id, user));
-        }
-        let clean = run(&keys, &kv);
-        assert!(clean.problems.is_empty(), "{:?}", clean.problems);
-        assert!(clean.repair.is_empty());
-        assert_eq!((clean.records, clean.index_entries), (4, 8));
-
-        let u1 = UserId::parse("u1").unwrap();
-        let all_u1 = keys.user_sessions_key(&u1);
-        let active_u1 = keys.user_active_sessions_key(&u1);
-        // Garbage record, dangling member, foreign member, revoked-in-active,
-        // missing entry, wrong score, unparsable key.
-        kv.set_raw(
-            keys.session_key(&DeviceSessionId::parse("g").unwrap()),
-            "not json",
-        );
-        kv.index_add_raw(&all_u1, "ghost", 5.0);
-        kv.index_add_raw(&all_u1, "c", 5.0);
-        let revoked = session("r", "u1")
-            .revoked(
-                Revocation::new(
-                    Timestamp::parse("2024-05-07T00:00:00Z").unwrap(),
-                    RevokeReasonCode::parse("x").unwrap(),
-                    RevokeActorType::parse("y").unwrap(),
-                    RevokeActorId::empty(),
-                )
-                .unwrap(),
-            )
-            .unwrap();
-        create_in(&mut kv, &keys, &revoked);
-        kv.index_add_raw(&active_u1, "r", 1.0);
-        kv.index_add_raw(&active_u1, "b", 42.0);
-        kv.delete_raw(&keys.user_sessions_key(&UserId::parse("u2").unwrap()));
-        kv.set_raw("authsession:session:!!!", "x");
-
-        let report = run(&keys, &kv);
-        let mut kinds: Vec<(&str, &str)> = report
-            .problems
-            .iter()
-            .map(|p| (p.kind(), p.key()))
-            .collect();
-        kinds.sort_unstable();
-        let u2_all = keys.user_sessions_key(&UserId::parse("u2").unwrap());
-        let g_key = keys.session_key(&DeviceSessionId::parse("g").unwrap());
-        let mut expected = vec![
-            ("corrupt_record", g_key.as_str()),
-            ("missing_index_entry", active_u1.as_str()),
-            ("missing_index_entry", u2_all.as_str()),
-            ("stray_index_entry", active_u1.as_str()),
-            ("stray_index_entry", all_u1.as_str()),
-            ("stray_index_entry", all_u1.as_str()),
-            ("unparsable_key", "authsession:session:!!!"),
-        ];
-        expected.sort_unstable();
-        assert_eq!(kinds, expected);
-
-        // Guarded by exactly the records its writes depend on (b, c, r) and
-        // the ghost's absence; untouched records (a, d) are not shipped.
-        let guards: Vec<&str> = report
-            .repair
-            .preconditions()
-            .map(Precondition::key)
-            .collect();
-        let key_of = |id: &str| keys.session_key(&DeviceSessionId::parse(id).unwrap());
+    fn non_utf8_members_are_shown_escaped() {
+        let p = Problem::StrayIndexEntry {
+            index_key: "i".into(),
+            member: vec![0xff, 0xfe],
+            reason: StrayReason::InvalidMember,
+        };
         assert_eq!(
-            guards,
-            [key_of("ghost"), key_of("b"), key_of("c"), key_of("r")]
+            p.to_string(),
+            "i: stray member b\"\\xff\\xfe\": member is not a valid device session id"
         );
-        assert_eq!(kv.apply(&report.repair), Applied::Done);
-        let after = run(&keys, &kv);
-        assert!(
-            after.problems.iter().all(|p| !p.is_repairable()),
-            "{:?}",
-            after.problems
+        assert!(p.is_repairable());
+        assert_eq!(show_member(b"dev-1"), "\"dev-1\"");
+    }
+
+    #[test]
+    fn serializes_what_was_found_fixed_and_left() {
+        let stray = Problem::StrayIndexEntry {
+            index_key: "i".into(),
+            member: b"m".to_vec(),
+            reason: StrayReason::NoRecord,
+        };
+        let corrupt = Problem::CorruptRecord {
+            key: "r".into(),
+            error: DecodeError::NotAnObject,
+        };
+        let report = CheckReport {
+            records: 2,
+            index_entries: 3,
+            batches: 1,
+            problems: vec![stray.clone(), corrupt.clone()],
+            repaired: vec![stray],
+            unrepaired: vec![Unrepaired {
+                problem: corrupt,
+                reason: UnrepairedReason::NotRepairable,
+            }],
+        };
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["records"], 2);
+        assert_eq!(json["index_entries"], 3);
+        assert_eq!(json["batches"], 1);
+        assert_eq!(json["repaired"], 1);
+        assert_eq!(
+            json["problems"][0],
+            serde_json::json!({
+                "kind": "stray_index_entry",
+                "key": "i",
+                "message": "i: stray member \"m\": no record",
+                "reason": "dangling_index_member",
+                "repaired": true,
+            })
         );
-        assert_eq!(after.problems.len(), 2);
-        assert!(after.repair.is_empty());
+        assert_eq!(json["problems"][1]["repaired"], false);
+        assert_eq!(json["unrepaired"][0]["kind"], "corrupt_record");
+        assert_eq!(json["unrepaired"][0]["why"], "not_repairable");
+        assert!(!report.is_clean());
+        assert!(!report.is_resolved());
+        assert_eq!(report.remaining(), 1);
     }
 }

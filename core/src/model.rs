@@ -159,6 +159,16 @@ impl MemoryKv {
                 Reply::Len(u64::try_from(self.index_len(key)).unwrap_or(u64::MAX))
             }
             Read::IndexRange(range) => Reply::Members(self.range(range)),
+            Read::IndexRanks { key, start, limit } => {
+                let start = usize::try_from(*start).unwrap_or(usize::MAX);
+                Reply::Members(
+                    self.index_range(key, None)
+                        .into_iter()
+                        .skip(start)
+                        .take((*limit).max(1))
+                        .collect(),
+                )
+            }
             Read::IndexScores { key, members } => {
                 let set = self.set(key);
                 Reply::Scores(

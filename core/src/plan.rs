@@ -114,6 +114,19 @@ pub enum Read {
     },
     /// A range of a sorted set → [`Reply::Members`].
     IndexRange(IndexRange),
+    /// The members of the sorted set at `key` at ranks `start ..
+    /// start + limit` in Redis order (score, then member bytes, ascending),
+    /// with scores → [`Reply::Members`] (`ZRANGE key start stop
+    /// WITHSCORES`: O(log n + limit) whatever the scores). The maintenance
+    /// walks page an index with it, anchored on the last member seen.
+    IndexRanks {
+        /// The sorted set.
+        key: String,
+        /// The first rank (0-based).
+        start: u64,
+        /// At most this many members (at least 1).
+        limit: usize,
+    },
     /// The scores of `members` in the sorted set at `key`, in order →
     /// [`Reply::Scores`].
     IndexScores {
@@ -144,9 +157,9 @@ impl Read {
     pub fn typed_key(&self) -> Option<(&str, KeyType)> {
         match self {
             Read::Value { key } => Some((key, KeyType::String)),
-            Read::IndexLen { key } | Read::IndexScores { key, .. } => {
-                Some((key, KeyType::SortedSet))
-            }
+            Read::IndexLen { key }
+            | Read::IndexScores { key, .. }
+            | Read::IndexRanks { key, .. } => Some((key, KeyType::SortedSet)),
             Read::IndexRange(range) => Some((&range.key, KeyType::SortedSet)),
             Read::Values { .. } | Read::Scan { .. } => None,
         }
@@ -185,7 +198,8 @@ pub enum Reply {
     Values(Vec<Option<Vec<u8>>>),
     /// For [`Read::IndexLen`].
     Len(u64),
-    /// For [`Read::IndexRange`]: members with scores, in the order asked.
+    /// For [`Read::IndexRange`] and [`Read::IndexRanks`]: members with
+    /// scores, in the order asked.
     Members(Vec<(Member, f64)>),
     /// For [`Read::IndexScores`], in the order asked (`None`: not a member).
     Scores(Vec<Option<f64>>),
@@ -430,8 +444,7 @@ impl Plan {
     /// mirrors it). Linear in the plan's size.
     pub fn keys_with_types(&self) -> Vec<(&str, KeyType)> {
         let mut out: Vec<(&str, KeyType)> = Vec::new();
-        let mut position: std::collections::HashMap<&str, usize> =
-            std::collections::HashMap::new();
+        let mut position: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
         let uses = self
             .preconditions()
             .map(|p| (p.key(), p.key_type()))

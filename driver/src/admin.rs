@@ -1,31 +1,52 @@
 //! Maintenance, apart from the service-facing operations: `check` (and
-//! repair), `purge`.
+//! repair), `sweep`, `purge`. Each is a bounded walk: the key space page
+//! by page and every index window by window, so no command of ours holds
+//! the server for long at any size; there is no overall deadline, only
+//! the operation timeout on every round trip.
 
-use authsession_core::audit;
-use authsession_core::plan::{Applied, KeyType, Read, Reply, ScanCursor};
-use authsession_core::KeySpace;
+use authsession_core::op::{Check, Sweep, SweepReport};
+use authsession_core::plan::{KeyType, Read, Reply, ScanCursor};
 
 use crate::backend::Backend;
 use crate::check::CheckReport;
 use crate::error::Error;
 use crate::store::Store;
 
-/// Keys per scan page and per batch of reads.
+pub use authsession_core::audit::CheckMode;
+
+/// Keys per scan page and per batch of deletes.
 const SCAN_BATCH: usize = 512;
 
-/// What `check` does about what it finds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum CheckMode {
-    /// Report only; write nothing.
-    Report,
-    /// Also repair index drift (indexes are derived from records), and
-    /// report what was fixed and what was not.
-    Repair,
-}
-
 impl<B: Backend> Store<B> {
-    /// Every key under `prefix` holding `key_type`, page by page.
+    /// One page of the keys under `prefix` holding `key_type`, and where
+    /// to continue (`None`: done).
+    async fn scan_page(
+        &self,
+        cursor: ScanCursor,
+        prefix: &str,
+        key_type: KeyType,
+    ) -> Result<(Vec<String>, Option<ScanCursor>), Error> {
+        let read = Read::Scan {
+            cursor,
+            prefix: prefix.to_owned(),
+            key_type,
+            count: SCAN_BATCH,
+        };
+        match self
+            .backend
+            .read(self.timeout, &[read])
+            .await?
+            .into_iter()
+            .next()
+        {
+            Some(Reply::Keys(page, next)) => Ok((page, next)),
+            _ => Err(Error::unsupported("scan reply".to_owned())),
+        }
+    }
+
+    /// Every key under `prefix` holding `key_type`, page by page (held in
+    /// memory: for callers that need the whole list).
+    #[allow(dead_code)] // used by migration
     pub(crate) async fn scan_all(
         &self,
         prefix: &str,
@@ -34,16 +55,7 @@ impl<B: Backend> Store<B> {
         let mut cursor = ScanCursor::start();
         let mut keys = Vec::new();
         loop {
-            let read = Read::Scan {
-                cursor,
-                prefix: prefix.to_owned(),
-                key_type,
-                count: SCAN_BATCH,
-            };
-            let reply = self.backend.read(self.timeout, &[read]).await?;
-            let Some(Reply::Keys(page, next)) = reply.into_iter().next() else {
-                return Err(Error::unsupported("scan reply".to_owned()));
-            };
+            let (page, next) = self.scan_page(cursor, prefix, key_type).await?;
             keys.extend(page);
             match next {
                 Some(next) => cursor = next,
@@ -58,89 +70,55 @@ impl<B: Backend> Store<B> {
 
 /// Maintenance of a store's key space (not for request paths).
 pub trait SessionAdmin: Send + Sync {
-    /// Audits the key space: every record strictly decoded, every index
-    /// compared with the records; with [`CheckMode::Repair`], fixes the
-    /// index drift and says what it fixed.
+    /// Audits the key space in bounded batches: every record strictly
+    /// decoded and its index memberships (and owner key) checked, every
+    /// index member's record read. With [`CheckMode::Repair`], fixes the
+    /// derived data batch by batch (each plan guarded by what it was
+    /// derived from) and reports what it fixed and what it did not.
     fn check(
         &self,
         mode: CheckMode,
     ) -> impl std::future::Future<Output = Result<CheckReport, Error>> + Send;
 
-    /// Deletes every key of this store's key space; returns how many.
+    /// Removes every revoked session past the configured retention, for
+    /// every user, in bounded atomic batches (record and index entries
+    /// together). Resumable: running it again finishes what an interrupted
+    /// run left. Without a retention, removes nothing (the report says
+    /// so).
+    fn sweep(&self) -> impl std::future::Future<Output = Result<SweepReport, Error>> + Send;
+
+    /// Deletes every key of this store's key space, page by page; returns
+    /// how many.
     fn purge(&self) -> impl std::future::Future<Output = Result<u64, Error>> + Send;
 }
 
 impl<B: Backend> SessionAdmin for Store<B> {
     async fn check(&self, mode: CheckMode) -> Result<CheckReport, Error> {
-        let keys: &KeySpace = &self.keys;
-        let [session_prefix, all_prefix, active_prefix] = keys.prefixes();
-        for _ in 0..self.retry.max_attempts {
-            let record_keys = self.scan_all(session_prefix, KeyType::String).await?;
-            let mut records = Vec::with_capacity(record_keys.len());
-            for chunk in record_keys.chunks(SCAN_BATCH) {
-                let read = Read::Values {
-                    keys: chunk.to_vec(),
-                };
-                if let Some(Reply::Values(values)) = self
-                    .backend
-                    .read(self.timeout, &[read])
-                    .await?
-                    .into_iter()
-                    .next()
-                {
-                    records.extend(
-                        chunk
-                            .iter()
-                            .zip(values)
-                            .filter_map(|(k, v)| v.map(|v| (k.clone(), v))),
-                    );
-                }
-            }
-            let mut indexes = Vec::new();
-            for prefix in [all_prefix, active_prefix] {
-                for index_key in self.scan_all(prefix, KeyType::SortedSet).await? {
-                    let read = Read::IndexRange(authsession_core::plan::IndexRange {
-                        key: index_key.clone(),
-                        min: authsession_core::plan::ScoreBound::Unbounded,
-                        max: authsession_core::plan::ScoreBound::Unbounded,
-                        newest_first: false,
-                        limit: None,
-                    });
-                    if let Some(Reply::Members(members)) = self
-                        .backend
-                        .read(self.timeout, &[read])
-                        .await?
-                        .into_iter()
-                        .next()
-                    {
-                        indexes.push((index_key, members));
-                    }
-                }
-            }
-            let report = audit::audit(keys, records, indexes);
-            if mode == CheckMode::Report || report.repair.is_empty() {
-                return Ok(CheckReport::from_audit(report, false));
-            }
-            match self.backend.apply(self.timeout, &report.repair).await? {
-                Applied::Done => return Ok(CheckReport::from_audit(report, true)),
-                _ => continue,
-            }
-        }
-        Err(Error::from(
-            authsession_core::TransitionError::ContentionExhausted {
-                attempts: self.retry.max_attempts,
-                key: session_prefix.to_owned(),
-            },
-        ))
+        self.drive_walk(Check::new(&self.keys, mode, self.policy.batch_size))
+            .await
+    }
+
+    async fn sweep(&self) -> Result<SweepReport, Error> {
+        self.drive_walk(Sweep::new(&self.keys, self.policy, self.now()))
+            .await
     }
 
     async fn purge(&self) -> Result<u64, Error> {
         let mut deleted = 0;
         for prefix in self.keys.all_prefixes() {
             for key_type in [KeyType::String, KeyType::SortedSet] {
-                let keys = self.scan_all(prefix, key_type).await?;
-                for chunk in keys.chunks(SCAN_BATCH) {
-                    deleted += self.backend.delete(self.timeout, chunk).await?;
+                // Deleting what a page returned does not disturb the scan:
+                // every key present throughout is still returned once.
+                let mut cursor = ScanCursor::start();
+                loop {
+                    let (page, next) = self.scan_page(cursor, prefix, key_type).await?;
+                    for chunk in page.chunks(SCAN_BATCH) {
+                        deleted += self.backend.delete(self.timeout, chunk).await?;
+                    }
+                    match next {
+                        Some(next) => cursor = next,
+                        None => break,
+                    }
                 }
             }
         }

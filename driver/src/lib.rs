@@ -4,7 +4,7 @@
 //!   `get_for_user`, `list_by_user_id`, `list_page`,
 //!   `count_active_by_user_id`, `create`, `revoke`, `revoke_all_by_user_id`,
 //!   `revoke_all_count`, `ping`); [`SessionAdmin`]: maintenance (`check`
-//!   with or without repair, `purge`).
+//!   with or without repair, `sweep`, `purge`), in bounded batches.
 //! - [`Store`]: the one implementation of both, generic over a
 //!   [`Backend`]. Each operation is a core state machine
 //!   (`authsession_core::op`) that [`Store`] drives with one loop:
@@ -106,6 +106,7 @@ mod store;
 mod telemetry;
 
 pub use admin::{CheckMode, SessionAdmin};
+pub use authsession_core::op::SweepReport;
 #[cfg(feature = "cluster")]
 pub use backend::ClusterBackend;
 pub use backend::{Backend, BackendInfo, MemoryBackend, RedisBackend};
@@ -286,6 +287,10 @@ impl<T: SessionStore + ?Sized> SessionStore for std::sync::Arc<T> {
 impl<T: SessionAdmin + ?Sized> SessionAdmin for std::sync::Arc<T> {
     fn check(&self, mode: CheckMode) -> impl Future<Output = Result<CheckReport, Error>> + Send {
         (**self).check(mode)
+    }
+
+    fn sweep(&self) -> impl Future<Output = Result<SweepReport, Error>> + Send {
+        (**self).sweep()
     }
 
     fn purge(&self) -> impl Future<Output = Result<u64, Error>> + Send {

@@ -17,6 +17,7 @@ pub mod cluster;
 pub mod conformance;
 pub mod fixtures;
 pub mod growth;
+pub mod maintenance;
 pub mod monitor;
 pub mod raw;
 pub mod server;

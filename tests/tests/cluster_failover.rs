@@ -34,10 +34,9 @@ const WARM_UP: usize = 200;
 /// Successes in a row each writer needs after the failover.
 const SETTLED: usize = 30;
 
-/// The old check reads only the reference layout; the batched check
-/// (maintenance work) knows the tagged one. Until it is merged, the
-/// explicit invariant check below is what this test relies on.
-const CHECK_KNOWS_THE_TAGGED_LAYOUT: bool = false;
+/// The batched check knows the tagged layout (owner keys, one repair per
+/// slot): it runs besides the explicit invariant check below.
+const CHECK_KNOWS_THE_TAGGED_LAYOUT: bool = true;
 
 /// One failover at a time: measurements taken alone on the machine.
 static ALONE: Mutex<()> = Mutex::new(());

@@ -111,8 +111,8 @@ async fn go_written_data_migrates_to_the_tagged_layout_and_reads_back_identical(
             target.count_active_by_user_id(&user(u)).await.unwrap()
         );
     }
-    // MERGE-TODO(maint): layout-aware check
-    let _ = target.check(CheckMode::Report).await.unwrap();
+    let report = target.check(CheckMode::Report).await.unwrap();
+    assert!(report.is_clean(), "{report:?}");
 
     // Idempotent: nothing to copy the second time.
     let again = source.migrate_to(&target).await.unwrap();

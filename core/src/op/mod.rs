@@ -30,6 +30,7 @@
 //! Time is a parameter: operations that depend on "now" (retention, the
 //! limit's revocations) take it in their constructor.
 
+mod check;
 mod create;
 mod error;
 mod get;
@@ -39,11 +40,14 @@ mod members;
 mod page;
 mod revoke;
 mod revoke_all;
+mod sweep;
 #[cfg(test)]
 mod tests;
+mod walk;
 
 use std::time::Duration;
 
+pub use check::Check;
 pub use create::{Create, Created};
 pub use error::{Kind, TransitionError};
 pub use get::{Count, Get};
@@ -52,6 +56,7 @@ pub use list::List;
 pub use page::{ListPage, Page, PageCursor, PageLimit, PageRequest, StatusFilter};
 pub use revoke::Revoke;
 pub use revoke_all::{RevokeAll, RevokeAllReport};
+pub use sweep::{Sweep, SweepReport};
 
 use crate::model::MemoryKv;
 use crate::plan::{Applied, Plan, Read, Reply};

@@ -145,6 +145,18 @@ pub(crate) fn command(read: &Read, scan_cursor: &str) -> redis::Cmd {
         Read::Values { keys } => redis::cmd("MGET").arg(keys).to_owned(),
         Read::IndexLen { key } => redis::cmd("ZCARD").arg(key).to_owned(),
         Read::IndexRange(range) => range_command(range),
+        Read::IndexRanks { key, start, limit } => {
+            // Inclusive stop rank; a limit of 0 is read as 1 (never the
+            // whole set, which `ZRANGE key n n-1` would not be anyway).
+            let span = u64::try_from(*limit).unwrap_or(u64::MAX).saturating_sub(1);
+            let stop = start.saturating_add(span);
+            redis::cmd("ZRANGE")
+                .arg(key)
+                .arg(*start)
+                .arg(stop)
+                .arg("WITHSCORES")
+                .to_owned()
+        }
         Read::IndexScores { key, members } => {
             redis::cmd("ZMSCORE").arg(key).arg(members).to_owned()
         }
@@ -227,7 +239,7 @@ pub(crate) fn reply(
         Read::Value { .. } => Reply::Value(redis::from_redis_value(value).map_err(parse)?),
         Read::Values { .. } => Reply::Values(redis::from_redis_value(value).map_err(parse)?),
         Read::IndexLen { .. } => Reply::Len(redis::from_redis_value(value).map_err(parse)?),
-        Read::IndexRange(_) => {
+        Read::IndexRange(_) | Read::IndexRanks { .. } => {
             let pairs: Vec<(Vec<u8>, f64)> = redis::from_redis_value(value).map_err(parse)?;
             Reply::Members(pairs)
         }
