@@ -287,9 +287,17 @@ impl Create {
         }
         let mut revoked_now = Vec::with_capacity(evicted.len());
         for old in evicted {
-            let at = old.created_at().max(self.now);
+            // Never before the session's creation, and never Go's zero
+            // time (which a revocation may not carry): then one
+            // nanosecond after it.
+            let mut at = old.created_at().max(self.now);
+            if at.is_go_zero() {
+                at = at.checked_add_nanos(1).unwrap_or(at);
+            }
             let revocation =
                 Revocation::new(at, limit_reason(), system_actor(), RevokeActorId::empty());
+            // With `at` adjusted above, both constructors succeed: `at` is
+            // neither Go's zero time nor before the creation.
             if let Ok(next) = revocation.and_then(|r| old.revoked(r)) {
                 revoke_writes(&self.keys, &next, &mut writes);
                 revoked_now.push(next);
