@@ -12,7 +12,11 @@
 
 use authsession_driver::core::op::{BatchSize, Policy};
 use authsession_driver::core::{codec, IndexScore, KeySpace, Layout, Session};
-use authsession_driver::{CheckMode, RedisConfig, RedisSessionStore, SessionAdmin, SessionStore};
+use authsession_driver::{
+    CheckMode, ClusterConfig, ClusterSessionStore, RedisConfig, RedisSessionStore, SessionAdmin,
+    SessionStore,
+};
+use authsession_tests::cluster::RedisCluster;
 use authsession_tests::fixtures::{active, revocation, ts, user};
 use authsession_tests::{RedisRaw, RedisServer};
 
@@ -154,4 +158,44 @@ async fn go_written_data_migrates_to_the_tagged_layout_and_reads_back_identical(
     assert_eq!(third.differences[0].id, changed.id().as_str());
     assert_eq!(third.differences[0].kind, "differs");
     assert_eq!(target.get(changed.id()).await.unwrap(), other);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn go_written_data_migrates_from_a_standalone_server_to_a_cluster() {
+    let source_server = RedisServer::start();
+    let cluster = RedisCluster::start();
+    let source_keys = KeySpace::with_base("mig:").unwrap();
+    let target_keys = KeySpace::with_base_and_layout("mig:", Layout::Tagged).unwrap();
+    let source = RedisSessionStore::connect(source_server.config(source_keys.clone()))
+        .await
+        .unwrap();
+    let target = ClusterSessionStore::connect(ClusterConfig {
+        key_space: target_keys,
+        ..ClusterConfig::from_urls(cluster.seed_urls()).unwrap()
+    })
+    .await
+    .unwrap();
+    let data = go_data();
+    write_like_go(&source_server.raw().await, &source_keys, &data).await;
+
+    let report = source.migrate_to(&target).await.unwrap();
+    assert_eq!((report.users, report.sessions), (3, data.len() as u64));
+    assert_eq!(report.copied, data.len() as u64);
+    assert!(report.is_identical(), "{:?}", report.differences);
+    for s in &data {
+        assert_eq!(&target.get(s.id()).await.unwrap(), s);
+    }
+    for u in ["big-user", "alice", "bob"] {
+        assert_eq!(
+            source.list_by_user_id(&user(u)).await.unwrap(),
+            target.list_by_user_id(&user(u)).await.unwrap()
+        );
+    }
+    let check = target.check(CheckMode::Report).await.unwrap();
+    assert!(check.is_clean(), "{check:?}");
+    let again = source.migrate_to(&target).await.unwrap();
+    assert_eq!(
+        (again.copied, again.already_present),
+        (0, data.len() as u64)
+    );
 }
