@@ -11,6 +11,14 @@
 //! it up, repeat until the timed total reaches the duration; the batch size
 //! follows the measured rate so few rounds are needed. `ops_per_sec`
 //! divides by the timed total only.
+//!
+//! The `*_reference` workloads are the same workloads run with the Go
+//! adapter's command sequences (see `reference.rs`) on one dedicated
+//! blocking connection per worker thread: the adapter's baseline measured
+//! in the same run, against the same server, with the same data. `churn`
+//! creates and revokes at a steady rate under the configured limit and
+//! retention and reports the server's key count and memory before and
+//! after.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -18,10 +26,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use authsession_core::{
-    ClientPublicKey, DeviceSessionId, Revocation, RevokeActorId, RevokeActorType, RevokeReasonCode,
-    RevokeSessionInput, RevokeUserSessionsInput, Session, UserId,
+    ClientPublicKey, DeviceSessionId, KeySpace, Revocation, RevokeActorId, RevokeActorType,
+    RevokeReasonCode, RevokeSessionInput, RevokeUserSessionsInput, Session, UserId,
 };
-use authsession_driver::{CheckMode, Error, SessionAdmin, SessionStore};
+use authsession_driver::{CheckMode, Error, ErrorKind, SessionAdmin, SessionStore};
 use clap::ValueEnum;
 use hdrhistogram::Histogram;
 use rand::rngs::SmallRng;
@@ -31,6 +39,7 @@ use serde::Serialize;
 
 use crate::clock;
 use crate::error::CliError;
+use crate::reference::{GoAdapter, GoError};
 
 /// The workloads `bench --op` runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
@@ -54,6 +63,56 @@ pub(crate) enum BenchOp {
     /// All workers on one user: creators create, the rest revoke all (and
     /// every 4th op revoke one recently created session).
     Contention,
+    /// Steady create + revoke over the users (half the ops each: a create
+    /// for a random user, then a revoke of the worker's oldest created
+    /// session) under --max-active-sessions / --revoked-retention; reports
+    /// the server's keys and used_memory at start and end (Redis only).
+    Churn,
+    /// `get`, with the Go adapter's commands (GET).
+    #[value(name = "get_reference", alias = "get-reference")]
+    GetReference,
+    /// `list`, with the Go adapter's commands (ZREVRANGE + one GET each).
+    #[value(name = "list_reference", alias = "list-reference")]
+    ListReference,
+    /// `create`, with the Go adapter's commands (WATCH, GET, MULTI/EXEC,
+    /// UNWATCH).
+    #[value(name = "create_reference", alias = "create-reference")]
+    CreateReference,
+    /// `revoke`, with the Go adapter's commands (WATCH, GET, MULTI/EXEC,
+    /// UNWATCH; retried on an aborted EXEC).
+    #[value(name = "revoke_reference", alias = "revoke-reference")]
+    RevokeReference,
+    /// `revoke_all`, with the Go adapter's commands (WATCH, ZREVRANGE, one
+    /// GET each, MULTI (SET + ZREM)×K EXEC, UNWATCH; retried on an aborted
+    /// EXEC).
+    #[value(name = "revoke_all_reference", alias = "revoke-all-reference")]
+    RevokeAllReference,
+}
+
+impl BenchOp {
+    /// Whether the workload runs the Go adapter's command sequences.
+    pub(crate) fn is_reference(self) -> bool {
+        self.store_op() != self
+    }
+
+    /// The workload whose data and targets a reference workload shares.
+    fn store_op(self) -> BenchOp {
+        match self {
+            BenchOp::GetReference => BenchOp::Get,
+            BenchOp::ListReference => BenchOp::List,
+            BenchOp::CreateReference => BenchOp::Create,
+            BenchOp::RevokeReference => BenchOp::Revoke,
+            BenchOp::RevokeAllReference => BenchOp::RevokeAll,
+            other => other,
+        }
+    }
+
+    /// The name `--op` takes.
+    pub(crate) fn name(self) -> String {
+        self.to_possible_value()
+            .map(|v| v.get_name().to_owned())
+            .unwrap_or_default()
+    }
 }
 
 /// Validated bench parameters.
@@ -65,7 +124,71 @@ pub(crate) struct BenchParams {
     pub(crate) sessions_per_user: usize,
     pub(crate) users: usize,
     pub(crate) creators: usize,
+    /// The store's active-session limit, if any (`churn` preloads at most
+    /// that many sessions per user).
+    pub(crate) session_limit: Option<u32>,
 }
+
+/// The Redis server a bench runs against, for what the store does not
+/// expose: dedicated connections for the Go adapter's command sequences,
+/// and `DBSIZE` / `INFO memory`.
+#[derive(Debug, Clone)]
+pub(crate) struct Server {
+    client: redis::Client,
+}
+
+/// Keys and memory of the server at one instant.
+#[derive(Debug, Clone, Copy)]
+struct Footprint {
+    keys: u64,
+    used_memory: u64,
+}
+
+/// Connecting and every read or write of a Go adapter connection (the
+/// store's default operation timeout).
+const REFERENCE_TIMEOUT: Duration = Duration::from_secs(1);
+
+impl Server {
+    /// The server at `url` (no connection is made yet).
+    pub(crate) fn open(url: &str) -> Result<Self, CliError> {
+        let client = redis::Client::open(url)
+            .map_err(|e| CliError::new("config", format!("--redis-url: {e}")))?;
+        Ok(Self { client })
+    }
+
+    fn footprint(&self) -> Result<Footprint, CliError> {
+        let failed = |e: redis::RedisError| CliError::new("backend", format!("DBSIZE/INFO: {e}"));
+        let mut conn = self
+            .client
+            .get_connection_with_timeout(REFERENCE_TIMEOUT)
+            .map_err(failed)?;
+        let keys: u64 = redis::cmd("DBSIZE").query(&mut conn).map_err(failed)?;
+        let info: String = redis::cmd("INFO")
+            .arg("memory")
+            .query(&mut conn)
+            .map_err(failed)?;
+        let used_memory = info
+            .lines()
+            .find_map(|l| l.strip_prefix("used_memory:"))
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or_else(|| CliError::new("backend", "INFO memory has no used_memory"))?;
+        Ok(Footprint { keys, used_memory })
+    }
+
+    /// `n` Go adapters, each on its own connection, over `keys`.
+    fn adapters(&self, n: usize, keys: &KeySpace) -> Result<Adapters, CliError> {
+        let mut adapters = Vec::with_capacity(n);
+        for _ in 0..n {
+            let adapter = GoAdapter::connect(&self.client, keys.clone(), REFERENCE_TIMEOUT)
+                .map_err(|e| CliError::new("backend", format!("connecting to redis: {e}")))?;
+            adapters.push(Mutex::new(adapter));
+        }
+        Ok(Arc::new(adapters))
+    }
+}
+
+/// One Go adapter per worker thread (each locks only its own).
+type Adapters = Arc<Vec<Mutex<GoAdapter>>>;
 
 /// Set on Ctrl-C: workers and preloading stop, the run reports what it did
 /// and the caller still purges the key space.
@@ -132,15 +255,29 @@ impl Stats {
     /// Records one store call that started at `started`; returns its value
     /// when it succeeded.
     fn record<T>(&mut self, started: Instant, result: Result<T, Error>) -> Option<T> {
+        self.record_kind(started, result.map_err(|e| e.kind().as_str()))
+    }
+
+    /// [`Stats::record`] for one Go adapter call.
+    fn record_go<T>(&mut self, started: Instant, result: Result<T, GoError>) -> Option<T> {
+        self.record_kind(started, result.map_err(|e| e.kind()))
+    }
+
+    /// Counts a call that ended as expected (its latency and one op).
+    fn ok(&mut self, started: Instant) {
         let elapsed = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.ops += 1;
+        self.latency_ns.saturating_record(elapsed.max(1));
+    }
+
+    fn record_kind<T>(&mut self, started: Instant, result: Result<T, &'static str>) -> Option<T> {
         match result {
             Ok(value) => {
-                self.ops += 1;
-                self.latency_ns.saturating_record(elapsed.max(1));
+                self.ok(started);
                 Some(value)
             }
-            Err(error) => {
-                *self.errors.entry(error.kind().as_str()).or_default() += 1;
+            Err(kind) => {
+                *self.errors.entry(kind).or_default() += 1;
                 None
             }
         }
@@ -196,6 +333,19 @@ pub(crate) struct BenchReport {
     interrupted: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     invariants: Option<Invariants>,
+    /// `churn` on Redis: `DBSIZE` of the whole database when the timed
+    /// phase starts (after the preload) and when it ends (before the
+    /// purge).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    keys_start: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    keys_end: Option<u64>,
+    /// `churn` on Redis: `used_memory` (bytes, `INFO memory`) at the same
+    /// instants.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    used_memory_start: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    used_memory_end: Option<u64>,
 }
 
 impl BenchReport {
@@ -378,12 +528,79 @@ fn seed(worker: usize, salt: u64) -> u64 {
     (worker as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ salt
 }
 
+/// Runs `work(worker_index, adapter, stats)` on one OS thread per Go
+/// adapter and merges their stats; returns them with the wall time from
+/// the first spawn to the last join.
+async fn run_threads<F>(adapters: &Adapters, work: F) -> Result<(Stats, Duration), CliError>
+where
+    F: Fn(usize, &mut GoAdapter, Stats) -> Result<Stats, CliError> + Send + Sync + 'static,
+{
+    let adapters = adapters.clone();
+    let work = Arc::new(work);
+    tokio::task::spawn_blocking(move || {
+        let mut fresh = Vec::with_capacity(adapters.len());
+        for _ in 0..adapters.len() {
+            fresh.push(Stats::new()?);
+        }
+        let cpu_before = process_cpu_ns();
+        let started = Instant::now();
+        let mut threads = Vec::with_capacity(fresh.len());
+        for (worker, stats) in fresh.into_iter().enumerate() {
+            let (adapters, work) = (adapters.clone(), work.clone());
+            let thread = std::thread::Builder::new()
+                .name(format!("bench-go-{worker}"))
+                .spawn(move || {
+                    let slot = adapters
+                        .get(worker)
+                        .ok_or_else(|| CliError::new("bench", "no adapter for a worker"))?;
+                    let mut adapter = slot.lock().unwrap_or_else(PoisonError::into_inner);
+                    work(worker, &mut adapter, stats)
+                })
+                .map_err(|e| CliError::io("starting a bench thread", &e))?;
+            threads.push(thread);
+        }
+        let mut total = Stats::new()?;
+        for thread in threads {
+            let stats = thread
+                .join()
+                .map_err(|_| CliError::new("bench", "a worker thread panicked"))??;
+            total.merge(stats)?;
+        }
+        let elapsed = started.elapsed();
+        total.client_cpu_ns = cpu_before
+            .zip(process_cpu_ns())
+            .map(|(before, after)| after.saturating_sub(before));
+        Ok((total, elapsed))
+    })
+    .await
+    .map_err(|e| CliError::new("bench", format!("worker pool failed: {e}")))?
+}
+
+/// The Go adapters a reference workload needs (`None` for the others).
+fn adapters_for<S: SessionStore>(
+    store: &S,
+    params: &BenchParams,
+    server: Option<&Server>,
+) -> Result<Option<Adapters>, CliError> {
+    if !params.op.is_reference() {
+        return Ok(None);
+    }
+    let server = server.ok_or_else(|| {
+        CliError::usage("the Go adapter's command sequences need a standalone Redis server")
+    })?;
+    server
+        .adapters(params.concurrency, store.key_space())
+        .map(Some)
+}
+
 /// Runs the workload on `store` (whose key space must be fresh) and
-/// reports. The caller purges the key space afterwards.
+/// reports. The caller purges the key space afterwards. `server` is the
+/// Redis server behind `store`, when it is one.
 pub(crate) async fn run<S: SessionStore + SessionAdmin + 'static>(
     store: Arc<S>,
     params: &BenchParams,
     backend: &str,
+    server: Option<&Server>,
 ) -> Result<BenchReport, CliError> {
     let fixtures = Arc::new(Fixtures::new()?);
     let mut rng = SmallRng::seed_from_u64(seed(usize::MAX, 1));
@@ -391,83 +608,136 @@ pub(crate) async fn run<S: SessionStore + SessionAdmin + 'static>(
     let duration = params.duration;
     let mut preloaded = 0;
     let mut invariants = None;
+    let mut footprints = None;
+    let adapters = adapters_for(&*store, params, server)?;
 
-    let (stats, elapsed) = match params.op {
-        BenchOp::Get | BenchOp::Count | BenchOp::List => {
+    let (stats, elapsed) = match (params.op.store_op(), adapters) {
+        (BenchOp::Get | BenchOp::Count | BenchOp::List, adapters) => {
             let loaded = Arc::new(load_all_users(&store, &fixtures, params, &mut rng).await?);
             preloaded = loaded.ids.len();
             let op = params.op;
             let deadline = Instant::now() + duration;
-            run_workers(n, |worker, mut stats| {
-                let (store, loaded) = (store.clone(), loaded.clone());
-                async move {
-                    let mut rng = SmallRng::seed_from_u64(seed(worker, 2));
-                    while running(deadline) {
-                        // Let other workers run even when the store never suspends
-                        // (the in-memory store): no worker may starve the others.
-                        tokio::task::yield_now().await;
-                        match op {
-                            BenchOp::Get => {
+            match adapters {
+                Some(adapters) => {
+                    run_threads(&adapters, move |worker, adapter, mut stats| {
+                        let mut rng = SmallRng::seed_from_u64(seed(worker, 2));
+                        while running(deadline) {
+                            if op == BenchOp::GetReference {
                                 let id = pick(&mut rng, &loaded.ids)?;
                                 let t = Instant::now();
-                                let r = store.get(id).await;
-                                stats.record(t, r);
-                            }
-                            BenchOp::Count => {
+                                let r = adapter.get(id);
+                                stats.record_go(t, r);
+                            } else {
                                 let user = pick(&mut rng, &loaded.users)?;
                                 let t = Instant::now();
-                                let r = store.count_active_by_user_id(user).await;
-                                stats.record(t, r);
-                            }
-                            _ => {
-                                let user = pick(&mut rng, &loaded.users)?;
-                                let t = Instant::now();
-                                let r = store.list_by_user_id(user).await;
-                                stats.record(t, r);
+                                let r = adapter.list(user);
+                                stats.record_go(t, r);
                             }
                         }
-                    }
-                    Ok(stats)
+                        Ok(stats)
+                    })
+                    .await?
                 }
-            })
-            .await?
+                None => {
+                    run_workers(n, |worker, mut stats| {
+                        let (store, loaded) = (store.clone(), loaded.clone());
+                        async move {
+                            let mut rng = SmallRng::seed_from_u64(seed(worker, 2));
+                            while running(deadline) {
+                                // Let other workers run even when the store never
+                                // suspends (the in-memory store): no worker may
+                                // starve the others.
+                                tokio::task::yield_now().await;
+                                match op {
+                                    BenchOp::Get => {
+                                        let id = pick(&mut rng, &loaded.ids)?;
+                                        let t = Instant::now();
+                                        let r = store.get(id).await;
+                                        stats.record(t, r);
+                                    }
+                                    BenchOp::Count => {
+                                        let user = pick(&mut rng, &loaded.users)?;
+                                        let t = Instant::now();
+                                        let r = store.count_active_by_user_id(user).await;
+                                        stats.record(t, r);
+                                    }
+                                    _ => {
+                                        let user = pick(&mut rng, &loaded.users)?;
+                                        let t = Instant::now();
+                                        let r = store.list_by_user_id(user).await;
+                                        stats.record(t, r);
+                                    }
+                                }
+                            }
+                            Ok(stats)
+                        }
+                    })
+                    .await?
+                }
+            }
         }
-        BenchOp::Create => {
+        (BenchOp::Create, adapters) => {
             let users: Arc<Vec<UserId>> = Arc::new(
                 (0..params.users)
                     .map(|u| UserId::parse(format!("u{u}")))
                     .collect::<Result<_, _>>()?,
             );
             let deadline = Instant::now() + duration;
-            run_workers(n, |worker, mut stats| {
-                let (store, users, fixtures) = (store.clone(), users.clone(), fixtures.clone());
-                async move {
-                    let mut rng = SmallRng::seed_from_u64(seed(worker, 3));
-                    let mut next = 0u64;
-                    while running(deadline) {
-                        // Let other workers run even when the store never suspends
-                        // (the in-memory store): no worker may starve the others.
-                        tokio::task::yield_now().await;
-                        let user = pick(&mut rng, &users)?;
-                        let session =
-                            fixtures.session(format!("w{worker}-c{next}"), user, &mut rng)?;
-                        next += 1;
-                        let t = Instant::now();
-                        let r = store.create(&session).await;
-                        stats.record(t, r);
-                    }
-                    Ok(stats)
+            match adapters {
+                Some(adapters) => {
+                    run_threads(&adapters, move |worker, adapter, mut stats| {
+                        let mut rng = SmallRng::seed_from_u64(seed(worker, 3));
+                        let mut next = 0u64;
+                        while running(deadline) {
+                            let user = pick(&mut rng, &users)?;
+                            let session =
+                                fixtures.session(format!("w{worker}-c{next}"), user, &mut rng)?;
+                            next += 1;
+                            let t = Instant::now();
+                            let r = adapter.create(&session);
+                            stats.record_go(t, r);
+                        }
+                        Ok(stats)
+                    })
+                    .await?
                 }
-            })
-            .await?
+                None => {
+                    run_workers(n, |worker, mut stats| {
+                        let (store, users, fixtures) =
+                            (store.clone(), users.clone(), fixtures.clone());
+                        async move {
+                            let mut rng = SmallRng::seed_from_u64(seed(worker, 3));
+                            let mut next = 0u64;
+                            while running(deadline) {
+                                // Let other workers run even when the store never
+                                // suspends (the in-memory store): no worker may
+                                // starve the others.
+                                tokio::task::yield_now().await;
+                                let user = pick(&mut rng, &users)?;
+                                let session = fixtures.session(
+                                    format!("w{worker}-c{next}"),
+                                    user,
+                                    &mut rng,
+                                )?;
+                                next += 1;
+                                let t = Instant::now();
+                                let r = store.create(&session).await;
+                                stats.record(t, r);
+                            }
+                            Ok(stats)
+                        }
+                    })
+                    .await?
+                }
+            }
         }
-        BenchOp::Revoke | BenchOp::RevokeAll => {
+        (BenchOp::Revoke | BenchOp::RevokeAll, adapters) => {
             let (stats, elapsed, loaded) =
-                consume_in_rounds(&store, &fixtures, params, &mut rng).await?;
+                consume_in_rounds(&store, &fixtures, params, adapters.as_ref(), &mut rng).await?;
             preloaded = loaded;
             (stats, elapsed)
         }
-        BenchOp::Mixed => {
+        (BenchOp::Mixed, _) => {
             let loaded = Arc::new(load_all_users(&store, &fixtures, params, &mut rng).await?);
             preloaded = loaded.ids.len();
             // Revokes take distinct loaded sessions in random order.
@@ -485,7 +755,7 @@ pub(crate) async fn run<S: SessionStore + SessionAdmin + 'static>(
             })
             .await?
         }
-        BenchOp::Contention => {
+        (BenchOp::Contention, _) => {
             let user = Arc::new(UserId::parse("contended-user")?);
             let recent: Arc<Mutex<VecDeque<DeviceSessionId>>> = Arc::default();
             let creators = params.creators;
@@ -527,6 +797,32 @@ pub(crate) async fn run<S: SessionStore + SessionAdmin + 'static>(
             });
             result
         }
+        (BenchOp::Churn, _) => {
+            // Start in the steady state: each user holds K sessions (at most
+            // the limit, so a `reject` limit does not fail the preload).
+            let per_user = params
+                .session_limit
+                .map_or(params.sessions_per_user, |max| {
+                    params
+                        .sessions_per_user
+                        .min(usize::try_from(max).unwrap_or(usize::MAX))
+                });
+            let loaded = Arc::new(
+                load_users(&store, &fixtures, "", params.users, per_user, &mut rng).await?,
+            );
+            preloaded = loaded.ids.len();
+            let start = server.map(Server::footprint).transpose()?;
+            let deadline = Instant::now() + duration;
+            let result = run_workers(n, |worker, stats| {
+                let (store, loaded, fixtures) = (store.clone(), loaded.clone(), fixtures.clone());
+                churn_worker(store, loaded, fixtures, worker, deadline, stats)
+            })
+            .await?;
+            let end = server.map(Server::footprint).transpose()?;
+            footprints = start.zip(end);
+            result
+        }
+        (_, _) => return Err(CliError::new("bench", "no such workload")),
     };
 
     let secs = elapsed.as_secs_f64();
@@ -555,6 +851,10 @@ pub(crate) async fn run<S: SessionStore + SessionAdmin + 'static>(
         preloaded_sessions: preloaded,
         interrupted: interrupted(),
         invariants,
+        keys_start: footprints.map(|(start, _)| start.keys),
+        keys_end: footprints.map(|(_, end)| end.keys),
+        used_memory_start: footprints.map(|(start, _)| start.used_memory),
+        used_memory_end: footprints.map(|(_, end)| end.used_memory),
     };
     Ok(report)
 }
@@ -574,16 +874,17 @@ impl Target {
     }
 }
 
-/// `revoke` / `revoke_all`: rounds of (preload a batch, consume it timed).
-/// Returns the merged stats, the timed total and how many sessions were
-/// preloaded.
+/// `revoke` / `revoke_all` (and their reference forms, with `adapters`):
+/// rounds of (preload a batch, consume it timed). Returns the merged
+/// stats, the timed total and how many sessions were preloaded.
 async fn consume_in_rounds<S: SessionStore + SessionAdmin + 'static>(
     store: &Arc<S>,
     fixtures: &Arc<Fixtures>,
     params: &BenchParams,
+    adapters: Option<&Adapters>,
     rng: &mut SmallRng,
 ) -> Result<(Stats, Duration, usize), CliError> {
-    let all = params.op == BenchOp::RevokeAll;
+    let all = params.op.store_op() == BenchOp::RevokeAll;
     let per_item = if all {
         params.sessions_per_user.max(1)
     } else {
@@ -631,47 +932,91 @@ async fn consume_in_rounds<S: SessionStore + SessionAdmin + 'static>(
         let targets = Arc::new(targets);
         let cursor = Arc::new(AtomicUsize::new(0));
         let deadline = Instant::now() + (params.duration - timed);
-        let (stats, elapsed) = run_workers(params.concurrency, |_, mut stats| {
-            let (store, fixtures) = (store.clone(), fixtures.clone());
-            let (targets, cursor) = (targets.clone(), cursor.clone());
-            async move {
-                while running(deadline) {
-                    // Let other workers run even when the store never suspends
-                    // (the in-memory store): no worker may starve the others.
-                    tokio::task::yield_now().await;
-                    let Some(target) = targets.get(cursor.fetch_add(1, Ordering::Relaxed)) else {
-                        break;
-                    };
-                    let revocation = fixtures.revocation()?;
-                    match target {
-                        Target::User(user) => {
-                            let input = RevokeUserSessionsInput {
-                                user_id: user.clone(),
-                                revocation,
-                            };
-                            let t = Instant::now();
-                            let r = store.revoke_all_by_user_id(&input).await;
-                            if let Some(outcome) = stats.record(t, r) {
-                                stats.outcome(outcome.as_str());
+        let (stats, elapsed) = match adapters {
+            Some(adapters) => {
+                let fixtures = fixtures.clone();
+                run_threads(adapters, move |_, adapter, mut stats| {
+                    while running(deadline) {
+                        let Some(target) = targets.get(cursor.fetch_add(1, Ordering::Relaxed))
+                        else {
+                            break;
+                        };
+                        let revocation = fixtures.revocation()?;
+                        match target {
+                            Target::User(user) => {
+                                let input = RevokeUserSessionsInput {
+                                    user_id: user.clone(),
+                                    revocation,
+                                };
+                                let t = Instant::now();
+                                let r = adapter.revoke_all(&input);
+                                if let Some(outcome) = stats.record_go(t, r) {
+                                    stats.outcome(outcome.as_str());
+                                }
                             }
-                        }
-                        Target::Session(id) => {
-                            let input = RevokeSessionInput {
-                                device_session_id: id.clone(),
-                                revocation,
-                            };
-                            let t = Instant::now();
-                            let r = store.revoke(&input).await;
-                            if let Some(outcome) = stats.record(t, r) {
-                                stats.outcome(outcome.as_str());
+                            Target::Session(id) => {
+                                let input = RevokeSessionInput {
+                                    device_session_id: id.clone(),
+                                    revocation,
+                                };
+                                let t = Instant::now();
+                                let r = adapter.revoke(&input);
+                                if let Some(outcome) = stats.record_go(t, r) {
+                                    stats.outcome(outcome.as_str());
+                                }
                             }
                         }
                     }
-                }
-                Ok(stats)
+                    Ok(stats)
+                })
+                .await?
             }
-        })
-        .await?;
+            None => {
+                run_workers(params.concurrency, |_, mut stats| {
+                    let (store, fixtures) = (store.clone(), fixtures.clone());
+                    let (targets, cursor) = (targets.clone(), cursor.clone());
+                    async move {
+                        while running(deadline) {
+                            // Let other workers run even when the store never
+                            // suspends (the in-memory store): no worker may
+                            // starve the others.
+                            tokio::task::yield_now().await;
+                            let Some(target) = targets.get(cursor.fetch_add(1, Ordering::Relaxed))
+                            else {
+                                break;
+                            };
+                            let revocation = fixtures.revocation()?;
+                            match target {
+                                Target::User(user) => {
+                                    let input = RevokeUserSessionsInput {
+                                        user_id: user.clone(),
+                                        revocation,
+                                    };
+                                    let t = Instant::now();
+                                    let r = store.revoke_all_by_user_id(&input).await;
+                                    if let Some(outcome) = stats.record(t, r) {
+                                        stats.outcome(outcome.as_str());
+                                    }
+                                }
+                                Target::Session(id) => {
+                                    let input = RevokeSessionInput {
+                                        device_session_id: id.clone(),
+                                        revocation,
+                                    };
+                                    let t = Instant::now();
+                                    let r = store.revoke(&input).await;
+                                    if let Some(outcome) = stats.record(t, r) {
+                                        stats.outcome(outcome.as_str());
+                                    }
+                                }
+                            }
+                        }
+                        Ok(stats)
+                    }
+                })
+                .await?
+            }
+        };
         let done = stats.ops + stats.errors.values().sum::<u64>();
         total.merge(stats)?;
         timed += elapsed;
@@ -682,6 +1027,78 @@ async fn consume_in_rounds<S: SessionStore + SessionAdmin + 'static>(
         items = ((rate * remaining * 1.2) as usize).clamp(256, max_items);
     }
     Ok((total, timed, preloaded))
+}
+
+/// `churn`: odd ops create a session for a random user, even ones revoke
+/// the oldest session this worker created (already revoked by the limit,
+/// or gone with retention, are expected answers, not errors).
+async fn churn_worker<S: SessionStore + SessionAdmin>(
+    store: Arc<S>,
+    loaded: Arc<Loaded>,
+    fixtures: Arc<Fixtures>,
+    worker: usize,
+    deadline: Instant,
+    mut stats: Stats,
+) -> Result<Stats, CliError> {
+    let mut rng = SmallRng::seed_from_u64(seed(worker, 6));
+    let mut mine: VecDeque<DeviceSessionId> = VecDeque::new();
+    let mut n = 0u64;
+    while running(deadline) {
+        // Let other workers run even when the store never suspends
+        // (the in-memory store): no worker may starve the others.
+        tokio::task::yield_now().await;
+        n += 1;
+        let oldest = if n.is_multiple_of(2) {
+            mine.pop_front()
+        } else {
+            None
+        };
+        match oldest {
+            None => {
+                let user = pick(&mut rng, &loaded.users)?;
+                let session = fixtures.session(format!("w{worker}-ch{n}"), user, &mut rng)?;
+                let t = Instant::now();
+                match store.create(&session).await {
+                    Ok(created) => {
+                        stats.ok(t);
+                        stats.outcome("created");
+                        for _ in &created.evicted {
+                            stats.outcome("evicted");
+                        }
+                        mine.push_back(session.id().clone());
+                    }
+                    Err(e) if e.kind() == ErrorKind::SessionLimit => {
+                        stats.ok(t);
+                        stats.outcome("rejected_by_limit");
+                    }
+                    Err(e) => {
+                        stats.record(t, Err::<(), _>(e));
+                    }
+                }
+            }
+            Some(id) => {
+                let input = RevokeSessionInput {
+                    device_session_id: id,
+                    revocation: fixtures.revocation()?,
+                };
+                let t = Instant::now();
+                match store.revoke(&input).await {
+                    Ok(outcome) => {
+                        stats.ok(t);
+                        stats.outcome(outcome.as_str());
+                    }
+                    Err(e) if e.kind() == ErrorKind::NotFound => {
+                        stats.ok(t);
+                        stats.outcome("gone");
+                    }
+                    Err(e) => {
+                        stats.record(t, Err::<(), _>(e));
+                    }
+                }
+            }
+        }
+    }
+    Ok(stats)
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -1,0 +1,325 @@
+//! The Go adapter's command sequences, re-implemented command for command
+//! with redis-rs: the baseline of `bench --op *_reference`.
+//!
+//! This is an emulation, not the Go binary (there is no Go toolchain
+//! here). It sends exactly what `sessionstore.go` (go-redis v9, RESP2)
+//! sends, in the same order and the same round trips, on one dedicated
+//! blocking connection — what go-redis's `Watch` pins from its pool for
+//! the duration of a transaction:
+//!
+//! - `Get`: `GET record` (1 round trip).
+//! - `ListByUserID`: `ZREVRANGE all 0 -1`, then one `GET` per session
+//!   (1 + N).
+//! - `Create`: `WATCH record`; `GET record`; `MULTI SET ZADD all ZADD
+//!   active EXEC` (one pipelined write); `UNWATCH` (go-redis's `Tx.Close`)
+//!   — 4 round trips; a non-nil `GET` or an aborted `EXEC` is a conflict.
+//! - `Revoke`: up to 3 attempts of `WATCH record`; `GET record`; `MULTI
+//!   SET ZREM active EXEC`; `UNWATCH` (4); an already revoked session ends
+//!   after the `GET` (`UNWATCH` still sent).
+//! - `RevokeAllByUserID`: up to 3 attempts of `WATCH active`; `ZREVRANGE
+//!   active 0 -1`; one `GET` per session; `MULTI (SET record ZREM active
+//!   id)×N EXEC`; `UNWATCH` — 4 + N round trips; with no active session
+//!   `MULTI ZCARD active EXEC` instead. An aborted `EXEC` (`TxFailedErr`)
+//!   retries at once, without backoff; the third failure is an error.
+//!
+//! Records are strictly decoded (the id checked against the key) and
+//! encoded with the core's codec, which is byte-compatible with the
+//! adapter's `encoding/json` output; keys and scores come from the
+//! reference layout of the same key space.
+
+use std::time::Duration;
+
+use authsession_core::{
+    codec, sort_newest_first, DeviceSessionId, IndexScore, KeySpace, RevokeSessionInput,
+    RevokeSessionOutcome, RevokeUserSessionsInput, RevokeUserSessionsOutcome, Session, UserId,
+};
+
+/// `mutationRetryLimit` of the adapter.
+const MUTATION_RETRY_LIMIT: usize = 3;
+
+/// Why an emulated call failed, by the same kinds the store reports.
+#[derive(Debug)]
+pub(crate) enum GoError {
+    /// `ports.ErrNotFound`.
+    NotFound,
+    /// `ports.ErrConflict`.
+    Conflict,
+    /// A record that fails strict decoding, a missing or foreign record
+    /// behind an index member, a revoked session in the active index.
+    Corrupt,
+    /// The transition does not validate (e.g. revoked before created).
+    InvalidInput,
+    /// "mutation retry limit exceeded".
+    RetryLimit,
+    /// Any Redis error.
+    Backend(redis::RedisError),
+}
+
+impl GoError {
+    /// The stable kind, as the store names it.
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            GoError::NotFound => "not_found",
+            GoError::Conflict => "conflict",
+            GoError::Corrupt => "corrupt",
+            GoError::InvalidInput => "invalid_input",
+            GoError::RetryLimit => "contention_exhausted",
+            GoError::Backend(e) if e.is_timeout() => "timeout",
+            GoError::Backend(_) => "backend",
+        }
+    }
+}
+
+impl From<redis::RedisError> for GoError {
+    fn from(error: redis::RedisError) -> Self {
+        GoError::Backend(error)
+    }
+}
+
+/// One attempt's end: done, or `TxFailedErr` (retry).
+enum Attempt<T> {
+    Done(T),
+    Retry,
+}
+
+/// The adapter on one dedicated connection.
+pub(crate) struct GoAdapter {
+    conn: redis::Connection,
+    keys: KeySpace,
+}
+
+impl std::fmt::Debug for GoAdapter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GoAdapter").finish_non_exhaustive()
+    }
+}
+
+impl GoAdapter {
+    /// Opens a dedicated connection to `client`'s server (`timeout` bounds
+    /// connecting and every read and write, like the adapter's
+    /// `OperationTimeout`). `keys` must be in the reference layout.
+    pub(crate) fn connect(
+        client: &redis::Client,
+        keys: KeySpace,
+        timeout: Duration,
+    ) -> Result<Self, redis::RedisError> {
+        let conn = client.get_connection_with_timeout(timeout)?;
+        conn.set_read_timeout(Some(timeout))?;
+        conn.set_write_timeout(Some(timeout))?;
+        Ok(Self { conn, keys })
+    }
+
+    fn record_key(&self, id: &DeviceSessionId) -> String {
+        self.keys.session_key(id)
+    }
+
+    /// `loadSessionWithGetter`: `GET`, then the strict decode.
+    fn load(&mut self, id: &DeviceSessionId) -> Result<Session, GoError> {
+        let payload: Option<Vec<u8>> = redis::cmd("GET")
+            .arg(self.record_key(id))
+            .query(&mut self.conn)?;
+        let payload = payload.ok_or(GoError::NotFound)?;
+        codec::decode(id, &payload).map_err(|_| GoError::Corrupt)
+    }
+
+    fn watch(&mut self, key: &str) -> Result<(), GoError> {
+        redis::cmd("WATCH").arg(key).exec(&mut self.conn)?;
+        Ok(())
+    }
+
+    /// `Tx.Close`: sent whatever the transaction's function returned.
+    fn unwatch(&mut self) -> Result<(), GoError> {
+        redis::cmd("UNWATCH").exec(&mut self.conn)?;
+        Ok(())
+    }
+
+    /// `Watch(fn, key)`: WATCH, the function, UNWATCH (its error ignored,
+    /// as go-redis ignores it).
+    fn in_watch<T>(
+        &mut self,
+        key: &str,
+        body: impl FnOnce(&mut Self) -> Result<T, GoError>,
+    ) -> Result<T, GoError> {
+        self.watch(key)?;
+        let result = body(self);
+        let _ = self.unwatch();
+        result
+    }
+
+    /// `TxPipelined`: MULTI, the commands, EXEC in one write; `false` when
+    /// EXEC was aborted by a watched key's change (`TxFailedErr`).
+    fn exec(&mut self, pipe: &redis::Pipeline) -> Result<bool, GoError> {
+        let replies: Option<redis::Value> = pipe.query(&mut self.conn)?;
+        Ok(replies.is_some())
+    }
+
+    /// `Store.Get`.
+    pub(crate) fn get(&mut self, id: &DeviceSessionId) -> Result<Session, GoError> {
+        self.load(id)
+    }
+
+    /// `Store.ListByUserID`.
+    pub(crate) fn list(&mut self, user: &UserId) -> Result<Vec<Session>, GoError> {
+        let ids: Vec<String> = redis::cmd("ZREVRANGE")
+            .arg(self.keys.user_sessions_key(user))
+            .arg(0)
+            .arg(-1)
+            .query(&mut self.conn)?;
+        let mut sessions = Vec::with_capacity(ids.len());
+        for raw in ids {
+            let id = DeviceSessionId::parse(raw).map_err(|_| GoError::Corrupt)?;
+            let session = self.load(&id).map_err(|e| match e {
+                GoError::NotFound => GoError::Corrupt,
+                other => other,
+            })?;
+            if session.user_id() != user {
+                return Err(GoError::Corrupt);
+            }
+            sessions.push(session);
+        }
+        sort_newest_first(&mut sessions);
+        Ok(sessions)
+    }
+
+    /// `Store.Create`.
+    pub(crate) fn create(&mut self, session: &Session) -> Result<(), GoError> {
+        let payload = codec::encode(session);
+        let key = self.record_key(session.id());
+        let all = self.keys.user_sessions_key(session.user_id());
+        let active = self.keys.user_active_sessions_key(session.user_id());
+        let score = IndexScore::of(session.created_at()).to_string();
+        let member = session.id().as_str();
+        let applied = self.in_watch(&key, |this| {
+            let existing: Option<Vec<u8>> = redis::cmd("GET").arg(&key).query(&mut this.conn)?;
+            if existing.is_some() {
+                return Err(GoError::Conflict);
+            }
+            let mut pipe = redis::pipe();
+            pipe.atomic()
+                .cmd("SET")
+                .arg(&key)
+                .arg(&payload)
+                .cmd("ZADD")
+                .arg(&all)
+                .arg(&score)
+                .arg(member);
+            if session.is_active() {
+                pipe.cmd("ZADD").arg(&active).arg(&score).arg(member);
+            }
+            this.exec(&pipe)
+        })?;
+        if applied {
+            Ok(())
+        } else {
+            Err(GoError::Conflict)
+        }
+    }
+
+    /// `runMutation`: up to three attempts, the next at once after an
+    /// aborted EXEC.
+    fn mutation<T>(
+        &mut self,
+        mut attempt: impl FnMut(&mut Self) -> Result<Attempt<T>, GoError>,
+    ) -> Result<T, GoError> {
+        for _ in 0..MUTATION_RETRY_LIMIT {
+            if let Attempt::Done(value) = attempt(self)? {
+                return Ok(value);
+            }
+        }
+        Err(GoError::RetryLimit)
+    }
+
+    /// `Store.Revoke`.
+    pub(crate) fn revoke(
+        &mut self,
+        input: &RevokeSessionInput,
+    ) -> Result<RevokeSessionOutcome, GoError> {
+        let id = &input.device_session_id;
+        let key = self.record_key(id);
+        self.mutation(|this| {
+            this.in_watch(&key, |this| {
+                let current = this.load(id)?;
+                if !current.is_active() {
+                    return Ok(Attempt::Done(RevokeSessionOutcome::AlreadyRevoked(current)));
+                }
+                let active = this.keys.user_active_sessions_key(current.user_id());
+                let next = current
+                    .revoked(input.revocation.clone())
+                    .map_err(|_| GoError::InvalidInput)?;
+                let mut pipe = redis::pipe();
+                pipe.atomic()
+                    .cmd("SET")
+                    .arg(&key)
+                    .arg(codec::encode(&next))
+                    .cmd("ZREM")
+                    .arg(&active)
+                    .arg(id.as_str());
+                Ok(if this.exec(&pipe)? {
+                    Attempt::Done(RevokeSessionOutcome::Revoked(next))
+                } else {
+                    Attempt::Retry
+                })
+            })
+        })
+    }
+
+    /// `Store.RevokeAllByUserID`.
+    pub(crate) fn revoke_all(
+        &mut self,
+        input: &RevokeUserSessionsInput,
+    ) -> Result<RevokeUserSessionsOutcome, GoError> {
+        let user = &input.user_id;
+        let active = self.keys.user_active_sessions_key(user);
+        self.mutation(|this| {
+            this.in_watch(&active, |this| {
+                let ids: Vec<String> = redis::cmd("ZREVRANGE")
+                    .arg(&active)
+                    .arg(0)
+                    .arg(-1)
+                    .query(&mut this.conn)?;
+                if ids.is_empty() {
+                    // The adapter forces an EXEC so WATCH observes concurrent
+                    // changes on the no-op path too.
+                    let mut pipe = redis::pipe();
+                    pipe.atomic().cmd("ZCARD").arg(&active);
+                    return Ok(if this.exec(&pipe)? {
+                        Attempt::Done(RevokeUserSessionsOutcome::NoActiveSessions)
+                    } else {
+                        Attempt::Retry
+                    });
+                }
+                let mut revoked = Vec::with_capacity(ids.len());
+                for raw in ids {
+                    let id = DeviceSessionId::parse(raw).map_err(|_| GoError::Corrupt)?;
+                    let record = this.load(&id).map_err(|e| match e {
+                        GoError::NotFound => GoError::Corrupt,
+                        other => other,
+                    })?;
+                    if record.user_id() != user || !record.is_active() {
+                        return Err(GoError::Corrupt);
+                    }
+                    revoked.push(
+                        record
+                            .revoked(input.revocation.clone())
+                            .map_err(|_| GoError::InvalidInput)?,
+                    );
+                }
+                let mut pipe = redis::pipe();
+                pipe.atomic();
+                for session in &revoked {
+                    pipe.cmd("SET")
+                        .arg(this.record_key(session.id()))
+                        .arg(codec::encode(session))
+                        .cmd("ZREM")
+                        .arg(&active)
+                        .arg(session.id().as_str());
+                }
+                if !this.exec(&pipe)? {
+                    return Ok(Attempt::Retry);
+                }
+                sort_newest_first(&mut revoked);
+                Ok(Attempt::Done(RevokeUserSessionsOutcome::Revoked(revoked)))
+            })
+        })
+    }
+}
