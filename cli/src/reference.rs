@@ -323,3 +323,143 @@ impl GoAdapter {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+    use authsession_core::{
+        ClientPublicKey, Revocation, RevokeActorId, RevokeActorType, RevokeReasonCode, Timestamp,
+    };
+    use authsession_driver::{CheckMode, SessionAdmin as _, SessionStore as _};
+    use authsession_tests::monitor::Monitor;
+    use authsession_tests::RedisServer;
+
+    fn session(id: &str, user: &str, at: &str) -> Session {
+        Session::active(
+            DeviceSessionId::parse(id).unwrap(),
+            UserId::parse(user).unwrap(),
+            ClientPublicKey::from([7; 32]),
+            Timestamp::parse(at).unwrap(),
+        )
+        .unwrap()
+    }
+
+    fn revocation(at: &str) -> Revocation {
+        Revocation::new(
+            Timestamp::parse(at).unwrap(),
+            RevokeReasonCode::parse("logout").unwrap(),
+            RevokeActorType::parse("user").unwrap(),
+            RevokeActorId::empty(),
+        )
+        .unwrap()
+    }
+
+    /// Every emulated call sends exactly the adapter's commands, in order,
+    /// and reads and writes what the store reads and writes.
+    #[test]
+    fn sends_the_adapters_commands_and_agrees_with_the_store() {
+        let server = RedisServer::start();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let keys = KeySpace::with_base("go:").unwrap();
+            let store = server.store(keys.clone()).await;
+            let raw = server.raw().await;
+            let mut monitor = Monitor::start(server.port());
+            let client = redis::Client::open(server.url()).unwrap();
+            let mut go = GoAdapter::connect(&client, keys, Duration::from_secs(5)).unwrap();
+            let mut sent = async || -> Vec<String> {
+                let commands = monitor.since_last_mark(&raw).await;
+                commands.into_iter().map(|c| c.name).collect()
+            };
+            sent().await;
+
+            let first = session("d1", "u", "2026-01-01T00:00:00Z");
+            go.create(&first).unwrap();
+            assert_eq!(
+                sent().await,
+                ["watch", "get", "multi", "set", "zadd", "zadd", "exec", "unwatch"]
+            );
+            assert_eq!(store.get(first.id()).await.unwrap(), first);
+            sent().await;
+            assert!(matches!(go.create(&first), Err(GoError::Conflict)));
+            assert_eq!(sent().await, ["watch", "get", "unwatch"]);
+
+            for (i, at) in ["2026-01-02T00:00:00Z", "2026-01-03T00:00:00Z"]
+                .iter()
+                .enumerate()
+            {
+                store
+                    .create(&session(&format!("d{}", i + 2), "u", at))
+                    .await
+                    .unwrap();
+            }
+            sent().await;
+            let user = UserId::parse("u").unwrap();
+            let listed = go.list(&user).unwrap();
+            assert_eq!(sent().await, ["zrevrange", "get", "get", "get"]);
+            assert_eq!(listed, store.list_by_user_id(&user).await.unwrap());
+            sent().await;
+            assert_eq!(go.get(first.id()).unwrap(), first);
+            assert_eq!(sent().await, ["get"]);
+            assert!(matches!(
+                go.get(&DeviceSessionId::parse("nope").unwrap()),
+                Err(GoError::NotFound)
+            ));
+            sent().await;
+
+            let input = RevokeSessionInput {
+                device_session_id: first.id().clone(),
+                revocation: revocation("2026-02-01T00:00:00Z"),
+            };
+            let revoked = go.revoke(&input).unwrap();
+            assert_eq!(revoked.as_str(), "revoked");
+            assert_eq!(
+                sent().await,
+                ["watch", "get", "multi", "set", "zrem", "exec", "unwatch"]
+            );
+            assert_eq!(&store.get(first.id()).await.unwrap(), revoked.session());
+            sent().await;
+            assert_eq!(go.revoke(&input).unwrap().as_str(), "already_revoked");
+            assert_eq!(sent().await, ["watch", "get", "unwatch"]);
+
+            let all = RevokeUserSessionsInput {
+                user_id: user.clone(),
+                revocation: revocation("2026-02-02T00:00:00Z"),
+            };
+            let outcome = go.revoke_all(&all).unwrap();
+            assert_eq!(
+                sent().await,
+                [
+                    "watch",
+                    "zrevrange",
+                    "get",
+                    "get",
+                    "multi",
+                    "set",
+                    "zrem",
+                    "set",
+                    "zrem",
+                    "exec",
+                    "unwatch"
+                ]
+            );
+            let ids: Vec<&str> = outcome.sessions().iter().map(|s| s.id().as_str()).collect();
+            assert_eq!(ids, ["d3", "d2"]);
+            for s in outcome.sessions() {
+                assert_eq!(&store.get(s.id()).await.unwrap(), s);
+            }
+            assert_eq!(store.count_active_by_user_id(&user).await.unwrap(), 0);
+            sent().await;
+            assert_eq!(go.revoke_all(&all).unwrap().as_str(), "no_active_sessions");
+            assert_eq!(
+                sent().await,
+                ["watch", "zrevrange", "multi", "zcard", "exec", "unwatch"]
+            );
+            assert!(store.check(CheckMode::Report).await.unwrap().is_clean());
+        });
+    }
+}
