@@ -859,6 +859,10 @@ fn run_bench(global: &GlobalArgs, args: &BenchArgs) -> Result<ExitCode, CliError
     let backend = global.backend(Some(DEFAULT_REDIS_URL));
     let options = fresh_options(global, &backend, "bench")?;
     let params = args.params(&options)?;
+    if params.op == bench::BenchOp::Contention {
+        // Its invariants come from check.
+        pending::check_supported(&options.keys)?;
+    }
     if params.op.is_reference() {
         if !matches!(backend, Backend::Redis(_)) {
             return Err(CliError::usage(format!(

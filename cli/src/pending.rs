@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use authsession_core::plan::{Applied, Plan, Read, Reply};
+use authsession_core::{KeySpace, Layout};
 use authsession_driver::{Backend, BackendInfo, Error, SessionAdmin, Store};
 use serde::Serialize;
 
@@ -77,4 +78,19 @@ pub(crate) async fn sweep<S: SessionAdmin>(store: &S) -> Result<SweepOut, CliErr
         "unsupported",
         "sweep: this authsession is not built with sweep support yet",
     ))
+}
+
+/// Whether `check` can audit `keys`: this build's check knows the
+/// reference layout only, and in the tagged one it would report every
+/// record as unparsable and every index entry as stray — and `--repair`
+/// would delete those entries. The bounded, layout-aware check lifts this.
+pub(crate) fn check_supported(keys: &KeySpace) -> Result<(), CliError> {
+    if keys.layout() == Layout::Reference {
+        Ok(())
+    } else {
+        Err(CliError::new(
+            "unsupported",
+            "check: this authsession cannot check the tagged layout yet",
+        ))
+    }
 }

@@ -222,7 +222,10 @@ pub(crate) async fn run<S: SessionStore + SessionAdmin>(
                 batches: report.batches,
             })?;
         }
-        StoreCommand::Check { repair } => return check(store, repair).await,
+        StoreCommand::Check { repair } => {
+            pending::check_supported(store.key_space())?;
+            return check(store, repair).await;
+        }
         StoreCommand::Sweep => output::print(&pending::sweep(store).await?)?,
     }
     Ok(ExitCode::SUCCESS)
