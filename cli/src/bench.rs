@@ -137,6 +137,51 @@ pub(crate) struct Server {
     client: redis::Client,
 }
 
+/// What the server spent during the timed phases: its CPU (`INFO cpu`,
+/// user + system, I/O included) and, per command, calls and execution
+/// time (`INFO commandstats`; commands inside MULTI/EXEC and scripts are
+/// counted too).
+#[derive(Debug, Clone, Default)]
+struct ServerUsage {
+    cpu_us: f64,
+    commands: BTreeMap<String, (u64, u64)>,
+}
+
+impl ServerUsage {
+    /// `self - before` (counters only grow; a reset shows as zero).
+    fn since(&self, before: &ServerUsage) -> ServerUsage {
+        let commands = self
+            .commands
+            .iter()
+            .map(|(name, (calls, usec))| {
+                let (c0, u0) = before.commands.get(name).copied().unwrap_or_default();
+                (name.clone(), (calls.saturating_sub(c0), usec.saturating_sub(u0)))
+            })
+            .filter(|(_, (calls, _))| *calls > 0)
+            .collect();
+        ServerUsage {
+            cpu_us: (self.cpu_us - before.cpu_us).max(0.0),
+            commands,
+        }
+    }
+
+    fn add(&mut self, other: &ServerUsage) {
+        self.cpu_us += other.cpu_us;
+        for (name, (calls, usec)) in &other.commands {
+            let entry = self.commands.entry(name.clone()).or_default();
+            entry.0 += calls;
+            entry.1 += usec;
+        }
+    }
+}
+
+/// One command's cost per op in the report.
+#[derive(Debug, Serialize)]
+pub(crate) struct CommandCost {
+    calls: f64,
+    usec: f64,
+}
+
 /// Keys and memory of the server at one instant.
 #[derive(Debug, Clone, Copy)]
 struct Footprint {
@@ -173,6 +218,48 @@ impl Server {
             .and_then(|v| v.trim().parse().ok())
             .ok_or_else(|| CliError::new("backend", "INFO memory has no used_memory"))?;
         Ok(Footprint { keys, used_memory })
+    }
+
+    /// The server's CPU and command counters now. The probe's own commands
+    /// (`INFO`, the connection's `CLIENT SETINFO`) are left out.
+    fn usage(&self) -> Result<ServerUsage, CliError> {
+        let failed = |e: redis::RedisError| CliError::new("backend", format!("INFO: {e}"));
+        let mut conn = self
+            .client
+            .get_connection_with_timeout(REFERENCE_TIMEOUT)
+            .map_err(failed)?;
+        let info: String = redis::cmd("INFO")
+            .arg("cpu")
+            .arg("commandstats")
+            .query(&mut conn)
+            .map_err(failed)?;
+        let mut usage = ServerUsage::default();
+        for line in info.lines() {
+            if let Some(seconds) = line
+                .strip_prefix("used_cpu_user:")
+                .or_else(|| line.strip_prefix("used_cpu_sys:"))
+            {
+                usage.cpu_us += seconds.trim().parse::<f64>().unwrap_or(0.0) * 1e6;
+            } else if let Some((name, fields)) = line
+                .strip_prefix("cmdstat_")
+                .and_then(|rest| rest.split_once(':'))
+            {
+                if name == "info" || name.starts_with("client") {
+                    continue;
+                }
+                let field = |key: &str| {
+                    fields
+                        .split(',')
+                        .find_map(|f| f.strip_prefix(key))
+                        .and_then(|v| v.parse::<u64>().ok())
+                        .unwrap_or(0)
+                };
+                usage
+                    .commands
+                    .insert(name.to_owned(), (field("calls="), field("usec=")));
+            }
+        }
+        Ok(usage)
     }
 
     /// `n` Go adapters, each on its own connection, over `keys`.
@@ -225,6 +312,8 @@ struct Stats {
     outcomes: BTreeMap<&'static str, u64>,
     /// CPU time this process spent during the timed phases (Linux only).
     client_cpu_ns: Option<u64>,
+    /// What the Redis server spent during the timed phases.
+    server: Option<ServerUsage>,
 }
 
 /// CPU time consumed so far by every thread of this process, from
@@ -240,6 +329,15 @@ fn process_cpu_ns() -> Option<u64> {
     Some(total)
 }
 
+/// CPU time the calling thread has consumed so far
+/// (`/proc/thread-self/schedstat`); `None` where that is unavailable.
+/// Threads that exit take their time out of `/proc/self/task`, so the
+/// reference workloads' worker threads add their own.
+fn thread_cpu_ns() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    stat.split_whitespace().next()?.parse().ok()
+}
+
 impl Stats {
     fn new() -> Result<Self, CliError> {
         Ok(Self {
@@ -249,6 +347,7 @@ impl Stats {
             errors: BTreeMap::new(),
             outcomes: BTreeMap::new(),
             client_cpu_ns: Some(0),
+            server: None,
         })
     }
 
@@ -302,6 +401,9 @@ impl Stats {
             .client_cpu_ns
             .zip(other.client_cpu_ns)
             .map(|(a, b)| a + b);
+        if let Some(usage) = &other.server {
+            self.server.get_or_insert_with(ServerUsage::default).add(usage);
+        }
         Ok(())
     }
 }
@@ -326,6 +428,15 @@ pub(crate) struct BenchReport {
     /// successful op during the timed phases: what an op costs the client.
     #[serde(skip_serializing_if = "Option::is_none")]
     client_cpu_us_per_op: Option<f64>,
+    /// Redis: the server's CPU (user + system, I/O included, `INFO cpu`)
+    /// per successful op during the timed phases.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server_cpu_us_per_op: Option<f64>,
+    /// Redis: per command, calls and execution µs per successful op during
+    /// the timed phases (`INFO commandstats`; commands run by scripts and
+    /// inside MULTI/EXEC included).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server_commands_per_op: Option<BTreeMap<String, CommandCost>>,
     outcomes: BTreeMap<&'static str, u64>,
     preloaded_sessions: usize,
     /// Stopped early by Ctrl-C.
@@ -366,6 +477,10 @@ struct Invariants {
     problems: usize,
     problem_kinds: BTreeMap<&'static str, u64>,
     active_sessions: u64,
+}
+
+fn round1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
 }
 
 fn us(ns: u64) -> f64 {
@@ -491,11 +606,16 @@ async fn load_users<S: SessionStore + SessionAdmin + 'static>(
 
 /// Spawns `n` workers running `work(worker_index, stats)` and merges their
 /// stats; returns them with the wall time from spawn to the last join.
-async fn run_workers<F, Fut>(n: usize, work: F) -> Result<(Stats, Duration), CliError>
+async fn run_workers<F, Fut>(
+    n: usize,
+    server: Option<&Server>,
+    work: F,
+) -> Result<(Stats, Duration), CliError>
 where
     F: Fn(usize, Stats) -> Fut,
     Fut: std::future::Future<Output = Result<Stats, CliError>> + Send + 'static,
 {
+    let server_before = server.map(Server::usage).transpose()?;
     let cpu_before = process_cpu_ns();
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(n);
@@ -513,6 +633,9 @@ where
     total.client_cpu_ns = cpu_before
         .zip(process_cpu_ns())
         .map(|(before, after)| after.saturating_sub(before));
+    if let (Some(server), Some(before)) = (server, server_before) {
+        total.server = Some(server.usage()?.since(&before));
+    }
     Ok((total, elapsed))
 }
 
@@ -531,17 +654,23 @@ fn seed(worker: usize, salt: u64) -> u64 {
 /// Runs `work(worker_index, adapter, stats)` on one OS thread per Go
 /// adapter and merges their stats; returns them with the wall time from
 /// the first spawn to the last join.
-async fn run_threads<F>(adapters: &Adapters, work: F) -> Result<(Stats, Duration), CliError>
+async fn run_threads<F>(
+    adapters: &Adapters,
+    server: Option<&Server>,
+    work: F,
+) -> Result<(Stats, Duration), CliError>
 where
     F: Fn(usize, &mut GoAdapter, Stats) -> Result<Stats, CliError> + Send + Sync + 'static,
 {
     let adapters = adapters.clone();
+    let server = server.cloned();
     let work = Arc::new(work);
     tokio::task::spawn_blocking(move || {
         let mut fresh = Vec::with_capacity(adapters.len());
         for _ in 0..adapters.len() {
             fresh.push(Stats::new()?);
         }
+        let server_before = server.as_ref().map(Server::usage).transpose()?;
         let cpu_before = process_cpu_ns();
         let started = Instant::now();
         let mut threads = Vec::with_capacity(fresh.len());
@@ -554,7 +683,12 @@ where
                         .get(worker)
                         .ok_or_else(|| CliError::new("bench", "no adapter for a worker"))?;
                     let mut adapter = slot.lock().unwrap_or_else(PoisonError::into_inner);
-                    work(worker, &mut adapter, stats)
+                    let cpu_before = thread_cpu_ns();
+                    let mut stats = work(worker, &mut adapter, stats)?;
+                    stats.client_cpu_ns = cpu_before
+                        .zip(thread_cpu_ns())
+                        .map(|(before, after)| after.saturating_sub(before));
+                    Ok::<_, CliError>(stats)
                 })
                 .map_err(|e| CliError::io("starting a bench thread", &e))?;
             threads.push(thread);
@@ -567,9 +701,15 @@ where
             total.merge(stats)?;
         }
         let elapsed = started.elapsed();
-        total.client_cpu_ns = cpu_before
+        // The threads still alive (the runtime's) plus what each worker
+        // thread measured of itself before it exited.
+        let others = cpu_before
             .zip(process_cpu_ns())
             .map(|(before, after)| after.saturating_sub(before));
+        total.client_cpu_ns = total.client_cpu_ns.zip(others).map(|(a, b)| a + b);
+        if let (Some(server), Some(before)) = (&server, server_before) {
+            total.server = Some(server.usage()?.since(&before));
+        }
         Ok((total, elapsed))
     })
     .await
@@ -619,7 +759,7 @@ pub(crate) async fn run<S: SessionStore + SessionAdmin + 'static>(
             let deadline = Instant::now() + duration;
             match adapters {
                 Some(adapters) => {
-                    run_threads(&adapters, move |worker, adapter, mut stats| {
+                    run_threads(&adapters, server, move |worker, adapter, mut stats| {
                         let mut rng = SmallRng::seed_from_u64(seed(worker, 2));
                         while running(deadline) {
                             if op == BenchOp::GetReference {
@@ -639,7 +779,7 @@ pub(crate) async fn run<S: SessionStore + SessionAdmin + 'static>(
                     .await?
                 }
                 None => {
-                    run_workers(n, |worker, mut stats| {
+                    run_workers(n, server, |worker, mut stats| {
                         let (store, loaded) = (store.clone(), loaded.clone());
                         async move {
                             let mut rng = SmallRng::seed_from_u64(seed(worker, 2));
@@ -685,7 +825,7 @@ pub(crate) async fn run<S: SessionStore + SessionAdmin + 'static>(
             let deadline = Instant::now() + duration;
             match adapters {
                 Some(adapters) => {
-                    run_threads(&adapters, move |worker, adapter, mut stats| {
+                    run_threads(&adapters, server, move |worker, adapter, mut stats| {
                         let mut rng = SmallRng::seed_from_u64(seed(worker, 3));
                         let mut next = 0u64;
                         while running(deadline) {
@@ -702,7 +842,7 @@ pub(crate) async fn run<S: SessionStore + SessionAdmin + 'static>(
                     .await?
                 }
                 None => {
-                    run_workers(n, |worker, mut stats| {
+                    run_workers(n, server, |worker, mut stats| {
                         let (store, users, fixtures) =
                             (store.clone(), users.clone(), fixtures.clone());
                         async move {
@@ -733,7 +873,15 @@ pub(crate) async fn run<S: SessionStore + SessionAdmin + 'static>(
         }
         (BenchOp::Revoke | BenchOp::RevokeAll, adapters) => {
             let (stats, elapsed, loaded) =
-                consume_in_rounds(&store, &fixtures, params, adapters.as_ref(), &mut rng).await?;
+                consume_in_rounds(
+                &store,
+                &fixtures,
+                params,
+                adapters.as_ref(),
+                server,
+                &mut rng,
+            )
+            .await?;
             preloaded = loaded;
             (stats, elapsed)
         }
@@ -746,7 +894,7 @@ pub(crate) async fn run<S: SessionStore + SessionAdmin + 'static>(
             let pool = Arc::new(pool);
             let cursor = Arc::new(AtomicUsize::new(0));
             let deadline = Instant::now() + duration;
-            run_workers(n, |worker, stats| {
+            run_workers(n, server, |worker, stats| {
                 let (store, loaded, fixtures) = (store.clone(), loaded.clone(), fixtures.clone());
                 let (pool, cursor) = (pool.clone(), cursor.clone());
                 mixed_worker(
@@ -760,7 +908,7 @@ pub(crate) async fn run<S: SessionStore + SessionAdmin + 'static>(
             let recent: Arc<Mutex<VecDeque<DeviceSessionId>>> = Arc::default();
             let creators = params.creators;
             let deadline = Instant::now() + duration;
-            let result = run_workers(n, |worker, stats| {
+            let result = run_workers(n, server, |worker, stats| {
                 let (store, fixtures) = (store.clone(), fixtures.clone());
                 let (user, recent) = (user.clone(), recent.clone());
                 contention_worker(
@@ -813,7 +961,7 @@ pub(crate) async fn run<S: SessionStore + SessionAdmin + 'static>(
             preloaded = loaded.ids.len();
             let start = server.map(Server::footprint).transpose()?;
             let deadline = Instant::now() + duration;
-            let result = run_workers(n, |worker, stats| {
+            let result = run_workers(n, server, |worker, stats| {
                 let (store, loaded, fixtures) = (store.clone(), loaded.clone(), fixtures.clone());
                 churn_worker(store, loaded, fixtures, worker, deadline, stats)
             })
@@ -846,6 +994,26 @@ pub(crate) async fn run<S: SessionStore + SessionAdmin + 'static>(
             .client_cpu_ns
             .filter(|_| stats.ops > 0)
             .map(|ns| us(ns / stats.ops.max(1))),
+        server_cpu_us_per_op: stats
+            .server
+            .as_ref()
+            .filter(|_| stats.ops > 0)
+            .map(|u| round1(u.cpu_us / stats.ops as f64)),
+        server_commands_per_op: stats.server.as_ref().filter(|_| stats.ops > 0).map(|u| {
+            u.commands
+                .iter()
+                .map(|(name, (calls, usec))| {
+                    let per_op = |n: u64| (n as f64 / stats.ops as f64 * 100.0).round() / 100.0;
+                    (
+                        name.clone(),
+                        CommandCost {
+                            calls: per_op(*calls),
+                            usec: per_op(*usec),
+                        },
+                    )
+                })
+                .collect()
+        }),
         errors: stats.errors,
         outcomes: stats.outcomes,
         preloaded_sessions: preloaded,
@@ -882,6 +1050,7 @@ async fn consume_in_rounds<S: SessionStore + SessionAdmin + 'static>(
     fixtures: &Arc<Fixtures>,
     params: &BenchParams,
     adapters: Option<&Adapters>,
+    server: Option<&Server>,
     rng: &mut SmallRng,
 ) -> Result<(Stats, Duration, usize), CliError> {
     let all = params.op.store_op() == BenchOp::RevokeAll;
@@ -935,7 +1104,7 @@ async fn consume_in_rounds<S: SessionStore + SessionAdmin + 'static>(
         let (stats, elapsed) = match adapters {
             Some(adapters) => {
                 let fixtures = fixtures.clone();
-                run_threads(adapters, move |_, adapter, mut stats| {
+                run_threads(adapters, server, move |_, adapter, mut stats| {
                     while running(deadline) {
                         let Some(target) = targets.get(cursor.fetch_add(1, Ordering::Relaxed))
                         else {
@@ -972,7 +1141,7 @@ async fn consume_in_rounds<S: SessionStore + SessionAdmin + 'static>(
                 .await?
             }
             None => {
-                run_workers(params.concurrency, |_, mut stats| {
+                run_workers(params.concurrency, server, |_, mut stats| {
                     let (store, fixtures) = (store.clone(), fixtures.clone());
                     let (targets, cursor) = (targets.clone(), cursor.clone());
                     async move {
