@@ -13,8 +13,8 @@
 //! divides by the timed total only.
 //!
 //! The `*_reference` workloads are the same workloads run with the Go
-//! adapter's command sequences (see `reference.rs`) on one dedicated
-//! blocking connection per worker thread: the adapter's baseline measured
+//! adapter's command sequences (see `reference.rs`) on one connection of
+//! its own per worker: the adapter's baseline measured
 //! in the same run, against the same server, with the same data. `churn`
 //! creates and revokes at a steady rate under the configured limit and
 //! retention and reports the server's key count and memory before and
@@ -155,7 +155,10 @@ impl ServerUsage {
             .iter()
             .map(|(name, (calls, usec))| {
                 let (c0, u0) = before.commands.get(name).copied().unwrap_or_default();
-                (name.clone(), (calls.saturating_sub(c0), usec.saturating_sub(u0)))
+                (
+                    name.clone(),
+                    (calls.saturating_sub(c0), usec.saturating_sub(u0)),
+                )
             })
             .filter(|(_, (calls, _))| *calls > 0)
             .collect();
@@ -263,19 +266,21 @@ impl Server {
     }
 
     /// `n` Go adapters, each on its own connection, over `keys`.
-    fn adapters(&self, n: usize, keys: &KeySpace) -> Result<Adapters, CliError> {
+    async fn adapters(&self, n: usize, keys: &KeySpace) -> Result<Adapters, CliError> {
         let mut adapters = Vec::with_capacity(n);
         for _ in 0..n {
             let adapter = GoAdapter::connect(&self.client, keys.clone(), REFERENCE_TIMEOUT)
+                .await
                 .map_err(|e| CliError::new("backend", format!("connecting to redis: {e}")))?;
-            adapters.push(Mutex::new(adapter));
+            adapters.push(Some(adapter));
         }
-        Ok(Arc::new(adapters))
+        Ok(Arc::new(Mutex::new(adapters)))
     }
 }
 
-/// One Go adapter per worker thread (each locks only its own).
-type Adapters = Arc<Vec<Mutex<GoAdapter>>>;
+/// One Go adapter per worker: worker `i` takes slot `i` for a timed phase
+/// and puts it back afterwards (connections outlive the rounds).
+type Adapters = Arc<Mutex<Vec<Option<GoAdapter>>>>;
 
 /// Set on Ctrl-C: workers and preloading stop, the run reports what it did
 /// and the caller still purges the key space.
@@ -327,15 +332,6 @@ fn process_cpu_ns() -> Option<u64> {
         total += stat.split_whitespace().next()?.parse::<u64>().ok()?;
     }
     Some(total)
-}
-
-/// CPU time the calling thread has consumed so far
-/// (`/proc/thread-self/schedstat`); `None` where that is unavailable.
-/// Threads that exit take their time out of `/proc/self/task`, so the
-/// reference workloads' worker threads add their own.
-fn thread_cpu_ns() -> Option<u64> {
-    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    stat.split_whitespace().next()?.parse().ok()
 }
 
 impl Stats {
@@ -402,7 +398,9 @@ impl Stats {
             .zip(other.client_cpu_ns)
             .map(|(a, b)| a + b);
         if let Some(usage) = &other.server {
-            self.server.get_or_insert_with(ServerUsage::default).add(usage);
+            self.server
+                .get_or_insert_with(ServerUsage::default)
+                .add(usage);
         }
         Ok(())
     }
@@ -651,73 +649,47 @@ fn seed(worker: usize, salt: u64) -> u64 {
     (worker as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ salt
 }
 
-/// Runs `work(worker_index, adapter, stats)` on one OS thread per Go
-/// adapter and merges their stats; returns them with the wall time from
-/// the first spawn to the last join.
-async fn run_threads<F>(
+/// [`run_workers`] for the Go adapter: worker `i` runs `work(i, adapter,
+/// stats)` with adapter `i`, and hands it back with its stats.
+async fn run_adapters<F, Fut>(
     adapters: &Adapters,
     server: Option<&Server>,
     work: F,
 ) -> Result<(Stats, Duration), CliError>
 where
-    F: Fn(usize, &mut GoAdapter, Stats) -> Result<Stats, CliError> + Send + Sync + 'static,
+    F: Fn(usize, GoAdapter, Stats) -> Fut,
+    Fut: std::future::Future<Output = Result<(GoAdapter, Stats), CliError>> + Send + 'static,
 {
-    let adapters = adapters.clone();
-    let server = server.cloned();
-    let work = Arc::new(work);
-    tokio::task::spawn_blocking(move || {
-        let mut fresh = Vec::with_capacity(adapters.len());
-        for _ in 0..adapters.len() {
-            fresh.push(Stats::new()?);
+    let n = adapters
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .len();
+    run_workers(n, server, |worker, stats| {
+        let slots = adapters.clone();
+        let adapter = slots
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_mut(worker)
+            .and_then(Option::take)
+            .ok_or_else(|| CliError::new("bench", "no Go adapter for a worker"));
+        let run = adapter.map(|adapter| work(worker, adapter, stats));
+        async move {
+            let (adapter, stats) = run?.await?;
+            if let Some(slot) = slots
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get_mut(worker)
+            {
+                *slot = Some(adapter);
+            }
+            Ok(stats)
         }
-        let server_before = server.as_ref().map(Server::usage).transpose()?;
-        let cpu_before = process_cpu_ns();
-        let started = Instant::now();
-        let mut threads = Vec::with_capacity(fresh.len());
-        for (worker, stats) in fresh.into_iter().enumerate() {
-            let (adapters, work) = (adapters.clone(), work.clone());
-            let thread = std::thread::Builder::new()
-                .name(format!("bench-go-{worker}"))
-                .spawn(move || {
-                    let slot = adapters
-                        .get(worker)
-                        .ok_or_else(|| CliError::new("bench", "no adapter for a worker"))?;
-                    let mut adapter = slot.lock().unwrap_or_else(PoisonError::into_inner);
-                    let cpu_before = thread_cpu_ns();
-                    let mut stats = work(worker, &mut adapter, stats)?;
-                    stats.client_cpu_ns = cpu_before
-                        .zip(thread_cpu_ns())
-                        .map(|(before, after)| after.saturating_sub(before));
-                    Ok::<_, CliError>(stats)
-                })
-                .map_err(|e| CliError::io("starting a bench thread", &e))?;
-            threads.push(thread);
-        }
-        let mut total = Stats::new()?;
-        for thread in threads {
-            let stats = thread
-                .join()
-                .map_err(|_| CliError::new("bench", "a worker thread panicked"))??;
-            total.merge(stats)?;
-        }
-        let elapsed = started.elapsed();
-        // The threads still alive (the runtime's) plus what each worker
-        // thread measured of itself before it exited.
-        let others = cpu_before
-            .zip(process_cpu_ns())
-            .map(|(before, after)| after.saturating_sub(before));
-        total.client_cpu_ns = total.client_cpu_ns.zip(others).map(|(a, b)| a + b);
-        if let (Some(server), Some(before)) = (&server, server_before) {
-            total.server = Some(server.usage()?.since(&before));
-        }
-        Ok((total, elapsed))
     })
     .await
-    .map_err(|e| CliError::new("bench", format!("worker pool failed: {e}")))?
 }
 
 /// The Go adapters a reference workload needs (`None` for the others).
-fn adapters_for<S: SessionStore>(
+async fn adapters_for<S: SessionStore>(
     store: &S,
     params: &BenchParams,
     server: Option<&Server>,
@@ -730,6 +702,7 @@ fn adapters_for<S: SessionStore>(
     })?;
     server
         .adapters(params.concurrency, store.key_space())
+        .await
         .map(Some)
 }
 
@@ -749,7 +722,7 @@ pub(crate) async fn run<S: SessionStore + SessionAdmin + 'static>(
     let mut preloaded = 0;
     let mut invariants = None;
     let mut footprints = None;
-    let adapters = adapters_for(&*store, params, server)?;
+    let adapters = adapters_for(&*store, params, server).await?;
 
     let (stats, elapsed) = match (params.op.store_op(), adapters) {
         (BenchOp::Get | BenchOp::Count | BenchOp::List, adapters) => {
@@ -759,22 +732,25 @@ pub(crate) async fn run<S: SessionStore + SessionAdmin + 'static>(
             let deadline = Instant::now() + duration;
             match adapters {
                 Some(adapters) => {
-                    run_threads(&adapters, server, move |worker, adapter, mut stats| {
-                        let mut rng = SmallRng::seed_from_u64(seed(worker, 2));
-                        while running(deadline) {
-                            if op == BenchOp::GetReference {
-                                let id = pick(&mut rng, &loaded.ids)?;
-                                let t = Instant::now();
-                                let r = adapter.get(id);
-                                stats.record_go(t, r);
-                            } else {
-                                let user = pick(&mut rng, &loaded.users)?;
-                                let t = Instant::now();
-                                let r = adapter.list(user);
-                                stats.record_go(t, r);
+                    run_adapters(&adapters, server, |worker, mut adapter, mut stats| {
+                        let loaded = loaded.clone();
+                        async move {
+                            let mut rng = SmallRng::seed_from_u64(seed(worker, 2));
+                            while running(deadline) {
+                                if op == BenchOp::GetReference {
+                                    let id = pick(&mut rng, &loaded.ids)?;
+                                    let t = Instant::now();
+                                    let r = adapter.get(id).await;
+                                    stats.record_go(t, r);
+                                } else {
+                                    let user = pick(&mut rng, &loaded.users)?;
+                                    let t = Instant::now();
+                                    let r = adapter.list(user).await;
+                                    stats.record_go(t, r);
+                                }
                             }
+                            Ok((adapter, stats))
                         }
-                        Ok(stats)
                     })
                     .await?
                 }
@@ -825,19 +801,25 @@ pub(crate) async fn run<S: SessionStore + SessionAdmin + 'static>(
             let deadline = Instant::now() + duration;
             match adapters {
                 Some(adapters) => {
-                    run_threads(&adapters, server, move |worker, adapter, mut stats| {
-                        let mut rng = SmallRng::seed_from_u64(seed(worker, 3));
-                        let mut next = 0u64;
-                        while running(deadline) {
-                            let user = pick(&mut rng, &users)?;
-                            let session =
-                                fixtures.session(format!("w{worker}-c{next}"), user, &mut rng)?;
-                            next += 1;
-                            let t = Instant::now();
-                            let r = adapter.create(&session);
-                            stats.record_go(t, r);
+                    run_adapters(&adapters, server, |worker, mut adapter, mut stats| {
+                        let (users, fixtures) = (users.clone(), fixtures.clone());
+                        async move {
+                            let mut rng = SmallRng::seed_from_u64(seed(worker, 3));
+                            let mut next = 0u64;
+                            while running(deadline) {
+                                let user = pick(&mut rng, &users)?;
+                                let session = fixtures.session(
+                                    format!("w{worker}-c{next}"),
+                                    user,
+                                    &mut rng,
+                                )?;
+                                next += 1;
+                                let t = Instant::now();
+                                let r = adapter.create(&session).await;
+                                stats.record_go(t, r);
+                            }
+                            Ok((adapter, stats))
                         }
-                        Ok(stats)
                     })
                     .await?
                 }
@@ -872,8 +854,7 @@ pub(crate) async fn run<S: SessionStore + SessionAdmin + 'static>(
             }
         }
         (BenchOp::Revoke | BenchOp::RevokeAll, adapters) => {
-            let (stats, elapsed, loaded) =
-                consume_in_rounds(
+            let (stats, elapsed, loaded) = consume_in_rounds(
                 &store,
                 &fixtures,
                 params,
@@ -1103,40 +1084,43 @@ async fn consume_in_rounds<S: SessionStore + SessionAdmin + 'static>(
         let deadline = Instant::now() + (params.duration - timed);
         let (stats, elapsed) = match adapters {
             Some(adapters) => {
-                let fixtures = fixtures.clone();
-                run_threads(adapters, server, move |_, adapter, mut stats| {
-                    while running(deadline) {
-                        let Some(target) = targets.get(cursor.fetch_add(1, Ordering::Relaxed))
-                        else {
-                            break;
-                        };
-                        let revocation = fixtures.revocation()?;
-                        match target {
-                            Target::User(user) => {
-                                let input = RevokeUserSessionsInput {
-                                    user_id: user.clone(),
-                                    revocation,
-                                };
-                                let t = Instant::now();
-                                let r = adapter.revoke_all(&input);
-                                if let Some(outcome) = stats.record_go(t, r) {
-                                    stats.outcome(outcome.as_str());
+                run_adapters(adapters, server, |_, mut adapter, mut stats| {
+                    let fixtures = fixtures.clone();
+                    let (targets, cursor) = (targets.clone(), cursor.clone());
+                    async move {
+                        while running(deadline) {
+                            let Some(target) = targets.get(cursor.fetch_add(1, Ordering::Relaxed))
+                            else {
+                                break;
+                            };
+                            let revocation = fixtures.revocation()?;
+                            match target {
+                                Target::User(user) => {
+                                    let input = RevokeUserSessionsInput {
+                                        user_id: user.clone(),
+                                        revocation,
+                                    };
+                                    let t = Instant::now();
+                                    let r = adapter.revoke_all(&input).await;
+                                    if let Some(outcome) = stats.record_go(t, r) {
+                                        stats.outcome(outcome.as_str());
+                                    }
                                 }
-                            }
-                            Target::Session(id) => {
-                                let input = RevokeSessionInput {
-                                    device_session_id: id.clone(),
-                                    revocation,
-                                };
-                                let t = Instant::now();
-                                let r = adapter.revoke(&input);
-                                if let Some(outcome) = stats.record_go(t, r) {
-                                    stats.outcome(outcome.as_str());
+                                Target::Session(id) => {
+                                    let input = RevokeSessionInput {
+                                        device_session_id: id.clone(),
+                                        revocation,
+                                    };
+                                    let t = Instant::now();
+                                    let r = adapter.revoke(&input).await;
+                                    if let Some(outcome) = stats.record_go(t, r) {
+                                        stats.outcome(outcome.as_str());
+                                    }
                                 }
                             }
                         }
+                        Ok((adapter, stats))
                     }
-                    Ok(stats)
                 })
                 .await?
             }

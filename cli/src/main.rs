@@ -274,9 +274,9 @@ enum Command {
     /// prefix (deleted afterwards) and prints one JSON line of throughput,
     /// errors and latency percentiles. The `*_reference` workloads run the
     /// Go adapter's exact command sequences (WATCH/MULTI/EXEC, one GET per
-    /// session) re-implemented command for command with redis-rs on one
-    /// dedicated blocking connection per worker: a faithful emulation of
-    /// the Go adapter as a baseline in the same run, not the Go binary.
+    /// session) re-implemented command for command with redis-rs, each
+    /// worker on a connection of its own: a faithful emulation of the Go
+    /// adapter as a baseline in the same run, not the Go binary.
     Bench(BenchArgs),
 }
 
