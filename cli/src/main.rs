@@ -350,14 +350,16 @@ struct BenchArgs {
     /// Workload.
     #[arg(long, value_enum)]
     op: bench::BenchOp,
-    /// Concurrent workers sharing one store.
+    /// Concurrent workers (sharing one store; each `*_reference` worker has
+    /// a connection of its own).
     #[arg(long, default_value_t = 1, value_name = "N")]
     concurrency: usize,
     /// Measured seconds (fractions allowed).
     #[arg(long, default_value_t = 5.0, value_name = "S")]
     duration: f64,
-    /// Sessions per user loaded for get/count/list/mixed, and held by
-    /// each user revoke_all revokes.
+    /// Sessions per user loaded for get/count/list/mixed/churn (churn: at
+    /// most --max-active-sessions), and held by each user revoke_all
+    /// revokes.
     #[arg(long, default_value_t = 5, value_name = "K")]
     sessions_per_user: usize,
     /// Users to spread sessions over.
