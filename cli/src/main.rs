@@ -794,6 +794,8 @@ async fn demo_and_purge<S: SessionStore + SessionAdmin>(
 fn run_demo(global: &GlobalArgs) -> Result<ExitCode, CliError> {
     let rt = runtime(false)?;
     let backend = global.backend(None);
+    // Its last step is a check.
+    pending::check_supported(&global.options(&backend)?.keys)?;
     rt.block_on(async {
         match &backend {
             Backend::Memory => {

@@ -610,6 +610,20 @@ fn bench_churn_and_reference_workloads_on_memory() {
         rejecting["outcomes"]["rejected_by_limit"].as_u64().unwrap() > 0,
         "{rejecting}"
     );
+    // Until check knows the tagged layout, what ends in a check refuses it.
+    run(&["--memory", "--layout", "tagged", "demo"]).assert_error("unsupported");
+    run(&["--memory", "--layout", "tagged", "check"]).assert_error("unsupported");
+    run(&[
+        "--memory",
+        "--layout",
+        "tagged",
+        "bench",
+        "--op",
+        "contention",
+        "--duration",
+        "0.1",
+    ])
+    .assert_error("unsupported");
     // The Go adapter's command sequences need a Redis server.
     run(&[
         "--memory",
