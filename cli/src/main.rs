@@ -889,8 +889,9 @@ fn run_bench(global: &GlobalArgs, args: &BenchArgs) -> Result<ExitCode, CliError
                 bench_and_purge(store::memory_store(&options)?, &params, "memory", None).await
             }
             Backend::Redis(url) => {
-                let server = bench::Server::open(url)?;
+                // The store validates the URL (without echoing it) first.
                 let store = store::connect_redis(url, &options).await?;
+                let server = bench::Server::open(url)?;
                 bench_and_purge(store, &params, "redis", Some(&server)).await
             }
             Backend::Cluster(nodes) => {
