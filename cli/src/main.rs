@@ -8,27 +8,36 @@
 
 mod bench;
 mod clock;
+mod cluster;
 mod demo;
+mod duration;
 mod error;
 mod offline;
 mod output;
+mod reference;
 mod store;
 mod timestamp;
+mod verbose;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use authsession_core::{
-    DeviceSessionId, KeySpace, RevokeSessionInput, RevokeUserSessionsInput, UserId,
+use authsession_core::op::{
+    BatchSize, OnLimit, PageCursor, PageLimit, PageRequest, Policy, SessionLimit, StatusFilter,
 };
-use authsession_driver::{MemorySessionStore, SessionAdmin, SessionStore};
+use authsession_core::{
+    DeviceSessionId, KeySpace, Layout, RevokeSessionInput, RevokeUserSessionsInput, UserId,
+};
+use authsession_driver::{SessionAdmin, SessionStore};
 use clap::parser::ValueSource;
-use clap::{Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
+use clap::{
+    ArgAction, Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand, ValueEnum,
+};
 
 use error::CliError;
-use store::{CreateFlags, RevocationFlags, StoreCommand};
+use store::{CreateFlags, MigrateTarget, RevocationFlags, StoreCommand, StoreOptions};
 
 /// Default server for the commands that talk to Redis (like redis-cli).
 const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
@@ -55,8 +64,20 @@ struct GlobalArgs {
     /// to redis://127.0.0.1:6379, `demo` to the in-memory store.
     #[arg(long, env = "AUTHSESSION_REDIS_URL", global = true, value_name = "URL")]
     redis_url: Option<String>,
-    /// Base of the three key prefixes: `{BASE}session:`,
-    /// `{BASE}user_sessions:`, `{BASE}user_active_sessions:`.
+    /// Redis Cluster seed node URL (repeatable; the environment variable
+    /// takes a comma-separated list): use the cluster store, in the tagged
+    /// layout. Excludes --redis-url and --memory.
+    #[arg(
+        long = "cluster-node",
+        env = "AUTHSESSION_CLUSTER_NODES",
+        value_delimiter = ',',
+        global = true,
+        value_name = "URL"
+    )]
+    cluster_nodes: Vec<String>,
+    /// Base of the key prefixes: `{BASE}session:`, `{BASE}user_sessions:`,
+    /// `{BASE}user_active_sessions:` (plus `{BASE}user_revoked_sessions:`
+    /// and, in the tagged layout, `{BASE}session_owner:`).
     #[arg(
         long,
         env = "AUTHSESSION_PREFIX",
@@ -65,10 +86,102 @@ struct GlobalArgs {
         value_name = "BASE"
     )]
     prefix: String,
+    /// Key layout: `reference` (the Go adapter's; the default on a
+    /// standalone server) or `tagged` (one hash slot per user; the only
+    /// one on a cluster).
+    #[arg(long, env = "AUTHSESSION_LAYOUT", value_enum, global = true)]
+    layout: Option<LayoutArg>,
     /// Use a fresh in-memory store (same semantics as Redis; nothing
     /// outlives the command) instead of Redis.
     #[arg(long, global = true)]
     memory: bool,
+    /// Remove revoked sessions this long after their revocation (`30d`,
+    /// `12h`, `15m`, `1s`, `1h30m`, …); default: keep them forever.
+    #[arg(
+        long,
+        env = "AUTHSESSION_REVOKED_RETENTION",
+        global = true,
+        value_name = "DURATION"
+    )]
+    revoked_retention: Option<String>,
+    /// At most N active sessions per user, enforced atomically by create;
+    /// default: no limit.
+    #[arg(
+        long,
+        env = "AUTHSESSION_MAX_ACTIVE_SESSIONS",
+        global = true,
+        value_name = "N"
+    )]
+    max_active_sessions: Option<u32>,
+    /// What create does at the limit: `reject` (kind `session_limit`,
+    /// nothing written) or `revoke-oldest` (the oldest active sessions are
+    /// revoked in the same atomic step, reason `session_limit`, actor type
+    /// `system`).
+    #[arg(
+        long,
+        env = "AUTHSESSION_ON_LIMIT",
+        value_enum,
+        default_value_t = OnLimitArg::Reject,
+        global = true
+    )]
+    on_limit: OnLimitArg,
+    /// Sessions per atomic batch of revoke-all, check, sweep and migrate
+    /// (1..=1000; default 500).
+    #[arg(long, env = "AUTHSESSION_BATCH_SIZE", global = true, value_name = "N")]
+    batch_size: Option<usize>,
+    /// Acknowledge a write only once `WAIT` confirms N replicas have it
+    /// (default 0: don't wait).
+    #[arg(
+        long,
+        env = "AUTHSESSION_WAIT_REPLICAS",
+        default_value_t = 0,
+        global = true,
+        value_name = "N"
+    )]
+    wait_replicas: u32,
+    /// Print each store operation's span on stderr when it ends (name,
+    /// db.* fields, attempts, round trips, batches, outcome); -vv adds
+    /// retries and confirms. `RUST_LOG` (a tracing filter) overrides it.
+    #[arg(short, long, action = ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Which of the above were given (on the command line or in the
+    /// environment), not defaulted.
+    #[arg(skip)]
+    given: Given,
+}
+
+/// Flags whose mere presence matters.
+#[derive(Debug, Clone, Copy, Default)]
+struct Given {
+    /// `--redis-url` on the command line (the environment's yields).
+    redis_url_flag: bool,
+    /// `--cluster-node` on the command line.
+    cluster_flag: bool,
+    /// `--on-limit` set at all.
+    on_limit: bool,
+}
+
+/// `--layout`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LayoutArg {
+    Reference,
+    Tagged,
+}
+
+impl From<LayoutArg> for Layout {
+    fn from(layout: LayoutArg) -> Self {
+        match layout {
+            LayoutArg::Reference => Layout::Reference,
+            LayoutArg::Tagged => Layout::Tagged,
+        }
+    }
+}
+
+/// `--on-limit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum OnLimitArg {
+    Reject,
+    RevokeOldest,
 }
 
 #[derive(Debug, Subcommand)]
@@ -77,17 +190,37 @@ enum Command {
     Decode(DecodeArgs),
     /// Print the keys derived for a device session id and/or a user.
     Keys(KeysArgs),
-    /// Create an active session (fails with `conflict` if the id exists).
+    /// Create an active session (fails with `conflict` if the id exists,
+    /// `session_limit` at the limit with `--on-limit reject`). Prints the
+    /// session; with `--on-limit revoke-oldest` (and a limit) always
+    /// `{"session":…,"evicted":[…]}`, evicted = the sessions revoked to make
+    /// room, oldest first (usually none).
     Create(CreateArgs),
     /// Print a session.
     Get {
         /// Device session id.
         id: String,
+        /// Only if it is this user's session (another user's is
+        /// `not_found`); one round trip in every layout.
+        #[arg(long)]
+        user: Option<String>,
     },
-    /// Print every session of a user, newest first.
+    /// Print every session of a user, newest first. With --limit, --cursor
+    /// or --active prints one page instead:
+    /// `{"sessions":[…],"next_cursor":"…"|null}`.
     List {
         /// User id.
         user: String,
+        /// Sessions per page (1..=1000; default 50).
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
+        /// Continue after the page that returned this `next_cursor` (same
+        /// user and --active as that page).
+        #[arg(long, value_name = "C")]
+        cursor: Option<String>,
+        /// Active sessions only.
+        #[arg(long)]
+        active: bool,
     },
     /// Print how many active sessions a user has.
     Count {
@@ -103,28 +236,69 @@ enum Command {
         revocation: RevocationArgs,
     },
     /// Revoke every active session of a user created at or before the
-    /// revocation time (`revoked` or `no_active_sessions`).
+    /// revocation time, in atomic batches (`revoked` or
+    /// `no_active_sessions`); prints every revoked session.
     RevokeAll {
         /// User id.
         user: String,
         #[command(flatten)]
         revocation: RevocationArgs,
+        /// Print only `{"outcome":…,"revoked":N,"batches":B}` (constant
+        /// memory at any number of sessions).
+        #[arg(long)]
+        count: bool,
     },
-    /// Scan the key space: strict-decode every record and check both
-    /// indexes against them. Exits non-zero if problems remain.
+    /// Scan the key space: strict-decode every record and check every
+    /// index against them. Exits non-zero if problems remain.
     Check {
         /// Fix index drift (missing, misscored or stray index entries);
-        /// corrupt records are reported, never changed.
+        /// corrupt records are reported, never changed. Exits non-zero when
+        /// a check after the repair still finds problems.
         #[arg(long)]
         repair: bool,
     },
+    /// Remove every revoked session past --revoked-retention, in bounded
+    /// batches (every primary of a cluster). Prints
+    /// `{"users":…,"sessions_removed":…,"batches":…}`.
+    Sweep,
+    /// Copy the whole key space (the global flags name the source) into
+    /// another server, prefix or layout in bounded batches, idempotently,
+    /// then verify every session on both sides. Prints
+    /// `{"users":…,"sessions":…,"copied":…,"already_present":…,"differences":[{"user_id","id","kind"}]}`
+    /// and exits non-zero when differences is not empty.
+    Migrate(MigrateArgs),
     /// Walk through a full session lifecycle (in memory unless a Redis URL
     /// is given; on Redis under a fresh prefix, deleted afterwards).
     Demo,
     /// Load generator: runs one workload for a fixed time under a fresh
     /// prefix (deleted afterwards) and prints one JSON line of throughput,
-    /// errors and latency percentiles.
+    /// errors and latency percentiles. The `*_reference` workloads run the
+    /// Go adapter's exact command sequences (WATCH/MULTI/EXEC, one GET per
+    /// session) re-implemented command for command with redis-rs, each
+    /// worker on a connection of its own: a faithful emulation of the Go
+    /// adapter as a baseline in the same run, not the Go binary.
     Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+struct MigrateArgs {
+    /// Target: a standalone Redis server.
+    #[arg(
+        long,
+        value_name = "URL",
+        required_unless_present = "to_cluster_node",
+        conflicts_with = "to_cluster_node"
+    )]
+    to_url: Option<String>,
+    /// Target: a Redis Cluster seed node (repeatable).
+    #[arg(long, value_name = "URL")]
+    to_cluster_node: Vec<String>,
+    /// Target layout; default: tagged on a cluster, else the source's.
+    #[arg(long, value_enum)]
+    to_layout: Option<LayoutArg>,
+    /// Target prefix base; default: the source's.
+    #[arg(long, value_name = "BASE")]
+    to_prefix: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -176,14 +350,16 @@ struct BenchArgs {
     /// Workload.
     #[arg(long, value_enum)]
     op: bench::BenchOp,
-    /// Concurrent workers sharing one store.
+    /// Concurrent workers (sharing one store; each `*_reference` worker has
+    /// a connection of its own).
     #[arg(long, default_value_t = 1, value_name = "N")]
     concurrency: usize,
     /// Measured seconds (fractions allowed).
     #[arg(long, default_value_t = 5.0, value_name = "S")]
     duration: f64,
-    /// Sessions per user loaded for get/count/list/mixed, and held by
-    /// each user revoke_all revokes.
+    /// Sessions per user loaded for get/count/list/mixed/churn (churn: at
+    /// most --max-active-sessions), and held by each user revoke_all
+    /// revokes.
     #[arg(long, default_value_t = 5, value_name = "K")]
     sessions_per_user: usize,
     /// Users to spread sessions over.
@@ -195,7 +371,7 @@ struct BenchArgs {
 }
 
 impl BenchArgs {
-    fn params(&self) -> Result<bench::BenchParams, CliError> {
+    fn params(&self, options: &StoreOptions) -> Result<bench::BenchParams, CliError> {
         if self.concurrency == 0 || self.concurrency > 4096 {
             return Err(CliError::usage("--concurrency must be within 1..=4096"));
         }
@@ -225,6 +401,7 @@ impl BenchArgs {
             sessions_per_user: self.sessions_per_user,
             users: self.users,
             creators,
+            session_limit: options.policy.session_limit.map(|l| l.max_active()),
         })
     }
 }
@@ -254,28 +431,99 @@ struct KeysArgs {
     user: Option<String>,
 }
 
-impl GlobalArgs {
-    fn key_space(&self) -> Result<KeySpace, CliError> {
-        KeySpace::with_base(&self.prefix).map_err(|e| CliError::from(e).context("--prefix"))
-    }
-}
-
 /// Where a store command runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Backend {
     Memory,
     Redis(String),
+    Cluster(Vec<String>),
 }
 
 impl GlobalArgs {
-    /// The store a command runs on: `--memory`, else the given URL, else
+    /// The store a command runs on: `--memory`, else the cluster nodes or
+    /// the URL (an explicit flag beats the environment), else
     /// `default_url` (`None`: in memory).
     fn backend(&self, default_url: Option<&str>) -> Backend {
+        let cluster = !self.cluster_nodes.is_empty()
+            && (self.given.cluster_flag || !self.given.redis_url_flag);
         match (&self.redis_url, default_url) {
             _ if self.memory => Backend::Memory,
+            _ if cluster => Backend::Cluster(self.cluster_nodes.clone()),
             (Some(url), _) => Backend::Redis(url.clone()),
             (None, Some(url)) => Backend::Redis(url.to_owned()),
             (None, None) => Backend::Memory,
         }
+    }
+
+    /// The layout on `backend`: `--layout`, else tagged on a cluster and
+    /// the reference layout elsewhere.
+    fn layout(&self, backend: &Backend) -> Result<Layout, CliError> {
+        match (self.layout, backend) {
+            (Some(LayoutArg::Reference), Backend::Cluster(_)) => Err(CliError::usage(
+                "--layout reference: a cluster needs the tagged layout",
+            )),
+            (Some(layout), _) => Ok(layout.into()),
+            (None, Backend::Cluster(_)) => Ok(Layout::Tagged),
+            (None, _) => Ok(Layout::Reference),
+        }
+    }
+
+    /// Retention, session limit and batch size from the flags.
+    fn policy(&self) -> Result<Policy, CliError> {
+        let revoked_retention = self
+            .revoked_retention
+            .as_deref()
+            .map(|text| duration::parse(text, "--revoked-retention"))
+            .transpose()?;
+        let on_limit = match self.on_limit {
+            OnLimitArg::Reject => OnLimit::Reject,
+            OnLimitArg::RevokeOldest => OnLimit::RevokeOldest,
+        };
+        let session_limit = match self.max_active_sessions {
+            None if self.given.on_limit => {
+                return Err(CliError::usage("--on-limit needs --max-active-sessions"))
+            }
+            None => None,
+            Some(n) => Some(SessionLimit::new(n, on_limit).ok_or_else(|| {
+                CliError::new("out_of_range", "--max-active-sessions must be at least 1")
+            })?),
+        };
+        let batch_size = match self.batch_size {
+            None => BatchSize::default(),
+            Some(n) => BatchSize::new(n).ok_or_else(|| {
+                CliError::new(
+                    "out_of_range",
+                    format!("--batch-size must be within 1..={}", BatchSize::MAX),
+                )
+            })?,
+        };
+        Ok(Policy {
+            revoked_retention,
+            session_limit,
+            batch_size,
+        })
+    }
+
+    /// Everything but the location of a store on `backend`, under `base`.
+    fn options_with_base(&self, backend: &Backend, base: &str) -> Result<StoreOptions, CliError> {
+        let keys = KeySpace::with_base_and_layout(base, self.layout(backend)?)
+            .map_err(|e| CliError::from(e).context("--prefix"))?;
+        Ok(StoreOptions {
+            keys,
+            policy: self.policy()?,
+            wait_replicas: self.wait_replicas,
+        })
+    }
+
+    /// [`GlobalArgs::options_with_base`] under `--prefix`.
+    fn options(&self, backend: &Backend) -> Result<StoreOptions, CliError> {
+        self.options_with_base(backend, &self.prefix)
+    }
+
+    /// Whether `create` prints `{"session":…,"evicted":[…]}`: whenever the
+    /// limit may evict, so the shape depends on the flags, never the data.
+    fn create_reports_evictions(&self) -> bool {
+        self.max_active_sessions.is_some() && self.on_limit == OnLimitArg::RevokeOldest
     }
 }
 
@@ -283,14 +531,27 @@ impl GlobalArgs {
 /// process exit code (errors on stderr with their kind).
 fn main() -> ExitCode {
     let matches = Cli::command().get_matches();
-    let explicit_url = matches.value_source("redis_url") == Some(ValueSource::CommandLine);
-    let cli = match Cli::from_arg_matches(&matches) {
+    let from_command_line = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
+    let given = Given {
+        redis_url_flag: from_command_line("redis_url"),
+        cluster_flag: from_command_line("cluster_nodes"),
+        on_limit: matches
+            .value_source("on_limit")
+            .is_some_and(|s| s != ValueSource::DefaultValue),
+    };
+    let mut cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(error) => error.exit(),
     };
-    let result = if cli.global.memory && explicit_url {
+    cli.global.given = given;
+    verbose::install(cli.global.verbose);
+    let result = if cli.global.memory && given.redis_url_flag {
         Err(CliError::usage(
             "--memory and --redis-url exclude each other",
+        ))
+    } else if given.cluster_flag && (cli.global.memory || given.redis_url_flag) {
+        Err(CliError::usage(
+            "--cluster-node excludes --redis-url and --memory",
         ))
     } else {
         run(cli)
@@ -324,6 +585,36 @@ fn parse_user(text: &str) -> Result<UserId, CliError> {
     UserId::parse(text).map_err(|e| CliError::from(e).context("user id"))
 }
 
+/// `list`'s page request, when --limit, --cursor or --active asks for one.
+fn page_request(
+    limit: Option<usize>,
+    cursor: Option<&str>,
+    active: bool,
+) -> Result<Option<PageRequest>, CliError> {
+    if limit.is_none() && cursor.is_none() && !active {
+        return Ok(None);
+    }
+    let limit = match limit {
+        Some(n) => PageLimit::new(n).map_err(|e| CliError::from(e).context("--limit"))?,
+        None => PageLimit::default(),
+    };
+    let cursor = cursor
+        .map(|text| {
+            PageCursor::parse(text)
+                .map_err(|e| CliError::new(e.kind(), e.to_string()).context("--cursor"))
+        })
+        .transpose()?;
+    Ok(Some(PageRequest {
+        limit,
+        cursor,
+        status: if active {
+            StatusFilter::Active
+        } else {
+            StatusFilter::All
+        },
+    }))
+}
+
 fn run(cli: Cli) -> Result<ExitCode, CliError> {
     let global = cli.global;
     let command = match cli.command {
@@ -336,8 +627,9 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
             return Ok(ExitCode::SUCCESS);
         }
         Command::Keys(args) => {
+            let backend = global.backend(None);
             offline::keys(
-                &global.key_space()?,
+                &global.options(&backend)?.keys,
                 args.id.as_deref(),
                 args.user.as_deref(),
             )?;
@@ -345,46 +637,127 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
         }
         Command::Demo => return run_demo(&global),
         Command::Bench(args) => return run_bench(&global, &args),
+        Command::Migrate(args) => return run_migrate(&global, &args),
         // Every value is validated before any connection is made.
-        Command::Create(args) => StoreCommand::Create(
-            CreateFlags {
+        Command::Create(args) => StoreCommand::Create {
+            session: CreateFlags {
                 id: &args.id,
                 user: &args.user,
                 public_key: &args.public_key,
                 created_at: args.created_at.as_deref(),
             }
             .parse()?,
-        ),
-        Command::Get { id } => StoreCommand::Get(parse_id(&id)?),
-        Command::List { user } => StoreCommand::List(parse_user(&user)?),
+            with_evicted: global.create_reports_evictions(),
+        },
+        Command::Get { id, user } => StoreCommand::Get {
+            id: parse_id(&id)?,
+            user: user.as_deref().map(parse_user).transpose()?,
+        },
+        Command::List {
+            user,
+            limit,
+            cursor,
+            active,
+        } => {
+            let user = parse_user(&user)?;
+            match page_request(limit, cursor.as_deref(), active)? {
+                Some(request) => StoreCommand::ListPage(user, request),
+                None => StoreCommand::List(user),
+            }
+        }
         Command::Count { user } => StoreCommand::Count(parse_user(&user)?),
         Command::Revoke { id, revocation } => StoreCommand::Revoke(RevokeSessionInput {
             device_session_id: parse_id(&id)?,
             revocation: revocation.flags().parse()?,
         }),
-        Command::RevokeAll { user, revocation } => {
-            StoreCommand::RevokeAll(RevokeUserSessionsInput {
+        Command::RevokeAll {
+            user,
+            revocation,
+            count,
+        } => StoreCommand::RevokeAll {
+            input: RevokeUserSessionsInput {
                 user_id: parse_user(&user)?,
                 revocation: revocation.flags().parse()?,
-            })
-        }
+            },
+            count_only: count,
+        },
         Command::Check { repair } => StoreCommand::Check { repair },
+        Command::Sweep => StoreCommand::Sweep,
     };
-    let keys = global.key_space()?;
+    let backend = global.backend(Some(DEFAULT_REDIS_URL));
+    let options = global.options(&backend)?;
     let rt = runtime(false)?;
-    match global.backend(Some(DEFAULT_REDIS_URL)) {
-        Backend::Memory => rt.block_on(store::run(&MemorySessionStore::new(keys), command)),
-        Backend::Redis(url) => rt.block_on(async {
-            let store = store::connect_redis(&url, keys).await?;
-            store::run(&store, command).await
-        }),
+    rt.block_on(async {
+        match &backend {
+            Backend::Memory => store::run(&store::memory_store(&options)?, command).await,
+            Backend::Redis(url) => {
+                store::run(&store::connect_redis(url, &options).await?, command).await
+            }
+            Backend::Cluster(nodes) => {
+                store::run(&cluster::connect_cluster(nodes, &options).await?, command).await
+            }
+        }
+    })
+}
+
+fn run_migrate(global: &GlobalArgs, args: &MigrateArgs) -> Result<ExitCode, CliError> {
+    let source = global.backend(Some(DEFAULT_REDIS_URL));
+    let source_options = global.options(&source)?;
+    let (target, target_backend) = match &args.to_url {
+        Some(url) => (MigrateTarget::Url(url.clone()), Backend::Redis(url.clone())),
+        None => (
+            MigrateTarget::Cluster(args.to_cluster_node.clone()),
+            Backend::Cluster(args.to_cluster_node.clone()),
+        ),
+    };
+    let base = args.to_prefix.as_deref().unwrap_or(&global.prefix);
+    if source == target_backend && base == global.prefix {
+        return Err(CliError::usage(
+            "migrate: the target is the source; name another server, cluster or --to-prefix",
+        ));
     }
+    let layout = match (args.to_layout, &target) {
+        (Some(LayoutArg::Reference), MigrateTarget::Cluster(_)) => {
+            return Err(CliError::usage(
+                "--to-layout reference: a cluster needs the tagged layout",
+            ))
+        }
+        (Some(layout), _) => layout.into(),
+        (None, MigrateTarget::Cluster(_)) => Layout::Tagged,
+        (None, MigrateTarget::Url(_)) => source_options.keys.layout(),
+    };
+    let target_options = StoreOptions {
+        keys: KeySpace::with_base_and_layout(base, layout)
+            .map_err(|e| CliError::from(e).context("--to-prefix"))?,
+        ..source_options.clone()
+    };
+    let rt = runtime(false)?;
+    rt.block_on(async {
+        match &source {
+            Backend::Memory => {
+                let store = store::memory_store(&source_options)?;
+                store::migrate(&store, &target, &target_options).await
+            }
+            Backend::Redis(url) => {
+                let store = store::connect_redis(url, &source_options).await?;
+                store::migrate(&store, &target, &target_options).await
+            }
+            Backend::Cluster(nodes) => {
+                let store = cluster::connect_cluster(nodes, &source_options).await?;
+                store::migrate(&store, &target, &target_options).await
+            }
+        }
+    })
 }
 
 /// A key-space base no one else uses, under the configured base.
-fn fresh_key_space(global: &GlobalArgs, what: &str) -> Result<KeySpace, CliError> {
+fn fresh_options(
+    global: &GlobalArgs,
+    backend: &Backend,
+    what: &str,
+) -> Result<StoreOptions, CliError> {
     let base = format!("{}{what}:{}:", global.prefix, clock::unique_suffix());
-    KeySpace::with_base(&base).map_err(CliError::from)
+    global.options_with_base(backend, &base)
 }
 
 /// Deletes what a run left under its fresh key space, reporting (not
@@ -399,29 +772,45 @@ async fn purge_after<S: SessionStore + SessionAdmin, T>(
     Ok((value, deleted))
 }
 
+/// The demo on a store whose key space is fresh (deleted afterwards).
+async fn demo_and_purge<S: SessionStore + SessionAdmin>(
+    store: &S,
+    backend: &str,
+) -> Result<(), CliError> {
+    let result = demo::run(store, backend).await;
+    let ((), deleted) = purge_after(store, result).await?;
+    #[derive(serde::Serialize)]
+    struct Purged {
+        keys_deleted: u64,
+    }
+    demo::step(
+        "purge",
+        Purged {
+            keys_deleted: deleted,
+        },
+    )
+}
+
 fn run_demo(global: &GlobalArgs) -> Result<ExitCode, CliError> {
     let rt = runtime(false)?;
-    match global.backend(None) {
-        Backend::Memory => {
-            let store = MemorySessionStore::new(global.key_space()?);
-            rt.block_on(demo::run(&store, "memory"))?;
-        }
-        Backend::Redis(url) => rt.block_on(async {
-            let store = store::connect_redis(&url, fresh_key_space(global, "demo")?).await?;
-            let result = demo::run(&store, "redis").await;
-            let ((), deleted) = purge_after(&store, result).await?;
-            #[derive(serde::Serialize)]
-            struct Purged {
-                keys_deleted: u64,
+    let backend = global.backend(None);
+    rt.block_on(async {
+        match &backend {
+            Backend::Memory => {
+                let store = store::memory_store(&global.options(&backend)?)?;
+                demo::run(&store, "memory").await
             }
-            demo::step(
-                "purge",
-                Purged {
-                    keys_deleted: deleted,
-                },
-            )
-        })?,
-    }
+            Backend::Redis(url) => {
+                let options = fresh_options(global, &backend, "demo")?;
+                demo_and_purge(&store::connect_redis(url, &options).await?, "redis").await
+            }
+            Backend::Cluster(nodes) => {
+                let options = fresh_options(global, &backend, "demo")?;
+                let store = cluster::connect_cluster(nodes, &options).await?;
+                demo_and_purge(&store, "cluster").await
+            }
+        }
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -456,24 +845,55 @@ fn stop_on_ctrl_c(rt: &tokio::runtime::Runtime) -> Result<(), CliError> {
     Ok(())
 }
 
+/// Runs the bench on `store` and purges its key space afterwards.
+async fn bench_and_purge<S: SessionStore + SessionAdmin + 'static>(
+    store: S,
+    params: &bench::BenchParams,
+    backend: &str,
+    server: Option<&bench::Server>,
+) -> Result<bench::BenchReport, CliError> {
+    let store = Arc::new(store);
+    let result = bench::run(store.clone(), params, backend, server).await;
+    Ok(purge_after(&*store, result).await?.0)
+}
+
 fn run_bench(global: &GlobalArgs, args: &BenchArgs) -> Result<ExitCode, CliError> {
-    let params = args.params()?;
-    let keys = fresh_key_space(global, "bench")?;
+    let backend = global.backend(Some(DEFAULT_REDIS_URL));
+    let options = fresh_options(global, &backend, "bench")?;
+    let params = args.params(&options)?;
+    if params.op.is_reference() {
+        if !matches!(backend, Backend::Redis(_)) {
+            return Err(CliError::usage(format!(
+                "bench --op {}: the Go adapter's command sequences need a standalone Redis server",
+                params.op.name()
+            )));
+        }
+        if options.keys.layout() != Layout::Reference {
+            return Err(CliError::usage(format!(
+                "bench --op {}: the Go adapter only knows the reference layout",
+                params.op.name()
+            )));
+        }
+    }
     let rt = runtime(true)?;
     stop_on_ctrl_c(&rt)?;
-    let report = match global.backend(Some(DEFAULT_REDIS_URL)) {
-        Backend::Memory => rt.block_on(async {
-            let store = Arc::new(MemorySessionStore::new(keys));
-            let result = bench::run(store.clone(), &params, "memory").await;
-            purge_after(&*store, result).await
-        }),
-        Backend::Redis(url) => rt.block_on(async {
-            let store = Arc::new(store::connect_redis(&url, keys).await?);
-            let result = bench::run(store.clone(), &params, "redis").await;
-            purge_after(&*store, result).await
-        }),
-    }?
-    .0;
+    let report = rt.block_on(async {
+        match &backend {
+            Backend::Memory => {
+                bench_and_purge(store::memory_store(&options)?, &params, "memory", None).await
+            }
+            Backend::Redis(url) => {
+                // The store validates the URL (without echoing it) first.
+                let store = store::connect_redis(url, &options).await?;
+                let server = bench::Server::open(url)?;
+                bench_and_purge(store, &params, "redis", Some(&server)).await
+            }
+            Backend::Cluster(nodes) => {
+                let store = cluster::connect_cluster(nodes, &options).await?;
+                bench_and_purge(store, &params, "cluster", None).await
+            }
+        }
+    })?;
     output::print(&report)?;
     if bench::interrupted() {
         eprintln!("authsession: bench: interrupted (kind: interrupted)");
@@ -495,30 +915,103 @@ mod tests {
         Cli::command().debug_assert();
     }
 
+    fn global(args: &[&str]) -> GlobalArgs {
+        let mut all = vec!["authsession"];
+        all.extend_from_slice(args);
+        all.push("demo");
+        let matches = Cli::command().try_get_matches_from(all).unwrap();
+        let mut cli = Cli::from_arg_matches(&matches).unwrap();
+        cli.global.given = Given {
+            redis_url_flag: matches.value_source("redis_url") == Some(ValueSource::CommandLine),
+            cluster_flag: matches.value_source("cluster_nodes") == Some(ValueSource::CommandLine),
+            on_limit: matches
+                .value_source("on_limit")
+                .is_some_and(|s| s != ValueSource::DefaultValue),
+        };
+        cli.global
+    }
+
     #[test]
     fn backend_selection() {
-        let global = |redis_url: Option<&str>, memory: bool| GlobalArgs {
-            redis_url: redis_url.map(str::to_owned),
-            prefix: authsession_core::DEFAULT_KEY_BASE.to_owned(),
-            memory,
-        };
-        let url = |b: Backend| match b {
-            Backend::Memory => None,
-            Backend::Redis(url) => Some(url),
-        };
+        let redis = |url: &str| Backend::Redis(url.to_owned());
         // Store commands default to the local server, demo to memory.
         assert_eq!(
-            url(global(None, false).backend(Some(DEFAULT_REDIS_URL))).as_deref(),
-            Some(DEFAULT_REDIS_URL)
+            global(&[]).backend(Some(DEFAULT_REDIS_URL)),
+            redis(DEFAULT_REDIS_URL)
         );
-        assert_eq!(url(global(None, false).backend(None)), None);
+        assert_eq!(global(&[]).backend(None), Backend::Memory);
+        let url = ["--redis-url", "redis://h:1"];
+        assert_eq!(global(&url).backend(None), redis("redis://h:1"));
         assert_eq!(
-            url(global(Some("redis://h:1"), false).backend(None)).as_deref(),
-            Some("redis://h:1")
+            global(&["--redis-url", "redis://h:1", "--memory"]).backend(Some(DEFAULT_REDIS_URL)),
+            Backend::Memory
+        );
+        let nodes = [
+            "--cluster-node",
+            "redis://a:1",
+            "--cluster-node",
+            "redis://b:2",
+        ];
+        let cluster = Backend::Cluster(vec!["redis://a:1".into(), "redis://b:2".into()]);
+        assert_eq!(global(&nodes).backend(None), cluster);
+        assert_eq!(
+            global(&nodes).layout(&cluster).unwrap(),
+            Layout::Tagged,
+            "a cluster defaults to the tagged layout"
         );
         assert_eq!(
-            url(global(Some("redis://h:1"), true).backend(Some(DEFAULT_REDIS_URL))),
-            None
+            global(&[]).layout(&Backend::Memory).unwrap(),
+            Layout::Reference
         );
+        assert_eq!(
+            global(&["--layout", "tagged"])
+                .layout(&Backend::Memory)
+                .unwrap(),
+            Layout::Tagged
+        );
+        assert_eq!(
+            global(&["--layout", "reference"])
+                .layout(&cluster)
+                .unwrap_err()
+                .kind(),
+            "usage"
+        );
+    }
+
+    #[test]
+    fn policy_flags() {
+        let policy = global(&[
+            "--revoked-retention",
+            "1h30m",
+            "--max-active-sessions",
+            "3",
+            "--on-limit",
+            "revoke-oldest",
+            "--batch-size",
+            "7",
+        ])
+        .policy()
+        .unwrap();
+        assert_eq!(policy.revoked_retention, Some(Duration::from_secs(5400)));
+        let limit = policy.session_limit.unwrap();
+        assert_eq!(limit.max_active(), 3);
+        assert_eq!(limit.on_limit, OnLimit::RevokeOldest);
+        assert_eq!(policy.batch_size.get(), 7);
+        assert_eq!(global(&[]).policy().unwrap(), Policy::default());
+        assert_eq!(
+            global(&["--max-active-sessions", "2"])
+                .policy()
+                .unwrap()
+                .session_limit
+                .unwrap()
+                .on_limit,
+            OnLimit::Reject
+        );
+        let kind = |args: &[&str]| global(args).policy().unwrap_err().kind().to_owned();
+        assert_eq!(kind(&["--revoked-retention", "1y"]), "invalid_duration");
+        assert_eq!(kind(&["--max-active-sessions", "0"]), "out_of_range");
+        assert_eq!(kind(&["--batch-size", "0"]), "out_of_range");
+        assert_eq!(kind(&["--batch-size", "1001"]), "out_of_range");
+        assert_eq!(kind(&["--on-limit", "reject"]), "usage");
     }
 }

@@ -117,11 +117,15 @@ pub(crate) fn decode_batch(file: Option<&Path>) -> Result<(), CliError> {
     out.flush().map_err(|e| CliError::io("writing output", &e))
 }
 
-/// The keys derived for an id and/or a user.
+/// The keys derived for an id and/or a user. In the tagged layout the
+/// record key needs both (it carries the user's hash tag); the id alone
+/// gives its owner key.
 #[derive(Serialize)]
 struct DerivedKeys {
     #[serde(skip_serializing_if = "Option::is_none")]
     session_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    owner_key: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     user_sessions_key: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -136,8 +140,14 @@ pub(crate) fn keys(
 ) -> Result<(), CliError> {
     let id = id.map(DeviceSessionId::parse).transpose()?;
     let user = user.map(UserId::parse).transpose()?;
+    let session_key = match (&id, &user) {
+        (Some(id), Some(user)) => Some(key_space.record_key(user, id)),
+        (Some(id), None) => key_space.record_key_of_id(id),
+        (None, _) => None,
+    };
     output::print(&DerivedKeys {
-        session_key: id.as_ref().map(|id| key_space.session_key(id)),
+        session_key,
+        owner_key: id.as_ref().and_then(|id| key_space.owner_key(id)),
         user_sessions_key: user.as_ref().map(|u| key_space.user_sessions_key(u)),
         user_active_sessions_key: user.as_ref().map(|u| key_space.user_active_sessions_key(u)),
     })

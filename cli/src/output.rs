@@ -49,6 +49,31 @@ pub(crate) struct RevokeAllOut<'a> {
     pub(crate) sessions: &'a [Session],
 }
 
+/// `revoke-all --count`'s answer: how many sessions were revoked, in how
+/// many atomic batches.
+#[derive(Serialize)]
+pub(crate) struct RevokeAllCountOut {
+    pub(crate) outcome: &'static str,
+    pub(crate) revoked: u64,
+    pub(crate) batches: u64,
+}
+
+/// `create`'s answer when the limit may revoke sessions to make room
+/// (`--on-limit revoke-oldest`): the new session and those revoked in the
+/// same atomic step, oldest first (often none).
+#[derive(Serialize)]
+pub(crate) struct CreatedOut<'a> {
+    pub(crate) session: &'a Session,
+    pub(crate) evicted: &'a [Session],
+}
+
+/// One page of `list` (`next_cursor` null on the last page).
+#[derive(Serialize)]
+pub(crate) struct PageOut<'a> {
+    pub(crate) sessions: &'a [Session],
+    pub(crate) next_cursor: Option<&'a str>,
+}
+
 /// `count`'s answer.
 #[derive(Serialize)]
 pub(crate) struct CountOut<'a> {
@@ -73,4 +98,17 @@ mod tests {
         let back: Vec<String> = serde_json::from_str(&text).unwrap();
         assert_eq!(back, ["a\u{2028}b\u{2029}c\nd", "<&>", "é"]);
     }
+}
+
+/// `sweep`'s answer: users visited, expired revoked sessions removed (each
+/// with its index entries, atomically), removal plans applied, members left
+/// alone for `check` to judge, and the retention swept with (`null`: none
+/// configured, nothing removed).
+#[derive(Serialize)]
+pub(crate) struct SweepOut {
+    pub(crate) users: u64,
+    pub(crate) sessions_removed: u64,
+    pub(crate) batches: u64,
+    pub(crate) skipped: u64,
+    pub(crate) retention_seconds: Option<f64>,
 }

@@ -1,31 +1,64 @@
 //! The commands that talk to a store (`create`, `get`, `list`, `count`,
-//! `revoke`, `revoke-all`, `check`), written once over [`SessionStore`] and
-//! run against the in-memory or the Redis store. Every value is validated
-//! by core before the store is touched.
+//! `revoke`, `revoke-all`, `check`, `sweep`, `migrate`), written once over
+//! [`SessionStore`] / [`SessionAdmin`] and run against the in-memory, the
+//! Redis or the cluster store. Every value is validated by core before the
+//! store is touched.
 
 use std::process::ExitCode;
 
+use authsession_core::op::{PageRequest, Policy};
 use authsession_core::{
     ClientPublicKey, DeviceSessionId, Field, KeySpace, Revocation, RevokeActorId, RevokeActorType,
     RevokeReasonCode, RevokeSessionInput, RevokeUserSessionsInput, Session, Timestamp, UserId,
 };
-use authsession_driver::{CheckMode, RedisConfig, RedisSessionStore, SessionAdmin, SessionStore};
+use authsession_driver::{
+    Backend, CheckMode, MemorySessionStore, RedisConfig, RedisSessionStore, SessionAdmin,
+    SessionStore, Store,
+};
 
 use crate::clock;
+use crate::cluster;
 use crate::error::CliError;
-use crate::output::{self, CountOut, RevokeAllOut, RevokeOut};
+use crate::output::{
+    self, CountOut, CreatedOut, PageOut, RevokeAllCountOut, RevokeAllOut, RevokeOut,
+};
 use crate::timestamp;
+
+/// Everything a store is built with besides where it is: the key space
+/// (prefix base and layout), the policy (retention, session limit, batch
+/// size) and how many replicas `WAIT` must confirm.
+#[derive(Debug, Clone)]
+pub(crate) struct StoreOptions {
+    pub(crate) keys: KeySpace,
+    pub(crate) policy: Policy,
+    pub(crate) wait_replicas: u32,
+}
 
 /// A validated store command, ready to run.
 #[derive(Debug)]
 pub(crate) enum StoreCommand {
-    Create(Session),
-    Get(DeviceSessionId),
+    /// `with_evicted`: print `{"session":…,"evicted":[…]}` (the limit may
+    /// revoke sessions to make room) instead of the bare session.
+    Create {
+        session: Session,
+        with_evicted: bool,
+    },
+    Get {
+        id: DeviceSessionId,
+        user: Option<UserId>,
+    },
     List(UserId),
+    ListPage(UserId, PageRequest),
     Count(UserId),
     Revoke(RevokeSessionInput),
-    RevokeAll(RevokeUserSessionsInput),
-    Check { repair: bool },
+    RevokeAll {
+        input: RevokeUserSessionsInput,
+        count_only: bool,
+    },
+    Check {
+        repair: bool,
+    },
+    Sweep,
 }
 
 /// Raw `create` flags.
@@ -82,17 +115,37 @@ impl RevocationFlags<'_> {
     }
 }
 
-/// Connects to Redis at `url` with `keys` as the key space.
+/// Connects to the standalone Redis server at `url`.
 pub(crate) async fn connect_redis(
     url: &str,
-    keys: KeySpace,
+    options: &StoreOptions,
 ) -> Result<RedisSessionStore, CliError> {
-    let mut config =
-        RedisConfig::from_url(url).map_err(|e| CliError::from(e).context("--redis-url"))?;
-    config.key_space = keys;
+    connect_redis_as(url, options, "--redis-url").await
+}
+
+/// [`connect_redis`] for a URL given as `flag`.
+pub(crate) async fn connect_redis_as(
+    url: &str,
+    options: &StoreOptions,
+    flag: &str,
+) -> Result<RedisSessionStore, CliError> {
+    let mut config = RedisConfig::from_url(url).map_err(|e| CliError::from(e).context(flag))?;
+    config.key_space = options.keys.clone();
+    config.policy = options.policy;
+    config.wait_replicas = options.wait_replicas;
     RedisSessionStore::connect(config)
         .await
         .map_err(|e| CliError::from(e).context("connecting to redis"))
+}
+
+/// A fresh in-memory store with `options` (`WAIT` needs a server).
+pub(crate) fn memory_store(options: &StoreOptions) -> Result<MemorySessionStore, CliError> {
+    if options.wait_replicas > 0 {
+        return Err(CliError::usage(
+            "--wait-replicas needs a Redis server (not --memory)",
+        ));
+    }
+    Ok(MemorySessionStore::new(options.keys.clone()).with_policy(options.policy))
 }
 
 /// Runs `command` on `store`, printing its JSON result.
@@ -101,12 +154,35 @@ pub(crate) async fn run<S: SessionStore + SessionAdmin>(
     command: StoreCommand,
 ) -> Result<ExitCode, CliError> {
     match command {
-        StoreCommand::Create(session) => {
-            store.create(&session).await?;
-            output::print(&session)?;
+        StoreCommand::Create {
+            session,
+            with_evicted,
+        } => {
+            let created = store.create(&session).await?;
+            if with_evicted {
+                output::print(&CreatedOut {
+                    session: &created.session,
+                    evicted: &created.evicted,
+                })?;
+            } else {
+                output::print(&created.session)?;
+            }
         }
-        StoreCommand::Get(id) => output::print(&store.get(&id).await?)?,
+        StoreCommand::Get { id, user: None } => output::print(&store.get(&id).await?)?,
+        StoreCommand::Get {
+            id,
+            user: Some(user),
+        } => {
+            output::print(&store.get_for_user(&user, &id).await?)?;
+        }
         StoreCommand::List(user) => output::print(&store.list_by_user_id(&user).await?)?,
+        StoreCommand::ListPage(user, request) => {
+            let page = store.list_page(&user, &request).await?;
+            output::print(&PageOut {
+                sessions: &page.sessions,
+                next_cursor: page.next_cursor.as_ref().map(|c| c.as_str()),
+            })?;
+        }
         StoreCommand::Count(user) => {
             let active = store.count_active_by_user_id(&user).await?;
             output::print(&CountOut {
@@ -121,33 +197,111 @@ pub(crate) async fn run<S: SessionStore + SessionAdmin>(
                 session: outcome.session(),
             })?;
         }
-        StoreCommand::RevokeAll(input) => {
+        StoreCommand::RevokeAll {
+            input,
+            count_only: false,
+        } => {
             let outcome = store.revoke_all_by_user_id(&input).await?;
             output::print(&RevokeAllOut {
                 outcome: outcome.as_str(),
                 sessions: outcome.sessions(),
             })?;
         }
-        StoreCommand::Check { repair } => {
-            let report = store
-                .check(if repair {
-                    CheckMode::Repair
+        StoreCommand::RevokeAll {
+            input,
+            count_only: true,
+        } => {
+            let report = store.revoke_all_count(&input).await?;
+            output::print(&RevokeAllCountOut {
+                outcome: if report.count == 0 {
+                    "no_active_sessions"
                 } else {
-                    CheckMode::Report
-                })
-                .await?;
-            output::print(&report)?;
-            // Whatever was found and not fixed (corrupt records are never
-            // changed by a repair) makes the check fail.
-            let remaining = report.remaining();
-            if remaining > 0 {
-                eprintln!(
-                    "authsession: check: {remaining} problem(s) remain{} (kind: check_failed)",
-                    if repair { " after repair" } else { "" }
-                );
-                return Ok(ExitCode::FAILURE);
-            }
+                    "revoked"
+                },
+                revoked: report.count,
+                batches: report.batches,
+            })?;
+        }
+        StoreCommand::Check { repair } => return check(store, repair).await,
+        StoreCommand::Sweep => {
+            let report = store.sweep().await?;
+            output::print(&output::SweepOut {
+                users: report.users,
+                sessions_removed: report.sessions_removed,
+                batches: report.batches,
+                skipped: report.skipped,
+                retention_seconds: report.retention.map(|r| r.as_secs_f64()),
+            })?;
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `check [--repair]`: prints the report; fails when problems remain. What
+/// remains after a repair is what a fresh check finds, not what the repair
+/// claims: anything it could not fix (a corrupt record, an index member it
+/// cannot name) makes the command fail.
+async fn check<S: SessionAdmin>(store: &S, repair: bool) -> Result<ExitCode, CliError> {
+    let mode = if repair {
+        CheckMode::Repair
+    } else {
+        CheckMode::Report
+    };
+    let report = store.check(mode).await?;
+    output::print(&report)?;
+    let remaining = if !repair || report.problems.is_empty() {
+        report.problems.len()
+    } else {
+        store
+            .check(CheckMode::Report)
+            .await
+            .map_err(|e| CliError::from(e).context("checking after the repair"))?
+            .problems
+            .len()
+    };
+    if remaining > 0 {
+        eprintln!(
+            "authsession: check: {remaining} problem(s) remain{} (kind: check_failed)",
+            if repair { " after repair" } else { "" }
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Where `migrate` copies to.
+#[derive(Debug, Clone)]
+pub(crate) enum MigrateTarget {
+    Url(String),
+    Cluster(Vec<String>),
+}
+
+/// `migrate`: copies `source` into the target built with `options`,
+/// prints the summary and fails when the verify pass found differences.
+pub(crate) async fn migrate<A: Backend>(
+    source: &Store<A>,
+    target: &MigrateTarget,
+    options: &StoreOptions,
+) -> Result<ExitCode, CliError> {
+    let report = match target {
+        MigrateTarget::Url(url) => {
+            let target = connect_redis_as(url, options, "--to-url").await?;
+            source.migrate_to(&target).await
+        }
+        MigrateTarget::Cluster(nodes) => {
+            let target = cluster::connect_cluster(nodes, options).await?;
+            source.migrate_to(&target).await
+        }
+    }
+    .map_err(|e| CliError::from(e).context("migrate"))?;
+    output::print(&report)?;
+    if report.differences.is_empty() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!(
+            "authsession: migrate: {} session(s) differ between source and target (kind: migrate_differences)",
+            report.differences.len()
+        );
+        Ok(ExitCode::FAILURE)
+    }
 }

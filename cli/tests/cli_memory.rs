@@ -11,7 +11,7 @@
 mod cli_support;
 
 use authsession_core::Timestamp;
-use cli_support::{cmd, run, Run};
+use cli_support::{cmd, run, run_env, Run};
 use serde_json::{json, Value};
 
 const KEY: &str = "6CNOOq9vU5hNuRjuSnPSuoYdvt6iZpSYfEDOihlBz8I=";
@@ -317,6 +317,7 @@ fn an_unreachable_server_is_a_backend_or_timeout_error() {
 }
 
 fn bench(op: &str, extra: &[&str]) -> Value {
+    // Global flags may follow the subcommand.
     let mut args = vec![
         "--memory",
         "bench",
@@ -394,4 +395,259 @@ fn bench_rejects_bad_parameters() {
     ])
     .assert_error("usage");
     assert_eq!(bad(&["--op", "nope"]).code, Some(2));
+}
+
+#[test]
+fn policy_flags_are_validated_with_typed_kinds() {
+    let get = |flags: &[&str]| {
+        let mut args = vec!["--memory"];
+        args.extend_from_slice(flags);
+        args.extend(["get", "dev-1"]);
+        run(&args)
+    };
+    for duration in ["1y", "0s", "1m1h", "1.5h", "30"] {
+        get(&["--revoked-retention", duration]).assert_error("invalid_duration");
+    }
+    // Valid values reach the store (which then finds nothing).
+    for duration in ["30d", "12h", "15m", "1s", "1h30m"] {
+        get(&["--revoked-retention", duration]).assert_error("not_found");
+    }
+    get(&["--max-active-sessions", "0"]).assert_error("out_of_range");
+    get(&["--batch-size", "0"]).assert_error("out_of_range");
+    get(&["--batch-size", "1001"]).assert_error("out_of_range");
+    get(&["--batch-size", "1000"]).assert_error("not_found");
+    get(&["--on-limit", "revoke-oldest"]).assert_error("usage");
+    assert_eq!(get(&["--on-limit", "later"]).code, Some(2));
+    assert_eq!(get(&["--layout", "sideways"]).code, Some(2));
+    get(&["--wait-replicas", "1"]).assert_error("usage");
+    // The environment in the same style.
+    for (var, value, kind) in [
+        ("AUTHSESSION_REVOKED_RETENTION", "soon", "invalid_duration"),
+        ("AUTHSESSION_MAX_ACTIVE_SESSIONS", "0", "out_of_range"),
+        ("AUTHSESSION_BATCH_SIZE", "5000", "out_of_range"),
+        ("AUTHSESSION_ON_LIMIT", "reject", "usage"),
+        ("AUTHSESSION_REVOKED_RETENTION", "2d12h", "not_found"),
+    ] {
+        run_env(&["--memory", "get", "dev-1"], &[(var, value)]).assert_error(kind);
+    }
+}
+
+#[test]
+fn cluster_nodes_select_the_cluster_store() {
+    // Nothing listens there: the cluster store's connect error, naming the
+    // flag.
+    let out = run(&["--cluster-node", "redis://127.0.0.1:7000", "get", "dev-1"]);
+    out.assert_error("backend");
+    assert!(out.stderr.contains("--cluster-node"), "{out:?}");
+    run(&[
+        "--cluster-node",
+        "redis://127.0.0.1:7000",
+        "--cluster-node",
+        "redis://127.0.0.1:7001",
+        "count",
+        "u",
+    ])
+    .assert_error("backend");
+    run_env(
+        &["count", "u"],
+        &[(
+            "AUTHSESSION_CLUSTER_NODES",
+            "redis://127.0.0.1:7000,redis://127.0.0.1:7001",
+        )],
+    )
+    .assert_error("backend");
+    for args in [
+        &[
+            "--cluster-node",
+            "redis://a:1",
+            "--redis-url",
+            "redis://b:2",
+            "get",
+            "d",
+        ][..],
+        &["--cluster-node", "redis://a:1", "--memory", "get", "d"],
+    ] {
+        run(args).assert_error("usage");
+    }
+    // A cluster takes the tagged layout only.
+    run(&[
+        "--cluster-node",
+        "redis://a:1",
+        "--layout",
+        "reference",
+        "get",
+        "d",
+    ])
+    .assert_error("usage");
+    run(&[
+        "--memory",
+        "migrate",
+        "--to-cluster-node",
+        "redis://127.0.0.1:7000",
+    ])
+    .assert_error("backend");
+    run(&[
+        "--memory",
+        "migrate",
+        "--to-cluster-node",
+        "redis://127.0.0.1:7000",
+        "--to-layout",
+        "reference",
+    ])
+    .assert_error("usage");
+    assert_eq!(run(&["--memory", "migrate"]).code, Some(2));
+}
+
+#[test]
+fn new_command_forms_on_an_empty_store() {
+    assert_eq!(
+        run(&["--memory", "list", "u", "--limit", "10"]).json(),
+        json!({"sessions": [], "next_cursor": null})
+    );
+    assert_eq!(
+        run(&["--memory", "list", "u", "--active"]).json(),
+        json!({"sessions": [], "next_cursor": null})
+    );
+    run(&["--memory", "list", "u", "--limit", "0"]).assert_error("out_of_range");
+    run(&["--memory", "list", "u", "--limit", "1001"]).assert_error("out_of_range");
+    run(&["--memory", "list", "u", "--cursor", "not a cursor"]).assert_error("invalid_cursor");
+    run(&["--memory", "list", "u", "--cursor", "AAAA"]).assert_error("invalid_cursor");
+    run(&["--memory", "get", "d", "--user", "u"]).assert_error("not_found");
+    run(&["--memory", "get", "d", "--user", ""]).assert_error("invalid_id");
+    assert_eq!(
+        run(&[
+            "--memory",
+            "revoke-all",
+            "u",
+            "--reason",
+            "x",
+            "--actor-type",
+            "y",
+            "--count",
+        ])
+        .json(),
+        json!({"outcome": "no_active_sessions", "revoked": 0, "batches": 0})
+    );
+    // Nothing to sweep in an empty store.
+    let swept = run(&["--memory", "--revoked-retention", "1d", "sweep"]).json();
+    assert_eq!(swept["sessions_removed"], 0, "{swept}");
+    assert_eq!(swept["retention_seconds"], 86400.0, "{swept}");
+}
+
+#[test]
+fn create_reports_evictions_whenever_the_limit_may_evict() {
+    let args = |limit: &[&str]| {
+        let mut all = vec!["--memory"];
+        all.extend_from_slice(limit);
+        all.extend([
+            "create",
+            "--id",
+            "d",
+            "--user",
+            "u",
+            "--public-key",
+            KEY,
+            "--created-at",
+            "2026-11-27T10:00:00Z",
+        ]);
+        run(&all).json()
+    };
+    let bare = args(&[]);
+    assert_eq!(bare["id"], "d");
+    assert_eq!(args(&["--max-active-sessions", "1"]), bare);
+    assert_eq!(
+        args(&["--max-active-sessions", "1", "--on-limit", "revoke-oldest"]),
+        json!({"session": bare, "evicted": []})
+    );
+}
+
+#[test]
+fn verbose_prints_the_operation_span_and_no_key_material() {
+    let out = run(&[
+        "--memory",
+        "-v",
+        "create",
+        "--id",
+        "dev-1",
+        "--user",
+        "user-1",
+        "--public-key",
+        KEY,
+    ]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(out.stderr.contains("authsession.create{"), "{out:?}");
+    assert!(out.stderr.contains(r#"db.system.name="memory""#), "{out:?}");
+    assert!(out.stderr.contains(r#"outcome="ok""#), "{out:?}");
+    assert!(!out.stderr.contains(KEY), "{out:?}");
+    // Without -v (and RUST_LOG) stderr stays empty.
+    let quiet = create("dev-1", "user-1", KEY, "2026-11-27T10:00:00Z");
+    assert_eq!(quiet.stderr, "", "{quiet:?}");
+}
+
+#[test]
+fn bench_churn_and_reference_workloads_on_memory() {
+    let churn = bench(
+        "churn",
+        &[
+            "--users",
+            "20",
+            "--sessions-per-user",
+            "3",
+            "--max-active-sessions",
+            "2",
+            "--on-limit",
+            "revoke-oldest",
+            "--revoked-retention",
+            "1s",
+        ],
+    );
+    // The preload stops at the limit; nothing to measure in memory.
+    assert_eq!(churn["preloaded_sessions"], 40, "{churn}");
+    assert!(
+        churn["outcomes"]["created"].as_u64().unwrap() > 0,
+        "{churn}"
+    );
+    assert!(churn.get("keys_start").is_none(), "{churn}");
+    // A reject limit is an expected answer, not an error.
+    let rejecting = bench(
+        "churn",
+        &[
+            "--users",
+            "2",
+            "--sessions-per-user",
+            "1",
+            "--max-active-sessions",
+            "1",
+        ],
+    );
+    assert!(
+        rejecting["outcomes"]["rejected_by_limit"].as_u64().unwrap() > 0,
+        "{rejecting}"
+    );
+    // The tagged layout runs everything, check included.
+    assert!(run(&["--memory", "--layout", "tagged", "demo"]).code == Some(0));
+    let check = run(&["--memory", "--layout", "tagged", "check"]).json();
+    assert_eq!(check["problems"], json!([]), "{check}");
+    let contention = run(&[
+        "--memory",
+        "--layout",
+        "tagged",
+        "bench",
+        "--op",
+        "contention",
+        "--duration",
+        "0.1",
+    ])
+    .json();
+    assert_eq!(contention["invariants"]["consistent"], true, "{contention}");
+    // The Go adapter's command sequences need a Redis server.
+    run(&[
+        "--memory",
+        "bench",
+        "--op",
+        "revoke_all_reference",
+        "--duration",
+        "0.1",
+    ])
+    .assert_error("usage");
 }

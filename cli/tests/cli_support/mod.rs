@@ -60,10 +60,20 @@ impl Run {
 /// A command for the built binary, isolated from the caller's environment.
 pub fn cmd(args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_authsession"));
-    command
-        .args(args)
-        .env_remove("AUTHSESSION_REDIS_URL")
-        .env_remove("AUTHSESSION_PREFIX");
+    command.args(args).env_remove("RUST_LOG");
+    for var in [
+        "REDIS_URL",
+        "CLUSTER_NODES",
+        "PREFIX",
+        "LAYOUT",
+        "REVOKED_RETENTION",
+        "MAX_ACTIVE_SESSIONS",
+        "ON_LIMIT",
+        "BATCH_SIZE",
+        "WAIT_REPLICAS",
+    ] {
+        command.env_remove(format!("AUTHSESSION_{var}"));
+    }
     command
 }
 
@@ -89,11 +99,18 @@ pub fn run_with_stdin(args: &[&str], stdin: &[u8]) -> Run {
 
 /// Runs the binary with `args` and empty stdin.
 pub fn run(args: &[&str]) -> Run {
-    let output = cmd(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run authsession");
-    Run::from(output)
+    run_env(args, &[])
+}
+
+/// Runs the binary with `args`, empty stdin and the environment variables
+/// `env` set.
+pub fn run_env(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut command = cmd(args);
+    command.stdin(Stdio::null());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    Run::from(command.output().expect("run authsession"))
 }
 
 /// The integration tests' private `redis-server` guard (free loopback
