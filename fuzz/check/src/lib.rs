@@ -12,11 +12,9 @@ use authsession_core::codec::{self, DecodeError};
 use authsession_core::{DeviceSessionId, Session};
 use serde_json::{Map, Value};
 
-// Being rewritten on the core's reference loop (op::run_with).
-// mod transitions;
+mod transitions;
 
-/// Placeholder while the transitions target is rewritten.
-pub fn check_transitions(_data: &[u8]) {}
+pub use transitions::{check_transitions, describe_transitions};
 
 /// The byte separating the expected id from the payload in a
 /// `decode_record` input. An id can never contain it (no control
