@@ -12,8 +12,10 @@ use authsession_core::codec::{self, DecodeError};
 use authsession_core::{DeviceSessionId, Session};
 use serde_json::{Map, Value};
 
+mod seeds;
 mod transitions;
 
+pub use seeds::{encode_transitions, transitions_seeds};
 pub use transitions::{check_transitions, describe_transitions};
 
 /// The byte separating the expected id from the payload in a
