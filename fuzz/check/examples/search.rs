@@ -2,7 +2,8 @@
 //! inputs (deterministic xorshift bytes) and saves every failing input.
 //!
 //! `cargo run --release --example search -- <target> <inputs> [seed] [out-dir]`
-//! (from `fuzz/check`); `search <target> <file>` replays one input. No coverage feedback: libFuzzer finds more; this
+//! (from `fuzz/check`); `search <target> <file>` replays one input,
+//! `search <target> <dir>` every input in a directory, timed. No coverage feedback: libFuzzer finds more; this
 //! is for a quick look without nightly, and for paths a fuzzer is slow to
 //! reach by chance.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -23,6 +24,24 @@ fn main() {
         "transitions" => authsession_fuzz_check::check_transitions,
         other => panic!("unknown target {other}"),
     };
+    // `search <target> <dir>`: replay every file in it, timed.
+    if let Some(dir) = args.get(2).filter(|a| std::path::Path::new(a).is_dir()) {
+        let inputs: Vec<Vec<u8>> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+            .collect();
+        let started = Instant::now();
+        for data in &inputs {
+            check(data);
+        }
+        let secs = started.elapsed().as_secs_f64();
+        eprintln!(
+            "{} inputs in {secs:.2} s ({:.0}/s)",
+            inputs.len(),
+            inputs.len() as f64 / secs
+        );
+        return;
+    }
     // `search <target> <file>`: replay one input, with its panic message.
     if let Some(file) = args.get(2).filter(|a| std::path::Path::new(a).is_file()) {
         let data = std::fs::read(file).unwrap();

@@ -69,6 +69,7 @@
 //! listed, walked and counted and every id read.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use arbitrary::{Arbitrary, Unstructured};
@@ -371,12 +372,35 @@ fn pick<T: Copy>(items: &[T], index: u8) -> T {
     *items.get(at).expect("index is reduced modulo the length")
 }
 
+/// The ids and users, parsed once.
+fn alphabet() -> &'static (Vec<DeviceSessionId>, Vec<UserId>) {
+    static PARSED: OnceLock<(Vec<DeviceSessionId>, Vec<UserId>)> = OnceLock::new();
+    PARSED.get_or_init(|| {
+        (
+            IDS.iter()
+                .map(|i| DeviceSessionId::parse(*i).expect("listed ids are valid"))
+                .collect(),
+            USERS
+                .iter()
+                .map(|u| UserId::parse(*u).expect("listed users are valid"))
+                .collect(),
+        )
+    })
+}
+
 fn id(index: u8) -> DeviceSessionId {
-    DeviceSessionId::parse(pick(IDS, index)).expect("listed ids are valid")
+    let ids = &alphabet().0;
+    ids.get(usize::from(index) % ids.len())
+        .expect("reduced")
+        .clone()
 }
 
 fn user(index: u8) -> UserId {
-    UserId::parse(pick(USERS, index)).expect("listed users are valid")
+    let users = &alphabet().1;
+    users
+        .get(usize::from(index) % users.len())
+        .expect("reduced")
+        .clone()
 }
 
 /// The index of the user after `index`'s (never the same user).
@@ -386,11 +410,11 @@ fn next_user(index: u8) -> u8 {
 }
 
 fn all_ids() -> impl Iterator<Item = DeviceSessionId> {
-    (0..IDS.len()).map(|i| id(u8::try_from(i).expect("few ids")))
+    alphabet().0.iter().cloned()
 }
 
 fn all_users() -> impl Iterator<Item = UserId> {
-    (0..USERS.len()).map(|i| user(u8::try_from(i).expect("few users")))
+    alphabet().1.iter().cloned()
 }
 
 fn reason(index: u8) -> RevokeReasonCode {
@@ -1040,45 +1064,125 @@ impl Derived {
     }
 }
 
-/// The keys of one id: its record key (per user in the tagged layout) and
-/// owner key.
+/// Every key the key space derives for the alphabet, built once per
+/// layout: the oracle looks keys up instead of deriving them again.
+struct KeyTable {
+    keys: KeySpace,
+    /// Per id (as in [`IDS`]): its record keys, with the user (as in
+    /// [`USERS`]) in the tagged layout, and its owner key (tagged).
+    records: Vec<(Vec<(String, Option<usize>)>, Option<String>)>,
+    /// Per user: the all, active and revoked index keys.
+    indexes: Vec<[String; 3]>,
+    known: BTreeSet<String>,
+}
+
+fn key_table(keys: &KeySpace) -> &'static KeyTable {
+    static TABLES: [OnceLock<KeyTable>; 2] = [OnceLock::new(), OnceLock::new()];
+    let tagged = keys.layout() == Layout::Tagged;
+    let table = TABLES
+        .get(usize::from(tagged))
+        .expect("two layouts")
+        .get_or_init(|| {
+            let (ids, users) = alphabet();
+            let records: Vec<_> = ids
+                .iter()
+                .map(|id| {
+                    let record_keys = if tagged {
+                        users
+                            .iter()
+                            .enumerate()
+                            .map(|(u, user)| (keys.record_key(user, id), Some(u)))
+                            .collect()
+                    } else {
+                        vec![(keys.session_key(id), None)]
+                    };
+                    (record_keys, keys.owner_key(id))
+                })
+                .collect();
+            let indexes: Vec<[String; 3]> = users
+                .iter()
+                .map(|user| {
+                    [
+                        keys.user_sessions_key(user),
+                        keys.user_active_sessions_key(user),
+                        keys.user_revoked_sessions_key(user),
+                    ]
+                })
+                .collect();
+            let known = records
+                .iter()
+                .flat_map(|(r, o)| r.iter().map(|(k, _)| k.clone()).chain(o.clone()))
+                .chain(indexes.iter().flatten().cloned())
+                .collect();
+            KeyTable {
+                keys: keys.clone(),
+                records,
+                indexes,
+                known,
+            }
+        });
+    assert_eq!(
+        &table.keys, keys,
+        "the oracle knows the default key spaces only"
+    );
+    table
+}
+
+/// Every record key of `id` (one per user in the tagged layout), with
+/// the user the key names.
 fn record_keys_of(keys: &KeySpace, id: &DeviceSessionId) -> Vec<(String, Option<UserId>)> {
-    match keys.layout() {
-        Layout::Tagged => all_users()
-            .map(|u| (keys.record_key(&u, id), Some(u)))
-            .collect(),
-        _ => vec![(keys.session_key(id), None)],
-    }
+    let i = IDS
+        .iter()
+        .position(|i| *i == id.as_str())
+        .expect("an id of the alphabet");
+    key_table(keys)
+        .records
+        .get(i)
+        .expect("one entry per id")
+        .0
+        .iter()
+        .map(|(k, u)| {
+            (
+                k.clone(),
+                u.map(|u| alphabet().1.get(u).expect("a user").clone()),
+            )
+        })
+        .collect()
 }
 
 fn index_keys_of(keys: &KeySpace, user: &UserId) -> [(String, u8); 3] {
-    [
-        (keys.user_sessions_key(user), 0),
-        (keys.user_active_sessions_key(user), 1),
-        (keys.user_revoked_sessions_key(user), 2),
-    ]
+    let u = USERS
+        .iter()
+        .position(|u| *u == user.as_str())
+        .expect("a user of the alphabet");
+    let [all, active, revoked] = key_table(keys)
+        .indexes
+        .get(u)
+        .expect("one entry per user")
+        .clone();
+    [(all, 0), (active, 1), (revoked, 2)]
 }
 
 /// Derives the consistent state from the records of `kv` and lists every
 /// way `kv` departs from it.
 fn derive(keys: &KeySpace, kv: &MemoryKv) -> Derived {
     let mut derived = Derived::default();
-    let mut known: BTreeSet<String> = BTreeSet::new();
-    let tagged = keys.layout() == Layout::Tagged;
+    let table = key_table(keys);
+    let (ids, users) = alphabet();
 
-    for id in all_ids() {
+    for (id, (record_keys, owner_key)) in ids.iter().zip(&table.records) {
         let mut found = Vec::new();
-        for (key, key_user) in record_keys_of(keys, &id) {
-            known.insert(key.clone());
-            match kv.key_type(&key) {
+        for (key, key_user) in record_keys {
+            match kv.key_type(key) {
                 None => {}
                 Some(KeyType::SortedSet) => derived
                     .problems
                     .push((true, format!("{key}: a sorted set at a record key"))),
                 Some(_) => {
-                    let bytes = kv.get(&key).unwrap_or_default();
-                    match codec::decode(&id, bytes) {
-                        Ok(session) if key_user.as_ref().is_none_or(|u| u == session.user_id()) => {
+                    let bytes = kv.get(key).unwrap_or_default();
+                    let key_user = key_user.and_then(|u| users.get(u));
+                    match codec::decode(id, bytes) {
+                        Ok(session) if key_user.is_none_or(|u| u == session.user_id()) => {
                             found.push(session);
                         }
                         Ok(session) => derived.problems.push((
@@ -1095,10 +1199,8 @@ fn derive(keys: &KeySpace, kv: &MemoryKv) -> Derived {
                 }
             }
         }
-        if tagged {
-            let owner_key = keys.owner_key(&id).expect("tagged layout has owner keys");
-            known.insert(owner_key.clone());
-            let owner = match kv.key_type(&owner_key) {
+        if let Some(owner_key) = owner_key {
+            let owner = match kv.key_type(owner_key) {
                 Some(KeyType::SortedSet) => {
                     derived
                         .problems
@@ -1107,7 +1209,7 @@ fn derive(keys: &KeySpace, kv: &MemoryKv) -> Derived {
                 }
                 None => None,
                 Some(_) => {
-                    let bytes = kv.get(&owner_key).unwrap_or_default();
+                    let bytes = kv.get(owner_key).unwrap_or_default();
                     match std::str::from_utf8(bytes)
                         .ok()
                         .and_then(|t| UserId::parse(t).ok())
@@ -1150,27 +1252,27 @@ fn derive(keys: &KeySpace, kv: &MemoryKv) -> Derived {
         }
     }
 
-    for user in all_users() {
-        for (key, index) in index_keys_of(keys, &user) {
-            known.insert(key.clone());
-            let mut want: BTreeMap<Vec<u8>, f64> = BTreeMap::new();
-            for s in derived.sessions.values().filter(|s| s.user_id() == &user) {
-                let member = s.id().as_str().as_bytes().to_vec();
-                match (index, s.revocation()) {
-                    (0, _) => {
-                        want.insert(member, score(s.created_at()));
-                    }
-                    (1, None) => {
-                        want.insert(member, score(s.created_at()));
-                    }
-                    (2, Some(r)) => {
-                        want.insert(member, score(r.at()));
-                    }
-                    _ => {}
-                }
-            }
+    // What each index must hold: all, active, revoked.
+    let mut want: Vec<[BTreeMap<&[u8], f64>; 3]> =
+        users.iter().map(|_| Default::default()).collect();
+    for s in derived.sessions.values() {
+        let u = users
+            .iter()
+            .position(|u| u == s.user_id())
+            .expect("a user of the alphabet");
+        let w = want.get_mut(u).expect("one entry per user");
+        let member = s.id().as_str().as_bytes();
+        let [all, active, revoked] = w;
+        all.insert(member, score(s.created_at()));
+        match s.revocation() {
+            None => active.insert(member, score(s.created_at())),
+            Some(r) => revoked.insert(member, score(r.at())),
+        };
+    }
+    for (keys_of_user, want_of_user) in table.indexes.iter().zip(&want) {
+        for (index, (key, want)) in keys_of_user.iter().zip(want_of_user).enumerate() {
             let reference = index < 2;
-            match kv.key_type(&key) {
+            match kv.key_type(key) {
                 Some(KeyType::String) => {
                     derived
                         .problems
@@ -1185,8 +1287,10 @@ fn derive(keys: &KeySpace, kv: &MemoryKv) -> Derived {
                 }
                 _ => {}
             }
-            let have: BTreeMap<Vec<u8>, f64> = kv.index_range(&key, None).into_iter().collect();
-            if have != want {
+            let have = kv.index_range(key, None);
+            let same = have.len() == want.len()
+                && have.iter().all(|(m, s)| want.get(m.as_slice()) == Some(s));
+            if !same {
                 derived
                     .problems
                     .push((reference, format!("{key}: holds {have:?}, wants {want:?}")));
@@ -1195,7 +1299,7 @@ fn derive(keys: &KeySpace, kv: &MemoryKv) -> Derived {
     }
 
     for key in kv.keys() {
-        if !known.contains(key) {
+        if !table.known.contains(key) {
             derived
                 .problems
                 .push((true, format!("{key}: not a key of the key space")));
@@ -1865,9 +1969,11 @@ impl World {
     }
 
     /// The stored state agrees with the model and with itself.
+    ///
+    /// Every step ends by re-deriving the model from the stored state
+    /// (`stored`, which asserts consistency), so this only adds the limit
+    /// and the Go adapter's view.
     fn assert_consistent(&self) {
-        let stored = stored(&self.ctx.keys, &self.kv);
-        assert_eq!(stored, self.model);
         assert_limit(&self.ctx, &self.kv);
         if self.ctx.tagged() {
             return;
@@ -1900,22 +2006,53 @@ impl World {
             assert!(report.repair.is_empty(), "{:?}", report.repair);
             assert_eq!(report.records, self.model.sessions.len());
         }
-        for w in 0..USERS.len() {
+        // Outcomes against the model as it is now (reads change nothing a
+        // later read could see: only expired sessions go), one settle at
+        // the end.
+        let ctx = self.ctx.clone();
+        let before = self.model.clone();
+        for (w, user) in all_users().enumerate() {
             let w = u8::try_from(w).expect("few users");
-            self.step(&Op::Do(Action::Count { user: w }));
+            for prepared in [Prepared::Count(user.clone()), Prepared::List(user.clone())] {
+                let run = execute(&ctx, &mut self.kv, &prepared, &mut no_hook);
+                assert_eq!(
+                    run.outcome,
+                    predict(&ctx, &prepared, &before).0,
+                    "{prepared:?}"
+                );
+            }
             for active in [false, true] {
-                self.step(&Op::Pages(Walk {
+                let walk = Walk {
                     user: w,
                     active,
                     limits: [0, 1, 2],
-                }));
+                };
+                let walked = walk_pages(&ctx, &mut self.kv, &walk, &mut |_, _| {});
+                assert_eq!(walked.error, None, "{walk:?}");
+                let got: Vec<Session> = walked.pages.into_iter().flat_map(|p| p.sessions).collect();
+                assert_eq!(got, before.visible(&ctx, &user, active), "{walk:?}");
             }
-            self.step(&Op::Do(Action::List { user: w }));
         }
-        for i in 0..IDS.len() {
-            let i = u8::try_from(i).expect("few ids");
-            self.step(&Op::Do(Action::Get { id: i, user: None }));
+        for id in all_ids() {
+            let prepared = Prepared::Get(id, None);
+            let run = execute(&ctx, &mut self.kv, &prepared, &mut no_hook);
+            assert_eq!(
+                run.outcome,
+                predict(&ctx, &prepared, &before).0,
+                "{prepared:?}"
+            );
         }
+        let stored = stored(&ctx.keys, &self.kv);
+        self.assert_only_expired_removed(&before, &stored);
+        assert!(same_modulo_expired(&ctx, &stored, &before));
+        // Every user was listed: nothing past its retention is left.
+        for session in stored.sessions.values() {
+            assert!(
+                !expired(&ctx.policy, session, ctx.now),
+                "{session:?} left after a list"
+            );
+        }
+        self.model = stored;
         self.assert_consistent();
     }
 }
