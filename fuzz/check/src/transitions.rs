@@ -1061,13 +1061,16 @@ impl Derived {
     }
 }
 
+/// A record key and the user it names (tagged layout), by index.
+type RecordKey = (String, Option<usize>);
+
 /// Every key the key space derives for the alphabet, built once per
 /// layout: the oracle looks keys up instead of deriving them again.
 struct KeyTable {
     keys: KeySpace,
     /// Per id (as in [`IDS`]): its record keys, with the user (as in
     /// [`USERS`]) in the tagged layout, and its owner key (tagged).
-    records: Vec<(Vec<(String, Option<usize>)>, Option<String>)>,
+    records: Vec<(Vec<RecordKey>, Option<String>)>,
     /// Per user: the all, active and revoked index keys.
     indexes: Vec<[String; 3]>,
     known: BTreeSet<String>,
