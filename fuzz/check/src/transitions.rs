@@ -814,11 +814,9 @@ type Hook<'h> = &'h mut dyn FnMut(&mut MemoryKv, Between);
 
 fn no_hook(_: &mut MemoryKv, _: Between) {}
 
-/// What running an action returned, plus what the outcome does not
-/// compare: how many batches a revoke all applied.
+/// What running an action returned.
 struct Executed {
     outcome: Outcome,
-    batches: u64,
 }
 
 /// Runs `prepared` with the core's reference loop, calling `hook` at every
@@ -828,7 +826,6 @@ fn execute(ctx: &Ctx, kv: &mut MemoryKv, prepared: &Prepared, hook: Hook<'_>) ->
     let keys = &ctx.keys;
     let (policy, now) = (ctx.policy, ctx.now);
     let mut between = |kv: &mut MemoryKv, b: Between| hook(kv, b);
-    let mut batches = 0;
     let outcome = match prepared {
         Prepared::Nothing => {
             between(kv, Between::Read);
@@ -879,7 +876,6 @@ fn execute(ctx: &Ctx, kv: &mut MemoryKv, prepared: &Prepared, hook: Hook<'_>) ->
                         report.batches,
                         report.count
                     );
-                    batches = report.batches;
                     if *collect {
                         assert_eq!(u64::try_from(report.revoked.len()).ok(), Some(report.count));
                         let outcome = report.clone().into_outcome();
@@ -924,7 +920,7 @@ fn execute(ctx: &Ctx, kv: &mut MemoryKv, prepared: &Prepared, hook: Hook<'_>) ->
     if let Some(kind) = error_kind(&outcome) {
         assert_ne!(kind, "contention_exhausted", "{prepared:?}");
     }
-    Executed { outcome, batches }
+    Executed { outcome }
 }
 
 fn error_kind(outcome: &Outcome) -> Option<&'static str> {
@@ -1738,12 +1734,20 @@ impl World {
             main_then_other_ok || other_then_main_ok
         });
         if !linearizable {
-            // A revoke all of several batches is atomic per batch only:
-            // it must still revoke everything it covers.
-            let batched = [(main, &main_run), (other, &other_run)]
-                .into_iter()
-                .find(|(p, run)| matches!(p, Prepared::RevokeAll(..)) && run.batches > 1);
-            let Some((Prepared::RevokeAll(input, _), _)) = batched else {
+            // A revoke all whose range held a batch or more may take
+            // several batches, each atomic but not the whole: it must still
+            // revoke everything it covers, and only sessions it covers.
+            let (_, after_other) = predict(&ctx, other, &before);
+            let (_, after_main) = predict(&ctx, main, &before);
+            let batched = [
+                (main, &main_run, &after_other),
+                (other, &other_run, &after_main),
+            ]
+            .into_iter()
+            .find(|(p, _, after)| {
+                may_take_batches(&ctx, p, &before) || may_take_batches(&ctx, p, after)
+            });
+            let Some((Prepared::RevokeAll(input, _), _, _)) = batched else {
                 panic!(
                     "not linearizable: main {main:?} -> {:?}, other {other:?} -> {:?}, \
                      stored {stored:?}, before {before:?}",
@@ -1757,6 +1761,21 @@ impl World {
                     assert!(
                         stored.sessions.get(id).is_none_or(|s| !s.is_active()),
                         "batched revoke all left {id} active"
+                    );
+                }
+            }
+            for (prepared, run) in [(main, &main_run), (other, &other_run)] {
+                let (Prepared::RevokeAll(input, _), Outcome::RevokedAll(Ok((revoked, _)))) =
+                    (prepared, &run.outcome)
+                else {
+                    continue;
+                };
+                for s in revoked {
+                    assert!(
+                        s.user_id() == &input.user_id
+                            && s.created_at() <= input.revocation.at()
+                            && s.revocation() == Some(&input.revocation),
+                        "batched revoke all revoked {s:?}"
                     );
                 }
             }
@@ -2083,6 +2102,20 @@ fn assert_lazy_removal(ctx: &Ctx, before: &Model, after: &Model, user: &UserId) 
         "a list of {user} met {} expired sessions and removed {removed} (batch {batch}): {met:?}",
         met.len()
     );
+}
+
+/// Whether `prepared` is a revoke all whose range on `model` holds at
+/// least a batch of active sessions (so it may read more than once).
+fn may_take_batches(ctx: &Ctx, prepared: &Prepared, model: &Model) -> bool {
+    let Prepared::RevokeAll(input, _) = prepared else {
+        return false;
+    };
+    let bound = score(input.revocation.at());
+    let in_range = model
+        .of_user(&input.user_id)
+        .filter(|s| s.is_active() && score(s.created_at()) <= bound)
+        .count();
+    in_range >= ctx.policy.batch_size.get()
 }
 
 /// A `between` hook that checks the limit after every read and apply.
