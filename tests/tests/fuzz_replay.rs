@@ -5,13 +5,17 @@
 //! Inputs live in `fuzz/corpus/<target>/` (minimised with `cargo fuzz
 //! cmin`) and `fuzz/regressions/<target>/` (one named file per crash ever
 //! found, explained in `fuzz/regressions/README.md`). Files are read at run
-//! time, so a new corpus or regression file needs no code change here.
+//! time, so a new corpus or regression file needs no code change here. The
+//! hand-made `transitions` seeds (`authsession_fuzz_check::transitions_seeds`)
+//! are replayed too, whether or not a corpus minimisation kept them.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use authsession_fuzz_check::{check_decode_record, check_encode_roundtrip, check_transitions};
+use authsession_fuzz_check::{
+    check_decode_record, check_encode_roundtrip, check_transitions, transitions_seeds,
+};
 
 /// A target's assertions over one raw input.
 type Check = fn(&[u8]);
@@ -72,6 +76,20 @@ fn committed_corpus_passes() {
 fn regression_inputs_pass() {
     for (target, check) in TARGETS {
         replay(*check, &files(&fuzz_dir().join("regressions").join(target)));
+    }
+}
+
+#[test]
+fn hand_made_transitions_seeds_pass() {
+    let seeds = transitions_seeds();
+    assert!(seeds.len() >= 10, "only {} seeds", seeds.len());
+    for (name, bytes) in seeds {
+        if std::panic::catch_unwind(|| check_transitions(&bytes)).is_err() {
+            panic!(
+                "hand-made transitions seed {name} fails (write it out with \
+                 `cargo run --example seeds -- DIR` in fuzz/check)"
+            );
+        }
     }
 }
 

@@ -152,9 +152,18 @@ impl Create {
         // Scores are floored microseconds: stay one below the cutoff's so
         // a session revoked later in the same microsecond is never taken.
         let micros = cutoff.unix_micros_floor().checked_sub(1)?;
-        Timestamp::from_unix_nanos(i128::from(micros) * 1000)
+        let score = IndexScore::of(Timestamp::from_unix_nanos(i128::from(micros) * 1000).ok()?);
+        // Beyond 2^53 µs from the epoch (before 1685, after 2255) one f64
+        // score stands for several microseconds: when the next microsecond
+        // shares the bound's score, step below it, or a session revoked
+        // after the cutoff would be taken (found by the transitions fuzzer).
+        let next = Timestamp::from_unix_nanos((i128::from(micros) + 1) * 1000)
             .ok()
-            .map(IndexScore::of)
+            .map(IndexScore::of);
+        if next == Some(score) {
+            return Some(IndexScore::from_f64(score.as_f64().next_down()));
+        }
+        Some(score)
     }
 
     fn main(&mut self) -> Result<Step<Created>, TransitionError> {

@@ -12,11 +12,11 @@ use authsession_core::codec::{self, DecodeError};
 use authsession_core::{DeviceSessionId, Session};
 use serde_json::{Map, Value};
 
-// Being rewritten on the core's reference loop (op::run_with).
-// mod transitions;
+mod seeds;
+mod transitions;
 
-/// Placeholder while the transitions target is rewritten.
-pub fn check_transitions(_data: &[u8]) {}
+pub use seeds::{encode_transitions, transitions_seeds};
+pub use transitions::{check_transitions, describe_transitions};
 
 /// The byte separating the expected id from the payload in a
 /// `decode_record` input. An id can never contain it (no control
