@@ -1,6 +1,5 @@
-//! Core bugs the fuzz targets found that are not fixed yet, each as a
-//! test of the behaviour the core should have, ignored until the fix
-//! lands (then drop the `#[ignore]`). The targets avoid the inputs that
+//! Core bugs the fuzz targets found, each as a test of the behaviour the
+//! core should have (ignored while open; the ones here are fixed). The targets avoid the inputs that
 //! reach them, so fuzzing can go on meanwhile; see `fuzz/regressions/README.md`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -14,7 +13,6 @@ use authsession_core::{ClientPublicKey, DeviceSessionId, KeySpace, Session, Time
 /// applies the plan, so the user ends up above the limit. The create
 /// should fail instead (nothing written).
 #[test]
-#[ignore = "open core bug: create skips an eviction it cannot revoke and exceeds the limit"]
 fn revoke_oldest_with_now_at_go_zero_time_keeps_the_limit() {
     let keys = KeySpace::default();
     let policy = Policy {
