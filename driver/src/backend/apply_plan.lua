@@ -12,7 +12,7 @@
 --                  ('+inf': no bound) are exactly the n distinct members m
 --   C k n m*n      IndexContains:    every member m is in KEYS[k]
 --   N k max c      IndexCountAtMost: ZCOUNT KEYS[k] -inf max <= c
---   S k bytes      Set:              SET KEYS[k] bytes
+--   S k bytes      Set:              SET KEYS[k] bytes (sent as MSET)
 --   D k            Delete:           DEL KEYS[k]
 --   Z k score m    IndexAdd:         ZADD KEYS[k] score m
 --   X k m          IndexRemove:      ZREM KEYS[k] m
@@ -100,6 +100,7 @@ end
 -- when that key sees another kind of write, and at the end. (Revoke all
 -- interleaves a record SET, an active-index ZREM and a revoked-index ZADD
 -- per session: three calls per batch instead of three per session.)
+local strings, string_order = {}, {}   -- key -> value, or false: DEL
 local pending = {}   -- key -> { op = 'Z'|'X', args = {...} }
 local order = {}     -- keys with pending writes, first use first
 local function flush(key)
@@ -142,16 +143,36 @@ while pos <= #ARGV do
     queue(key, 'Z', ARGV[pos + 2], ARGV[pos + 3])
     pos = pos + 4
   elseif op == 'S' then
-    flush(key)
-    redis.call('SET', key, ARGV[pos + 2])
+    -- A key holds strings or sorted sets, never both (the type table
+    -- above): string writes only race with themselves, last one wins.
+    if strings[key] == nil then string_order[#string_order + 1] = key end
+    strings[key] = ARGV[pos + 2]
     pos = pos + 3
   elseif op == 'D' then
-    flush(key)
-    redis.call('DEL', key)
+    if strings[key] == nil then string_order[#string_order + 1] = key end
+    strings[key] = false
     pos = pos + 2
   else
     return redis.error_reply('apply_plan: unknown write ' .. tostring(op))
   end
 end
 for _, key in ipairs(order) do flush(key) end
+-- All SETs as MSETs and DELs as one DEL per slice (one call each instead of
+-- one per record).
+local mset, del = {}, {}
+local function flush_strings()
+  if #mset > 0 then redis.call('MSET', unpack(mset)); mset = {} end
+  if #del > 0 then redis.call('DEL', unpack(del)); del = {} end
+end
+for _, key in ipairs(string_order) do
+  local value = strings[key]
+  if value then
+    mset[#mset + 1] = key
+    mset[#mset + 1] = value
+  else
+    del[#del + 1] = key
+  end
+  if #mset >= 1000 or #del >= 500 then flush_strings() end
+end
+flush_strings()
 return 0
