@@ -200,6 +200,11 @@ impl Error {
         }
     }
 
+    /// The server does not know the script (`NOSCRIPT`): load it, run again.
+    pub(crate) fn is_noscript(&self) -> bool {
+        matches!(&*self.0, Repr::Redis { source, .. } if source.code() == Some("NOSCRIPT"))
+    }
+
     pub(crate) fn unsupported(what: String) -> Self {
         Self::new(Repr::Unsupported { what })
     }

@@ -246,16 +246,31 @@ impl Backend for RedisBackend {
     }
 
     async fn apply(&self, budget: Duration, plan: &Plan) -> Result<Applied, Error> {
-        let (keys, argv) = script::plan_args(plan)?;
-        let mut invocation = self.apply_plan.prepare_invoke();
-        for key in &keys {
-            invocation.key(*key);
+        // EVALSHA written straight from the plan: every argument is copied
+        // once, into the command (a `ScriptInvocation` would hold its own
+        // copies first).
+        let typed = plan.keys_with_types();
+        let mut evalsha = redis::cmd("EVALSHA");
+        evalsha.arg(self.apply_plan.get_hash()).arg(typed.len());
+        for (key, _) in &typed {
+            evalsha.arg(*key);
         }
-        for arg in &argv {
-            invocation.arg(arg.as_slice());
-        }
+        script::encode_args(plan, &typed, |arg| {
+            evalsha.arg(arg);
+        })?;
+        let keys: Vec<&str> = typed.iter().map(|(k, _)| *k).collect();
         let mut conn = self.conn.clone();
-        let result: i64 = bounded(budget, "apply", invocation.invoke_async(&mut conn)).await?;
+        let first: Result<i64, Error> =
+            bounded(budget, "apply", evalsha.query_async(&mut conn)).await;
+        let result = match first {
+            Err(e) if e.is_noscript() => {
+                // A restarted or flushed server: load it and run again.
+                let load = self.apply_plan.load_async(&mut conn);
+                let _: String = bounded(budget, "script load", load).await?;
+                bounded(budget, "apply", evalsha.query_async(&mut conn)).await?
+            }
+            other => other?,
+        };
         let applied = script::applied(plan, &keys, result);
         if applied == Applied::Done && self.wait_replicas > 0 && !plan.writes().is_empty() {
             wait_for_replicas(&mut conn, self.wait_replicas, self.wait_timeout, budget).await?;

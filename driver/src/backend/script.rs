@@ -23,86 +23,147 @@ pub(crate) fn apply_plan_script() -> redis::Script {
 /// The script's `KEYS` and `ARGV` for `plan`, or an error when the plan
 /// holds a precondition or write this driver cannot encode (refused before
 /// anything is sent).
+#[cfg(any(test, feature = "cluster"))]
 pub(crate) fn plan_args(plan: &Plan) -> Result<(Vec<&str>, Vec<Vec<u8>>), Error> {
     let typed = plan.keys_with_types();
-    let keys: Vec<&str> = typed.iter().map(|(k, _)| *k).collect();
-    let position: HashMap<&str, usize> =
-        keys.iter().enumerate().map(|(i, k)| (*k, i + 1)).collect();
-    let at = |key: &str| {
-        position
-            .get(key)
-            .copied()
-            .unwrap_or_default()
-            .to_string()
-            .into_bytes()
+    let mut argv = Vec::new();
+    encode_args(plan, &typed, |arg| argv.push(arg.to_vec()))?;
+    Ok((typed.into_iter().map(|(k, _)| k).collect(), argv))
+}
+
+/// The script's `ARGV` for `plan` (whose keys with their types are
+/// `typed`, in `KEYS` order), each argument handed to `push` as it is
+/// encoded: callers write them straight into a command, without an
+/// intermediate copy per argument.
+pub(crate) fn encode_args(
+    plan: &Plan,
+    typed: &[(&str, KeyType)],
+    mut push: impl FnMut(&[u8]),
+) -> Result<(), Error> {
+    let position: HashMap<&str, usize> = typed
+        .iter()
+        .enumerate()
+        .map(|(i, (k, _))| (*k, i + 1))
+        .collect();
+    let mut number = itoa_buffer();
+    let mut at = |key: &str, push: &mut dyn FnMut(&[u8])| {
+        let n = position.get(key).copied().unwrap_or_default();
+        push(number.format(n).as_bytes());
     };
-    let text = |s: &str| s.as_bytes().to_vec();
-    let count = |n: usize| n.to_string().into_bytes();
-    let mut argv = vec![count(keys.len())];
-    for (key, key_type) in &typed {
-        let t = match key_type {
-            KeyType::SortedSet => "z",
-            _ => "s",
-        };
-        argv.extend([at(key), text(t)]);
+    let count = |n: usize, push: &mut dyn FnMut(&[u8])| push(n.to_string().as_bytes());
+    count(typed.len(), &mut push);
+    for (key, key_type) in typed {
+        at(key, &mut push);
+        push(match key_type {
+            KeyType::SortedSet => b"z",
+            _ => b"s",
+        });
     }
-    argv.push(count(plan.preconditions().len()));
+    count(plan.preconditions().len(), &mut push);
     for precondition in plan.preconditions() {
         match precondition {
-            Precondition::Absent { key } => argv.extend([text("A"), at(key)]),
+            Precondition::Absent { key } => {
+                push(b"A");
+                at(key, &mut push);
+            }
             Precondition::ValueEquals { key, value } => {
-                argv.extend([text("V"), at(key), value.clone()]);
+                push(b"V");
+                at(key, &mut push);
+                push(value);
             }
             Precondition::AbsentOrEquals { key, value } => {
-                argv.extend([text("O"), at(key), value.clone()]);
+                push(b"O");
+                at(key, &mut push);
+                push(value);
             }
             Precondition::IndexRangeEquals {
                 key,
                 max_score,
                 members,
             } => {
-                argv.extend([
-                    text("R"),
-                    at(key),
-                    max_text(*max_score).into_bytes(),
-                    count(members.len()),
-                ]);
-                argv.extend(members.iter().cloned());
+                push(b"R");
+                at(key, &mut push);
+                push(max_text(*max_score).as_bytes());
+                count(members.len(), &mut push);
+                for member in members {
+                    push(member);
+                }
             }
             Precondition::IndexContains { key, members } => {
-                argv.extend([text("C"), at(key), count(members.len())]);
-                argv.extend(members.iter().cloned());
+                push(b"C");
+                at(key, &mut push);
+                count(members.len(), &mut push);
+                for member in members {
+                    push(member);
+                }
             }
             Precondition::IndexCountAtMost {
                 key,
                 max_score,
                 max,
-            } => argv.extend([
-                text("N"),
-                at(key),
-                max_text(*max_score).into_bytes(),
-                max.to_string().into_bytes(),
-            ]),
+            } => {
+                push(b"N");
+                at(key, &mut push);
+                push(max_text(*max_score).as_bytes());
+                push(max.to_string().as_bytes());
+            }
             other => return Err(Error::unsupported(format!("{other:?}"))),
         }
     }
     for write in plan.writes() {
         match write {
-            Write::Set { key, value } => argv.extend([text("S"), at(key), value.clone()]),
-            Write::Delete { key } => argv.extend([text("D"), at(key)]),
-            Write::IndexAdd { key, score, member } => argv.extend([
-                text("Z"),
-                at(key),
-                score.to_string().into_bytes(),
-                text(member),
-            ]),
+            Write::Set { key, value } => {
+                push(b"S");
+                at(key, &mut push);
+                push(value);
+            }
+            Write::Delete { key } => {
+                push(b"D");
+                at(key, &mut push);
+            }
+            Write::IndexAdd { key, score, member } => {
+                push(b"Z");
+                at(key, &mut push);
+                push(score.to_string().as_bytes());
+                push(member.as_bytes());
+            }
             Write::IndexRemove { key, member } => {
-                argv.extend([text("X"), at(key), member.clone()]);
+                push(b"X");
+                at(key, &mut push);
+                push(member);
             }
             other => return Err(Error::unsupported(format!("{other:?}"))),
         }
     }
-    Ok((keys, argv))
+    Ok(())
+}
+
+/// Small integers as text without allocating.
+struct Itoa([u8; 20]);
+
+fn itoa_buffer() -> Itoa {
+    Itoa([0; 20])
+}
+
+impl Itoa {
+    fn format(&mut self, mut n: usize) -> &str {
+        let mut i = self.0.len();
+        loop {
+            i -= 1;
+            if let Some(slot) = self.0.get_mut(i) {
+                // n % 10 < 10: the cast cannot truncate.
+                #[allow(clippy::cast_possible_truncation)]
+                {
+                    *slot = b'0' + (n % 10) as u8;
+                }
+            }
+            n /= 10;
+            if n == 0 || i == 0 {
+                break;
+            }
+        }
+        std::str::from_utf8(self.0.get(i..).unwrap_or_default()).unwrap_or("0")
+    }
 }
 
 fn max_text(max: Option<IndexScore>) -> String {
