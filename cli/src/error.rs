@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use authsession_core::{DecodeError, ValidationError};
+use authsession_core::{DecodeError, Kind, TransitionError, ValidationError};
 
 /// A failed command: `kind` is the stable snake_case kind of the underlying
 /// error (core's, the driver's, or one of the CLI's own below).
@@ -55,15 +55,28 @@ impl fmt::Display for CliError {
     }
 }
 
+impl CliError {
+    /// Any core error, through the core's one kind vocabulary.
+    fn of_core(error: &(impl Kind + fmt::Display)) -> Self {
+        Self::new(Kind::kind(error), error.to_string())
+    }
+}
+
 impl From<ValidationError> for CliError {
     fn from(error: ValidationError) -> Self {
-        Self::new(error.kind(), error.to_string())
+        Self::of_core(&error)
     }
 }
 
 impl From<DecodeError> for CliError {
     fn from(error: DecodeError) -> Self {
-        Self::new(error.kind(), error.to_string())
+        Self::of_core(&error)
+    }
+}
+
+impl From<TransitionError> for CliError {
+    fn from(error: TransitionError) -> Self {
+        Self::of_core(&error)
     }
 }
 
