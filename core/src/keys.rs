@@ -1,6 +1,7 @@
 //! The key space: where records and indexes live, and index scores.
 
 use std::fmt;
+use std::sync::Arc;
 
 use base64::Engine as _;
 
@@ -68,11 +69,13 @@ impl std::str::FromStr for Layout {
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct KeySpace {
     layout: Layout,
-    session_prefix: String,
-    user_sessions_prefix: String,
-    user_active_sessions_prefix: String,
-    revoked_prefix: String,
-    owner_prefix: String,
+    // Shared: every operation holds a key space, so cloning one must not
+    // allocate.
+    session_prefix: Arc<str>,
+    user_sessions_prefix: Arc<str>,
+    user_active_sessions_prefix: Arc<str>,
+    revoked_prefix: Arc<str>,
+    owner_prefix: Arc<str>,
 }
 
 impl KeySpace {
@@ -111,11 +114,11 @@ impl KeySpace {
     ) -> Result<Self, ValidationError> {
         let keys = Self {
             layout,
-            session_prefix,
-            user_sessions_prefix,
-            user_active_sessions_prefix,
-            revoked_prefix,
-            owner_prefix,
+            session_prefix: session_prefix.into(),
+            user_sessions_prefix: user_sessions_prefix.into(),
+            user_active_sessions_prefix: user_active_sessions_prefix.into(),
+            revoked_prefix: revoked_prefix.into(),
+            owner_prefix: owner_prefix.into(),
         };
         let all = keys.all_prefixes();
         if all.iter().any(|p| p.trim().is_empty()) {
@@ -163,11 +166,11 @@ impl KeySpace {
     pub fn in_layout(&self, layout: Layout) -> Result<Self, ValidationError> {
         Self::with_prefixes(
             layout,
-            self.session_prefix.clone(),
-            self.user_sessions_prefix.clone(),
-            self.user_active_sessions_prefix.clone(),
-            self.revoked_prefix.clone(),
-            self.owner_prefix.clone(),
+            self.session_prefix.to_string(),
+            self.user_sessions_prefix.to_string(),
+            self.user_active_sessions_prefix.to_string(),
+            self.revoked_prefix.to_string(),
+            self.owner_prefix.to_string(),
         )
     }
 
@@ -190,7 +193,7 @@ impl KeySpace {
     /// the tagged layout).
     pub fn all_prefixes(&self) -> Vec<&str> {
         let mut all = vec![
-            self.session_prefix.as_str(),
+            &*self.session_prefix,
             &self.user_sessions_prefix,
             &self.user_active_sessions_prefix,
             &self.revoked_prefix,
@@ -262,7 +265,7 @@ impl KeySpace {
     /// The record a record key names, if `key` is one: the user (tagged
     /// layout only) and the id.
     pub fn parse_record_key(&self, key: &str) -> Option<(Option<UserId>, DeviceSessionId)> {
-        let rest = key.strip_prefix(&self.session_prefix)?;
+        let rest = key.strip_prefix(&*self.session_prefix)?;
         match self.layout {
             Layout::Reference => {
                 let id = decode_component(rest)?;
@@ -344,11 +347,11 @@ impl Default for KeySpace {
         // The default base yields valid prefixes by construction.
         Self {
             layout: Layout::Reference,
-            session_prefix: format!("{DEFAULT_KEY_BASE}session:"),
-            user_sessions_prefix: format!("{DEFAULT_KEY_BASE}user_sessions:"),
-            user_active_sessions_prefix: format!("{DEFAULT_KEY_BASE}user_active_sessions:"),
-            revoked_prefix: format!("{DEFAULT_KEY_BASE}user_revoked_sessions:"),
-            owner_prefix: format!("{DEFAULT_KEY_BASE}session_owner:"),
+            session_prefix: format!("{DEFAULT_KEY_BASE}session:").into(),
+            user_sessions_prefix: format!("{DEFAULT_KEY_BASE}user_sessions:").into(),
+            user_active_sessions_prefix: format!("{DEFAULT_KEY_BASE}user_active_sessions:").into(),
+            revoked_prefix: format!("{DEFAULT_KEY_BASE}user_revoked_sessions:").into(),
+            owner_prefix: format!("{DEFAULT_KEY_BASE}session_owner:").into(),
         }
     }
 }

@@ -206,6 +206,30 @@ impl Backend for RedisBackend {
     }
 
     async fn read(&self, budget: Duration, reads: &[Read]) -> Result<Vec<Reply>, Error> {
+        if let [read] = reads {
+            // One command needs no pipeline (and none of its buffers).
+            let cursor = match read {
+                Read::Scan { cursor, .. } => cursor.as_str(),
+                _ => "",
+            };
+            let mut conn = self.conn.clone();
+            let cmd = script::command(read, cursor);
+            let value = match tokio::time::timeout(
+                budget,
+                cmd.query_async::<redis::Value>(&mut conn),
+            )
+            .await
+            {
+                Ok(Ok(value)) => value,
+                Ok(Err(e)) if e.code() == Some("WRONGTYPE") => return Ok(vec![Reply::WrongType]),
+                Ok(Err(e)) => return Err(Error::redis("read", e)),
+                Err(_) => return Err(Error::timeout("read", budget)),
+            };
+            let reply = script::reply(read, value, "read", |next| {
+                next.map(ScanCursor::from_backend)
+            })?;
+            return Ok(vec![reply]);
+        }
         let mut pipe = redis::pipe();
         pipe.ignore_errors();
         for read in reads {
