@@ -8,11 +8,13 @@
 //!
 //! 1. a [`Setup`]: the key-space layout (reference or tagged), the era the
 //!    clock starts in (2024; 1969, where scores are negative; the last
-//!    seconds of year 9999, where an `f64` score no longer tells
-//!    microseconds apart; one nanosecond after Go's zero time, which is not
-//!    a valid instant for a session), and the store's `Policy`: batch size 1..=5, an optional
-//!    revoked-session retention (0 ns, 1 ns, 1 µs, 1 s or 3 s) and an
-//!    optional active-session limit (1..=3, reject or revoke-oldest);
+//!    seconds of year 9999 and the first of year 1, where an `f64` score
+//!    stands for 32 µs and 8 µs — year 1 starts one nanosecond after Go's
+//!    zero time, so an instant 1 ns earlier is the zero time, which no
+//!    session or revocation may carry), and the store's `Policy`: batch
+//!    size 1..=5, an optional revoked-session retention (0 ns, 1 ns, 1 µs,
+//!    1 s or 3 s) and an optional active-session limit (1..=3, reject or
+//!    revoke-oldest);
 //! 2. up to [`MAX_STEPS`] [`Step`]s, each moving "now" forward by a small
 //!    amount (never backwards; it stops at the end of year 9999) and then
 //!    running one [`Op`].
@@ -48,25 +50,33 @@
 //! its records call for, with their scores (so every index entry has its
 //! record and vice versa — the Go adapter's view); the owner key of every
 //! record names its user (tagged layout); the active count is at most the
-//! limit; only sessions past their retention ever disappear, and a get,
-//! revoke, list or full page walk that meets one removes it; pages followed
-//! to the end concatenate exactly to `list`; a cursor is refused for
-//! another user or status filter; `count` equals the active index size.
-//! A concurrent pair equals one of its two serial orders (a revoke all that
-//! took more than one batch only has to revoke everything it covers). A
-//! page walk with a change between pages never repeats a session, never
-//! skips one that was there unchanged throughout, and returns only
-//! sessions visible before or after the change.
+//! limit; only sessions past their retention ever disappear, a get or
+//! revoke that meets one removes it, and a list or a walk of all sessions
+//! that meets `k` removes at least `min(k, batch size)`; pages followed to
+//! the end concatenate exactly to `list`; a cursor is refused for another
+//! user or status filter; `count` equals the active index size.
+//! A concurrent pair equals one of its two serial orders (from the state
+//! before, with or without the expired sessions that are gone; a create
+//! that lost its eviction may take the second oldest on its retry), except
+//! a revoke all whose range holds a batch or more (atomic per batch only:
+//! it must revoke everything it covers and nothing else) and a list torn
+//! by a change to two sessions at once (the sessions the index held
+//! before, as their records are after). A page walk with a change between
+//! pages never repeats a session, never skips one that was there unchanged
+//! throughout, and returns only sessions visible before or after the
+//! change.
 //!
 //! After a tamper step: every operation answers or reports corruption
 //! (never panics, never runs out of attempts); in the reference layout the
 //! audit reports a problem exactly when the records or the two reference
 //! indexes are damaged, and repairing as an operator would (its repair
 //! plan, deleting the records it leaves for a human, its repair plan again)
-//! leaves an audit with no problem; then every other index is rebuilt from
-//! the records and the state must be consistent again. At the end of the
-//! input, the reference layout's state is audited, and every user is
-//! listed, walked and counted and every id read.
+//! leaves an audit with no problem (a value of the wrong type at a record
+//! or index key is outside what that audit handles, so it is skipped
+//! there); then every other index is rebuilt from the records and the
+//! state must be consistent again. At the end of the input, the reference
+//! layout's state is audited, and every user is listed, walked and counted
+//! and every id read.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
@@ -479,6 +489,10 @@ struct Ctx {
     keys: KeySpace,
     policy: Policy,
     now: Timestamp,
+    /// Users above the limit after a repair (damage hid active sessions
+    /// from the limit), with the most active sessions they may hold: never
+    /// more than then, and less as sessions go.
+    over_limit: BTreeMap<String, usize>,
 }
 
 impl Ctx {
@@ -1461,7 +1475,12 @@ impl World {
         let now = Timestamp::from_unix_nanos(pick(ERAS_UNIX_NANOS, setup.era))
             .expect("eras are in range");
         Self {
-            ctx: Ctx { keys, policy, now },
+            ctx: Ctx {
+                keys,
+                policy,
+                now,
+                over_limit: BTreeMap::new(),
+            },
             kv: MemoryKv::new(),
             model: Model::default(),
         }
@@ -1874,6 +1893,22 @@ impl World {
             derived.problems
         );
         self.model = derived.model();
+        // Damage can hide active sessions from the limit (a dropped active
+        // entry): after the repair a user may be above it.
+        if let Some(limit) = self.ctx.policy.session_limit {
+            let max = usize::try_from(limit.max_active()).expect("small");
+            for user in all_users() {
+                let active = self.model.active_count(&user);
+                if active > max {
+                    let allowed = self
+                        .ctx
+                        .over_limit
+                        .entry(user.as_str().to_owned())
+                        .or_default();
+                    *allowed = (*allowed).max(active);
+                }
+            }
+        }
     }
 
     /// On a damaged store, every operation either answers or reports
@@ -2010,8 +2045,9 @@ impl World {
     /// Every step ends by re-deriving the model from the stored state
     /// (`stored`, which asserts consistency), so this only adds the limit
     /// and the Go adapter's view.
-    fn assert_consistent(&self) {
+    fn assert_consistent(&mut self) {
         assert_limit(&self.ctx, &self.kv);
+        shrink_over_limit(&mut self.ctx, &self.kv);
         if self.ctx.tagged() {
             return;
         }
@@ -2151,15 +2187,36 @@ fn assert_limit(ctx: &Ctx, kv: &MemoryKv) {
     let Some(limit) = ctx.policy.session_limit else {
         return;
     };
+    let max = usize::try_from(limit.max_active()).expect("small");
     for user in all_users() {
         let active = kv.index_len(&ctx.keys.user_active_sessions_key(&user));
+        let allowed = ctx
+            .over_limit
+            .get(user.as_str())
+            .copied()
+            .unwrap_or(0)
+            .max(max);
         assert!(
-            active <= usize::try_from(limit.max_active()).expect("small"),
-            "{user} holds {active} active sessions, limit {}: {:?}",
-            limit.max_active(),
+            active <= allowed,
+            "{user} holds {active} active sessions, limit {max} (allowed {allowed}): {:?}",
             kv.index_range(&ctx.keys.user_active_sessions_key(&user), None)
         );
     }
+}
+
+/// After a step: the users above the limit may hold only as many active
+/// sessions as they hold now.
+fn shrink_over_limit(ctx: &mut Ctx, kv: &MemoryKv) {
+    let Some(limit) = ctx.policy.session_limit else {
+        return;
+    };
+    let max = usize::try_from(limit.max_active()).expect("small");
+    let keys = ctx.keys.clone();
+    ctx.over_limit.retain(|user, allowed| {
+        let user = UserId::parse(user.as_str()).expect("a user of the alphabet");
+        *allowed = (*allowed).min(kv.index_len(&keys.user_active_sessions_key(&user)));
+        *allowed > max
+    });
 }
 
 /// Kinds that report damaged stored data.
