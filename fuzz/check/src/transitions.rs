@@ -271,13 +271,14 @@ pub enum Op {
         /// Which `between` call.
         point: u8,
     },
-    /// `other` runs between page `after % 3` and the next.
+    /// `other` runs after page `after % 3`, or (`after & 0x80`) inside it,
+    /// at its `(after >> 3) % 3`-th `between` point.
     ConcurrentPages {
         /// The walk.
         walk: Walk,
         /// The interrupting action.
         other: Action,
-        /// After which page.
+        /// Where in the walk.
         after: u8,
     },
     /// `tamper` damages the state at the `point % 4`-th `between` call of
@@ -985,11 +986,21 @@ struct Walked {
     last_cursor: Option<PageCursor>,
 }
 
+/// Where a page walk calls its hook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum InWalk {
+    /// At the `call`-th `between` point of page `page` (after one of its
+    /// reads or applies).
+    Inside { page: usize, call: usize },
+    /// After page `page`, before the next.
+    After { page: usize },
+}
+
 fn walk_pages(
     ctx: &Ctx,
     kv: &mut MemoryKv,
     walk: &Walk,
-    between_pages: &mut dyn FnMut(&mut MemoryKv, usize),
+    hook: &mut dyn FnMut(&mut MemoryKv, InWalk),
 ) -> Walked {
     let user = user(walk.user);
     let status = status_of(walk);
@@ -1006,10 +1017,21 @@ fn walk_pages(
             cursor: cursor.clone(),
             status,
         };
-        let run = op::run(
+        let mut call = 0;
+        let run = op::run_with(
             kv,
             ListPage::new(&ctx.keys, ctx.policy, ctx.now, user.clone(), request),
             MAX_ATTEMPTS,
+            |kv, _| {
+                hook(
+                    kv,
+                    InWalk::Inside {
+                        page: page_index,
+                        call,
+                    },
+                );
+                call += 1;
+            },
         );
         let page = match run {
             Ok(page) => page,
@@ -1036,7 +1058,7 @@ fn walk_pages(
         if cursor.is_none() {
             return walked;
         }
-        between_pages(kv, page_index);
+        hook(kv, InWalk::After { page: page_index });
     }
     panic!("page walk of {walk:?} does not end after {MAX_PAGES} pages");
 }
@@ -1660,6 +1682,24 @@ impl World {
     /// A cursor is only good for the user and status filter it was issued
     /// for.
     fn assert_cursor_refused(&mut self, walk: &Walk, cursor: &PageCursor) {
+        // Malformed text: cut short, another version byte, not base64.
+        let text = cursor.as_str();
+        let mut other_version = text.to_owned();
+        other_version.replace_range(..1, if text.starts_with('B') { "C" } else { "B" });
+        for bad in [
+            &text[..text.len() / 2],
+            &text[..text.len() - 1],
+            other_version.as_str(),
+            "",
+            "!!",
+        ] {
+            let parsed = PageCursor::parse(bad);
+            assert_eq!(
+                parsed.as_ref().map_err(kind_of).err(),
+                Some("invalid_cursor"),
+                "{bad:?}: {parsed:?}"
+            );
+        }
         let this = user(walk.user);
         let other_user = user(next_user(walk.user));
         let other_status = if walk.active {
@@ -1831,10 +1871,20 @@ impl World {
         let user = user(walk.user);
         let before = self.model.clone();
         let visible_before = before.visible(&ctx, &user, walk.active);
-        let after = usize::from(after % 3);
+        // `after`: the page (`% 3`); with the high bit, inside it at a
+        // `between` point (`(after >> 3) % 3`), else after it.
+        let page = usize::from(after % 3);
+        let at = if after & 0x80 != 0 {
+            InWalk::Inside {
+                page,
+                call: usize::from((after >> 3) % 3),
+            }
+        } else {
+            InWalk::After { page }
+        };
         let mut other_next = None;
-        let mut walked = walk_pages(&ctx, &mut self.kv, walk, &mut |kv, page| {
-            if page == after && other_next.is_none() {
+        let mut walked = walk_pages(&ctx, &mut self.kv, walk, &mut |kv, here| {
+            if here == at && other_next.is_none() {
                 other_next = Some(run_checked(&ctx, kv, other));
             }
         });
