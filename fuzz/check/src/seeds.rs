@@ -487,8 +487,9 @@ fn scenarios() -> Vec<Scenario> {
             reference(2, Some(KEEP_1NS), None),
             vec![
                 act(STILL, create(DEV1, U2, AT_MINUS_3S)),
-                act(STILL, create_revoked(DEV2, U2, AT_MINUS_1S, AT_MINUS_1S)),
                 act(STILL, create(D3, U2, AT_0)),
+                // Last: a later create would remove it on the way.
+                act(STILL, create_revoked(DEV2, U2, AT_MINUS_1S, AT_MINUS_1S)),
                 step(
                     PLUS_500NS,
                     Op::ConcurrentPages {

@@ -271,8 +271,8 @@ pub enum Op {
         /// Which `between` call.
         point: u8,
     },
-    /// `other` runs after page `after % 3`, or (`after & 0x80`) inside it,
-    /// at its `(after >> 3) % 3`-th `between` point.
+    /// `other` runs after page `(after & 0x7f) % 3`, or (`after & 0x80`) inside it,
+    /// at its `((after & 0x7f) >> 3) % 3`-th `between` point.
     ConcurrentPages {
         /// The walk.
         walk: Walk,
@@ -1871,13 +1871,13 @@ impl World {
         let user = user(walk.user);
         let before = self.model.clone();
         let visible_before = before.visible(&ctx, &user, walk.active);
-        // `after`: the page (`% 3`); with the high bit, inside it at a
-        // `between` point (`(after >> 3) % 3`), else after it.
-        let page = usize::from(after % 3);
+        // `after`: the page (`(after & 0x7f) % 3`); with the high bit, inside it at a
+        // `between` point (`((after & 0x7f) >> 3) % 3`), else after it.
+        let page = usize::from((after & 0x7f) % 3);
         let at = if after & 0x80 != 0 {
             InWalk::Inside {
                 page,
-                call: usize::from((after >> 3) % 3),
+                call: usize::from(((after & 0x7f) >> 3) % 3),
             }
         } else {
             InWalk::After { page }
