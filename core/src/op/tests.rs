@@ -1436,6 +1436,39 @@ fn limit_revoke_oldest_at_limit_one() {
     assert_eq!(evicted, ["s0", "s1", "s2", "s3"]);
 }
 
+/// "Now" at Go's zero time with sessions created before it: the eviction
+/// cannot be revoked at the zero time (no revocation carries it), so it is
+/// revoked one nanosecond later — never skipped, which would leave the user
+/// above the limit (found by the fuzzer).
+#[test]
+fn limit_revoke_oldest_with_now_at_go_zero_time() {
+    let keys = KeySpace::default();
+    let policy = limit(1, OnLimit::RevokeOldest);
+    let go_zero = Timestamp::parse("0001-01-01T00:00:00Z").unwrap();
+    let earlier = Timestamp::parse("0000-12-31T23:59:59.999999Z").unwrap();
+    let mut kv = MemoryKv::new();
+    run(
+        &mut kv,
+        Create::new(&keys, policy, go_zero, session("old", "u", earlier)),
+        ATTEMPTS,
+    )
+    .unwrap();
+    let created = run(
+        &mut kv,
+        Create::new(&keys, policy, go_zero, session("new", "u", earlier)),
+        ATTEMPTS,
+    )
+    .unwrap();
+    let [evicted] = created.evicted.as_slice() else {
+        panic!("one eviction: {:?}", created.evicted);
+    };
+    assert_eq!(evicted.id().as_str(), "old");
+    let at = evicted.revocation().unwrap().at();
+    assert!(!at.is_go_zero());
+    assert_eq!(at, go_zero.checked_add_nanos(1).unwrap());
+    assert_eq!(kv.index_len(&keys.user_active_sessions_key(&user("u"))), 1);
+}
+
 // ------------------------------------------------------------ retention
 
 /// "gone" revoked at 100 s, "kept" revoked at 200 s, "live" active; the

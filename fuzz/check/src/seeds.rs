@@ -481,6 +481,29 @@ fn scenarios() -> Vec<Scenario> {
             ],
         ),
         (
+            // A get removes an expired session between a page's index read
+            // and its record read: the page confirms, retries, and goes on.
+            "pages-an-expired-session-removed-inside-a-page",
+            reference(2, Some(KEEP_1NS), None),
+            vec![
+                act(STILL, create(DEV1, U2, AT_MINUS_3S)),
+                act(STILL, create(D3, U2, AT_0)),
+                // Last: a later create would remove it on the way.
+                act(STILL, create_revoked(DEV2, U2, AT_MINUS_1S, AT_MINUS_1S)),
+                step(
+                    PLUS_500NS,
+                    Op::ConcurrentPages {
+                        walk: walk(U2, false, [1, 1, 1]),
+                        other: Action::Get {
+                            id: DEV2,
+                            user: None,
+                        },
+                        after: 0x80,
+                    },
+                ),
+            ],
+        ),
+        (
             "concurrent-revoke-inside-revoke-all",
             reference(5, None, None),
             vec![

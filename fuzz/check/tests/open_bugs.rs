@@ -1,6 +1,7 @@
 //! Core bugs the fuzz targets found, each as a test of the behaviour the
-//! core should have (ignored while open; the ones here are fixed). The targets avoid the inputs that
-//! reach them, so fuzzing can go on meanwhile; see `fuzz/regressions/README.md`.
+//! core should have: ignored while open (the targets avoid the inputs that
+//! reach them, so fuzzing can go on meanwhile), run as plain tests once
+//! fixed. See `fuzz/regressions/README.md`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use authsession_core::model::MemoryKv;
@@ -9,9 +10,9 @@ use authsession_core::{ClientPublicKey, DeviceSessionId, KeySpace, Session, Time
 
 /// `revoke-oldest` with "now" at Go's zero time: the eviction's revocation
 /// (at the later of the old session's creation and now) is the zero time,
-/// which no revocation may carry; `Create` skips that eviction but still
-/// applies the plan, so the user ends up above the limit. The create
-/// should fail instead (nothing written).
+/// which no revocation may carry; `Create` skipped that eviction but still
+/// applied the plan, so the user ended up above the limit. Fixed: the
+/// eviction is revoked one nanosecond after the zero time.
 #[test]
 fn revoke_oldest_with_now_at_go_zero_time_keeps_the_limit() {
     let keys = KeySpace::default();
