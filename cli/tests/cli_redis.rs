@@ -422,9 +422,9 @@ fn demo_on_redis_uses_a_fresh_prefix_and_leaves_nothing() {
     assert_eq!(steps[11], "check");
     assert_eq!(lines[11]["report"]["problems"], json!([]));
     assert_eq!(steps[12], "purge");
-    // 3 records + the all-sessions and revoked indexes (the active index
-    // is gone once empty).
-    assert_eq!(lines[12]["keys_deleted"], 5, "{lines:?}");
+    // 3 records + the all-sessions index (the active index is gone once
+    // empty; no retention, so no revoked index).
+    assert_eq!(lines[12]["keys_deleted"], 4, "{lines:?}");
     assert_eq!(keys(&mut client(&server), "*"), Vec::<String>::new());
     // Twice in a row: fresh prefixes never collide.
     on(&server, "demo-base:", &["demo"]).json_lines();

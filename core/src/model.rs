@@ -232,15 +232,17 @@ impl MemoryKv {
         members
     }
 
-    /// Checks every key's type (each key the plan names must hold what the
-    /// plan uses it as, or nothing: [`Plan::key_type`]) and then every
+    /// Checks every key's type (each checked key must hold what the plan
+    /// needs there, or nothing: [`crate::plan::KeyTable`]) and then every
     /// precondition of `plan`; if all hold, makes every write.
     pub fn apply(&mut self, plan: &Plan) -> Applied {
-        for key in plan.keys() {
-            if self.key_type(key).is_some_and(|t| t != plan.key_type(key)) {
-                return Applied::WrongType {
-                    key: key.to_owned(),
-                };
+        for (key, needs) in plan.keys_with_types() {
+            if let (Some(needs), Some(found)) = (needs, self.key_type(key)) {
+                if found != needs {
+                    return Applied::WrongType {
+                        key: key.to_owned(),
+                    };
+                }
             }
         }
         for (index, precondition) in plan.preconditions().enumerate() {

@@ -337,11 +337,20 @@ impl Write {
         }
     }
 
-    /// The type the write needs at its key.
+    /// The type the write leaves at its key.
     pub fn key_type(&self) -> KeyType {
         match self {
             Write::Set { .. } | Write::Delete { .. } => KeyType::String,
             Write::IndexAdd { .. } | Write::IndexRemove { .. } => KeyType::SortedSet,
+        }
+    }
+
+    /// The type the key must hold before the write, if any: an index write
+    /// needs a sorted set (or nothing); a set or delete takes any key.
+    pub fn checked_type(&self) -> Option<KeyType> {
+        match self {
+            Write::Set { .. } | Write::Delete { .. } => None,
+            Write::IndexAdd { .. } | Write::IndexRemove { .. } => Some(KeyType::SortedSet),
         }
     }
 }
@@ -435,39 +444,85 @@ impl Plan {
     /// Every key the plan reads or writes, first use first, without
     /// duplicates (for declaring keys to the server, e.g. Lua `KEYS`).
     pub fn keys(&self) -> Vec<&str> {
-        self.keys_with_types().into_iter().map(|(k, _)| k).collect()
+        self.key_table().keys.into_iter().map(|(k, _)| k).collect()
     }
 
-    /// Every key with the type the plan needs there, first use first: a
-    /// sorted set when any precondition or write uses it as an index, else
-    /// a string. The one statement of the wrong-type rule (the Lua script
-    /// mirrors it). Linear in the plan's size.
-    pub fn keys_with_types(&self) -> Vec<(&str, KeyType)> {
-        let mut out: Vec<(&str, KeyType)> = Vec::new();
-        let mut position: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    /// Every key with the type the plan needs there when it exists, first
+    /// use first (see [`KeyTable`]): the one statement of the wrong-type
+    /// rule (the Lua script mirrors it).
+    pub fn keys_with_types(&self) -> Vec<(&str, Option<KeyType>)> {
+        self.key_table().keys
+    }
+
+    /// What to keep of the plan to read its answer (see [`Outline`]).
+    pub fn outline(&self) -> Outline {
+        Outline {
+            preconditions: self
+                .preconditions
+                .iter()
+                .map(|(p, v)| (p.key().to_owned(), *v))
+                .collect(),
+            indexes: self
+                .key_table()
+                .keys
+                .iter()
+                .filter(|(_, t)| *t == Some(KeyType::SortedSet))
+                .map(|(k, _)| (*k).to_owned())
+                .collect(),
+        }
+    }
+
+    /// The plan's keys and, for each precondition and write, which of them
+    /// it uses; one pass, linear in the plan's size.
+    pub fn key_table(&self) -> KeyTable<'_> {
         let uses = self
             .preconditions()
-            .map(|p| (p.key(), p.key_type()))
-            .chain(self.writes.iter().map(|w| (w.key(), w.key_type())));
-        for (key, key_type) in uses {
-            match position.get(key) {
-                Some(&i) => {
-                    if key_type == KeyType::SortedSet {
-                        if let Some(entry) = out.get_mut(i) {
-                            entry.1 = KeyType::SortedSet;
-                        }
+            .map(|p| (p.key(), Some(p.key_type())))
+            .chain(self.writes.iter().map(|w| (w.key(), w.checked_type())));
+        let mut table = KeyTable {
+            keys: Vec::new(),
+            uses: Vec::with_capacity(self.preconditions.len() + self.writes.len()),
+        };
+        // Most plans name a handful of keys: a scan beats hashing them.
+        // Batches name hundreds: then a map.
+        let mut position: Option<std::collections::HashMap<&str, usize>> = None;
+        for (key, needs) in uses {
+            let found = match &position {
+                Some(map) => map.get(key).copied(),
+                None => table.keys.iter().rposition(|(k, _)| *k == key),
+            };
+            let at = match found {
+                Some(at) => {
+                    if let Some(entry) = table.keys.get_mut(at) {
+                        entry.1 = stricter(entry.1, needs);
                     }
+                    at
                 }
                 None => {
-                    position.insert(key, out.len());
-                    out.push((key, key_type));
+                    let at = table.keys.len();
+                    table.keys.push((key, needs));
+                    if let Some(map) = &mut position {
+                        map.insert(key, at);
+                    } else if table.keys.len() > SCAN_KEYS {
+                        position = Some(
+                            table
+                                .keys
+                                .iter()
+                                .enumerate()
+                                .map(|(i, (k, _))| (*k, i))
+                                .collect(),
+                        );
+                    }
+                    at
                 }
-            }
+            };
+            table.uses.push(at);
         }
-        out
+        table
     }
 
-    /// The type the plan needs at `key` (see [`Plan::keys_with_types`]).
+    /// The type the plan uses `key` as (a sorted set when any precondition
+    /// or write uses it as an index, else a string).
     pub fn key_type(&self, key: &str) -> KeyType {
         let as_index = self
             .preconditions()
@@ -485,6 +540,79 @@ impl Plan {
         } else {
             KeyType::String
         }
+    }
+}
+
+/// What an operation keeps of a plan it handed to the driver, to read the
+/// answer ([`Applied`]): each precondition's key and meaning, and the keys
+/// the plan uses as indexes. Unlike the plan it holds no values, so keeping
+/// it costs a few key names, not a copy of every record written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outline {
+    preconditions: Vec<(String, OnViolation)>,
+    indexes: Vec<String>,
+}
+
+impl Outline {
+    /// The key of the `index`-th precondition.
+    pub fn precondition_key(&self, index: usize) -> Option<&str> {
+        self.preconditions.get(index).map(|(k, _)| k.as_str())
+    }
+
+    /// What a violation of the `index`-th precondition means.
+    pub fn on_violation(&self, index: usize) -> OnViolation {
+        self.preconditions
+            .get(index)
+            .map_or(OnViolation::Retry, |(_, v)| *v)
+    }
+
+    /// The type the plan used `key` as (see [`Plan::key_type`]).
+    pub fn key_type(&self, key: &str) -> KeyType {
+        if self.indexes.iter().any(|k| k == key) {
+            KeyType::SortedSet
+        } else {
+            KeyType::String
+        }
+    }
+}
+
+/// Up to this many keys, [`Plan::key_table`] finds a key by scanning.
+const SCAN_KEYS: usize = 16;
+
+/// Of two needs at one key, the one to check: a sorted set over a string
+/// (an index use decides), any check over none.
+fn stricter(a: Option<KeyType>, b: Option<KeyType>) -> Option<KeyType> {
+    match (a, b) {
+        (Some(KeyType::SortedSet), _) | (_, Some(KeyType::SortedSet)) => Some(KeyType::SortedSet),
+        (Some(t), _) | (_, Some(t)) => Some(t),
+        (None, None) => None,
+    }
+}
+
+/// A plan's keys, each once, first use first, with the type that must be
+/// there when the key exists — the wrong-type rule. A key any precondition
+/// or write uses as an index must be a sorted set; a key a precondition
+/// reads as a value (or requires absent) must be a string; a key the plan
+/// only sets or deletes is not checked (`None`): setting replaces whatever
+/// a key held and deleting removes it, so nothing there can fail half-way
+/// through a plan. A plan that finds a key of the wrong type writes
+/// nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyTable<'a> {
+    keys: Vec<(&'a str, Option<KeyType>)>,
+    uses: Vec<usize>,
+}
+
+impl<'a> KeyTable<'a> {
+    /// The keys with their checked types, first use first.
+    pub fn keys(&self) -> &[(&'a str, Option<KeyType>)] {
+        &self.keys
+    }
+
+    /// The position in [`KeyTable::keys`] of the key of the plan's `i`-th
+    /// use: preconditions first, then writes, in plan order.
+    pub fn position_of_use(&self, i: usize) -> Option<usize> {
+        self.uses.get(i).copied()
     }
 }
 

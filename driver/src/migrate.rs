@@ -87,7 +87,7 @@ impl<A: Backend> Store<A> {
             loop {
                 let page = self.list_page(user, &page_request(cursor, limit)).await?;
                 report.sessions += u64::try_from(page.sessions.len()).unwrap_or(u64::MAX);
-                let import = Import::new(&target.keys, user.clone(), page.sessions);
+                let import = Import::new(&target.keys, target.policy, user.clone(), page.sessions);
                 let done = target.drive(import).await?;
                 report.copied += done.created;
                 report.already_present += done.present;

@@ -11,7 +11,8 @@ use crate::op::{
     applied, out_of_sequence, replies, Input, OnLimit, Operation, Policy, Step, TransitionError,
 };
 use crate::plan::{
-    Applied, IndexRange, Member, OnViolation, Plan, Precondition, Read, Reply, ScoreBound, Write,
+    Applied, IndexRange, Member, OnViolation, Outline, Plan, Precondition, Read, Reply, ScoreBound,
+    Write,
 };
 use crate::session::{Revocation, Session};
 use crate::timestamp::Timestamp;
@@ -87,7 +88,9 @@ enum CreateState {
         error: TransitionError,
     },
     Applying {
-        plan: Plan,
+        plan: Outline,
+        /// The position of the "evictions still active" precondition.
+        evict_guard: Option<usize>,
         evicted: Vec<Session>,
     },
     Finished,
@@ -254,6 +257,7 @@ impl Create {
                 }
             }
         }
+        let evict_guard = (!evicted.is_empty()).then(|| plan.preconditions().len());
         if !evicted.is_empty() {
             plan = plan.require(
                 Precondition::IndexContains {
@@ -308,14 +312,15 @@ impl Create {
             // With `at` adjusted above, both constructors succeed: `at` is
             // neither Go's zero time nor before the creation.
             if let Ok(next) = revocation.and_then(|r| old.revoked(r)) {
-                revoke_writes(&self.keys, &next, &mut writes);
+                revoke_writes(&self.keys, &self.policy, &next, &mut writes);
                 revoked_now.push(next);
             }
         }
-        writes.extend(create_writes(&self.keys, &self.session));
+        writes.extend(create_writes(&self.keys, &self.policy, &self.session));
         let plan = plan.with_writes(writes);
         self.state = CreateState::Applying {
-            plan: plan.clone(),
+            plan: plan.outline(),
+            evict_guard,
             evicted: revoked_now,
         };
         Step::Apply(plan)
@@ -341,8 +346,9 @@ fn unreachable_actor() -> RevokeActorType {
     panic!("`system` is a valid actor type")
 }
 
-/// The writes that store `session` and index it.
-pub(crate) fn create_writes(keys: &KeySpace, session: &Session) -> Vec<Write> {
+/// The writes that store `session` and index it (a revoked one in the
+/// revoked index only when the policy keeps one).
+pub(crate) fn create_writes(keys: &KeySpace, policy: &Policy, session: &Session) -> Vec<Write> {
     let user = session.user_id();
     let score = IndexScore::of(session.created_at());
     let member = session.id().as_str().to_owned();
@@ -363,11 +369,12 @@ pub(crate) fn create_writes(keys: &KeySpace, session: &Session) -> Vec<Write> {
             score,
             member,
         }),
-        Some(revocation) => writes.push(Write::IndexAdd {
+        Some(revocation) if policy.indexes_revoked() => writes.push(Write::IndexAdd {
             key: keys.user_revoked_sessions_key(user),
             score: IndexScore::of(revocation.at()),
             member,
         }),
+        Some(_) => {}
     }
     writes
 }
@@ -515,7 +522,11 @@ impl Operation for Create {
                 self.state = CreateState::Main;
                 Ok(step)
             }
-            CreateState::Applying { plan, evicted } => match applied(input, "create")? {
+            CreateState::Applying {
+                plan,
+                evict_guard,
+                evicted,
+            } => match applied(input, "create")? {
                 Applied::Done => Ok(Step::Done(Created {
                     session: self.session.clone(),
                     evicted,
@@ -531,11 +542,7 @@ impl Operation for Create {
                     _ => {
                         // Another create took the sessions this one meant
                         // to evict: spread out next time.
-                        let active_key = self.active_key();
-                        if matches!(
-                            plan.precondition(index),
-                            Some(Precondition::IndexContains { key, .. }) if *key == active_key
-                        ) {
+                        if evict_guard == Some(index) {
                             self.contended = self.contended.saturating_add(1);
                         }
                         self.state = CreateState::Main;

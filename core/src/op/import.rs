@@ -7,7 +7,9 @@ use crate::keys::KeySpace;
 use crate::op::create::create_writes;
 use crate::op::list::values;
 use crate::op::members::{violated_key, wrong_type};
-use crate::op::{applied, out_of_sequence, replies, Input, Operation, Step, TransitionError};
+use crate::op::{
+    applied, out_of_sequence, replies, Input, Operation, Policy, Step, TransitionError,
+};
 use crate::plan::{Applied, OnViolation, Plan, Precondition, Read, Write};
 use crate::session::Session;
 
@@ -53,6 +55,7 @@ pub struct ImportReport {
 #[derive(Debug)]
 pub struct Import {
     keys: KeySpace,
+    policy: Policy,
     user: UserId,
     sessions: Vec<Session>,
     report: ImportReport,
@@ -71,13 +74,15 @@ enum ImportState {
 }
 
 impl Import {
-    /// Imports `sessions`, which must all belong to `user` (others are
-    /// reported as conflicts).
-    pub fn new(keys: &KeySpace, user: UserId, sessions: Vec<Session>) -> Self {
+    /// Imports `sessions` into `keys` under the target's `policy` (which
+    /// decides whether revoked sessions enter the revoked index). They
+    /// must all belong to `user` (others are reported as conflicts).
+    pub fn new(keys: &KeySpace, policy: Policy, user: UserId, sessions: Vec<Session>) -> Self {
         let (mine, foreign): (Vec<_>, Vec<_>) =
             sessions.into_iter().partition(|s| s.user_id() == &user);
         Self {
             keys: keys.clone(),
+            policy,
             user,
             sessions: mine,
             report: ImportReport {
@@ -180,7 +185,7 @@ impl Operation for Import {
                             .push((session, ImportConflict::Differs)),
                         None => {
                             plan = plan.require(Precondition::Absent { key }, OnViolation::Retry);
-                            writes.extend(create_writes(&self.keys, &session));
+                            writes.extend(create_writes(&self.keys, &self.policy, &session));
                             creating += 1;
                             keep.push(session);
                         }

@@ -5,7 +5,7 @@ use crate::codec;
 use crate::ids::{DeviceSessionId, UserId};
 use crate::keys::{IndexScore, KeySpace};
 use crate::op::{Policy, Step, TransitionError};
-use crate::plan::{Applied, Member, OnViolation, Plan, Precondition, Write};
+use crate::plan::{Applied, KeyType, Member, OnViolation, Outline, Plan, Precondition, Write};
 use crate::session::Session;
 use crate::timestamp::Timestamp;
 
@@ -159,15 +159,44 @@ pub(crate) fn confirmed<T>(
     }
 }
 
+/// What reading a plan's answer needs of it: a [`Plan`] itself, or the
+/// [`Outline`] an operation kept instead.
+pub(crate) trait Explain {
+    /// The key of the precondition at `index`.
+    fn precondition_key(&self, index: usize) -> Option<&str>;
+    /// The type the plan used `key` as.
+    fn key_type(&self, key: &str) -> KeyType;
+}
+
+impl Explain for Plan {
+    fn precondition_key(&self, index: usize) -> Option<&str> {
+        self.precondition(index).map(Precondition::key)
+    }
+
+    fn key_type(&self, key: &str) -> KeyType {
+        Plan::key_type(self, key)
+    }
+}
+
+impl Explain for Outline {
+    fn precondition_key(&self, index: usize) -> Option<&str> {
+        Outline::precondition_key(self, index)
+    }
+
+    fn key_type(&self, key: &str) -> KeyType {
+        Outline::key_type(self, key)
+    }
+}
+
 /// The key of the precondition at `index`.
-pub(crate) fn violated_key(plan: &Plan, index: usize) -> String {
-    plan.precondition(index)
-        .map(|p| p.key().to_owned())
+pub(crate) fn violated_key(plan: &impl Explain, index: usize) -> String {
+    plan.precondition_key(index)
+        .map(str::to_owned)
         .unwrap_or_default()
 }
 
 /// The wrong-type error for `key` of `plan`.
-pub(crate) fn wrong_type(plan: &Plan, key: String) -> TransitionError {
+pub(crate) fn wrong_type(plan: &impl Explain, key: String) -> TransitionError {
     let expected = plan.key_type(&key);
     TransitionError::WrongType { key, expected }
 }
@@ -221,9 +250,14 @@ pub(crate) fn split_expired(
 }
 
 /// The writes that revoke `next` (the revoked state of an active session
-/// of its user): the record, out of the active index, into the revoked
-/// index.
-pub(crate) fn revoke_writes(keys: &KeySpace, next: &Session, out: &mut Vec<Write>) {
+/// of its user): the record, out of the active index, and into the revoked
+/// index when the policy keeps one ([`Policy::indexes_revoked`]).
+pub(crate) fn revoke_writes(
+    keys: &KeySpace,
+    policy: &Policy,
+    next: &Session,
+    out: &mut Vec<Write>,
+) {
     let user = next.user_id();
     let member = next.id().as_str();
     out.push(Write::Set {
@@ -234,7 +268,7 @@ pub(crate) fn revoke_writes(keys: &KeySpace, next: &Session, out: &mut Vec<Write
         key: keys.user_active_sessions_key(user),
         member: member.as_bytes().to_vec(),
     });
-    if let Some(revocation) = next.revocation() {
+    if let Some(revocation) = next.revocation().filter(|_| policy.indexes_revoked()) {
         out.push(Write::IndexAdd {
             key: keys.user_revoked_sessions_key(user),
             score: IndexScore::of(revocation.at()),

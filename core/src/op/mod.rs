@@ -89,6 +89,16 @@ impl Policy {
         }
     }
 
+    /// Whether revoked sessions are entered in the revoked index (by
+    /// revocation time): only under a retention, the one thing that reads
+    /// it (to find expired sessions cheaply). Without one it would be a
+    /// second entry per revoked session kept forever, read by nobody.
+    /// Sessions revoked while no retention was set (or by the Go adapter)
+    /// are not in it; `sweep` finds those through the all-sessions index.
+    pub fn indexes_revoked(&self) -> bool {
+        self.revoked_retention.is_some()
+    }
+
     /// The revocation time at or before which a revoked session has expired
     /// at `now`, as a revoked-index score bound; `None` without retention.
     pub(crate) fn expiry_cutoff(&self, now: Timestamp) -> Option<Timestamp> {

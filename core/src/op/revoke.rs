@@ -8,7 +8,7 @@ use crate::op::members::{expire_plan, revoke_writes, violated_key, wrong_type};
 use crate::op::{
     applied, out_of_sequence, replies, Input, Operation, Policy, Step, TransitionError,
 };
-use crate::plan::{Applied, OnViolation, Plan, Precondition, Read};
+use crate::plan::{Applied, OnViolation, Outline, Plan, Precondition, Read};
 use crate::session::{RevokeSessionInput, RevokeSessionOutcome};
 use crate::timestamp::Timestamp;
 
@@ -30,7 +30,7 @@ enum RevokeState {
     Start,
     Owner(String),
     Record(String),
-    Applying(Plan, RevokeSessionOutcome),
+    Applying(Outline, RevokeSessionOutcome),
     Expiring(Plan, String),
     Finished,
 }
@@ -109,14 +109,14 @@ impl Operation for Revoke {
                 }
                 let next = current.revoked(self.input.revocation.clone())?;
                 let mut writes = Vec::with_capacity(3);
-                revoke_writes(&self.keys, &next, &mut writes);
+                revoke_writes(&self.keys, &self.policy, &next, &mut writes);
                 let plan = Plan::new(
                     vec![Precondition::ValueEquals { key, value: bytes }],
                     writes,
                     OnViolation::Retry,
                 );
                 self.state =
-                    RevokeState::Applying(plan.clone(), RevokeSessionOutcome::Revoked(next));
+                    RevokeState::Applying(plan.outline(), RevokeSessionOutcome::Revoked(next));
                 Ok(Step::Apply(plan))
             }
             RevokeState::Applying(plan, outcome) => match applied(input, "revoke")? {

@@ -13,7 +13,9 @@ use crate::op::{
     applied, out_of_sequence, replies, Input, Operation, Policy, Step, TransitionError,
 };
 use crate::order::sort_newest_first;
-use crate::plan::{Applied, IndexRange, OnViolation, Plan, Precondition, Read, ScoreBound};
+use crate::plan::{
+    Applied, IndexRange, OnViolation, Outline, Plan, Precondition, Read, ScoreBound,
+};
 use crate::session::{RevokeUserSessionsInput, RevokeUserSessionsOutcome, Session};
 
 /// What a `revoke all` did.
@@ -82,7 +84,7 @@ enum RevokeAllState {
     },
     Confirm(Plan, TransitionError),
     Applying {
-        plan: Plan,
+        plan: Outline,
         sessions: Vec<Session>,
         last: bool,
     },
@@ -219,7 +221,7 @@ impl Operation for RevokeAll {
                         break;
                     }
                     let next = session.revoked(self.input.revocation.clone())?;
-                    revoke_writes(&self.keys, &next, &mut writes);
+                    revoke_writes(&self.keys, &self.policy, &next, &mut writes);
                     revoked.push(next);
                 }
                 if revoked.is_empty() {
@@ -254,7 +256,7 @@ impl Operation for RevokeAll {
                     );
                 }
                 self.state = RevokeAllState::Applying {
-                    plan: plan.clone(),
+                    plan: plan.outline(),
                     sessions: revoked,
                     last,
                 };

@@ -612,12 +612,8 @@ mod tests {
                     device_session_id: id(&format!("{name}-{s}")),
                     revocation: revocation(at),
                 };
-                op::run(
-                    &mut kv,
-                    Revoke::new(keys, Policy::default(), ts(at), input),
-                    4,
-                )
-                .unwrap();
+                // Under the sweep's retention: in the revoked index.
+                op::run(&mut kv, Revoke::new(keys, policy(3), ts(at), input), 4).unwrap();
             }
             let go = session(&format!("{name}-go"), &name, 5)
                 .revoked(revocation(2 * HOUR))

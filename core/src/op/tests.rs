@@ -109,16 +109,19 @@ fn batches_of(n: usize) -> Policy {
 }
 
 fn create(kv: &mut MemoryKv, keys: &KeySpace, s: &Session) {
-    run(
-        kv,
-        Create::new(keys, Policy::default(), t(0, 0), s.clone()),
-        1,
-    )
-    .unwrap();
+    create_under(kv, keys, Policy::default(), s);
+}
+
+fn create_under(kv: &mut MemoryKv, keys: &KeySpace, policy: Policy, s: &Session) {
+    run(kv, Create::new(keys, policy, t(0, 0), s.clone()), 1).unwrap();
 }
 
 fn revoke(kv: &mut MemoryKv, keys: &KeySpace, id_text: &str, at: Timestamp) {
-    let op = Revoke::new(keys, Policy::default(), at, revoke_input(id_text, at));
+    revoke_under(kv, keys, Policy::default(), id_text, at);
+}
+
+fn revoke_under(kv: &mut MemoryKv, keys: &KeySpace, policy: Policy, id_text: &str, at: Timestamp) {
+    let op = Revoke::new(keys, policy, at, revoke_input(id_text, at));
     let outcome = run(kv, op, ATTEMPTS).unwrap();
     assert!(matches!(outcome, RevokeSessionOutcome::Revoked(_)));
 }
@@ -294,7 +297,12 @@ fn creating_a_revoked_session_skips_the_active_index() {
         let u = s.user_id();
         assert_eq!(kv.key_type(&keys.user_active_sessions_key(u)), None);
         assert_eq!(members(&kv, &keys.user_sessions_key(u)), ["dev-1"]);
-        // Revoked sessions are indexed by revocation time for retention.
+        // No retention: no revoked index.
+        assert_eq!(kv.key_type(&keys.user_revoked_sessions_key(u)), None);
+        // Under a retention revoked sessions are indexed by revocation
+        // time.
+        let mut kv = MemoryKv::new();
+        create_under(&mut kv, &keys, retention(3600), &s);
         assert_eq!(
             kv.index_range(&keys.user_revoked_sessions_key(u), None),
             [(b"dev-1".to_vec(), IndexScore::of(t(3600, 0)).as_f64())]
@@ -464,9 +472,11 @@ fn revoke_outcomes() {
         assert_eq!(kv.get(&key), Some(codec::encode(&revoked).as_slice()));
         assert_eq!(kv.index_len(&active_key), 0);
         assert_eq!(kv.index_len(&keys.user_sessions_key(s.user_id())), 1);
+        // No retention: no revoked index (see
+        // `the_revoked_index_is_kept_only_under_a_retention`).
         assert_eq!(
-            members(&kv, &keys.user_revoked_sessions_key(s.user_id())),
-            ["dev-1"]
+            kv.key_type(&keys.user_revoked_sessions_key(s.user_id())),
+            None
         );
 
         // The stale plan computed before does not apply twice.
@@ -711,8 +721,8 @@ fn revoke_all_revokes_only_sessions_that_existed_at_the_instant() {
             ["same", "later"]
         );
         assert_eq!(
-            members(&kv, &keys.user_revoked_sessions_key(&user("user-1"))),
-            ["exact", "old"]
+            kv.key_type(&keys.user_revoked_sessions_key(&user("user-1"))),
+            None
         );
         assert_eq!(
             kv.index_len(&keys.user_active_sessions_key(&user("user-2"))),
@@ -1016,8 +1026,14 @@ fn revoke_all_resumes_after_a_crash_without_rewriting_revoked_sessions() {
         // Every batch whole: 6 revoked, 4 + later active, indexes agree.
         let active = members(&kv, &keys.user_active_sessions_key(&user("user-1")));
         assert_eq!(active, ["s6", "s7", "s8", "s9", "later"]);
-        let revoked = members(&kv, &keys.user_revoked_sessions_key(&user("user-1")));
-        assert_eq!(revoked, ["s0", "s1", "s2", "s3", "s4", "s5"]);
+        for i in 0..6 {
+            let s = id(&format!("s{i}"));
+            let bytes = kv.get(&keys.record_key(&user("user-1"), &s)).unwrap();
+            assert!(
+                !codec::decode(&s, bytes).unwrap().is_active(),
+                "s{i} revoked"
+            );
+        }
         let snapshot = kv.clone();
 
         // Called again (another revocation): finishes the rest only.
@@ -1191,7 +1207,6 @@ fn limit_revoke_oldest_revokes_in_the_same_plan() {
             Some(codec::encode(evicted).as_slice())
         );
         assert_eq!(members(&kv, &keys.user_active_sessions_key(&u)), ["b", "c"]);
-        assert_eq!(members(&kv, &keys.user_revoked_sessions_key(&u)), ["a"]);
         assert_eq!(members(&kv, &keys.user_sessions_key(&u)), ["a", "b", "c"]);
 
         // A revoked session ignores the limit and evicts nobody.
@@ -1476,12 +1491,13 @@ fn limit_revoke_oldest_with_now_at_go_zero_time() {
 fn retained() -> (MemoryKv, KeySpace, Policy) {
     let keys = KeySpace::default();
     let mut kv = MemoryKv::new();
-    create(&mut kv, &keys, &session("gone", "user-1", t(0, 0)));
-    create(&mut kv, &keys, &session("kept", "user-1", t(1, 0)));
-    create(&mut kv, &keys, &session("live", "user-1", t(2, 0)));
-    revoke(&mut kv, &keys, "gone", t(100, 0));
-    revoke(&mut kv, &keys, "kept", t(200, 0));
-    (kv, keys, retention(3600))
+    let policy = retention(3600);
+    create_under(&mut kv, &keys, policy, &session("gone", "user-1", t(0, 0)));
+    create_under(&mut kv, &keys, policy, &session("kept", "user-1", t(1, 0)));
+    create_under(&mut kv, &keys, policy, &session("live", "user-1", t(2, 0)));
+    revoke_under(&mut kv, &keys, policy, "gone", t(100, 0));
+    revoke_under(&mut kv, &keys, policy, "kept", t(200, 0));
+    (kv, keys, policy)
 }
 
 /// One nanosecond past "gone"'s retention.
@@ -1495,6 +1511,50 @@ fn assert_gone_removed(kv: &MemoryKv, keys: &KeySpace) {
     assert_eq!(members(kv, &keys.user_sessions_key(&u)), ["kept", "live"]);
     assert_eq!(members(kv, &keys.user_revoked_sessions_key(&u)), ["kept"]);
     assert_eq!(members(kv, &keys.user_active_sessions_key(&u)), ["live"]);
+}
+
+/// The revoked index exists for retention alone: every way a session
+/// becomes revoked (revoke, revoke all, an eviction, a create of a revoked
+/// session) enters it under a retention and leaves it alone without one.
+#[test]
+fn the_revoked_index_is_kept_only_under_a_retention() {
+    for keys in spaces() {
+        for (policy, indexed) in [
+            (limit(2, OnLimit::RevokeOldest), false),
+            (
+                Policy {
+                    revoked_retention: Some(Duration::from_secs(3600)),
+                    ..limit(2, OnLimit::RevokeOldest)
+                },
+                true,
+            ),
+        ] {
+            let u = user("user-1");
+            let mut kv = MemoryKv::new();
+            for (i, name) in ["a", "b", "c", "d"].iter().enumerate() {
+                let s = session(name, "user-1", t(i64::try_from(i).unwrap(), 0));
+                run(&mut kv, Create::new(&keys, policy, t(10, 0), s), ATTEMPTS).unwrap();
+            }
+            // "a" and "b" evicted by the limit; "c" revoked; "d" by
+            // revoke all; "e" created revoked.
+            revoke_under(&mut kv, &keys, policy, "c", t(20, 0));
+            revoke_all(&mut kv, &keys, policy, revoke_all_input("user-1", t(30, 0)));
+            let e = session("e", "user-1", t(4, 0))
+                .revoked(revocation(t(5, 0)))
+                .unwrap();
+            create_under(&mut kv, &keys, policy, &e);
+            let revoked_index = keys.user_revoked_sessions_key(&u);
+            if indexed {
+                let mut found = members(&kv, &revoked_index);
+                found.sort();
+                assert_eq!(found, ["a", "b", "c", "d", "e"]);
+            } else {
+                assert_eq!(kv.key_type(&revoked_index), None);
+            }
+            assert_eq!(kv.index_len(&keys.user_active_sessions_key(&u)), 0);
+            assert_eq!(kv.index_len(&keys.user_sessions_key(&u)), 5);
+        }
+    }
 }
 
 #[test]
@@ -1585,18 +1645,18 @@ fn retention_list_removes_a_bounded_batch_per_call() {
     let keys = KeySpace::default();
     let u = user("user-1");
     let mut kv = MemoryKv::new();
-    for i in 0..25 {
-        let s = session(&format!("r{i:02}"), "user-1", t(i, 0))
-            .revoked(revocation(t(100, 0)))
-            .unwrap();
-        create(&mut kv, &keys, &s);
-    }
-    create(&mut kv, &keys, &session("live", "user-1", t(50, 0)));
     let policy = Policy {
         revoked_retention: Some(Duration::from_secs(60)),
         batch_size: BatchSize::new(10).unwrap(),
         ..Policy::default()
     };
+    for i in 0..25 {
+        let s = session(&format!("r{i:02}"), "user-1", t(i, 0))
+            .revoked(revocation(t(100, 0)))
+            .unwrap();
+        create_under(&mut kv, &keys, policy, &s);
+    }
+    create(&mut kv, &keys, &session("live", "user-1", t(50, 0)));
     for left in [15, 5, 0] {
         let listed = run(&mut kv, List::new(&keys, policy, t(1000, 0), u.clone()), 1).unwrap();
         assert_eq!(ids(&listed), ["live"], "every expired session is omitted");
@@ -1660,13 +1720,13 @@ fn retention_create_removes_a_few_expired_sessions_via_the_revoked_index() {
             let s = session(&format!("r{i:02}"), "user-1", t(i, 0))
                 .revoked(revocation(t(100 + i, 0)))
                 .unwrap();
-            create(&mut kv, &keys, &s);
+            create_under(&mut kv, &keys, policy, &s);
         }
         // Revoked exactly one retention before now: not expired.
         let edge = session("edge", "user-1", t(0, 0))
             .revoked(revocation(t(7200, 0)))
             .unwrap();
-        create(&mut kv, &keys, &edge);
+        create_under(&mut kv, &keys, policy, &edge);
         let now = t(10_800, 0);
 
         let created = run(

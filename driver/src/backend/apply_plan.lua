@@ -5,7 +5,7 @@
 -- KEYS: every key the plan names. ARGV[1]: the number of preconditions,
 -- then the preconditions, then the writes; each item is an opcode, a
 -- 1-based index into KEYS, and its operands:
---   A k            Absent:           TYPE KEYS[k] == none
+--   A k            Absent:           TYPE KEYS[k] == none (from the type table)
 --   V k bytes      ValueEquals:      GET KEYS[k] == bytes
 --   O k bytes      AbsentOrEquals:   GET KEYS[k] is nil or == bytes
 --   R k max n m*n  IndexRangeEquals: the members of KEYS[k] scored <= max
@@ -16,19 +16,22 @@
 --   D k            Delete:           DEL KEYS[k]
 --   Z k score m    IndexAdd:         ZADD KEYS[k] score m
 --   X k m          IndexRemove:      ZREM KEYS[k] m
--- T k t          (first, once per key) the type KEYS[k] must have when it
---                exists: 's' string, 'z' sorted set (the plan's own rule,
---                Plan::key_type, sent by the driver)
+-- T k t          (first, once per checked key) the type KEYS[k] must have
+--                when it exists: 's' string, 'z' sorted set (the plan's own
+--                rule, authsession_core::plan::KeyTable, sent by the driver;
+--                a key the plan only sets or deletes is not checked)
 -- Returns 0 when every write was made, i when precondition i failed, or
 -- -k when KEYS[k] holds another type than the plan needs; in both failure
 -- cases nothing was written.
 local pos = 1
 local n_types = tonumber(ARGV[pos])
 pos = pos + 1
+local types = {}   -- k -> TYPE reply, for the checked keys
 for _ = 1, n_types do
   local k, want = tonumber(ARGV[pos]), ARGV[pos + 1]
   pos = pos + 2
   local t = redis.call('TYPE', KEYS[k])['ok']
+  types[k] = t
   if t ~= 'none' then
     if (want == 's' and t ~= 'string') or (want == 'z' and t ~= 'zset') then
       return -k
@@ -39,11 +42,14 @@ end
 local n_pre = tonumber(ARGV[pos])
 pos = pos + 1
 for i = 1, n_pre do
-  local op, key = ARGV[pos], KEYS[tonumber(ARGV[pos + 1])]
+  local k = tonumber(ARGV[pos + 1])
+  local op, key = ARGV[pos], KEYS[k]
   pos = pos + 2
   local holds
   if op == 'A' then
-    holds = redis.call('EXISTS', key) == 0
+    -- Its key is in the type table (a key required absent is checked as
+    -- a string), which already asked: absent is 'none'.
+    holds = types[k] == 'none'
   elseif op == 'V' then
     holds = redis.call('GET', key) == ARGV[pos]
     pos = pos + 1

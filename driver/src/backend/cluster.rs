@@ -903,7 +903,7 @@ impl Backend for ClusterBackend {
             .extract_error()
             .and_then(|v| redis::from_redis_value(v).map_err(RedisError::from))
             .map_err(|e| Error::redis("apply", e))?;
-        let applied = script::applied(plan, &keys, result);
+        let applied = script::applied(|i| keys.get(i).copied(), result);
         if wait && applied == Applied::Done {
             let acked: u64 = values
                 .next()

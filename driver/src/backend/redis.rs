@@ -273,16 +273,17 @@ impl Backend for RedisBackend {
         // EVALSHA written straight from the plan: every argument is copied
         // once, into the command (a `ScriptInvocation` would hold its own
         // copies first).
-        let typed = plan.keys_with_types();
+        let table = plan.key_table();
         let mut evalsha = redis::cmd("EVALSHA");
-        evalsha.arg(self.apply_plan.get_hash()).arg(typed.len());
-        for (key, _) in &typed {
+        evalsha
+            .arg(self.apply_plan.get_hash())
+            .arg(table.keys().len());
+        for (key, _) in table.keys() {
             evalsha.arg(*key);
         }
-        script::encode_args(plan, &typed, |arg| {
+        script::encode_args(plan, &table, |arg| {
             evalsha.arg(arg);
         })?;
-        let keys: Vec<&str> = typed.iter().map(|(k, _)| *k).collect();
         let mut conn = self.conn.clone();
         let first: Result<i64, Error> =
             bounded(budget, "apply", evalsha.query_async(&mut conn)).await;
@@ -295,7 +296,7 @@ impl Backend for RedisBackend {
             }
             other => other?,
         };
-        let applied = script::applied(plan, &keys, result);
+        let applied = script::applied(|i| table.keys().get(i).map(|(k, _)| *k), result);
         if applied == Applied::Done && self.wait_replicas > 0 && !plan.writes().is_empty() {
             wait_for_replicas(&mut conn, self.wait_replicas, self.wait_timeout, budget).await?;
         }

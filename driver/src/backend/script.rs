@@ -2,10 +2,9 @@
 //! plans → the generic Lua script's `KEYS`/`ARGV`, reads → commands, and
 //! replies → the core's [`Reply`]s.
 
-use std::collections::HashMap;
-
 use authsession_core::plan::{
-    Applied, IndexRange, KeyType, Plan, Precondition, Read, Reply, ScanCursor, ScoreBound, Write,
+    Applied, IndexRange, KeyTable, KeyType, Plan, Precondition, Read, Reply, ScanCursor,
+    ScoreBound, Write,
 };
 use authsession_core::IndexScore;
 use redis::Value;
@@ -25,35 +24,36 @@ pub(crate) fn apply_plan_script() -> redis::Script {
 /// anything is sent).
 #[cfg(any(test, feature = "cluster"))]
 pub(crate) fn plan_args(plan: &Plan) -> Result<(Vec<&str>, Vec<Vec<u8>>), Error> {
-    let typed = plan.keys_with_types();
+    let table = plan.key_table();
     let mut argv = Vec::new();
-    encode_args(plan, &typed, |arg| argv.push(arg.to_vec()))?;
-    Ok((typed.into_iter().map(|(k, _)| k).collect(), argv))
+    encode_args(plan, &table, |arg| argv.push(arg.to_vec()))?;
+    Ok((table.keys().iter().map(|(k, _)| *k).collect(), argv))
 }
 
-/// The script's `ARGV` for `plan` (whose keys with their types are
-/// `typed`, in `KEYS` order), each argument handed to `push` as it is
-/// encoded: callers write them straight into a command, without an
-/// intermediate copy per argument.
+/// The script's `ARGV` for `plan` (whose keys are `table`, in `KEYS`
+/// order), each argument handed to `push` as it is encoded: callers write
+/// them straight into a command, without an intermediate copy per
+/// argument.
 pub(crate) fn encode_args(
     plan: &Plan,
-    typed: &[(&str, KeyType)],
+    table: &KeyTable<'_>,
     mut push: impl FnMut(&[u8]),
 ) -> Result<(), Error> {
-    let position: HashMap<&str, usize> = typed
-        .iter()
-        .enumerate()
-        .map(|(i, (k, _))| (*k, i + 1))
-        .collect();
     let mut number = itoa_buffer();
-    let mut at = |key: &str, push: &mut dyn FnMut(&[u8])| {
-        let n = position.get(key).copied().unwrap_or_default();
+    // The 1-based `KEYS` index of the key of the plan's `use_`-th use.
+    let mut at = |use_: usize, push: &mut dyn FnMut(&[u8])| {
+        let n = table.position_of_use(use_).map_or(0, |i| i + 1);
         push(number.format(n).as_bytes());
     };
+    let mut use_ = 0..;
+    let mut next_use = move || use_.next().unwrap_or_default();
     let count = |n: usize, push: &mut dyn FnMut(&[u8])| push(n.to_string().as_bytes());
-    count(typed.len(), &mut push);
-    for (key, key_type) in typed {
-        at(key, &mut push);
+    let checked = table.keys().iter().filter(|(_, t)| t.is_some()).count();
+    count(checked, &mut push);
+    let mut position = itoa_buffer();
+    for (i, (_, key_type)) in table.keys().iter().enumerate() {
+        let Some(key_type) = key_type else { continue };
+        push(position.format(i + 1).as_bytes());
         push(match key_type {
             KeyType::SortedSet => b"z",
             _ => b"s",
@@ -61,49 +61,44 @@ pub(crate) fn encode_args(
     }
     count(plan.preconditions().len(), &mut push);
     for precondition in plan.preconditions() {
+        let use_ = next_use();
         match precondition {
-            Precondition::Absent { key } => {
+            Precondition::Absent { .. } => {
                 push(b"A");
-                at(key, &mut push);
+                at(use_, &mut push);
             }
-            Precondition::ValueEquals { key, value } => {
+            Precondition::ValueEquals { value, .. } => {
                 push(b"V");
-                at(key, &mut push);
+                at(use_, &mut push);
                 push(value);
             }
-            Precondition::AbsentOrEquals { key, value } => {
+            Precondition::AbsentOrEquals { value, .. } => {
                 push(b"O");
-                at(key, &mut push);
+                at(use_, &mut push);
                 push(value);
             }
             Precondition::IndexRangeEquals {
-                key,
-                max_score,
-                members,
+                max_score, members, ..
             } => {
                 push(b"R");
-                at(key, &mut push);
+                at(use_, &mut push);
                 push(max_text(*max_score).as_bytes());
                 count(members.len(), &mut push);
                 for member in members {
                     push(member);
                 }
             }
-            Precondition::IndexContains { key, members } => {
+            Precondition::IndexContains { members, .. } => {
                 push(b"C");
-                at(key, &mut push);
+                at(use_, &mut push);
                 count(members.len(), &mut push);
                 for member in members {
                     push(member);
                 }
             }
-            Precondition::IndexCountAtMost {
-                key,
-                max_score,
-                max,
-            } => {
+            Precondition::IndexCountAtMost { max_score, max, .. } => {
                 push(b"N");
-                at(key, &mut push);
+                at(use_, &mut push);
                 push(max_text(*max_score).as_bytes());
                 push(max.to_string().as_bytes());
             }
@@ -111,25 +106,26 @@ pub(crate) fn encode_args(
         }
     }
     for write in plan.writes() {
+        let use_ = next_use();
         match write {
-            Write::Set { key, value } => {
+            Write::Set { value, .. } => {
                 push(b"S");
-                at(key, &mut push);
+                at(use_, &mut push);
                 push(value);
             }
-            Write::Delete { key } => {
+            Write::Delete { .. } => {
                 push(b"D");
-                at(key, &mut push);
+                at(use_, &mut push);
             }
-            Write::IndexAdd { key, score, member } => {
+            Write::IndexAdd { score, member, .. } => {
                 push(b"Z");
-                at(key, &mut push);
+                at(use_, &mut push);
                 push(score.to_string().as_bytes());
                 push(member.as_bytes());
             }
-            Write::IndexRemove { key, member } => {
+            Write::IndexRemove { member, .. } => {
                 push(b"X");
-                at(key, &mut push);
+                at(use_, &mut push);
                 push(member);
             }
             other => return Err(Error::unsupported(format!("{other:?}"))),
@@ -170,8 +166,9 @@ fn max_text(max: Option<IndexScore>) -> String {
     max.map_or_else(|| "+inf".to_owned(), |s| s.to_string())
 }
 
-/// The script's answer as the core's [`Applied`].
-pub(crate) fn applied(plan: &Plan, keys: &[&str], result: i64) -> Applied {
+/// The script's answer as the core's [`Applied`]; `key_at(i)` names the
+/// `i`-th (0-based) of the plan's `KEYS`.
+pub(crate) fn applied<'a>(key_at: impl Fn(usize) -> Option<&'a str>, result: i64) -> Applied {
     match result {
         0 => Applied::Done,
         i if i > 0 => Applied::Violated {
@@ -181,10 +178,9 @@ pub(crate) fn applied(plan: &Plan, keys: &[&str], result: i64) -> Applied {
             let key = usize::try_from(i.saturating_neg())
                 .ok()
                 .and_then(|i| i.checked_sub(1))
-                .and_then(|i| keys.get(i))
-                .map(|k| (*k).to_owned())
+                .and_then(key_at)
+                .map(str::to_owned)
                 .unwrap_or_default();
-            let _ = plan;
             Applied::WrongType { key }
         }
     }
