@@ -158,7 +158,10 @@ impl MemoryKv {
             Read::IndexLen { key } => {
                 Reply::Len(u64::try_from(self.index_len(key)).unwrap_or(u64::MAX))
             }
-            Read::IndexRange(range) => Reply::Members(self.range(range)),
+            Read::IndexRange(range) if range.with_scores => Reply::Members(self.range(range)),
+            Read::IndexRange(range) => {
+                Reply::Names(self.range(range).into_iter().map(|(m, _)| m).collect())
+            }
             Read::IndexRanks { key, start, limit } => {
                 let start = usize::try_from(*start).unwrap_or(usize::MAX);
                 Reply::Members(

@@ -76,7 +76,10 @@ impl ScoreBound {
 
 /// A range query on a sorted set, by score, with members in Redis order
 /// (score, then member bytes; both reversed when `newest_first`), at most
-/// `limit` of them. Answered by [`Reply::Members`] with scores.
+/// `limit` of them. Answered by [`Reply::Members`] (with scores) when
+/// `with_scores`, else by [`Reply::Names`]: scores cost the server far more
+/// than the members (Redis formats each double as text), so an operation
+/// asks for them only when it uses them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IndexRange {
     /// The sorted set.
@@ -89,6 +92,8 @@ pub struct IndexRange {
     pub newest_first: bool,
     /// At most this many members (`LIMIT 0 n`); all when `None`.
     pub limit: Option<usize>,
+    /// Whether the reply carries each member's score.
+    pub with_scores: bool,
 }
 
 /// One query. Every read is bounded by what it names: a key, a list of
@@ -198,9 +203,12 @@ pub enum Reply {
     Values(Vec<Option<Vec<u8>>>),
     /// For [`Read::IndexLen`].
     Len(u64),
-    /// For [`Read::IndexRange`] and [`Read::IndexRanks`]: members with
-    /// scores, in the order asked.
+    /// For [`Read::IndexRange`] with scores and [`Read::IndexRanks`]:
+    /// members with scores, in the order asked.
     Members(Vec<(Member, f64)>),
+    /// For [`Read::IndexRange`] without scores: members, in the order
+    /// asked.
+    Names(Vec<Member>),
     /// For [`Read::IndexScores`], in the order asked (`None`: not a member).
     Scores(Vec<Option<f64>>),
     /// For [`Read::Scan`]: keys (possibly repeated across pages) and the

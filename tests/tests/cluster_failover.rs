@@ -165,6 +165,7 @@ async fn verify_no_partial_write(
                 max: authsession_driver::core::plan::ScoreBound::Unbounded,
                 newest_first: false,
                 limit: None,
+                with_scores: true,
             })
         };
         let replies = backend

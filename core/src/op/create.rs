@@ -178,6 +178,7 @@ impl Create {
                 max: ScoreBound::Inclusive(score),
                 newest_first: false,
                 limit: Some(EXPIRE_PER_CREATE),
+                with_scores: false,
             }));
         }
         if self
@@ -193,6 +194,7 @@ impl Create {
                 max: ScoreBound::Unbounded,
                 newest_first: false,
                 limit: Some(1 + self.spread()),
+                with_scores: false,
             }));
         }
         if reads.is_empty() {
@@ -312,7 +314,8 @@ impl Create {
             // With `at` adjusted above, both constructors succeed: `at` is
             // neither Go's zero time nor before the creation.
             if let Ok(next) = revocation.and_then(|r| old.revoked(r)) {
-                revoke_writes(&self.keys, &self.policy, &next, &mut writes);
+                let record_key = self.keys.record_key(next.user_id(), next.id());
+                revoke_writes(&self.keys, &self.policy, &next, record_key, &mut writes);
                 revoked_now.push(next);
             }
         }
@@ -382,6 +385,7 @@ pub(crate) fn create_writes(keys: &KeySpace, policy: &Policy, session: &Session)
 fn members_of(reply: Option<Reply>, key: &str) -> Result<Vec<Member>, TransitionError> {
     match reply {
         Some(Reply::Members(members)) => Ok(members.into_iter().map(|(m, _)| m).collect()),
+        Some(Reply::Names(members)) => Ok(members),
         Some(Reply::WrongType) => Err(TransitionError::WrongType {
             key: key.to_owned(),
             expected: crate::plan::KeyType::SortedSet,
@@ -470,6 +474,7 @@ impl Operation for Create {
                         max: ScoreBound::Unbounded,
                         newest_first: false,
                         limit: Some(needed.saturating_add(self.spread())),
+                        with_scores: false,
                     })]));
                 }
                 self.read_oldest(len, needed, expired, oldest)

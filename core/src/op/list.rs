@@ -55,6 +55,24 @@ pub(crate) fn range_members(
     reply: Option<Reply>,
     key: &str,
     op: &'static str,
+) -> Result<Vec<Vec<u8>>, TransitionError> {
+    match reply {
+        Some(Reply::Names(members)) => Ok(members),
+        Some(Reply::Members(members)) => Ok(members.into_iter().map(|(m, _)| m).collect()),
+        Some(Reply::WrongType) => Err(TransitionError::WrongType {
+            key: key.to_owned(),
+            expected: KeyType::SortedSet,
+        }),
+        _ => out_of_sequence(op),
+    }
+}
+
+/// The members with scores of a `Members` reply (a range read with
+/// scores), or the index's wrong type.
+pub(crate) fn scored_members(
+    reply: Option<Reply>,
+    key: &str,
+    op: &'static str,
 ) -> Result<Vec<(Vec<u8>, f64)>, TransitionError> {
     match reply {
         Some(Reply::Members(members)) => Ok(members),
@@ -95,6 +113,7 @@ impl Operation for List {
                     max: ScoreBound::Unbounded,
                     newest_first: false,
                     limit: None,
+                    with_scores: false,
                 })]))
             }
             ListState::Index => {
@@ -103,7 +122,6 @@ impl Operation for List {
                     &index_key,
                     "list",
                 )?;
-                let members: Vec<Vec<u8>> = members.into_iter().map(|(m, _)| m).collect();
                 let (ids, record_keys) =
                     ids_and_keys(&self.keys, &self.user, &index_key, &members)?;
                 if ids.is_empty() {

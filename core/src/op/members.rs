@@ -250,18 +250,20 @@ pub(crate) fn split_expired(
 }
 
 /// The writes that revoke `next` (the revoked state of an active session
-/// of its user): the record, out of the active index, and into the revoked
-/// index when the policy keeps one ([`Policy::indexes_revoked`]).
+/// of its user, stored at `record_key`): the record, out of the active
+/// index, and into the revoked index when the policy keeps one
+/// ([`Policy::indexes_revoked`]).
 pub(crate) fn revoke_writes(
     keys: &KeySpace,
     policy: &Policy,
     next: &Session,
+    record_key: String,
     out: &mut Vec<Write>,
 ) {
     let user = next.user_id();
     let member = next.id().as_str();
     out.push(Write::Set {
-        key: keys.record_key(user, next.id()),
+        key: record_key,
         value: codec::encode(next),
     });
     out.push(Write::IndexRemove {

@@ -7,7 +7,7 @@ use base64::Engine as _;
 
 use crate::ids::{DeviceSessionId, UserId};
 use crate::keys::{IndexScore, KeySpace};
-use crate::op::list::{range_members, values};
+use crate::op::list::{range_members, scored_members, values};
 use crate::op::members::{check_members, confirmed, expire_plan, ids_and_keys, wrong_type};
 use crate::op::{
     applied, out_of_sequence, replies, Input, Operation, Policy, Step, TransitionError,
@@ -376,6 +376,7 @@ impl Operation for ListPage {
                             max: ScoreBound::Inclusive(score),
                             newest_first: false,
                             limit: None,
+                            with_scores: false,
                         }));
                         ScoreBound::Exclusive(score)
                     }
@@ -390,6 +391,7 @@ impl Operation for ListPage {
                     max: below,
                     newest_first: true,
                     limit: Some(limit.saturating_add(1)),
+                    with_scores: true,
                 }));
                 self.state = PageState::Ranges;
                 Ok(Step::Read(reads))
@@ -399,9 +401,9 @@ impl Operation for ListPage {
                 let mut members: Vec<Member> = Vec::new();
                 if self.request.cursor.is_some() {
                     let ties = range_members(replies.next(), &index_key, "list_page")?;
-                    members.extend(ties.into_iter().map(|(m, _)| m));
+                    members.extend(ties);
                 }
-                let mut window = range_members(replies.next(), &index_key, "list_page")?;
+                let mut window = scored_members(replies.next(), &index_key, "list_page")?;
                 let limit = self.request.limit.get();
                 let mut more = false;
                 if window.len() > limit {
@@ -420,6 +422,7 @@ impl Operation for ListPage {
                             max: ScoreBound::Inclusive(score),
                             newest_first: false,
                             limit: None,
+                            with_scores: false,
                         })]));
                     }
                     // The lowest score group may be cut: leave it to the
@@ -435,7 +438,7 @@ impl Operation for ListPage {
                     &index_key,
                     "list_page",
                 )?;
-                ties.extend(group.into_iter().map(|(m, _)| m));
+                ties.extend(group);
                 self.read_records(ties, more)
             }
             PageState::Records {

@@ -109,7 +109,7 @@ impl Operation for Revoke {
                 }
                 let next = current.revoked(self.input.revocation.clone())?;
                 let mut writes = Vec::with_capacity(3);
-                revoke_writes(&self.keys, &self.policy, &next, &mut writes);
+                revoke_writes(&self.keys, &self.policy, &next, key.clone(), &mut writes);
                 let plan = Plan::new(
                     vec![Precondition::ValueEquals { key, value: bytes }],
                     writes,

@@ -155,6 +155,7 @@ impl Operation for RevokeAll {
                     max: ScoreBound::Inclusive(self.max_score()),
                     newest_first: false,
                     limit: Some(self.read_limit()),
+                    with_scores: false,
                 })]))
             }
             RevokeAllState::Index => {
@@ -164,7 +165,6 @@ impl Operation for RevokeAll {
                     "revoke_all",
                 )?;
                 let last = members.len() < self.read_limit();
-                let members: Vec<Vec<u8>> = members.into_iter().map(|(m, _)| m).collect();
                 let (ids, record_keys) =
                     ids_and_keys(&self.keys, &self.input.user_id, &active_key, &members)?;
                 if ids.is_empty() {
@@ -209,7 +209,7 @@ impl Operation for RevokeAll {
                 let mut last = last;
                 let mut revoked = Vec::with_capacity(sessions.len().min(batch));
                 let mut writes = Vec::with_capacity(sessions.len().min(batch) * 3);
-                for (session, _) in sessions {
+                for ((session, _), record_key) in sessions.into_iter().zip(record_keys) {
                     if session.created_at() > at {
                         self.later.insert(session.id().clone());
                         continue;
@@ -221,7 +221,7 @@ impl Operation for RevokeAll {
                         break;
                     }
                     let next = session.revoked(self.input.revocation.clone())?;
-                    revoke_writes(&self.keys, &self.policy, &next, &mut writes);
+                    revoke_writes(&self.keys, &self.policy, &next, record_key, &mut writes);
                     revoked.push(next);
                 }
                 if revoked.is_empty() {

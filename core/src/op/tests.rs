@@ -1315,7 +1315,7 @@ fn limit_revoke_oldest_never_exceeds_the_limit_on_a_torn_read() {
             Ok(Step::Read(reads)) => {
                 let mut replies = kv.read_all(&reads);
                 for reply in &mut replies {
-                    if let Reply::Members(m) = reply {
+                    if let Reply::Names(m) = reply {
                         if torn < 2 {
                             torn += 1;
                             m.clear();

@@ -2,9 +2,13 @@
 -- only the plan vocabulary (authsession_core::plan), encoded by
 -- driver/src/backend/script.rs. It mirrors MemoryKv::apply, nothing more.
 --
--- KEYS: every key the plan names. ARGV[1]: the number of preconditions,
--- then the preconditions, then the writes; each item is an opcode, a
--- 1-based index into KEYS, and its operands:
+-- KEYS: every key the plan names. ARGV: the type table (the number of
+-- checked keys, then per key `k t`: the type KEYS[k] must have when it
+-- exists, 's' string or 'z' sorted set — the plan's own rule,
+-- authsession_core::plan::KeyTable; a key the plan only sets or deletes is
+-- not checked), the number of preconditions, the preconditions, then the
+-- writes. A precondition is an opcode, a 1-based index into KEYS and its
+-- operands:
 --   A k            Absent:           TYPE KEYS[k] == none (from the type table)
 --   V k bytes      ValueEquals:      GET KEYS[k] == bytes
 --   O k bytes      AbsentOrEquals:   GET KEYS[k] is nil or == bytes
@@ -12,14 +16,12 @@
 --                  ('+inf': no bound) are exactly the n distinct members m
 --   C k n m*n      IndexContains:    every member m is in KEYS[k]
 --   N k max c      IndexCountAtMost: ZCOUNT KEYS[k] -inf max <= c
---   S k bytes      Set:              SET KEYS[k] bytes (sent as MSET)
---   D k            Delete:           DEL KEYS[k]
---   Z k score m    IndexAdd:         ZADD KEYS[k] score m
---   X k m          IndexRemove:      ZREM KEYS[k] m
--- T k t          (first, once per checked key) the type KEYS[k] must have
---                when it exists: 's' string, 'z' sorted set (the plan's own
---                rule, authsession_core::plan::KeyTable, sent by the driver;
---                a key the plan only sets or deletes is not checked)
+-- The writes come in groups, one call each (the driver groups them and
+-- keeps each key's own order; writes to different keys commute):
+--   Z k n (score m)*n  ZADD KEYS[k] score m ...   (a run of IndexAdds)
+--   X k n m*n          ZREM KEYS[k] m ...         (a run of IndexRemoves)
+--   M n (k bytes)*n    MSET KEYS[k] bytes ...     (the Sets, last one wins)
+--   D n k*n            DEL KEYS[k] ...            (the Deletes)
 -- Returns 0 when every write was made, i when precondition i failed, or
 -- -k when KEYS[k] holds another type than the plan needs; in both failure
 -- cases nothing was written.
@@ -101,84 +103,45 @@ for i = 1, n_pre do
   if not holds then return i end
 end
 
--- Writes to different keys commute, so only each key's own order matters:
--- consecutive ZADDs (or ZREMs) to one key are sent as one call, flushed
--- when that key sees another kind of write, and at the end. (Revoke all
--- interleaves a record SET, an active-index ZREM and a revoked-index ZADD
--- per session: three calls per batch instead of three per session.)
-local strings, string_order = {}, {}   -- key -> value, or false: DEL
-local pending = {}   -- key -> { op = 'Z'|'X', args = {...} }
-local order = {}     -- keys with pending writes, first use first
-local function flush(key)
-  local p = pending[key]
-  if not p then return end
-  -- unpack() is bounded by the Lua stack: send in slices.
-  local args, step = p.args, (p.op == 'Z') and 1000 or 500
-  for j = 1, #args, step do
-    local last = math.min(j + step - 1, #args)
-    if p.op == 'Z' then
-      redis.call('ZADD', key, unpack(args, j, last))
-    else
-      redis.call('ZREM', key, unpack(args, j, last))
+-- The writes, grouped by the driver (each key's own order kept; see
+-- script.rs): one call per group, ZADD/ZREM straight from ARGV slices.
+-- unpack() is bounded by the Lua stack: large groups go in slices.
+local n_argv = #ARGV
+while pos <= n_argv do
+  local op = ARGV[pos]
+  if op == 'Z' or op == 'X' then
+    local key, n = KEYS[tonumber(ARGV[pos + 1])], tonumber(ARGV[pos + 2])
+    pos = pos + 3
+    local width = (op == 'Z') and 2 or 1
+    local last = pos + n * width - 1
+    local command = (op == 'Z') and 'ZADD' or 'ZREM'
+    for j = pos, last, 1000 do
+      redis.call(command, key, unpack(ARGV, j, math.min(j + 999, last)))
     end
-  end
-  pending[key] = nil
-end
-local function queue(key, op, a, b)
-  local p = pending[key]
-  if p and p.op ~= op then
-    flush(key)
-    p = nil
-  end
-  if not p then
-    p = { op = op, args = {} }
-    pending[key] = p
-    order[#order + 1] = key
-  end
-  local args = p.args
-  args[#args + 1] = a
-  if b then args[#args + 1] = b end
-end
-
-while pos <= #ARGV do
-  local op, key = ARGV[pos], KEYS[tonumber(ARGV[pos + 1])]
-  if op == 'X' then
-    queue(key, 'X', ARGV[pos + 2])
-    pos = pos + 3
-  elseif op == 'Z' then
-    queue(key, 'Z', ARGV[pos + 2], ARGV[pos + 3])
-    pos = pos + 4
-  elseif op == 'S' then
-    -- A key holds strings or sorted sets, never both (the type table
-    -- above): string writes only race with themselves, last one wins.
-    if strings[key] == nil then string_order[#string_order + 1] = key end
-    strings[key] = ARGV[pos + 2]
-    pos = pos + 3
-  elseif op == 'D' then
-    if strings[key] == nil then string_order[#string_order + 1] = key end
-    strings[key] = false
+    pos = last + 1
+  elseif op == 'M' then
+    local n = tonumber(ARGV[pos + 1])
     pos = pos + 2
+    local args = {}
+    for j = 0, n - 1 do
+      args[#args + 1] = KEYS[tonumber(ARGV[pos + 2 * j])]
+      args[#args + 1] = ARGV[pos + 2 * j + 1]
+      if #args >= 1000 then redis.call('MSET', unpack(args)); args = {} end
+    end
+    if #args > 0 then redis.call('MSET', unpack(args)) end
+    pos = pos + 2 * n
+  elseif op == 'D' then
+    local n = tonumber(ARGV[pos + 1])
+    pos = pos + 2
+    local args = {}
+    for j = 0, n - 1 do
+      args[#args + 1] = KEYS[tonumber(ARGV[pos + j])]
+      if #args >= 500 then redis.call('DEL', unpack(args)); args = {} end
+    end
+    if #args > 0 then redis.call('DEL', unpack(args)) end
+    pos = pos + n
   else
     return redis.error_reply('apply_plan: unknown write ' .. tostring(op))
   end
 end
-for _, key in ipairs(order) do flush(key) end
--- All SETs as MSETs and DELs as one DEL per slice (one call each instead of
--- one per record).
-local mset, del = {}, {}
-local function flush_strings()
-  if #mset > 0 then redis.call('MSET', unpack(mset)); mset = {} end
-  if #del > 0 then redis.call('DEL', unpack(del)); del = {} end
-end
-for _, key in ipairs(string_order) do
-  local value = strings[key]
-  if value then
-    mset[#mset + 1] = key
-    mset[#mset + 1] = value
-  else
-    del[#del + 1] = key
-  end
-  if #mset >= 1000 or #del >= 500 then flush_strings() end
-end
-flush_strings()
 return 0

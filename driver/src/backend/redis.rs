@@ -274,7 +274,9 @@ impl Backend for RedisBackend {
         // once, into the command (a `ScriptInvocation` would hold its own
         // copies first).
         let table = plan.key_table();
-        let mut evalsha = redis::cmd("EVALSHA");
+        let (args, bytes) = script::size_hint(plan, &table);
+        let mut evalsha = redis::Cmd::with_capacity(args, bytes);
+        evalsha.arg("EVALSHA");
         evalsha
             .arg(self.apply_plan.get_hash())
             .arg(table.keys().len());

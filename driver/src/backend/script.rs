@@ -50,10 +50,10 @@ pub(crate) fn encode_args(
     let count = |n: usize, push: &mut dyn FnMut(&[u8])| push(n.to_string().as_bytes());
     let checked = table.keys().iter().filter(|(_, t)| t.is_some()).count();
     count(checked, &mut push);
-    let mut position = itoa_buffer();
+    let mut index = itoa_buffer();
     for (i, (_, key_type)) in table.keys().iter().enumerate() {
         let Some(key_type) = key_type else { continue };
-        push(position.format(i + 1).as_bytes());
+        push(index.format(i + 1).as_bytes());
         push(match key_type {
             KeyType::SortedSet => b"z",
             _ => b"s",
@@ -105,33 +105,137 @@ pub(crate) fn encode_args(
             other => return Err(Error::unsupported(format!("{other:?}"))),
         }
     }
+    // The writes, grouped so the script makes one call per group. Writes
+    // to different keys commute, so only each key's own order matters:
+    // index writes become runs (one key, one kind, in plan order; a new
+    // run when that key sees the other kind), sent in the order they
+    // start; string writes to one key race only with themselves (a key
+    // holds strings or sorted sets, never both), so the last one wins and
+    // they go last, as one MSET and one DEL.
+    struct Run<'p> {
+        key: usize,
+        add: bool,
+        items: Vec<&'p Write>,
+    }
+    let keys = table.keys().len();
+    let mut runs: Vec<Run<'_>> = Vec::new();
+    let mut open: Vec<Option<usize>> = vec![None; keys];
+    let mut strings: Vec<Option<Option<&[u8]>>> = vec![None; keys];
+    let mut string_order = Vec::new();
     for write in plan.writes() {
-        let use_ = next_use();
+        let key = table.position_of_use(next_use()).unwrap_or_default();
         match write {
-            Write::Set { value, .. } => {
-                push(b"S");
-                at(use_, &mut push);
-                push(value);
+            Write::Set { .. } | Write::Delete { .. } => {
+                let value = match write {
+                    Write::Set { value, .. } => Some(value.as_slice()),
+                    _ => None,
+                };
+                if let Some(slot) = strings.get_mut(key) {
+                    if slot.is_none() {
+                        string_order.push(key);
+                    }
+                    *slot = Some(value);
+                }
             }
-            Write::Delete { .. } => {
-                push(b"D");
-                at(use_, &mut push);
-            }
-            Write::IndexAdd { score, member, .. } => {
-                push(b"Z");
-                at(use_, &mut push);
-                push(score.to_string().as_bytes());
-                push(member.as_bytes());
-            }
-            Write::IndexRemove { member, .. } => {
-                push(b"X");
-                at(use_, &mut push);
-                push(member);
+            Write::IndexAdd { .. } | Write::IndexRemove { .. } => {
+                let add = matches!(write, Write::IndexAdd { .. });
+                let current = open.get(key).copied().flatten();
+                match current.and_then(|i| runs.get_mut(i)) {
+                    Some(run) if run.add == add => run.items.push(write),
+                    _ => {
+                        if let Some(slot) = open.get_mut(key) {
+                            *slot = Some(runs.len());
+                        }
+                        runs.push(Run {
+                            key,
+                            add,
+                            items: vec![write],
+                        });
+                    }
+                }
             }
             other => return Err(Error::unsupported(format!("{other:?}"))),
         }
     }
+    let mut position = itoa_buffer();
+    for run in &runs {
+        push(if run.add { b"Z" } else { b"X" });
+        push(position.format(run.key + 1).as_bytes());
+        count(run.items.len(), &mut push);
+        for write in &run.items {
+            match write {
+                Write::IndexAdd { score, member, .. } => {
+                    push(score.to_string().as_bytes());
+                    push(member.as_bytes());
+                }
+                Write::IndexRemove { member, .. } => push(member),
+                _ => {}
+            }
+        }
+    }
+    let sets: Vec<(usize, &[u8])> = string_order
+        .iter()
+        .filter_map(|k| match strings.get(*k) {
+            Some(Some(Some(value))) => Some((*k, *value)),
+            _ => None,
+        })
+        .collect();
+    if !sets.is_empty() {
+        push(b"M");
+        count(sets.len(), &mut push);
+        for (key, value) in sets {
+            push(position.format(key + 1).as_bytes());
+            push(value);
+        }
+    }
+    let deletes: Vec<usize> = string_order
+        .iter()
+        .copied()
+        .filter(|k| matches!(strings.get(*k), Some(Some(None))))
+        .collect();
+    if !deletes.is_empty() {
+        push(b"D");
+        count(deletes.len(), &mut push);
+        for key in deletes {
+            push(position.format(key + 1).as_bytes());
+        }
+    }
     Ok(())
+}
+
+/// About how many arguments and bytes `KEYS` and `ARGV` of `plan` take, to
+/// size the command once (growing it argument by argument copies every
+/// record again on each doubling).
+pub(crate) fn size_hint(plan: &Plan, table: &KeyTable<'_>) -> (usize, usize) {
+    // Opcodes, key positions, counts and scores: short texts.
+    const SHORT: usize = 24;
+    let keys: usize = table.keys().iter().map(|(k, _)| k.len()).sum();
+    let mut args = 4 + table.keys().len() * 3;
+    let mut bytes = keys + table.keys().len() * SHORT;
+    for precondition in plan.preconditions() {
+        let (n, len) = match precondition {
+            Precondition::ValueEquals { value, .. }
+            | Precondition::AbsentOrEquals { value, .. } => (1, value.len()),
+            Precondition::IndexRangeEquals { members, .. }
+            | Precondition::IndexContains { members, .. } => {
+                (members.len(), members.iter().map(Vec::len).sum())
+            }
+            _ => (0, 0),
+        };
+        args += 4 + n;
+        bytes += 4 * SHORT + len + n * SHORT;
+    }
+    for write in plan.writes() {
+        let len = match write {
+            Write::Set { value, .. } => value.len(),
+            Write::IndexAdd { member, .. } => member.len() + SHORT,
+            Write::IndexRemove { member, .. } => member.len(),
+            _ => 0,
+        };
+        args += 4;
+        bytes += 3 * SHORT + len;
+    }
+    (args, bytes)
 }
 
 /// Small integers as text without allocating.
@@ -199,7 +303,13 @@ fn bound_text(bound: ScoreBound, unbounded: &str) -> String {
 pub(crate) fn command(read: &Read, scan_cursor: &str) -> redis::Cmd {
     match read {
         Read::Value { key } => redis::cmd("GET").arg(key).to_owned(),
-        Read::Values { keys } => redis::cmd("MGET").arg(keys).to_owned(),
+        Read::Values { keys } => {
+            // Sized once: a batch names up to a thousand keys.
+            let bytes = keys.iter().map(String::len).sum::<usize>() + 4;
+            let mut cmd = redis::Cmd::with_capacity(keys.len() + 1, bytes);
+            cmd.arg("MGET").arg(keys);
+            cmd
+        }
         Read::IndexLen { key } => redis::cmd("ZCARD").arg(key).to_owned(),
         Read::IndexRange(range) => range_command(range),
         Read::IndexRanks { key, start, limit } => {
@@ -215,7 +325,10 @@ pub(crate) fn command(read: &Read, scan_cursor: &str) -> redis::Cmd {
                 .to_owned()
         }
         Read::IndexScores { key, members } => {
-            redis::cmd("ZMSCORE").arg(key).arg(members).to_owned()
+            let bytes = key.len() + members.iter().map(Vec::len).sum::<usize>() + 7;
+            let mut cmd = redis::Cmd::with_capacity(members.len() + 2, bytes);
+            cmd.arg("ZMSCORE").arg(key).arg(members);
+            cmd
         }
         Read::Scan {
             prefix,
@@ -260,7 +373,9 @@ fn range_command(range: &IndexRange) -> redis::Cmd {
     if let Some(limit) = range.limit {
         cmd.arg("LIMIT").arg(0).arg(limit);
     }
-    cmd.arg("WITHSCORES");
+    if range.with_scores {
+        cmd.arg("WITHSCORES");
+    }
     cmd
 }
 
@@ -296,6 +411,9 @@ pub(crate) fn reply(
         Read::Value { .. } => Reply::Value(redis::from_redis_value(value).map_err(parse)?),
         Read::Values { .. } => Reply::Values(redis::from_redis_value(value).map_err(parse)?),
         Read::IndexLen { .. } => Reply::Len(redis::from_redis_value(value).map_err(parse)?),
+        Read::IndexRange(range) if !range.with_scores => {
+            Reply::Names(redis::from_redis_value(value).map_err(parse)?)
+        }
         Read::IndexRange(_) | Read::IndexRanks { .. } => {
             let pairs: Vec<(Vec<u8>, f64)> = redis::from_redis_value(value).map_err(parse)?;
             Reply::Members(pairs)
@@ -388,16 +506,20 @@ mod tests {
                 "V",
                 "3",
                 "old",
-                "S",
-                "1",
-                "v",
+                // Writes in groups: z's runs in plan order, then the sets.
                 "Z",
                 "2",
+                "1",
                 "1714979289123456",
                 "m3",
                 "X",
                 "2",
-                "m1"
+                "1",
+                "m1",
+                "M",
+                "1",
+                "1",
+                "v"
             ]
         );
     }
@@ -411,6 +533,7 @@ mod tests {
             max: ScoreBound::Exclusive(score),
             newest_first: true,
             limit: Some(50),
+            with_scores: true,
         });
         let args: Vec<String> = cmd
             .args_iter()
