@@ -205,7 +205,8 @@ impl<B: Backend> Store<B> {
         let started = std::time::Instant::now();
         let mut stats = telemetry::Stats::default();
         let result = async {
-            let mut batch = Batch::new(self.retry, self.timeout, budget);
+            let mut batch =
+                Batch::new(self.retry, self.timeout, budget, Instant::from_std(started));
             let mut input = Input::Start;
             loop {
                 input = match op.resume(input)? {
@@ -272,16 +273,19 @@ struct Batch {
 }
 
 impl Batch {
-    fn new(retry: RetryPolicy, timeout: Duration, budget: Budget) -> Self {
-        let mut batch = Self {
+    /// The first batch of an operation that started at `started` (one
+    /// clock read fewer per operation).
+    fn new(retry: RetryPolicy, timeout: Duration, budget: Budget, started: Instant) -> Self {
+        Self {
             retry,
             timeout,
             budget,
-            deadline: None,
+            deadline: match budget {
+                Budget::PerBatch => started.checked_add(timeout),
+                Budget::PerRoundTrip => None,
+            },
             attempts: 0,
-        };
-        batch.progress();
-        batch
+        }
     }
 
     /// A plan with writes applied: a fresh deadline and attempt budget.
