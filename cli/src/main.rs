@@ -96,7 +96,9 @@ struct GlobalArgs {
     #[arg(long, global = true)]
     memory: bool,
     /// Remove revoked sessions this long after their revocation (`30d`,
-    /// `12h`, `15m`, `1s`, `1h30m`, …); default: keep them forever.
+    /// `12h`, `15m`, `1s`, `1h30m`, …); default: keep them forever. After
+    /// turning it on for an existing store, run `sweep` once: sessions
+    /// revoked before are removed by it, not by the users' operations.
     #[arg(
         long,
         env = "AUTHSESSION_REVOKED_RETENTION",
@@ -258,7 +260,8 @@ enum Command {
         repair: bool,
     },
     /// Remove every revoked session past --revoked-retention, in bounded
-    /// batches (every primary of a cluster). Prints
+    /// batches (every primary of a cluster), including those revoked while
+    /// no retention was set or by the Go adapter. Prints
     /// `{"users":…,"sessions_removed":…,"batches":…}`.
     Sweep,
     /// Copy the whole key space (the global flags name the source) into
