@@ -470,13 +470,20 @@ impl Plan {
                 .iter()
                 .map(|(p, v)| (p.key().to_owned(), *v))
                 .collect(),
-            indexes: self
-                .key_table()
-                .keys
-                .iter()
-                .filter(|(_, t)| *t == Some(KeyType::SortedSet))
-                .map(|(k, _)| (*k).to_owned())
-                .collect(),
+            indexes: {
+                // A plan names a handful of index keys, each many times.
+                let mut indexes: Vec<String> = Vec::new();
+                let uses = self
+                    .preconditions()
+                    .map(|p| (p.key(), p.key_type()))
+                    .chain(self.writes.iter().map(|w| (w.key(), w.key_type())));
+                for (key, key_type) in uses {
+                    if key_type == KeyType::SortedSet && !indexes.iter().any(|k| k == key) {
+                        indexes.push(key.to_owned());
+                    }
+                }
+                indexes
+            },
         }
     }
 

@@ -1080,43 +1080,9 @@ impl Operation for Check {
 mod tests {
     use super::*;
     use crate::model::MemoryKv;
+    use crate::op::fixtures::{id, revocation, session, ts, user};
     use crate::op::{self, Between, Create, Policy, Revoke};
-    use crate::{
-        ClientPublicKey, Revocation, RevokeActorId, RevokeActorType, RevokeReasonCode,
-        RevokeSessionInput, Timestamp,
-    };
-
-    fn ts(secs: i64) -> Timestamp {
-        Timestamp::from_unix_nanos(i128::from(1_714_979_289 + secs) * 1_000_000_000).unwrap()
-    }
-
-    fn id(s: &str) -> DeviceSessionId {
-        DeviceSessionId::parse(s).unwrap()
-    }
-
-    fn user(s: &str) -> UserId {
-        UserId::parse(s).unwrap()
-    }
-
-    fn session(i: &str, u: &str, at: i64) -> Session {
-        Session::active(
-            id(i),
-            user(u),
-            ClientPublicKey::from_bytes(&[1; 32]).unwrap(),
-            ts(at),
-        )
-        .unwrap()
-    }
-
-    fn revocation(at: i64) -> Revocation {
-        Revocation::new(
-            ts(at),
-            RevokeReasonCode::parse("logout").unwrap(),
-            RevokeActorType::parse("user").unwrap(),
-            RevokeActorId::empty(),
-        )
-        .unwrap()
-    }
+    use crate::RevokeSessionInput;
 
     fn create(kv: &mut MemoryKv, keys: &KeySpace, s: &Session) {
         op::run(

@@ -33,6 +33,8 @@
 mod check;
 mod create;
 mod error;
+#[cfg(test)]
+mod fixtures;
 mod get;
 mod import;
 mod list;

@@ -546,46 +546,12 @@ mod tests {
     use crate::audit::CheckMode;
     use crate::keys::{IndexScore, Layout};
     use crate::model::MemoryKv;
+    use crate::op::fixtures::{id, revocation, session, ts, user};
     use crate::op::{self, BatchSize, Between, Check, Create, Revoke};
     use crate::plan::{Plan, Write};
-    use crate::{
-        ClientPublicKey, Revocation, RevokeActorId, RevokeActorType, RevokeReasonCode,
-        RevokeSessionInput,
-    };
+    use crate::RevokeSessionInput;
 
     const HOUR: i64 = 3600;
-
-    fn ts(secs: i64) -> Timestamp {
-        Timestamp::from_unix_nanos(i128::from(1_714_979_289 + secs) * 1_000_000_000).unwrap()
-    }
-
-    fn id(s: &str) -> DeviceSessionId {
-        DeviceSessionId::parse(s).unwrap()
-    }
-
-    fn user(s: &str) -> UserId {
-        UserId::parse(s).unwrap()
-    }
-
-    fn session(i: &str, u: &str, at: i64) -> Session {
-        Session::active(
-            id(i),
-            user(u),
-            ClientPublicKey::from_bytes(&[1; 32]).unwrap(),
-            ts(at),
-        )
-        .unwrap()
-    }
-
-    fn revocation(at: i64) -> Revocation {
-        Revocation::new(
-            ts(at),
-            RevokeReasonCode::parse("logout").unwrap(),
-            RevokeActorType::parse("user").unwrap(),
-            RevokeActorId::empty(),
-        )
-        .unwrap()
-    }
 
     fn policy(batch: usize) -> Policy {
         Policy {
