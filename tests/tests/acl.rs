@@ -310,12 +310,10 @@ async fn the_service_user_runs_every_operation_in_both_layouts() {
             used.difference(&granted).collect::<Vec<_>>()
         );
         // Least privilege: every command granted is one the operations use
-        // (in the tagged layout too, where the owner key adds no command),
-        // but the script's ZRANGEBYSCORE: its range-equality precondition,
-        // part of the plan vocabulary, which no operation emits today.
+        // (in the tagged layout too, where the owner key adds no command).
         assert_eq!(
             granted.difference(&used).collect::<Vec<_>>(),
-            ["zrangebyscore"],
+            Vec::<&String>::new(),
             "{layout:?}: granted but never used"
         );
 

@@ -48,8 +48,9 @@ impl RevokeAllReport {
 /// [`Policy::batch_size`] members of the active index (oldest first), their
 /// records, and applies one plan guarded only by those members still being
 /// active (a record changes only together with its active-index entry) —
-/// plus, on the last batch, the range holding nothing else, so a session
-/// created concurrently at or before the instant is never missed.
+/// on the last batch, by the range still holding exactly the members read,
+/// so a session created concurrently at or before the instant is never
+/// missed.
 ///
 /// Scores are floored microseconds, so the range also holds the sessions
 /// created in the instant's microsecond but after it. They stay active
@@ -189,7 +190,6 @@ impl Operation for RevokeAll {
                     replies(input, "revoke_all")?.into_iter().next(),
                     "revoke_all",
                 )?;
-                let read_count = ids.len();
                 let sessions = match check_members(
                     &self.input.user_id,
                     &active_key,
@@ -234,27 +234,29 @@ impl Operation for RevokeAll {
                     self.state = RevokeAllState::Batch;
                     return self.resume(Input::Resumed);
                 }
-                let mut plan = Plan::new(
-                    vec![Precondition::IndexContains {
-                        key: active_key.clone(),
+                let precondition = if last {
+                    // The whole range was read: it must still hold exactly
+                    // what was read. (As many members as were read is not
+                    // enough: a later session revoked meanwhile would make
+                    // room for one created before the instant.)
+                    Precondition::IndexRangeEquals {
+                        key: active_key,
+                        max_score: Some(self.max_score()),
+                        members: ids
+                            .iter()
+                            .map(|id| id.as_str().as_bytes().to_vec())
+                            .collect(),
+                    }
+                } else {
+                    Precondition::IndexContains {
+                        key: active_key,
                         members: revoked
                             .iter()
                             .map(|s| s.id().as_str().as_bytes().to_vec())
                             .collect(),
-                    }],
-                    writes,
-                    OnViolation::Retry,
-                );
-                if last {
-                    plan = plan.require(
-                        Precondition::IndexCountAtMost {
-                            key: active_key,
-                            max_score: Some(self.max_score()),
-                            max: u64::try_from(read_count).unwrap_or(u64::MAX),
-                        },
-                        OnViolation::Retry,
-                    );
-                }
+                    }
+                };
+                let plan = Plan::new(vec![precondition], writes, OnViolation::Retry);
                 self.state = RevokeAllState::Applying {
                     plan: plan.outline(),
                     sessions: revoked,

@@ -794,6 +794,45 @@ fn revoke_all_plan_detects_a_concurrent_create_in_range() {
 }
 
 #[test]
+fn revoke_all_plan_detects_a_later_session_swapped_for_an_earlier_one() {
+    // Between the read and the apply of the last batch, a session created
+    // just after the instant (same microsecond score, so in range) is
+    // revoked and one created before the instant appears: the range holds
+    // as many members as were read, but not the same ones.
+    let keys = KeySpace::default();
+    let mut kv = MemoryKv::new();
+    create(&mut kv, &keys, &session("a", "user-1", t(0, 0)));
+    create(&mut kv, &keys, &session("same", "user-1", t(3600, 500)));
+    let mut reads = 0;
+    let report = run_with(
+        &mut kv,
+        RevokeAll::new(
+            &keys,
+            Policy::default(),
+            revoke_all_input("user-1", t(3600, 400)),
+            true,
+        ),
+        ATTEMPTS,
+        |kv, at| {
+            if at == Between::Read {
+                reads += 1;
+                if reads == 2 {
+                    revoke(kv, &KeySpace::default(), "same", t(3600, 600));
+                    create(
+                        kv,
+                        &KeySpace::default(),
+                        &session("b", "user-1", t(1800, 0)),
+                    );
+                }
+            }
+        },
+    )
+    .unwrap();
+    assert_eq!(ids(&report.revoked), ["b", "a"]);
+    assert!(members(&kv, &keys.user_active_sessions_key(&user("user-1"))).is_empty());
+}
+
+#[test]
 fn revoke_all_confirms_a_revoked_member_of_the_active_index() {
     let keys = KeySpace::default();
     let mut kv = MemoryKv::new();
