@@ -637,6 +637,16 @@ where
     Ok((total, elapsed))
 }
 
+/// Lets the other workers run when the store never suspends (the
+/// in-memory store), so no worker starves the others, at no cost
+/// otherwise: it yields only once the task's cooperative budget is spent,
+/// which a store waiting on I/O never reaches. (An unconditional
+/// `yield_now` costs a driver poll per op, a syscall and often a thread
+/// wake-up, that the reference workloads do not pay.)
+async fn fair_turn() {
+    tokio::task::coop::consume_budget().await;
+}
+
 /// A random element; the workloads never run on empty sets (validated),
 /// so an empty one is reported rather than assumed away.
 fn pick<'a, T>(rng: &mut SmallRng, items: &'a [T]) -> Result<&'a T, CliError> {
@@ -760,10 +770,7 @@ pub(crate) async fn run<S: SessionStore + SessionAdmin + 'static>(
                         async move {
                             let mut rng = SmallRng::seed_from_u64(seed(worker, 2));
                             while running(deadline) {
-                                // Let other workers run even when the store never
-                                // suspends (the in-memory store): no worker may
-                                // starve the others.
-                                tokio::task::yield_now().await;
+                                fair_turn().await;
                                 match op {
                                     BenchOp::Get => {
                                         let id = pick(&mut rng, &loaded.ids)?;
@@ -831,10 +838,7 @@ pub(crate) async fn run<S: SessionStore + SessionAdmin + 'static>(
                             let mut rng = SmallRng::seed_from_u64(seed(worker, 3));
                             let mut next = 0u64;
                             while running(deadline) {
-                                // Let other workers run even when the store never
-                                // suspends (the in-memory store): no worker may
-                                // starve the others.
-                                tokio::task::yield_now().await;
+                                fair_turn().await;
                                 let user = pick(&mut rng, &users)?;
                                 let session = fixtures.session(
                                     format!("w{worker}-c{next}"),
@@ -1130,10 +1134,7 @@ async fn consume_in_rounds<S: SessionStore + SessionAdmin + 'static>(
                     let (targets, cursor) = (targets.clone(), cursor.clone());
                     async move {
                         while running(deadline) {
-                            // Let other workers run even when the store never
-                            // suspends (the in-memory store): no worker may
-                            // starve the others.
-                            tokio::task::yield_now().await;
+                            fair_turn().await;
                             let Some(target) = targets.get(cursor.fetch_add(1, Ordering::Relaxed))
                             else {
                                 break;
@@ -1197,9 +1198,7 @@ async fn churn_worker<S: SessionStore + SessionAdmin>(
     let mut mine: VecDeque<DeviceSessionId> = VecDeque::new();
     let mut n = 0u64;
     while running(deadline) {
-        // Let other workers run even when the store never suspends
-        // (the in-memory store): no worker may starve the others.
-        tokio::task::yield_now().await;
+        fair_turn().await;
         n += 1;
         let oldest = if n.is_multiple_of(2) {
             mine.pop_front()
@@ -1269,9 +1268,7 @@ async fn mixed_worker<S: SessionStore + SessionAdmin>(
     let mut created: Vec<DeviceSessionId> = Vec::new();
     let mut next = 0u64;
     while running(deadline) {
-        // Let other workers run even when the store never suspends
-        // (the in-memory store): no worker may starve the others.
-        tokio::task::yield_now().await;
+        fair_turn().await;
         let user = pick(&mut rng, &loaded.users)?;
         match rng.random_range(0..100u32) {
             0..50 => {
@@ -1352,9 +1349,7 @@ async fn contention_worker<S: SessionStore + SessionAdmin>(
     let mut rng = SmallRng::seed_from_u64(seed(worker, 5));
     let mut n = 0u64;
     while running(deadline) {
-        // Let other workers run even when the store never suspends
-        // (the in-memory store): no worker may starve the others.
-        tokio::task::yield_now().await;
+        fair_turn().await;
         n += 1;
         if creator {
             let session = fixtures.session(format!("c{worker}-{n}"), &user, &mut rng)?;

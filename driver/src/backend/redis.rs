@@ -85,10 +85,14 @@ impl RedisBackend {
         // One connection attempt per reconnect, bounded by the operation
         // timeout: while the server is down, callers get the connection
         // error at once instead of queueing behind a backoff loop, and the
-        // next call tries again.
+        // next call tries again. No response timeout of redis-rs's own:
+        // every round trip is bounded by what is left of its operation's
+        // budget already (`bounded`), and a second timer per request costs
+        // a timer registration (at low concurrency, a wake-up of the
+        // runtime's driver) for nothing.
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
+            .set_response_timeout(None)
             .set_number_of_retries(0);
         let conn = match tokio::time::timeout(
             timeout,
