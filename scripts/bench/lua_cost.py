@@ -90,6 +90,10 @@ def main():
         ("return 0 (same arguments)", "return 0"),
         ("the four calls by hand", BY_HAND),
     ]
+    # More scripts to compare (paths, colon-separated), e.g. a candidate
+    # rewrite of the apply script.
+    for path in filter(None, os.environ.get("LUA_VARIANTS", "").split(":")):
+        variants.append((path, open(path).read()))
     restore = [
         ["DEL"] + KEYS,
         ["ZADD", ACTIVE] + sum(([b"1796133365021558", m] for m in MEMBERS), []),
