@@ -239,13 +239,16 @@ impl MemoryKv {
     /// needs there, or nothing: [`crate::plan::KeyTable`]) and then every
     /// precondition of `plan`; if all hold, makes every write.
     pub fn apply(&mut self, plan: &Plan) -> Applied {
-        for (key, needs) in plan.keys_with_types() {
-            if let (Some(needs), Some(found)) = (needs, self.key_type(key)) {
-                if found != needs {
-                    return Applied::WrongType {
-                        key: key.to_owned(),
-                    };
-                }
+        let table = plan.key_table();
+        for (position, (key, needs)) in table.keys().iter().enumerate() {
+            let wrong = match (needs, self.key_type(key)) {
+                (Some(needs), Some(found)) => found != *needs,
+                _ => false,
+            };
+            if wrong || table.is_mixed(position) {
+                return Applied::WrongType {
+                    key: (*key).to_owned(),
+                };
             }
         }
         for (index, precondition) in plan.preconditions().enumerate() {

@@ -492,16 +492,21 @@ impl Plan {
     pub fn key_table(&self) -> KeyTable<'_> {
         let uses = self
             .preconditions()
-            .map(|p| (p.key(), Some(p.key_type())))
-            .chain(self.writes.iter().map(|w| (w.key(), w.checked_type())));
+            .map(|p| (p.key(), Some(p.key_type()), role(p.key_type())))
+            .chain(
+                self.writes
+                    .iter()
+                    .map(|w| (w.key(), w.checked_type(), role(w.key_type()))),
+            );
         let mut table = KeyTable {
             keys: Vec::new(),
+            roles: Vec::new(),
             uses: Vec::with_capacity(self.preconditions.len() + self.writes.len()),
         };
         // Most plans name a handful of keys: a scan beats hashing them.
         // Batches name hundreds: then a map.
         let mut position: Option<std::collections::HashMap<&str, usize>> = None;
-        for (key, needs) in uses {
+        for (key, needs, used_as) in uses {
             let found = match &position {
                 Some(map) => map.get(key).copied(),
                 None => table.keys.iter().rposition(|(k, _)| *k == key),
@@ -511,11 +516,15 @@ impl Plan {
                     if let Some(entry) = table.keys.get_mut(at) {
                         entry.1 = stricter(entry.1, needs);
                     }
+                    if let Some(roles) = table.roles.get_mut(at) {
+                        *roles |= used_as;
+                    }
                     at
                 }
                 None => {
                     let at = table.keys.len();
                     table.keys.push((key, needs));
+                    table.roles.push(used_as);
                     if let Some(map) = &mut position {
                         map.insert(key, at);
                     } else if table.keys.len() > SCAN_KEYS {
@@ -596,6 +605,18 @@ const SCAN_KEYS: usize = 16;
 
 /// Of two needs at one key, the one to check: a sorted set over a string
 /// (an index use decides), any check over none.
+/// A key's use as a string or as an index, as bits: a key whose uses set
+/// both is used in both roles.
+const AS_STRING: u8 = 1;
+const AS_INDEX: u8 = 2;
+
+fn role(key_type: KeyType) -> u8 {
+    match key_type {
+        KeyType::SortedSet => AS_INDEX,
+        _ => AS_STRING,
+    }
+}
+
 fn stricter(a: Option<KeyType>, b: Option<KeyType>) -> Option<KeyType> {
     match (a, b) {
         (Some(KeyType::SortedSet), _) | (_, Some(KeyType::SortedSet)) => Some(KeyType::SortedSet),
@@ -611,10 +632,15 @@ fn stricter(a: Option<KeyType>, b: Option<KeyType>) -> Option<KeyType> {
 /// only sets or deletes is not checked (`None`): setting replaces whatever
 /// a key held and deleting removes it, so nothing there can fail half-way
 /// through a plan. A plan that finds a key of the wrong type writes
-/// nothing.
+/// nothing. A plan that uses one key both as a string and as an index
+/// ([`KeyTable::is_mixed`]) can never be applied whole, since no key holds
+/// both: it is refused at that key as a wrong type, whatever the key
+/// holds, before anything is written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyTable<'a> {
     keys: Vec<(&'a str, Option<KeyType>)>,
+    /// Per key, the roles its uses give it (`AS_STRING` | `AS_INDEX`).
+    roles: Vec<u8>,
     uses: Vec<usize>,
 }
 
@@ -622,6 +648,12 @@ impl<'a> KeyTable<'a> {
     /// The keys with their checked types, first use first.
     pub fn keys(&self) -> &[(&'a str, Option<KeyType>)] {
         &self.keys
+    }
+
+    /// Whether the plan uses the key at `position` in [`KeyTable::keys`]
+    /// both as a string and as an index (refused: see [`KeyTable`]).
+    pub fn is_mixed(&self, position: usize) -> bool {
+        self.roles.get(position) == Some(&(AS_STRING | AS_INDEX))
     }
 
     /// The position in [`KeyTable::keys`] of the key of the plan's `i`-th

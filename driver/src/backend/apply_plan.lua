@@ -4,9 +4,11 @@
 --
 -- KEYS: every key the plan names. ARGV: the type table (the number of
 -- checked keys, then per key `k t`: the type KEYS[k] must have when it
--- exists, 's' string or 'z' sorted set — the plan's own rule,
--- authsession_core::plan::KeyTable; a key the plan only sets or deletes is
--- not checked), the number of preconditions, the preconditions, then the
+-- exists, 's' string or 'z' sorted set, or 'x' when the plan uses it both
+-- as a string and as an index (refused whatever it holds: no key holds
+-- both) — the plan's own rule, authsession_core::plan::KeyTable; a key
+-- the plan only sets or deletes is not checked), the number of
+-- preconditions, the preconditions, then the
 -- writes. A precondition is an opcode, a 1-based index into KEYS and its
 -- operands:
 --   A k            Absent:           TYPE KEYS[k] == none (from the type table)
@@ -32,6 +34,7 @@ local types = {}   -- k -> TYPE reply, for the checked keys
 for _ = 1, n_types do
   local k, want = tonumber(ARGV[pos]), ARGV[pos + 1]
   pos = pos + 2
+  if want == 'x' then return -k end
   local t = redis.call('TYPE', KEYS[k])['ok']
   types[k] = t
   if t ~= 'none' then

@@ -55,6 +55,7 @@ pub(crate) fn encode_args(
         let Some(key_type) = key_type else { continue };
         push(index.format(i + 1).as_bytes());
         push(match key_type {
+            _ if table.is_mixed(i) => b"x",
             KeyType::SortedSet => b"z",
             _ => b"s",
         });
