@@ -603,8 +603,6 @@ impl Outline {
 /// Up to this many keys, [`Plan::key_table`] finds a key by scanning.
 const SCAN_KEYS: usize = 16;
 
-/// Of two needs at one key, the one to check: a sorted set over a string
-/// (an index use decides), any check over none.
 /// A key's use as a string or as an index, as bits: a key whose uses set
 /// both is used in both roles.
 const AS_STRING: u8 = 1;
@@ -617,6 +615,8 @@ fn role(key_type: KeyType) -> u8 {
     }
 }
 
+/// Of two needs at one key, the one to check: a sorted set over a string
+/// (an index use decides), any check over none.
 fn stricter(a: Option<KeyType>, b: Option<KeyType>) -> Option<KeyType> {
     match (a, b) {
         (Some(KeyType::SortedSet), _) | (_, Some(KeyType::SortedSet)) => Some(KeyType::SortedSet),
