@@ -366,15 +366,22 @@ fn arb_case() -> impl Strategy<Value = (State, Plan)> {
         .prop_map(|(state, roles, pre, writes)| (state, plan_of(&roles, &pre, &writes)))
 }
 
-#[test]
-fn random_plans_apply_alike_in_memory_and_on_the_server() {
+/// A runtime, a server and a runner of `cases` random cases (nothing
+/// persisted: a failure prints its case).
+fn property_run(cases: u32) -> (tokio::runtime::Runtime, Redis, TestRunner) {
     let rt = runtime();
     let redis = rt.block_on(Redis::start());
-    let mut runner = TestRunner::new(Config {
-        cases: 600,
+    let runner = TestRunner::new(Config {
+        cases,
         failure_persistence: None,
         ..Config::default()
     });
+    (rt, redis, runner)
+}
+
+#[test]
+fn random_plans_apply_alike_in_memory_and_on_the_server() {
+    let (rt, redis, mut runner) = property_run(600);
     let outcomes: std::cell::RefCell<BTreeMap<String, usize>> = Default::default();
     runner
         .run(&arb_case(), |(state, plan)| {
@@ -424,13 +431,7 @@ fn arb_mixed_case() -> impl Strategy<Value = (State, Plan)> {
 
 #[test]
 fn random_plans_with_mixed_roles_apply_alike_in_memory_and_on_the_server() {
-    let rt = runtime();
-    let redis = rt.block_on(Redis::start());
-    let mut runner = TestRunner::new(Config {
-        cases: 300,
-        failure_persistence: None,
-        ..Config::default()
-    });
+    let (rt, redis, mut runner) = property_run(300);
     let (done, refused) = (std::cell::Cell::new(0), std::cell::Cell::new(0));
     runner
         .run(&arb_mixed_case(), |(state, plan)| {
