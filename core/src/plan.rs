@@ -455,13 +455,6 @@ impl Plan {
         self.key_table().keys.into_iter().map(|(k, _)| k).collect()
     }
 
-    /// Every key with the type the plan needs there when it exists, first
-    /// use first (see [`KeyTable`]): the one statement of the wrong-type
-    /// rule (the Lua script mirrors it).
-    pub fn keys_with_types(&self) -> Vec<(&str, Option<KeyType>)> {
-        self.key_table().keys
-    }
-
     /// What to keep of the plan to read its answer (see [`Outline`]).
     pub fn outline(&self) -> Outline {
         Outline {
@@ -487,8 +480,11 @@ impl Plan {
         }
     }
 
-    /// The plan's keys and, for each precondition and write, which of them
-    /// it uses; one pass, linear in the plan's size.
+    /// The plan's keys with the type each must hold and whether the plan
+    /// uses it in both roles — the one statement of the wrong-type rule
+    /// (the model applies it, the Lua script mirrors it) — and, for each
+    /// precondition and write, which key it uses; one pass, linear in the
+    /// plan's size.
     pub fn key_table(&self) -> KeyTable<'_> {
         let uses = self
             .preconditions()
