@@ -347,7 +347,8 @@ impl RedisCluster {
     fn spawn(&mut self, i: usize) -> Result<(), String> {
         let node = self.nodes.get_mut(i).expect("node index");
         let dir = node.dir.clone();
-        let mut cmd = Command::new("redis-server");
+        let binary = crate::server::server_binary();
+        let mut cmd = Command::new(&binary);
         cmd.args(["--port", &node.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--cluster-enabled", "yes", "--cluster-config-file"])
             .arg(dir.join("nodes.conf"))
@@ -367,7 +368,7 @@ impl RedisCluster {
             .stderr(Stdio::null());
         node.log_offset = node.log().len();
         let child = cmd.spawn().map_err(|e| {
-            format!("cannot run redis-server ({e}); install it: apt-get install -y redis-server")
+            format!("cannot run {binary} ({e}); install it: apt-get install -y redis-server")
         })?;
         node.child = Some(child);
         let started = Instant::now();
