@@ -799,6 +799,15 @@ impl RedisCluster {
         cmd.query(&mut con)
     }
 
+    /// What the nodes say they are (`INFO server` of the first live node).
+    pub fn info(&self) -> crate::ServerInfo {
+        let port = *self.live_ports().first().expect("a live node");
+        let text: String = self
+            .query(port, redis::cmd("INFO").arg("server"))
+            .expect("INFO server");
+        crate::ServerInfo::parse(&text).unwrap_or_else(|| panic!("no version in INFO: {text}"))
+    }
+
     fn admin_url(&self, port: u16) -> String {
         match &self.credentials {
             None => format!("redis://127.0.0.1:{port}"),

@@ -234,6 +234,11 @@ impl RedisServer {
         crate::RedisRaw::new(conn)
     }
 
+    /// What the server says it is (`INFO server`).
+    pub async fn info(&self) -> crate::ServerInfo {
+        crate::server_info::query_info(&mut self.raw().await.connection()).await
+    }
+
     /// SIGKILL by pid and reap; the port is free afterwards.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
