@@ -260,9 +260,11 @@ async fn check<S: SessionAdmin>(store: &S, repair: bool) -> Result<ExitCode, Cli
             .len()
     };
     if remaining > 0 {
-        eprintln!(
-            "authsession: check: {remaining} problem(s) remain{} (kind: check_failed)",
-            if repair { " after repair" } else { "" }
+        let after = if repair { " after repair" } else { "" };
+        crate::error::report(
+            "check",
+            &format!("{remaining} problem(s) remain{after}"),
+            "check_failed",
         );
         return Ok(ExitCode::FAILURE);
     }
@@ -298,9 +300,13 @@ pub(crate) async fn migrate<A: Backend>(
     if report.differences.is_empty() {
         Ok(ExitCode::SUCCESS)
     } else {
-        eprintln!(
-            "authsession: migrate: {} session(s) differ between source and target (kind: migrate_differences)",
-            report.differences.len()
+        crate::error::report(
+            "migrate",
+            &format!(
+                "{} session(s) differ between source and target",
+                report.differences.len()
+            ),
+            "migrate_differences",
         );
         Ok(ExitCode::FAILURE)
     }

@@ -321,13 +321,7 @@ async fn the_service_user_runs_every_operation_in_both_layouts() {
             .iter()
             .map(grain)
             .collect();
-        for own in [
-            "config|resetstat",
-            "info",
-            "acl|log",
-            "auth",
-            "hello",
-        ] {
+        for own in ["config|resetstat", "info", "acl|log", "auth", "hello"] {
             used.remove(&grain(&own.to_owned()));
         }
         used.retain(|c| !c.starts_with("client"));
