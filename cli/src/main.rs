@@ -14,8 +14,6 @@ mod duration;
 mod error;
 mod offline;
 mod output;
-// Wired into check, sweep and migrate in the next commits.
-#[allow(dead_code)]
 mod progress;
 mod reference;
 mod store;
