@@ -231,13 +231,16 @@ impl Server {
             .client
             .get_connection_with_timeout(REFERENCE_TIMEOUT)
             .map_err(failed)?;
-        let info: String = redis::cmd("INFO")
+        // One section per INFO (Redis 6.2 takes only one), pipelined.
+        let (cpu, commandstats): (String, String) = redis::pipe()
+            .cmd("INFO")
             .arg("cpu")
+            .cmd("INFO")
             .arg("commandstats")
             .query(&mut conn)
             .map_err(failed)?;
         let mut usage = ServerUsage::default();
-        for line in info.lines() {
+        for line in cpu.lines().chain(commandstats.lines()) {
             if let Some(seconds) = line
                 .strip_prefix("used_cpu_user:")
                 .or_else(|| line.strip_prefix("used_cpu_sys:"))

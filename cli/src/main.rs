@@ -14,6 +14,7 @@ mod duration;
 mod error;
 mod offline;
 mod output;
+mod progress;
 mod reference;
 mod store;
 mod timestamp;
@@ -48,8 +49,11 @@ const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
     name = "authsession",
     version,
     max_term_width = 100,
-    after_help = "Every command prints JSON on stdout. On any error it exits 1 and prints the \
-                  message with its stable kind on stderr (usage errors exit 2)."
+    after_help = "Every command prints JSON on stdout. On any error it exits 1 and prints one \
+                  line on stderr, `authsession: error: MESSAGE (kind: KIND)` (usage errors \
+                  exit 2). A closed stdout (`| head -1`) ends the command quietly with status \
+                  141. check, sweep and migrate print a summary line on stderr (and, on a \
+                  terminal, a live count)."
 )]
 struct Cli {
     #[command(flatten)]
@@ -127,9 +131,19 @@ struct GlobalArgs {
         global = true
     )]
     on_limit: OnLimitArg,
-    /// Sessions per atomic batch of revoke-all, check, sweep and migrate
-    /// (1..=1000; default 500).
-    #[arg(long, env = "AUTHSESSION_BATCH_SIZE", global = true, value_name = "N")]
+    /// Sessions per atomic batch of revoke-all, check, sweep and migrate.
+    #[arg(
+        long,
+        env = "AUTHSESSION_BATCH_SIZE",
+        global = true,
+        value_name = "N",
+        // From the core's constants, so the text cannot drift from them.
+        help = format!(
+            "Sessions per atomic batch of revoke-all, check, sweep and migrate (1..={}; default {})",
+            BatchSize::MAX,
+            BatchSize::default().get()
+        )
+    )]
     batch_size: Option<usize>,
     /// Acknowledge a write only once `WAIT` confirms N replicas have it
     /// (default 0: don't wait).
@@ -189,6 +203,12 @@ enum OnLimitArg {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Validate a raw stored record offline with the strict decoder.
+    #[command(long_about = format!(
+        "Validate a raw stored record offline with the strict decoder. A record (and a --batch \
+         line) may be at most {} bytes; longer input is `invalid_input` (a valid record is \
+         under 2 KiB).",
+        offline::MAX_INPUT
+    ))]
     Decode(DecodeArgs),
     /// Print the keys derived for a device session id and/or a user.
     Keys(KeysArgs),
@@ -417,7 +437,11 @@ struct DecodeArgs {
     id: Option<String>,
     /// Read JSON lines `{"id":…,"payload_b64":…}` and answer one JSON line
     /// per input line.
-    #[arg(long)]
+    #[arg(long, long_help = format!(
+        "Read JSON lines `{{\"id\":…,\"payload_b64\":…}}` and answer one JSON line per input \
+         line; a line over {} bytes is answered `invalid_input` and the batch goes on.",
+        offline::MAX_INPUT
+    ))]
     batch: bool,
     /// Input file (stdin when absent).
     file: Option<PathBuf>,
@@ -533,7 +557,10 @@ impl GlobalArgs {
 /// Parses the command line, runs the command, and maps the result to the
 /// process exit code (errors on stderr with their kind).
 fn main() -> ExitCode {
-    let matches = Cli::command().get_matches();
+    let matches = match Cli::command().try_get_matches() {
+        Ok(matches) => matches,
+        Err(error) => return clap_exit(&error),
+    };
     let from_command_line = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
     let given = Given {
         redis_url_flag: from_command_line("redis_url"),
@@ -544,7 +571,7 @@ fn main() -> ExitCode {
     };
     let mut cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
-        Err(error) => error.exit(),
+        Err(error) => return clap_exit(&error),
     };
     cli.global.given = given;
     verbose::install(cli.global.verbose);
@@ -561,11 +588,55 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
-        Err(error) => {
-            eprintln!("authsession: error: {error}");
-            ExitCode::FAILURE
+        Err(error) => fail(&error),
+    }
+}
+
+/// Exit status when stdout was closed under the command (`| head -1`):
+/// what a shell reports for a tool ended by SIGPIPE.
+const STDOUT_CLOSED_STATUS: u8 = 128 + 13;
+
+/// Prints `error` as one line on stderr (nothing when stdout was closed:
+/// the reader went away on purpose) and picks the exit status.
+fn fail(error: &CliError) -> ExitCode {
+    match error.kind() {
+        CliError::STDOUT_CLOSED => ExitCode::from(STDOUT_CLOSED_STATUS),
+        kind => {
+            error::stderr_line(&format!("error: {error}"));
+            ExitCode::from(if kind == "usage" { 2 } else { 1 })
         }
     }
+}
+
+/// A command line clap refused: help and version print as usual (exit 0);
+/// anything else is one `usage` line (exit 2), the first paragraph of
+/// clap's message.
+fn clap_exit(error: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match error.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            // A closed stdout here is no error worth reporting.
+            let _ = error.print();
+            ExitCode::SUCCESS
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => fail(&CliError::usage(
+            "a command is required; `authsession --help` lists them",
+        )),
+        _ => fail(&CliError::usage(clap_message(&error.to_string()))),
+    }
+}
+
+/// clap's rendered error up to its first blank line (the usage block and
+/// tips follow it), on one line, without the `error: ` label.
+fn clap_message(rendered: &str) -> String {
+    let first: Vec<&str> = rendered
+        .lines()
+        .map(str::trim)
+        .take_while(|line| !line.is_empty())
+        .collect();
+    let text = first.join(" ");
+    let text = text.strip_prefix("error: ").unwrap_or(&text);
+    format!("{text}; see --help")
 }
 
 fn runtime(multi_thread: bool) -> Result<tokio::runtime::Runtime, CliError> {
@@ -828,7 +899,7 @@ fn stop_on_ctrl_c(rt: &tokio::runtime::Runtime) -> Result<(), CliError> {
         .map_err(|e| CliError::io("installing the Ctrl-C handler", &e))?;
     rt.spawn(async move {
         if interrupts.recv().await.is_some() {
-            eprintln!("authsession: bench: interrupted; stopping and purging its keys");
+            error::stderr_line("bench: interrupted; stopping and purging its keys");
             bench::interrupt();
             if interrupts.recv().await.is_some() {
                 std::process::exit(130);
@@ -899,12 +970,12 @@ fn run_bench(global: &GlobalArgs, args: &BenchArgs) -> Result<ExitCode, CliError
     })?;
     output::print(&report)?;
     if bench::interrupted() {
-        eprintln!("authsession: bench: interrupted (kind: interrupted)");
+        error::report("bench", "interrupted", "interrupted");
         Ok(ExitCode::from(130))
     } else if report.is_clean() {
         Ok(ExitCode::SUCCESS)
     } else {
-        eprintln!("authsession: bench: errors or broken invariants (kind: bench_failed)");
+        error::report("bench", "errors or broken invariants", "bench_failed");
         Ok(ExitCode::FAILURE)
     }
 }
@@ -932,6 +1003,46 @@ mod tests {
                 .is_some_and(|s| s != ValueSource::DefaultValue),
         };
         cli.global
+    }
+
+    #[test]
+    fn help_states_the_limits_from_their_constants() {
+        let help = |args: &[&str]| {
+            let mut all = vec!["authsession"];
+            all.extend_from_slice(args);
+            let error = Cli::command().try_get_matches_from(all).unwrap_err();
+            assert_eq!(error.kind(), clap::error::ErrorKind::DisplayHelp);
+            error.to_string()
+        };
+        let batch = format!(
+            "(1..={}; default {})",
+            BatchSize::MAX,
+            BatchSize::default().get()
+        );
+        assert!(help(&["check", "-h"]).contains(&batch), "{batch}");
+        let decode = help(&["decode", "--help"]);
+        let cap = format!("at most {} bytes", offline::MAX_INPUT);
+        assert!(decode.contains(&cap), "{decode}");
+        let line = format!("a line over {} bytes", offline::MAX_INPUT);
+        assert!(decode.contains(&line), "{decode}");
+    }
+
+    #[test]
+    fn clap_errors_become_one_usage_line() {
+        let message = |args: &[&str]| {
+            let mut all = vec!["authsession"];
+            all.extend_from_slice(args);
+            let error = Cli::command().try_get_matches_from(all).unwrap_err();
+            clap_message(&error.to_string())
+        };
+        assert_eq!(
+            message(&["get"]),
+            "the following required arguments were not provided: <ID>; see --help"
+        );
+        assert_eq!(
+            message(&["--bogus", "get", "x"]),
+            "unexpected argument '--bogus' found; see --help"
+        );
     }
 
     #[test]

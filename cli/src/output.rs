@@ -1,5 +1,6 @@
-//! JSON on stdout, one value per line. Write errors (a closed pipe) become
-//! [`CliError`]s instead of the panic `println!` would raise.
+//! JSON on stdout, one value per line. Write errors become [`CliError`]s
+//! instead of the panic `println!` would raise; a closed pipe is
+//! [`CliError::STDOUT_CLOSED`], which ends the command quietly.
 //!
 //! Strings are escaped as in stored records (core's `GoEscapeFormatter`):
 //! besides JSON's own escapes, U+2028 and U+2029 — line terminators to
@@ -23,16 +24,18 @@ pub(crate) fn write_line<W: Write + ?Sized>(
     let mut serializer = serde_json::Serializer::with_formatter(&mut *out, GoEscapeFormatter);
     value
         .serialize(&mut serializer)
-        .map_err(|e| CliError::new("io", format!("writing output: {e}")))?;
-    out.write_all(b"\n")
-        .map_err(|e| CliError::io("writing output", &e))
+        .map_err(|e| match e.io_error_kind() {
+            Some(kind) => CliError::output(&kind.into()),
+            None => CliError::new("io", format!("writing output: {e}")),
+        })?;
+    out.write_all(b"\n").map_err(|e| CliError::output(&e))
 }
 
 /// Prints `value` as one JSON line on stdout.
 pub(crate) fn print(value: &impl Serialize) -> Result<(), CliError> {
     let mut out = std::io::stdout().lock();
     write_line(&mut out, value)?;
-    out.flush().map_err(|e| CliError::io("writing output", &e))
+    out.flush().map_err(|e| CliError::output(&e))
 }
 
 /// `revoke`'s answer.

@@ -22,6 +22,7 @@ use crate::error::CliError;
 use crate::output::{
     self, CountOut, CreatedOut, PageOut, RevokeAllCountOut, RevokeAllOut, RevokeOut,
 };
+use crate::progress::Progress;
 use crate::timestamp;
 
 /// Everything a store is built with besides where it is: the key space
@@ -224,7 +225,14 @@ pub(crate) async fn run<S: SessionStore + SessionAdmin>(
         }
         StoreCommand::Check { repair } => return check(store, repair).await,
         StoreCommand::Sweep => {
-            let report = store.sweep().await?;
+            let progress = Progress::new("sweep");
+            let report = store
+                .sweep_with_progress(&|keys| progress.update(keys))
+                .await?;
+            progress.finish(&format!(
+                "{} users, {} sessions removed in {} batches; keys visited",
+                report.users, report.sessions_removed, report.batches
+            ));
             output::print(&output::SweepOut {
                 users: report.users,
                 sessions_removed: report.sessions_removed,
@@ -247,7 +255,17 @@ async fn check<S: SessionAdmin>(store: &S, repair: bool) -> Result<ExitCode, Cli
     } else {
         CheckMode::Report
     };
-    let report = store.check(mode).await?;
+    let progress = Progress::new("check");
+    let report = store
+        .check_with_progress(mode, &|keys| progress.update(keys))
+        .await?;
+    progress.finish(&format!(
+        "{} records, {} index entries, {} problem(s), {} repaired; keys visited",
+        report.records,
+        report.index_entries,
+        report.problems.len(),
+        report.repaired.len()
+    ));
     output::print(&report)?;
     let remaining = if !repair || report.problems.is_empty() {
         report.problems.len()
@@ -260,9 +278,11 @@ async fn check<S: SessionAdmin>(store: &S, repair: bool) -> Result<ExitCode, Cli
             .len()
     };
     if remaining > 0 {
-        eprintln!(
-            "authsession: check: {remaining} problem(s) remain{} (kind: check_failed)",
-            if repair { " after repair" } else { "" }
+        let after = if repair { " after repair" } else { "" };
+        crate::error::report(
+            "check",
+            &format!("{remaining} problem(s) remain{after}"),
+            "check_failed",
         );
         return Ok(ExitCode::FAILURE);
     }
@@ -283,24 +303,38 @@ pub(crate) async fn migrate<A: Backend>(
     target: &MigrateTarget,
     options: &StoreOptions,
 ) -> Result<ExitCode, CliError> {
+    let progress = Progress::new("migrate");
+    let update = |sessions| progress.update(sessions);
     let report = match target {
         MigrateTarget::Url(url) => {
             let target = connect_redis_as(url, options, "--to-url").await?;
-            source.migrate_to(&target).await
+            source.migrate_to_with_progress(&target, &update).await
         }
         MigrateTarget::Cluster(nodes) => {
             let target = cluster::connect_cluster(nodes, options).await?;
-            source.migrate_to(&target).await
+            source.migrate_to_with_progress(&target, &update).await
         }
     }
     .map_err(|e| CliError::from(e).context("migrate"))?;
+    progress.finish(&format!(
+        "{} users, {} sessions, {} copied, {} already present, {} difference(s); sessions copied then verified",
+        report.users,
+        report.sessions,
+        report.copied,
+        report.already_present,
+        report.differences.len()
+    ));
     output::print(&report)?;
     if report.differences.is_empty() {
         Ok(ExitCode::SUCCESS)
     } else {
-        eprintln!(
-            "authsession: migrate: {} session(s) differ between source and target (kind: migrate_differences)",
-            report.differences.len()
+        crate::error::report(
+            "migrate",
+            &format!(
+                "{} session(s) differ between source and target",
+                report.differences.len()
+            ),
+            "migrate_differences",
         );
         Ok(ExitCode::FAILURE)
     }

@@ -510,3 +510,58 @@ fn an_interrupted_bench_still_reports_and_purges_its_keys() {
     assert_eq!(report["interrupted"], true, "{report}");
     assert_eq!(keys(&mut conn, "*"), Vec::<String>::new());
 }
+
+/// The long commands print one summary line on stderr (stderr is not a
+/// terminal here, so no live line) while stdout stays their one JSON
+/// value.
+#[test]
+fn long_commands_summarise_on_stderr_and_keep_stdout_json() {
+    let server = RedisServer::start();
+    let p = "prog:";
+    for (i, user) in ["user-1", "user-1", "user-2"].iter().enumerate() {
+        create(
+            &server,
+            p,
+            &format!("dev-{i}"),
+            user,
+            KEY_A,
+            "2026-11-27T10:00:00Z",
+        );
+    }
+    let to = server.url();
+    let commands: [(&str, &[&str]); 4] = [
+        ("check", &["check"]),
+        ("check", &["check", "--repair"]),
+        ("sweep", &["--revoked-retention", "1d", "sweep"]),
+        (
+            "migrate",
+            &["migrate", "--to-url", &to, "--to-prefix", "copy:"],
+        ),
+    ];
+    for (name, args) in commands {
+        let out = on(&server, p, args);
+        let value: Value = serde_json::from_str(&out.stdout)
+            .unwrap_or_else(|e| panic!("{args:?}: stdout is not one JSON value ({e}): {out:?}"));
+        assert!(value.is_object(), "{args:?}: {value}");
+        let lines: Vec<&str> = out.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "{args:?}: {out:?}");
+        let summary = lines[0];
+        assert!(
+            summary.starts_with(&format!("authsession: {name}: ")) && summary.ends_with("/s)"),
+            "{args:?}: {summary}"
+        );
+        assert!(
+            !summary.contains('\r'),
+            "no live line off a terminal: {summary:?}"
+        );
+    }
+    let check = on(&server, p, &["check"]);
+    assert!(check.stderr.contains("3 records"), "{check:?}");
+    let migrate = on(
+        &server,
+        p,
+        &["migrate", "--to-url", &to, "--to-prefix", "copy2:"],
+    );
+    // 3 sessions copied, then 3 verified.
+    assert!(migrate.stderr.contains("(6 in "), "{migrate:?}");
+}

@@ -78,6 +78,17 @@ pub trait SessionAdmin: Send + Sync {
     fn check(
         &self,
         mode: CheckMode,
+    ) -> impl std::future::Future<Output = Result<CheckReport, Error>> + Send {
+        self.check_with_progress(mode, &no_progress)
+    }
+
+    /// [`SessionAdmin::check`], telling `progress` how many keys the walk
+    /// has visited so far, now and then (it runs on the walk's task:
+    /// keep it cheap).
+    fn check_with_progress(
+        &self,
+        mode: CheckMode,
+        progress: &(dyn Fn(u64) + Sync),
     ) -> impl std::future::Future<Output = Result<CheckReport, Error>> + Send;
 
     /// Removes every revoked session past the configured retention, for
@@ -85,22 +96,41 @@ pub trait SessionAdmin: Send + Sync {
     /// together). Resumable: running it again finishes what an interrupted
     /// run left. Without a retention, removes nothing (the report says
     /// so).
-    fn sweep(&self) -> impl std::future::Future<Output = Result<SweepReport, Error>> + Send;
+    fn sweep(&self) -> impl std::future::Future<Output = Result<SweepReport, Error>> + Send {
+        self.sweep_with_progress(&no_progress)
+    }
+
+    /// [`SessionAdmin::sweep`], telling `progress` how many keys the walk
+    /// has visited so far, now and then.
+    fn sweep_with_progress(
+        &self,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> impl std::future::Future<Output = Result<SweepReport, Error>> + Send;
 
     /// Deletes every key of this store's key space, page by page; returns
     /// how many.
     fn purge(&self) -> impl std::future::Future<Output = Result<u64, Error>> + Send;
 }
 
+/// The progress of a caller that wants none.
+pub(crate) fn no_progress(_: u64) {}
+
 impl<B: Backend> SessionAdmin for Store<B> {
-    async fn check(&self, mode: CheckMode) -> Result<CheckReport, Error> {
-        self.drive_walk(Check::new(&self.keys, mode, self.policy.batch_size))
-            .await
+    async fn check_with_progress(
+        &self,
+        mode: CheckMode,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<CheckReport, Error> {
+        let check = Check::new(&self.keys, mode, self.policy.batch_size);
+        self.drive_walk(check, progress).await
     }
 
-    async fn sweep(&self) -> Result<SweepReport, Error> {
-        self.drive_walk(Sweep::new(&self.keys, self.policy, self.now()))
-            .await
+    async fn sweep_with_progress(
+        &self,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<SweepReport, Error> {
+        let sweep = Sweep::new(&self.keys, self.policy, self.now());
+        self.drive_walk(sweep, progress).await
     }
 
     async fn purge(&self) -> Result<u64, Error> {

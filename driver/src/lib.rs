@@ -289,8 +289,23 @@ impl<T: SessionAdmin + ?Sized> SessionAdmin for std::sync::Arc<T> {
         (**self).check(mode)
     }
 
+    fn check_with_progress(
+        &self,
+        mode: CheckMode,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> impl Future<Output = Result<CheckReport, Error>> + Send {
+        (**self).check_with_progress(mode, progress)
+    }
+
     fn sweep(&self) -> impl Future<Output = Result<SweepReport, Error>> + Send {
         (**self).sweep()
+    }
+
+    fn sweep_with_progress(
+        &self,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> impl Future<Output = Result<SweepReport, Error>> + Send {
+        (**self).sweep_with_progress(progress)
     }
 
     fn purge(&self) -> impl Future<Output = Result<u64, Error>> + Send {

@@ -10,7 +10,7 @@ use authsession_core::op::{
     Count, Create, Created, Get, Input, List, ListPage, Operation, Page, PageRequest, Policy,
     Revoke, RevokeAll, RevokeAllReport, Step,
 };
-use authsession_core::plan::Applied;
+use authsession_core::plan::{Applied, Reply};
 use authsession_core::{
     DeviceSessionId, KeySpace, RevokeSessionInput, RevokeSessionOutcome, RevokeUserSessionsInput,
     RevokeUserSessionsOutcome, Session, Timestamp, TransitionError, UserId,
@@ -186,20 +186,27 @@ impl<B: Backend> Store<B> {
     /// [`authsession_core::op::run_with`], with deadlines, jittered backoff,
     /// one span and (feature `metrics`) measurements.
     pub(crate) async fn drive<O: Operation>(&self, op: O) -> Result<O::Output, Error> {
-        self.drive_with(op, Budget::PerBatch).await
+        self.drive_with(op, Budget::PerBatch, None).await
     }
 
-    /// [`Store::drive`] for maintenance walks: no overall deadline.
-    #[allow(dead_code)] // used by the maintenance walks (sweep, check)
-    pub(crate) async fn drive_walk<O: Operation>(&self, op: O) -> Result<O::Output, Error> {
-        self.drive_with(op, Budget::PerRoundTrip).await
+    /// [`Store::drive`] for maintenance walks: no overall deadline, and
+    /// `progress` told the keys the walk's scans have returned so far.
+    pub(crate) async fn drive_walk<O: Operation>(
+        &self,
+        op: O,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<O::Output, Error> {
+        self.drive_with(op, Budget::PerRoundTrip, Some(progress))
+            .await
     }
 
     async fn drive_with<O: Operation>(
         &self,
         mut op: O,
         budget: Budget,
+        progress: Option<&(dyn Fn(u64) + Sync)>,
     ) -> Result<O::Output, Error> {
+        let mut scanned = 0u64;
         let name = op.name();
         let span = telemetry::operation_span(name, self.backend.info());
         let started = std::time::Instant::now();
@@ -213,7 +220,19 @@ impl<B: Backend> Store<B> {
                     Step::Read(reads) => {
                         let rt = batch.round_trip("read")?;
                         stats.round_trips += 1;
-                        Input::Replies(self.backend.read(rt, &reads).await?)
+                        let replies = self.backend.read(rt, &reads).await?;
+                        if let Some(progress) = progress {
+                            let keys = replies.iter().map(|reply| match reply {
+                                Reply::Keys(keys, _) => keys.len(),
+                                _ => 0,
+                            });
+                            let keys = u64::try_from(keys.sum::<usize>()).unwrap_or(u64::MAX);
+                            if keys > 0 {
+                                scanned = scanned.saturating_add(keys);
+                                progress(scanned);
+                            }
+                        }
+                        Input::Replies(replies)
                     }
                     Step::Apply(plan) => {
                         if plan.is_empty() {

@@ -21,7 +21,9 @@ pub mod maintenance;
 pub mod monitor;
 pub mod raw;
 pub mod server;
+pub mod server_info;
 
 pub use cluster::RedisCluster;
 pub use raw::{ClusterRaw, MemoryRaw, RawKv, RedisRaw};
 pub use server::RedisServer;
+pub use server_info::{ServerInfo, ServerKind};
