@@ -86,7 +86,11 @@ impl RedisServer {
     fn spawn(&mut self) -> Result<(), String> {
         let dir = self.dir.path();
         let port = self.port.to_string();
-        let mut cmd = Command::new("redis-server");
+        // Another server (Redis 6.2, Valkey) for the suites that run on each.
+        let mut cmd = Command::new(
+            std::env::var_os("AUTHSESSION_TEST_REDIS_SERVER")
+                .unwrap_or_else(|| "redis-server".into()),
+        );
         if self.tls {
             cmd.args(["--port", "0", "--tls-port", &port]);
         } else {
