@@ -443,10 +443,7 @@ mod tests {
     fn refusals_inside_scripts_have_their_kinds_on_every_server() {
         let err = |text: &str| {
             let (code, detail) = text.split_once(' ').unwrap_or((text, ""));
-            let source = redis::RedisError::from(redis::make_extension_error(
-                code.to_owned(),
-                Some(detail.to_owned()),
-            ));
+            let source = redis::make_extension_error(code.to_owned(), Some(detail.to_owned()));
             Error::redis("apply", source)
         };
         let cases = [
@@ -481,10 +478,10 @@ mod tests {
 
     #[test]
     fn messages_never_span_lines() {
-        let source = redis::RedisError::from(redis::make_extension_error(
+        let source = redis::make_extension_error(
             "ERR".to_owned(),
             Some("Error running script\nuser_script:1: bad\r\nmore".to_owned()),
-        ));
+        );
         let text = Error::redis("apply", source).to_string();
         assert!(!text.contains(['\n', '\r']), "{text}");
         assert!(

@@ -126,7 +126,8 @@ pub(crate) fn encode_args(
     let mut runs: Vec<Run<'_>> = Vec::new();
     let mut open: Vec<Option<usize>> = vec![None; keys];
     // Per string key, its last write (`Some(value)`: a set) and phase.
-    let mut strings: Vec<Option<(Option<&[u8]>, WritePhase)>> = vec![None; keys];
+    type Last<'p> = Option<(Option<&'p [u8]>, WritePhase)>;
+    let mut strings: Vec<Last<'_>> = vec![None; keys];
     let mut string_order = Vec::new();
     for (write, phase) in plan.writes().iter().zip(phases) {
         let key = table.position_of_use(next_use()).unwrap_or_default();
