@@ -89,6 +89,7 @@ impl RedisServer {
         // Another server (Redis 6.2, Valkey) for the suites that run on each.
         let mut cmd = Command::new(
             std::env::var_os("AUTHSESSION_TEST_REDIS_SERVER")
+                .filter(|v| !v.is_empty())
                 .unwrap_or_else(|| "redis-server".into()),
         );
         if self.tls {
