@@ -373,3 +373,126 @@ async fn the_refusal_names_the_command() {
     }
     assert_eq!(f.dump("n:").await, Dump::new(), "{}", f.flavor.name);
 }
+
+/// Waits (bounded) until `primary` has a replica online, then until it has
+/// every write so far (`WAIT`).
+async fn replicated(primary: &RedisRaw) {
+    let started = std::time::Instant::now();
+    loop {
+        let info: String = primary.query(redis::cmd("INFO").arg("replication")).await;
+        if info
+            .lines()
+            .any(|l| l.starts_with("slave0:") && l.contains("state=online"))
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "no replica: {info}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let acked: i64 = primary.query(redis::cmd("WAIT").arg(1).arg(5000)).await;
+    assert_eq!(acked, 1, "the replica has every write");
+}
+
+/// Lazy retention removal is best-effort: on a read-only replica and as a
+/// user without the writes, reads of expired sessions answer as if they
+/// had been removed, and nothing is written.
+#[tokio::test]
+async fn reads_never_need_writes() {
+    let f = Fixture::start().await;
+    let policy = Policy {
+        revoked_retention: Some(Duration::from_secs(3600)),
+        ..Policy::default()
+    };
+    let keys = KeySpace::with_base("r:").unwrap();
+    f.now.store(1_000, Ordering::Relaxed);
+    let store = f.store(&keys, policy, None).await;
+    store.create(&active("s-1", "u", ts(1, 0))).await.unwrap();
+    store.create(&active("s-2", "u", ts(2, 0))).await.unwrap();
+    store.revoke(&revoke_input("s-1", ts(3, 0))).await.unwrap();
+    // A full sync at once (no wait for more replicas to join).
+    let () = f
+        .raw
+        .query(
+            redis::cmd("CONFIG")
+                .arg("SET")
+                .arg("repl-diskless-sync-delay")
+                .arg(0),
+        )
+        .await;
+    let port = f.server.port().to_string();
+    let replica = RedisServer::start_with(&["--replicaof", "127.0.0.1", &port]);
+    replicated(&f.raw).await;
+    let replica_raw = replica.raw().await;
+    let dump = |raw: &RedisRaw| {
+        let raw = raw.clone();
+        async move {
+            let mut keys: Vec<String> = raw.query(redis::cmd("KEYS").arg("r:*")).await;
+            keys.sort();
+            let mut out = Vec::new();
+            for key in keys {
+                let kind: String = raw.query(redis::cmd("TYPE").arg(&key)).await;
+                let members = if kind == "zset" {
+                    raw.zrange(&key).await
+                } else {
+                    Vec::new()
+                };
+                out.push((key, kind, members));
+            }
+            out
+        }
+    };
+    let before = dump(&replica_raw).await;
+
+    // s-1 is past its retention now.
+    f.now.store(100_000, Ordering::Relaxed);
+    let login = f.user_without("@write").await;
+    let on_replica = RedisSessionStore::connect(RedisConfig {
+        policy,
+        ..replica.config(keys.clone())
+    })
+    .await
+    .unwrap()
+    .with_clock(Clock::from_fn(|| ts(100_000, 0)));
+    let without_writes = f.store(&keys, policy, Some(&login)).await;
+    for (what, reader) in [("replica", &on_replica), ("no writes", &without_writes)] {
+        let what = format!("{}: {what}", f.flavor.name);
+        let u = user("u");
+        let err = reader.get(&id("s-1")).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotFound, "{what}: {err}");
+        let err = reader.get_for_user(&u, &id("s-1")).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotFound, "{what}: {err}");
+        let listed = reader.list_by_user_id(&u).await.unwrap();
+        assert_eq!(listed.len(), 1, "{what}: {listed:?}");
+        assert_eq!(listed[0].id(), &id("s-2"), "{what}");
+        let page = reader
+            .list_page(&u, &authsession_driver::core::op::PageRequest::default())
+            .await
+            .unwrap();
+        assert_eq!(page.sessions.len(), 1, "{what}: {page:?}");
+        // A revoke of the expired session finds nothing to revoke either.
+        let err = reader
+            .revoke(&revoke_input("s-1", ts(100_000, 0)))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotFound, "{what}: {err}");
+        // Writes proper still fail, with their kind.
+        let err = reader
+            .create(&active("s-9", "u", ts(9, 0)))
+            .await
+            .unwrap_err();
+        let expected = if reader as *const _ == &on_replica as *const _ {
+            ErrorKind::ReadOnlyReplica
+        } else {
+            ErrorKind::PermissionDenied
+        };
+        assert_eq!(err.kind(), expected, "{what}: {err}");
+    }
+    // Nothing was removed: the record and its entries are all still there.
+    let acked: i64 = f.raw.query(redis::cmd("WAIT").arg(1).arg(5000)).await;
+    assert_eq!(acked, 1);
+    assert_eq!(dump(&replica_raw).await, before, "{}", f.flavor.name);
+    assert_eq!(dump(&f.raw).await, before, "{}", f.flavor.name);
+}
