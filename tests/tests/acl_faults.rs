@@ -374,26 +374,32 @@ async fn the_refusal_names_the_command() {
     assert_eq!(f.dump("n:").await, Dump::new(), "{}", f.flavor.name);
 }
 
-/// Waits (bounded) until `primary` has a replica online, then until it has
-/// every write so far (`WAIT`).
-async fn replicated(primary: &RedisRaw) {
+/// Waits (bounded) until `replica` is online for `primary`, has loaded its
+/// data and has acknowledged every write so far (`WAIT`, kept under the
+/// raw connection's response timeout).
+async fn replicated(primary: &RedisRaw, replica: &RedisRaw) {
     let started = std::time::Instant::now();
     loop {
-        let info: String = primary.query(redis::cmd("INFO").arg("replication")).await;
-        if info
+        let online: String = primary.query(redis::cmd("INFO").arg("replication")).await;
+        let link: String = replica.query(redis::cmd("INFO").arg("replication")).await;
+        let loading: String = replica.query(redis::cmd("INFO").arg("persistence")).await;
+        let ready = online
             .lines()
             .any(|l| l.starts_with("slave0:") && l.contains("state=online"))
-        {
-            break;
+            && link.lines().any(|l| l.trim() == "master_link_status:up")
+            && loading.lines().any(|l| l.trim() == "loading:0");
+        if ready {
+            let acked: i64 = primary.query(redis::cmd("WAIT").arg(1).arg(200)).await;
+            if acked == 1 {
+                return;
+            }
         }
         assert!(
             started.elapsed() < Duration::from_secs(15),
-            "no replica: {info}"
+            "the replica never caught up: {online} {link}"
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let acked: i64 = primary.query(redis::cmd("WAIT").arg(1).arg(5000)).await;
-    assert_eq!(acked, 1, "the replica has every write");
 }
 
 /// Lazy retention removal is best-effort: on a read-only replica and as a
@@ -424,8 +430,8 @@ async fn reads_never_need_writes() {
         .await;
     let port = f.server.port().to_string();
     let replica = RedisServer::start_with(&["--replicaof", "127.0.0.1", &port]);
-    replicated(&f.raw).await;
     let replica_raw = replica.raw().await;
+    replicated(&f.raw, &replica_raw).await;
     let dump = |raw: &RedisRaw| {
         let raw = raw.clone();
         async move {
@@ -489,8 +495,59 @@ async fn reads_never_need_writes() {
         assert_eq!(err.kind(), refusal, "{what}: {err}");
     }
     // Nothing was removed: the record and its entries are all still there.
-    let acked: i64 = f.raw.query(redis::cmd("WAIT").arg(1).arg(5000)).await;
-    assert_eq!(acked, 1);
+    replicated(&f.raw, &replica_raw).await;
     assert_eq!(dump(&replica_raw).await, before, "{}", f.flavor.name);
     assert_eq!(dump(&f.raw).await, before, "{}", f.flavor.name);
+}
+
+/// A server at `maxmemory` (policy `noeviction`) refuses a script only at
+/// its first memory-growing write, never after one: a create or a revoke
+/// is `out_of_memory` with nothing written, while a removal (whose first
+/// write, `ZREM`, frees memory) goes through whole.
+#[tokio::test]
+async fn out_of_memory_refuses_whole_plans() {
+    let f = Fixture::start().await;
+    let policy = Policy {
+        revoked_retention: Some(Duration::from_secs(3600)),
+        ..Policy::default()
+    };
+    let keys = KeySpace::with_base("m:").unwrap();
+    setup(&f, &keys, policy, Op::Create).await;
+    let store = f.store(&keys, policy, None).await;
+    let before = f.dump("m:").await;
+    let () = f
+        .raw
+        .query(redis::cmd("CONFIG").arg("SET").arg("maxmemory").arg(1))
+        .await;
+    let what = &f.flavor.name;
+    let err = store
+        .create(&active("s-3", "u", ts(50_000, 0)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::OutOfMemory, "{what}: {err}");
+    assert!(!err.is_retryable(), "{what}: {err}");
+    let err = store
+        .revoke(&revoke_input("s-2", ts(60_000, 0)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::OutOfMemory, "{what}: {err}");
+    assert_eq!(f.dump("m:").await, before, "{what}: nothing written");
+    // s-0 is past its retention: reading it removes it, memory or not.
+    let err = store.get(&id("s-0")).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{what}: {err}");
+    let after = f.dump("m:").await;
+    let s0 = keys.record_key(&user("u"), &id("s-0"));
+    assert!(
+        !after.contains_key(&s0),
+        "{what}: the expired record was removed"
+    );
+    assert!(unsafe_state(&keys, &after, None).is_empty(), "{what}");
+    let () = f
+        .raw
+        .query(redis::cmd("CONFIG").arg("SET").arg("maxmemory").arg(0))
+        .await;
+    store
+        .create(&active("s-3", "u", ts(50_000, 0)))
+        .await
+        .unwrap();
 }
