@@ -585,7 +585,7 @@ async fn credentials_from_the_config_or_the_urls() {
             ..config.clone()
         };
         let err = ClusterSessionStore::connect(bad).await.unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::Backend, "{what}: {err}");
+        assert_eq!(err.kind(), ErrorKind::AuthenticationFailed, "{what}: {err}");
         assert!(!err.is_retryable(), "{what}: {err}");
         let text = format!("{err} {err:?}");
         assert!(text.contains("authentication"), "{what}: {text}");

@@ -5,7 +5,7 @@ use crate::ids::{DeviceSessionId, UserId};
 use crate::keys::KeySpace;
 use crate::op::members::{expire_plan, wrong_type};
 use crate::op::{
-    applied, out_of_sequence, replies, Input, Operation, Policy, Step, TransitionError,
+    best_effort_applied, out_of_sequence, replies, Input, Operation, Policy, Step, TransitionError,
 };
 use crate::plan::{KeyType, Read, Reply};
 use crate::session::Session;
@@ -161,9 +161,10 @@ impl Operation for Get {
                 Ok(Step::Done(session))
             }
             GetState::Expiring(plan, key) => {
-                // Removed now or by someone else meanwhile: gone either way.
-                match applied(input, "get")? {
-                    crate::plan::Applied::WrongType { key } => Err(wrong_type(&plan, key)),
+                // Removed now or by someone else meanwhile, or skipped
+                // (best-effort): gone either way.
+                match best_effort_applied(input, "get")? {
+                    Some(crate::plan::Applied::WrongType { key }) => Err(wrong_type(&plan, key)),
                     _ => Err(TransitionError::NotFound { key }),
                 }
             }

@@ -6,7 +6,8 @@ use crate::op::members::{
     check_members, confirmed, expire_plan, ids_and_keys, split_expired, wrong_type,
 };
 use crate::op::{
-    applied, out_of_sequence, replies, Input, Operation, Policy, Step, TransitionError,
+    applied, best_effort_applied, out_of_sequence, replies, Input, Operation, Policy, Step,
+    TransitionError,
 };
 use crate::order::sort_newest_first;
 use crate::plan::{Applied, IndexRange, KeyType, Plan, Read, Reply, ScoreBound};
@@ -163,8 +164,8 @@ impl Operation for List {
                 self.state = ListState::Start;
                 Ok(step)
             }
-            ListState::Expiring(plan, visible) => match applied(input, "list")? {
-                Applied::WrongType { key } => Err(wrong_type(&plan, key)),
+            ListState::Expiring(plan, visible) => match best_effort_applied(input, "list")? {
+                Some(Applied::WrongType { key }) => Err(wrong_type(&plan, key)),
                 // Removed now, or by someone else meanwhile.
                 _ => Ok(Step::Done(visible)),
             },

@@ -205,6 +205,10 @@ pub(crate) fn wrong_type(plan: &impl Explain, key: String) -> TransitionError {
 /// all-sessions and revoked-index entries, in one atomic step, guarded by
 /// the record still being the bytes read (a revoked record never changes,
 /// so only its removal by someone else violates it).
+///
+/// Best-effort ([`Plan::best_effort`]): the reads that come across expired
+/// sessions answer as if they were gone whether or not the removal could
+/// be written (reads never need writes).
 pub(crate) fn expire_plan(keys: &KeySpace, expired: &[(Session, Vec<u8>)]) -> Plan {
     let mut plan = Plan::empty();
     let mut writes = Vec::with_capacity(expired.len() * 3);
@@ -228,7 +232,7 @@ pub(crate) fn expire_plan(keys: &KeySpace, expired: &[(Session, Vec<u8>)]) -> Pl
             member,
         });
     }
-    plan.with_writes(writes)
+    plan.with_writes(writes).best_effort()
 }
 
 /// Splits `sessions` into the visible ones and those past retention.

@@ -34,6 +34,8 @@ mod check;
 mod create;
 mod error;
 #[cfg(test)]
+mod fail_safe;
+#[cfg(test)]
 mod fixtures;
 mod get;
 mod import;
@@ -221,6 +223,11 @@ pub enum Input {
     Applied(Applied),
     /// The backoff after [`Step::Backoff`] is over.
     Resumed,
+    /// The last [`Step::Apply`] held a best-effort plan
+    /// ([`Plan::best_effort`]) that the store could not write (a read-only
+    /// replica, an ACL user without the write, out of memory): nothing was
+    /// written, and the operation answers as if it had been applied.
+    Skipped,
 }
 
 /// A sans-IO operation: a state machine of reads and plans.
@@ -308,6 +315,18 @@ pub(crate) fn replies(input: Input, op: &'static str) -> Result<Vec<Reply>, Tran
     match input {
         Input::Replies(replies) => Ok(replies),
         _ => out_of_sequence(op),
+    }
+}
+
+/// The outcome of a best-effort plan's apply: `None` when the driver
+/// skipped it ([`Input::Skipped`]), or an out-of-sequence error.
+pub(crate) fn best_effort_applied(
+    input: Input,
+    op: &'static str,
+) -> Result<Option<Applied>, TransitionError> {
+    match input {
+        Input::Skipped => Ok(None),
+        input => applied(input, op).map(Some),
     }
 }
 

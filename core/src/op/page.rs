@@ -10,7 +10,8 @@ use crate::keys::{IndexScore, KeySpace};
 use crate::op::list::{range_members, scored_members, values};
 use crate::op::members::{check_members, confirmed, expire_plan, ids_and_keys, wrong_type};
 use crate::op::{
-    applied, out_of_sequence, replies, Input, Operation, Policy, Step, TransitionError,
+    applied, best_effort_applied, out_of_sequence, replies, Input, Operation, Policy, Step,
+    TransitionError,
 };
 use crate::order::{newest_first, sort_newest_first};
 use crate::plan::{Applied, IndexRange, Member, Plan, Read, ScoreBound};
@@ -472,8 +473,8 @@ impl Operation for ListPage {
                 self.state = PageState::Start;
                 Ok(step)
             }
-            PageState::Expiring(plan, page) => match applied(input, "list_page")? {
-                Applied::WrongType { key } => Err(wrong_type(&plan, key)),
+            PageState::Expiring(plan, page) => match best_effort_applied(input, "list_page")? {
+                Some(Applied::WrongType { key }) => Err(wrong_type(&plan, key)),
                 _ => Ok(Step::Done(page)),
             },
             PageState::Finished => out_of_sequence("list_page"),

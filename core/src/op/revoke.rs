@@ -6,7 +6,8 @@ use crate::keys::KeySpace;
 use crate::op::get::single_value;
 use crate::op::members::{expire_plan, revoke_writes, violated_key, wrong_type};
 use crate::op::{
-    applied, out_of_sequence, replies, Input, Operation, Policy, Step, TransitionError,
+    applied, best_effort_applied, out_of_sequence, replies, Input, Operation, Policy, Step,
+    TransitionError,
 };
 use crate::plan::{Applied, OnViolation, Outline, Plan, Precondition, Read};
 use crate::session::{RevokeSessionInput, RevokeSessionOutcome};
@@ -129,8 +130,8 @@ impl Operation for Revoke {
                 }
                 Applied::WrongType { key } => Err(wrong_type(&plan, key)),
             },
-            RevokeState::Expiring(plan, key) => match applied(input, "revoke")? {
-                Applied::WrongType { key } => Err(wrong_type(&plan, key)),
+            RevokeState::Expiring(plan, key) => match best_effort_applied(input, "revoke")? {
+                Some(Applied::WrongType { key }) => Err(wrong_type(&plan, key)),
                 _ => Err(TransitionError::NotFound { key }),
             },
             RevokeState::Finished => {
