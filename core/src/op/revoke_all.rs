@@ -925,3 +925,7 @@ impl Operation for RevokeAll {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "revoke_all_tests.rs"]
+mod tests;
