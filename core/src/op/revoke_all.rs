@@ -264,8 +264,8 @@ impl RevokeAll {
     }
 
     /// The answer to the last step was lost (a dropped connection, a
-    /// timeout): the next [`Operation::resume`] (with [`Input::Resumed`])
-    /// reads again from where the walk stands. Every batch is idempotent:
+    /// timeout): the next [`Operation::resume`] (with [`Input::Resumed`] or
+    /// [`Input::Start`]) reads again from where the walk stands. Every batch is idempotent:
     /// a plan that was applied after all is found done on the re-read (its
     /// sessions are then not counted again).
     pub fn restart(&mut self) {
@@ -880,9 +880,9 @@ impl Operation for RevokeAll {
                 done_after,
                 ahead,
             } => match input {
+                input @ Input::Replies(_) => self.drift(input, pending, done_after, ahead),
                 // After a backoff or a restart: read the records again.
-                Input::Resumed => self.read_drift(pending, done_after),
-                input => self.drift(input, pending, done_after, ahead),
+                _ => self.read_drift(pending, done_after),
             },
             State::DriftApplying {
                 plan,

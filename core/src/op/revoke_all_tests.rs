@@ -691,7 +691,7 @@ fn lost_answers_restart_from_where_the_walk_stands() {
                         let replies = kv.read_all(&reads);
                         if lost {
                             op.restart();
-                            Input::Resumed
+                            Input::Start
                         } else {
                             Input::Replies(replies)
                         }
