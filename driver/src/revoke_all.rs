@@ -173,12 +173,20 @@ impl<B: Backend> Store<B> {
                 ));
             }
             tracing::debug!(failures, kind = %error.kind(), "authsession.revoke_all.restart");
-            let cap = self.retry.backoff_cap(failures.saturating_sub(1));
-            let cap_nanos = u64::try_from(cap.as_nanos()).unwrap_or(u64::MAX);
-            self.backend
-                .pause(Duration::from_nanos(rand::random_range(0..=cap_nanos)))
-                .await;
+            self.backend.pause(restart_pause(failures)).await;
             op.restart();
         }
     }
+}
+
+/// The pause before restarting after `failures` failures in a row: an
+/// outage (a reconnect, a failover, a restarting server) takes longer than
+/// contention, so 50 ms doubling up to 2 s, the upper half jittered —
+/// five failures in a row span at least ~0.4 s.
+fn restart_pause(failures: u32) -> Duration {
+    let cap = Duration::from_millis(50)
+        .saturating_mul(1u32 << failures.saturating_sub(1).min(8))
+        .min(Duration::from_secs(2));
+    let half = u64::try_from(cap.as_nanos() / 2).unwrap_or(u64::MAX);
+    Duration::from_nanos(half.saturating_add(rand::random_range(0..=half)))
 }
