@@ -162,10 +162,14 @@ impl RevokeAllReport {
 ///
 /// Interrupted (crash, timeout), every batch is whole; running it again
 /// finishes the rest and never rewrites a session already revoked. A
-/// driver may also [`RevokeAll::restart`] it after a lost answer. Round
-/// trips: 1 for the bounds, 3 per active batch, about 1 per all-sessions
-/// window (its records and the next window share one), plus one plan per
-/// window holding drift.
+/// driver may also [`RevokeAll::restart`] it after a lost answer.
+///
+/// Round trips: the first reads the bounds, the first active batch and
+/// the first all-sessions window together; then 2 more for that batch
+/// (records, plan) and 3 per further batch; then about 1 per all-sessions
+/// window (its records, active scores and the next window share one), plus
+/// one plan per window holding drift. A user with fewer sessions than a
+/// batch: 4 (1 when it has none, 2 when none is active).
 #[derive(Debug)]
 pub struct RevokeAll {
     keys: KeySpace,
@@ -401,7 +405,37 @@ impl RevokeAll {
         Ok(Step::Read(reads))
     }
 
-    /// After the bounds read: which walks there are.
+    /// The first round trip: the highest score of each index, the first
+    /// active batch (not yet bounded: filtered below) and the first
+    /// all-sessions window (kept for when the active walk is done).
+    fn read_bounds(&mut self) -> Step<RevokeAllReport> {
+        self.state = State::BoundsRead;
+        let newest = |key| {
+            Read::IndexRange(IndexRange {
+                key,
+                min: ScoreBound::Unbounded,
+                max: ScoreBound::Unbounded,
+                newest_first: true,
+                limit: Some(1),
+                with_scores: true,
+            })
+        };
+        Step::Read(vec![
+            newest(self.active_key()),
+            newest(self.all_key()),
+            Read::IndexRange(IndexRange {
+                key: self.active_key(),
+                min: ScoreBound::Unbounded,
+                max: ScoreBound::Unbounded,
+                newest_first: false,
+                limit: Some(self.read_limit()),
+                with_scores: true,
+            }),
+            self.walk.read(self.batch()),
+        ])
+    }
+
+    /// After the first round trip: the bound, then the first batch.
     fn bounds(&mut self, input: Input) -> Result<Step<RevokeAllReport>, TransitionError> {
         let mut replies = replies(input, "revoke_all")?.into_iter();
         let mut empty = [false, false];
@@ -420,11 +454,36 @@ impl RevokeAll {
                 _ => return out_of_sequence("revoke_all"),
             }
         }
-        match empty {
-            [true, true] => self.finish(),
-            [true, false] => self.read_window(),
-            _ => self.read_batch(),
+        let first = replies.next();
+        self.ahead = replies.next();
+        if empty == [true, true] {
+            return self.finish();
         }
+        if self.wrong.contains(&self.active_key()) {
+            return self.read_window();
+        }
+        let active_key = self.active_key();
+        let scored = match first {
+            Some(Reply::Members(members)) => members,
+            Some(Reply::WrongType) => {
+                // Replaced since the bounds were read: read again.
+                self.state = State::Bounds;
+                return Ok(Step::Backoff { key: active_key });
+            }
+            _ => return out_of_sequence("revoke_all"),
+        };
+        // Members above the bound came after it was read (the reads of a
+        // round trip are not one snapshot): past the walk's end.
+        let mut last = scored.len() < self.read_limit();
+        let mut members = Vec::with_capacity(scored.len());
+        for (member, score) in scored {
+            if score > self.bound.as_f64() {
+                last = true;
+                break;
+            }
+            members.push(member);
+        }
+        self.batch_members(members, last)
     }
 
     /// After an active range read.
@@ -443,6 +502,17 @@ impl RevokeAll {
             Err(e) => return Err(e),
         };
         let last = members.len() < self.read_limit();
+        self.batch_members(members, last)
+    }
+
+    /// The members of one active batch (every member of the range read,
+    /// oldest first): read the records of those not skipped.
+    fn batch_members(
+        &mut self,
+        members: Vec<Member>,
+        last: bool,
+    ) -> Result<Step<RevokeAllReport>, TransitionError> {
+        let active_key = self.active_key();
         let mut todo = Vec::with_capacity(members.len().min(self.batch()));
         for member in &members {
             if self.skipped.contains(member) {
@@ -790,23 +860,7 @@ impl Operation for RevokeAll {
 
     fn resume(&mut self, input: Input) -> Result<Step<RevokeAllReport>, TransitionError> {
         match std::mem::replace(&mut self.state, State::Finished) {
-            State::Bounds => {
-                self.state = State::BoundsRead;
-                let newest = |key| {
-                    Read::IndexRange(IndexRange {
-                        key,
-                        min: ScoreBound::Unbounded,
-                        max: ScoreBound::Unbounded,
-                        newest_first: true,
-                        limit: Some(1),
-                        with_scores: true,
-                    })
-                };
-                Ok(Step::Read(vec![
-                    newest(self.active_key()),
-                    newest(self.all_key()),
-                ]))
-            }
+            State::Bounds => Ok(self.read_bounds()),
             State::BoundsRead => self.bounds(input),
             State::Batch => self.read_batch(),
             State::Index => self.index(input),
