@@ -257,18 +257,32 @@ enum Command {
         #[command(flatten)]
         revocation: RevocationArgs,
     },
-    /// Revoke every active session of a user created at or before the
-    /// revocation time, in atomic batches (`revoked` or
-    /// `no_active_sessions`); prints every revoked session.
+    /// Revoke every session of a user active when the command starts,
+    /// whatever its creation time (one dated ahead is revoked at its own
+    /// creation time), in atomic batches, also those its active index lost;
+    /// prints the outcome (`revoked`, `no_active_sessions` or
+    /// `partially_revoked`) with every revoked session, the index drift
+    /// repaired and what could not be revoked. Exits non-zero with kind
+    /// `partially_revoked` after printing when something could not be
+    /// revoked (`check --repair` then makes the user fully revocable).
+    /// Retries dropped connections and timeouts while it makes progress;
+    /// progress on stderr.
     RevokeAll {
         /// User id.
         user: String,
         #[command(flatten)]
-        revocation: RevocationArgs,
-        /// Print only `{"outcome":…,"revoked":N,"batches":B}` (constant
-        /// memory at any number of sessions).
+        revocation: RevokeAllArgs,
+        /// Print counts instead of every session (constant memory at any
+        /// number of sessions).
         #[arg(long)]
         count: bool,
+        /// Give up after this many failed attempts in a row with no batch
+        /// applied in between.
+        #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+        max_failures: u32,
+        /// Give up once the whole command has run this long (e.g. 10m).
+        #[arg(long, value_name = "DURATION")]
+        deadline: Option<String>,
     },
     /// Scan the key space: strict-decode every record and check every
     /// index against them. Exits non-zero if problems remain.
@@ -355,6 +369,37 @@ struct RevocationArgs {
     /// Revocation time in any RFC 3339 form, stored in UTC; default now.
     #[arg(long, value_name = "TS")]
     at: Option<String>,
+}
+
+/// `revoke-all`'s revocation flags: as `revoke`'s, with its own words for
+/// `--at`.
+#[derive(Debug, Args)]
+struct RevokeAllArgs {
+    /// Reason code (`[a-z][a-z0-9_]*`, ≤ 64 bytes).
+    #[arg(long, value_name = "CODE")]
+    reason: String,
+    /// Actor type (`[a-z][a-z0-9_]*`, ≤ 32 bytes).
+    #[arg(long, value_name = "TYPE")]
+    actor_type: String,
+    /// Actor id (optional).
+    #[arg(long, value_name = "A")]
+    actor_id: Option<String>,
+    /// Revocation time in any RFC 3339 form, stored in UTC; default now.
+    /// Sessions created after it are revoked too, at their own creation
+    /// time.
+    #[arg(long, value_name = "TS")]
+    at: Option<String>,
+}
+
+impl RevokeAllArgs {
+    fn flags(&self) -> RevocationFlags<'_> {
+        RevocationFlags {
+            reason: &self.reason,
+            actor_type: &self.actor_type,
+            actor_id: self.actor_id.as_deref(),
+            at: self.at.as_deref(),
+        }
+    }
 }
 
 impl RevocationArgs {
@@ -740,20 +785,29 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
             }
         }
         Command::Count { user } => StoreCommand::Count(parse_user(&user)?),
-        Command::Revoke { id, revocation } => StoreCommand::Revoke(RevokeSessionInput {
-            device_session_id: parse_id(&id)?,
-            revocation: revocation.flags().parse()?,
-        }),
+        Command::Revoke { id, revocation } => StoreCommand::Revoke {
+            input: RevokeSessionInput {
+                device_session_id: parse_id(&id)?,
+                revocation: revocation.flags().parse()?,
+            },
+            now: revocation.at.is_none(),
+        },
         Command::RevokeAll {
             user,
             revocation,
             count,
+            max_failures,
+            deadline,
         } => StoreCommand::RevokeAll {
             input: RevokeUserSessionsInput {
                 user_id: parse_user(&user)?,
                 revocation: revocation.flags().parse()?,
             },
             count_only: count,
+            max_failures,
+            deadline: deadline
+                .map(|text| duration::parse(&text, "--deadline"))
+                .transpose()?,
         },
         Command::Check { repair } => StoreCommand::Check { repair },
         Command::Sweep => StoreCommand::Sweep,

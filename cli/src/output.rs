@@ -45,20 +45,29 @@ pub(crate) struct RevokeOut<'a> {
     pub(crate) session: &'a Session,
 }
 
-/// `revoke-all`'s answer (sessions newest first).
+/// `revoke-all`'s answer: the outcome (`revoked`, `no_active_sessions` or
+/// `partially_revoked`), the sessions revoked newest first (not with
+/// `--count`), how many in how many atomic batches, how many index drift
+/// entries were repaired on the way, and what could not be revoked.
 #[derive(Serialize)]
 pub(crate) struct RevokeAllOut<'a> {
     pub(crate) outcome: &'static str,
-    pub(crate) sessions: &'a [Session],
-}
-
-/// `revoke-all --count`'s answer: how many sessions were revoked, in how
-/// many atomic batches.
-#[derive(Serialize)]
-pub(crate) struct RevokeAllCountOut {
-    pub(crate) outcome: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) sessions: Option<&'a [Session]>,
     pub(crate) revoked: u64,
     pub(crate) batches: u64,
+    pub(crate) drift_repaired: u64,
+    pub(crate) unrevocable: Vec<UnrevocableOut<'a>>,
+}
+
+/// One member or key `revoke-all` could not revoke, and why (a stable
+/// kind, and the same in words).
+#[derive(Serialize)]
+pub(crate) struct UnrevocableOut<'a> {
+    pub(crate) key: &'a str,
+    pub(crate) member: Option<&'a str>,
+    pub(crate) reason: &'a str,
+    pub(crate) message: &'a str,
 }
 
 /// `create`'s answer when the limit may revoke sessions to make room

@@ -5,23 +5,23 @@
 //! store is touched.
 
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
-use authsession_core::op::{PageRequest, Policy};
+use authsession_core::op::{PageRequest, Policy, RevokeAllReport};
 use authsession_core::{
     ClientPublicKey, DeviceSessionId, Field, KeySpace, Revocation, RevokeActorId, RevokeActorType,
     RevokeReasonCode, RevokeSessionInput, RevokeUserSessionsInput, Session, Timestamp, UserId,
 };
 use authsession_driver::{
-    Backend, CheckMode, MemorySessionStore, RedisConfig, RedisSessionStore, SessionAdmin,
-    SessionStore, Store,
+    Backend, CheckMode, ErrorKind, MemorySessionStore, RedisConfig, RedisSessionStore,
+    RevokeAllOptions, SessionAdmin, SessionStore, Store,
 };
 
 use crate::clock;
 use crate::cluster;
 use crate::error::CliError;
-use crate::output::{
-    self, CountOut, CreatedOut, PageOut, RevokeAllCountOut, RevokeAllOut, RevokeOut,
-};
+use crate::output::{self, CountOut, CreatedOut, PageOut, RevokeAllOut, RevokeOut, UnrevocableOut};
 use crate::progress::Progress;
 use crate::timestamp;
 
@@ -51,10 +51,17 @@ pub(crate) enum StoreCommand {
     List(UserId),
     ListPage(UserId, PageRequest),
     Count(UserId),
-    Revoke(RevokeSessionInput),
+    /// `now`: no explicit time was given (a session dated after it, by a
+    /// clock ahead, is revoked at its own creation time).
+    Revoke {
+        input: RevokeSessionInput,
+        now: bool,
+    },
     RevokeAll {
         input: RevokeUserSessionsInput,
         count_only: bool,
+        max_failures: u32,
+        deadline: Option<Duration>,
     },
     Check {
         repair: bool,
@@ -191,8 +198,12 @@ pub(crate) async fn run<S: SessionStore + SessionAdmin>(
                 active,
             })?;
         }
-        StoreCommand::Revoke(input) => {
-            let outcome = store.revoke(&input).await?;
+        StoreCommand::Revoke { input, now } => {
+            let outcome = if now {
+                store.revoke_now(&input).await?
+            } else {
+                store.revoke(&input).await?
+            };
             output::print(&RevokeOut {
                 outcome: outcome.as_str(),
                 session: outcome.session(),
@@ -200,29 +211,10 @@ pub(crate) async fn run<S: SessionStore + SessionAdmin>(
         }
         StoreCommand::RevokeAll {
             input,
-            count_only: false,
-        } => {
-            let outcome = store.revoke_all_by_user_id(&input).await?;
-            output::print(&RevokeAllOut {
-                outcome: outcome.as_str(),
-                sessions: outcome.sessions(),
-            })?;
-        }
-        StoreCommand::RevokeAll {
-            input,
-            count_only: true,
-        } => {
-            let report = store.revoke_all_count(&input).await?;
-            output::print(&RevokeAllCountOut {
-                outcome: if report.count == 0 {
-                    "no_active_sessions"
-                } else {
-                    "revoked"
-                },
-                revoked: report.count,
-                batches: report.batches,
-            })?;
-        }
+            count_only,
+            max_failures,
+            deadline,
+        } => return revoke_all(store, &input, count_only, max_failures, deadline).await,
         StoreCommand::Check { repair } => return check(store, repair).await,
         StoreCommand::Sweep => {
             let progress = Progress::new("sweep");
@@ -243,6 +235,75 @@ pub(crate) async fn run<S: SessionStore + SessionAdmin>(
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `revoke-all`: prints the outcome first (also when something could not
+/// be revoked: then it fails with `partially_revoked` after printing),
+/// progress and one summary line on stderr; when it gives up retrying, an
+/// honest count and the last failure's kind.
+async fn revoke_all<S: SessionStore>(
+    store: &S,
+    input: &RevokeUserSessionsInput,
+    count_only: bool,
+    max_failures: u32,
+    deadline: Option<Duration>,
+) -> Result<ExitCode, CliError> {
+    let progress = Arc::new(Progress::new("revoke-all"));
+    let mut options = RevokeAllOptions::new()
+        .collect(!count_only)
+        .max_failures(max_failures);
+    if let Some(deadline) = deadline {
+        options = options.deadline(deadline);
+    }
+    let updates = Arc::clone(&progress);
+    let options = options.on_progress(move |done| updates.update(done));
+    let error = match store.revoke_all_with(input, &options).await {
+        Ok(report) => {
+            print_revoke_all(&report, count_only)?;
+            progress.finish(&report.summary());
+            return Ok(ExitCode::SUCCESS);
+        }
+        Err(error) => error,
+    };
+    match error.revoke_all_report() {
+        Some(report) if error.kind() == ErrorKind::PartiallyRevoked => {
+            print_revoke_all(report, count_only)?;
+            progress.finish(&report.summary());
+        }
+        Some(report) => progress.finish(&format!(
+            "gave up: revoked {} session(s); run it again to finish the rest",
+            report.count
+        )),
+        None => {}
+    }
+    Err(error.into())
+}
+
+fn print_revoke_all(report: &RevokeAllReport, count_only: bool) -> Result<(), CliError> {
+    let outcome = if !report.unrevocable.is_empty() {
+        "partially_revoked"
+    } else if report.count == 0 {
+        "no_active_sessions"
+    } else {
+        "revoked"
+    };
+    output::print(&RevokeAllOut {
+        outcome,
+        sessions: (!count_only).then_some(report.revoked.as_slice()),
+        revoked: report.count,
+        batches: report.batches,
+        drift_repaired: report.drift_repaired,
+        unrevocable: report
+            .unrevocable
+            .iter()
+            .map(|u| UnrevocableOut {
+                key: &u.key,
+                member: u.member.as_deref(),
+                reason: u.reason,
+                message: &u.message,
+            })
+            .collect(),
+    })
 }
 
 /// `check [--repair]`: prints the report; fails when problems remain. What

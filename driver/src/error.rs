@@ -3,6 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use authsession_core::op::RevokeAllReport;
 use authsession_core::TransitionError;
 
 /// What went wrong, as a stable machine-readable category.
@@ -66,6 +67,12 @@ pub enum ErrorKind {
     /// failed `AUTH`/`HELLO` while connecting). Not retryable: fix the
     /// username or password.
     AuthenticationFailed,
+    /// `revoke all` revoked every session it could but not everything:
+    /// some members or keys are undecodable, another user's, missing or
+    /// of the wrong type. [`Error::revoke_all_report`] names each (and
+    /// counts what was revoked); `check --repair` makes the user fully
+    /// revocable again. Not retryable: the data must change first.
+    PartiallyRevoked,
 }
 
 impl ErrorKind {
@@ -88,6 +95,7 @@ impl ErrorKind {
             ErrorKind::ReadOnlyReplica => "read_only_replica",
             ErrorKind::ServerLoading => "server_loading",
             ErrorKind::AuthenticationFailed => "authentication_failed",
+            ErrorKind::PartiallyRevoked => "partially_revoked",
         }
     }
 }
@@ -147,6 +155,12 @@ enum Repr {
     },
     #[error("invalid config field `{field}`: {reason}")]
     Config { field: &'static str, reason: String },
+    #[error("revoke all gave up after {failures} failed attempt(s) in a row: {}; running it again finishes the rest ({source})", report.summary())]
+    RevokeAllGaveUp {
+        report: Box<RevokeAllReport>,
+        failures: u32,
+        source: Error,
+    },
 }
 
 impl Error {
@@ -160,6 +174,7 @@ impl Error {
                 TransitionError::SessionLimit { .. } => ErrorKind::SessionLimit,
                 TransitionError::InvalidCursor { .. } => ErrorKind::InvalidCursor,
                 TransitionError::ContentionExhausted { .. } => ErrorKind::ContentionExhausted,
+                TransitionError::PartiallyRevoked(_) => ErrorKind::PartiallyRevoked,
                 _ => ErrorKind::Corrupt,
             },
             Repr::Timeout { .. } | Repr::DeadlinePassed { .. } => ErrorKind::Timeout,
@@ -170,7 +185,33 @@ impl Error {
             Repr::Unreplicated { .. } => ErrorKind::WriteUnconfirmed,
             Repr::Refused { kind, .. } => *kind,
             Repr::Unsupported { .. } | Repr::CrossSlot { .. } => ErrorKind::Backend,
+            Repr::RevokeAllGaveUp { source, .. } => source.kind(),
         }
+    }
+
+    /// What a `revoke all` did before this error: the report of a
+    /// [`ErrorKind::PartiallyRevoked`] call (what was revoked, what could
+    /// not be), or how far one got before it gave up retrying.
+    pub fn revoke_all_report(&self) -> Option<&RevokeAllReport> {
+        match &*self.0 {
+            Repr::Transition(TransitionError::PartiallyRevoked(report))
+            | Repr::RevokeAllGaveUp { report, .. } => Some(report),
+            _ => None,
+        }
+    }
+
+    /// `revoke all` gave up after `failures` retryable failures in a row
+    /// (or its deadline), the last being `source`.
+    pub(crate) fn revoke_all_gave_up(
+        report: RevokeAllReport,
+        failures: u32,
+        source: Error,
+    ) -> Self {
+        Self::new(Repr::RevokeAllGaveUp {
+            report: Box::new(report),
+            failures,
+            source,
+        })
     }
 
     /// Whether calling again may succeed without changing anything:
@@ -186,6 +227,7 @@ impl Error {
             Repr::Refused { kind, .. } => {
                 matches!(kind, ErrorKind::ReadOnlyReplica | ErrorKind::ServerLoading)
             }
+            Repr::RevokeAllGaveUp { source, .. } => source.is_retryable(),
             Repr::Redis { source, .. } => {
                 source.is_io_error()
                     || source.is_timeout()
@@ -430,6 +472,7 @@ mod tests {
             (ErrorKind::ReadOnlyReplica, "read_only_replica"),
             (ErrorKind::ServerLoading, "server_loading"),
             (ErrorKind::AuthenticationFailed, "authentication_failed"),
+            (ErrorKind::PartiallyRevoked, "partially_revoked"),
         ];
         for (kind, text) in all {
             assert_eq!(kind.as_str(), text);

@@ -102,6 +102,7 @@ mod error;
 mod memory;
 mod migrate;
 mod redis_store;
+mod revoke_all;
 mod store;
 mod telemetry;
 
@@ -116,6 +117,7 @@ pub use cluster_config::ClusterConfig;
 pub use config::{RedisConfig, RetryPolicy};
 pub use error::{Error, ErrorKind};
 pub use migrate::{MigrateDifference, MigrateReport};
+pub use revoke_all::RevokeAllOptions;
 pub use store::{Clock, Store};
 
 /// The core crate, re-exported so users name one version of its types.
@@ -192,11 +194,28 @@ pub trait SessionStore: Send + Sync {
         input: &RevokeSessionInput,
     ) -> impl Future<Output = Result<RevokeSessionOutcome, Error>> + Send;
 
-    /// Revokes every active session of the user created at or before the
-    /// revocation time (later ones stay active), in atomic batches;
-    /// returns them newest first, or `NoActiveSessions`. Errors: `corrupt`
-    /// when the active index names a missing, foreign, undecodable or
-    /// revoked session on a consistent read.
+    /// [`SessionStore::revoke`] in the "now" form: `input.revocation.at` is
+    /// the caller's current time, not a time it chose, so a session dated
+    /// after it (created by a service whose clock is ahead) is revoked all
+    /// the same, at its own creation time. (An explicit time before the
+    /// creation stays `invalid_input` with [`SessionStore::revoke`].)
+    fn revoke_now(
+        &self,
+        input: &RevokeSessionInput,
+    ) -> impl Future<Output = Result<RevokeSessionOutcome, Error>> + Send;
+
+    /// Revokes every session of the user that is active when the call
+    /// begins, whatever its creation time (one dated after the revocation
+    /// is revoked at its own creation time; sessions created while the
+    /// call runs may stay active), in atomic batches, also those the
+    /// active index lost (found through the all-sessions index); returns
+    /// them newest first, or `NoActiveSessions`. Retries retryable
+    /// failures while batches keep being applied
+    /// ([`RevokeAllOptions::default`]). Errors: `partially_revoked` when a
+    /// member or key could not be revoked (undecodable, another user's,
+    /// missing, wrong type) — every other session is revoked and
+    /// [`Error::revoke_all_report`] names the rest; after giving up,
+    /// the last failure's kind, with the report so far.
     fn revoke_all_by_user_id(
         &self,
         input: &RevokeUserSessionsInput,
@@ -207,6 +226,15 @@ pub trait SessionStore: Send + Sync {
     fn revoke_all_count(
         &self,
         input: &RevokeUserSessionsInput,
+    ) -> impl Future<Output = Result<RevokeAllReport, Error>> + Send;
+
+    /// [`SessionStore::revoke_all_by_user_id`] with `options` (collect or
+    /// count, failures in a row before giving up, an overall deadline, a
+    /// progress callback); the whole report, drift repaired included.
+    fn revoke_all_with(
+        &self,
+        input: &RevokeUserSessionsInput,
+        options: &RevokeAllOptions,
     ) -> impl Future<Output = Result<RevokeAllReport, Error>> + Send;
 
     /// Where this store keeps records and indexes.
@@ -264,11 +292,26 @@ impl<T: SessionStore + ?Sized> SessionStore for std::sync::Arc<T> {
         (**self).revoke(input)
     }
 
+    fn revoke_now(
+        &self,
+        input: &RevokeSessionInput,
+    ) -> impl Future<Output = Result<RevokeSessionOutcome, Error>> + Send {
+        (**self).revoke_now(input)
+    }
+
     fn revoke_all_by_user_id(
         &self,
         input: &RevokeUserSessionsInput,
     ) -> impl Future<Output = Result<RevokeUserSessionsOutcome, Error>> + Send {
         (**self).revoke_all_by_user_id(input)
+    }
+
+    fn revoke_all_with(
+        &self,
+        input: &RevokeUserSessionsInput,
+        options: &RevokeAllOptions,
+    ) -> impl Future<Output = Result<RevokeAllReport, Error>> + Send {
+        (**self).revoke_all_with(input, options)
     }
 
     fn revoke_all_count(

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use authsession_core::op::{
     Count, Create, Created, Get, Input, List, ListPage, Operation, Page, PageRequest, Policy,
-    Revoke, RevokeAll, RevokeAllReport, Step,
+    Revoke, RevokeAllReport, Step,
 };
 use authsession_core::plan::{Applied, Reply};
 use authsession_core::{
@@ -21,6 +21,7 @@ use tracing::Instrument as _;
 use crate::backend::Backend;
 use crate::config::RetryPolicy;
 use crate::error::Error;
+use crate::revoke_all::RevokeAllOptions;
 use crate::telemetry;
 
 /// Where "now" comes from: the system clock by default; tests inject
@@ -443,20 +444,38 @@ impl<B: Backend> crate::SessionStore for Store<B> {
         .await
     }
 
+    async fn revoke_now(&self, input: &RevokeSessionInput) -> Result<RevokeSessionOutcome, Error> {
+        self.drive(Revoke::now(
+            &self.keys,
+            self.policy,
+            self.now(),
+            input.clone(),
+        ))
+        .await
+    }
+
     async fn revoke_all_by_user_id(
         &self,
         input: &RevokeUserSessionsInput,
     ) -> Result<RevokeUserSessionsOutcome, Error> {
-        let op = RevokeAll::new(&self.keys, self.policy, input.clone(), true);
-        Ok(self.drive(op).await?.into_outcome())
+        let options = RevokeAllOptions::default().collect(true);
+        Ok(self.run_revoke_all(input, &options).await?.into_outcome())
     }
 
     async fn revoke_all_count(
         &self,
         input: &RevokeUserSessionsInput,
     ) -> Result<RevokeAllReport, Error> {
-        let op = RevokeAll::new(&self.keys, self.policy, input.clone(), false);
-        self.drive(op).await
+        self.run_revoke_all(input, &RevokeAllOptions::default())
+            .await
+    }
+
+    async fn revoke_all_with(
+        &self,
+        input: &RevokeUserSessionsInput,
+        options: &RevokeAllOptions,
+    ) -> Result<RevokeAllReport, Error> {
+        self.run_revoke_all(input, options).await
     }
 
     fn key_space(&self) -> &KeySpace {

@@ -59,7 +59,7 @@ pub use import::{Import, ImportConflict, ImportReport};
 pub use list::List;
 pub use page::{ListPage, Page, PageCursor, PageLimit, PageRequest, StatusFilter};
 pub use revoke::Revoke;
-pub use revoke_all::{RevokeAll, RevokeAllReport};
+pub use revoke_all::{RevokeAll, RevokeAllReport, Unrevocable};
 pub use sweep::{Sweep, SweepReport};
 
 use crate::model::MemoryKv;
@@ -240,6 +240,21 @@ pub trait Operation {
 
     /// Advances with `input` (the answer to the previous step).
     fn resume(&mut self, input: Input) -> Result<Step<Self::Output>, TransitionError>;
+}
+
+/// An operation borrowed is an operation: a driver that must look into it
+/// between runs (e.g. [`RevokeAll::restart`] after a lost answer) drives
+/// it through `&mut`.
+impl<O: Operation + ?Sized> Operation for &mut O {
+    type Output = O::Output;
+
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+
+    fn resume(&mut self, input: Input) -> Result<Step<Self::Output>, TransitionError> {
+        (**self).resume(input)
+    }
 }
 
 /// An input that does not answer the step the operation is waiting on: a

@@ -23,6 +23,9 @@ pub struct Revoke {
     policy: Policy,
     now: Timestamp,
     input: RevokeSessionInput,
+    /// The "now" form: a session created after the revocation time is
+    /// revoked at its own creation time instead of refused.
+    raise_to_creation: bool,
     state: RevokeState,
 }
 
@@ -45,7 +48,21 @@ impl Revoke {
             policy,
             now,
             input,
+            raise_to_creation: false,
             state: RevokeState::Start,
+        }
+    }
+
+    /// The "now" form: `input.revocation.at` is the caller's current time,
+    /// not a time it chose. A session dated after it (created by a service
+    /// whose clock is ahead) is revoked all the same, at its own creation
+    /// time, so the record stays valid. [`Revoke::new`] refuses that case
+    /// (`revoked_before_created`): an explicit time before creation is an
+    /// error in the input.
+    pub fn now(keys: &KeySpace, policy: Policy, now: Timestamp, input: RevokeSessionInput) -> Self {
+        Self {
+            raise_to_creation: true,
+            ..Self::new(keys, policy, now, input)
         }
     }
 
@@ -108,7 +125,11 @@ impl Operation for Revoke {
                 if !current.is_active() {
                     return Ok(Step::Done(RevokeSessionOutcome::AlreadyRevoked(current)));
                 }
-                let next = current.revoked(self.input.revocation.clone())?;
+                let next = if self.raise_to_creation {
+                    current.revoked_no_earlier_than_creation(self.input.revocation.clone())
+                } else {
+                    current.revoked(self.input.revocation.clone())?
+                };
                 let mut writes = Vec::with_capacity(3);
                 revoke_writes(&self.keys, &self.policy, &next, key.clone(), &mut writes);
                 let plan = Plan::new(
