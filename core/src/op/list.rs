@@ -2,9 +2,8 @@
 
 use crate::ids::{DeviceSessionId, UserId};
 use crate::keys::KeySpace;
-use crate::op::members::{
-    check_members, confirmed, expire_plan, ids_and_keys, split_expired, wrong_type,
-};
+use crate::op::expiry::{expire_plan, lazy_removals, OwnerRemovals};
+use crate::op::members::{check_members, confirmed, ids_and_keys, split_expired, wrong_type};
 use crate::op::{
     applied, out_of_sequence, replies, Input, Operation, Policy, Step, TransitionError,
 };
@@ -33,7 +32,9 @@ enum ListState {
     Index,
     Records(Vec<DeviceSessionId>, Vec<String>),
     Confirm(Plan, TransitionError),
-    Expiring(Plan, Vec<Session>),
+    Expiring(Plan, OwnerRemovals, Vec<Session>),
+    /// The removed sessions' owner keys (tagged layout), one by one.
+    RemovingOwners(OwnerRemovals, Vec<Session>),
     Finished,
 }
 
@@ -95,6 +96,22 @@ pub(crate) fn values(
     }
 }
 
+impl List {
+    fn remove_owners(
+        &mut self,
+        mut owners: OwnerRemovals,
+        visible: Vec<Session>,
+    ) -> Step<Vec<Session>> {
+        match owners.next() {
+            Some(plan) => {
+                self.state = ListState::RemovingOwners(owners, visible);
+                Step::Apply(plan)
+            }
+            None => Step::Done(visible),
+        }
+    }
+}
+
 impl Operation for List {
     type Output = Vec<Session>;
 
@@ -145,11 +162,15 @@ impl Operation for List {
                         }
                         // One bounded script: the rest (omitted all the
                         // same) goes with the next calls or a sweep.
-                        let batch = self.policy.batch_size.get();
                         let mut expired = expired;
-                        expired.truncate(batch);
-                        let plan = expire_plan(&self.keys, &expired);
-                        self.state = ListState::Expiring(plan.clone(), visible);
+                        expired.truncate(lazy_removals(&self.keys, self.policy.batch_size.get()));
+                        let plan =
+                            expire_plan(&self.keys, expired.iter().map(|(s, b)| (s, &b[..])));
+                        let owners = OwnerRemovals::of(
+                            &self.keys,
+                            expired.iter().map(|(s, _)| (s.user_id(), s.id())),
+                        );
+                        self.state = ListState::Expiring(plan.clone(), owners, visible);
                         Ok(Step::Apply(plan))
                     }
                     Err((plan, error)) => {
@@ -163,11 +184,18 @@ impl Operation for List {
                 self.state = ListState::Start;
                 Ok(step)
             }
-            ListState::Expiring(plan, visible) => match applied(input, "list")? {
+            ListState::Expiring(plan, owners, visible) => match applied(input, "list")? {
                 Applied::WrongType { key } => Err(wrong_type(&plan, key)),
-                // Removed now, or by someone else meanwhile.
-                _ => Ok(Step::Done(visible)),
+                // Removed by us: their owner keys go with them.
+                Applied::Done => Ok(self.remove_owners(owners, visible)),
+                // Removed (or changed) by someone else meanwhile.
+                Applied::Violated { .. } => Ok(Step::Done(visible)),
             },
+            // Whatever became of that owner key, on to the next.
+            ListState::RemovingOwners(owners, visible) => {
+                applied(input, "list")?;
+                Ok(self.remove_owners(owners, visible))
+            }
             ListState::Finished => out_of_sequence("list"),
         }
     }

@@ -33,6 +33,7 @@
 mod check;
 mod create;
 mod error;
+mod expiry;
 #[cfg(test)]
 mod fixtures;
 mod get;

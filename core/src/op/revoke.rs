@@ -3,8 +3,9 @@
 use crate::codec;
 use crate::ids::UserId;
 use crate::keys::KeySpace;
+use crate::op::expiry::{expire_plan, owner_removal};
 use crate::op::get::single_value;
-use crate::op::members::{expire_plan, revoke_writes, violated_key, wrong_type};
+use crate::op::members::{revoke_writes, violated_key, wrong_type};
 use crate::op::{
     applied, out_of_sequence, replies, Input, Operation, Policy, Step, TransitionError,
 };
@@ -31,7 +32,9 @@ enum RevokeState {
     Owner(String),
     Record(String),
     Applying(Outline, RevokeSessionOutcome),
-    Expiring(Plan, String),
+    Expiring(Plan, String, UserId),
+    /// The record is gone: its owner key next (tagged layout).
+    RemovingOwner(String),
     Finished,
 }
 
@@ -100,8 +103,9 @@ impl Operation for Revoke {
                         }
                     })?;
                 if self.policy.is_expired(&current, self.now) {
-                    let plan = expire_plan(&self.keys, &[(current, bytes)]);
-                    self.state = RevokeState::Expiring(plan.clone(), key);
+                    let plan = expire_plan(&self.keys, [(&current, &bytes[..])]);
+                    let user = current.user_id().clone();
+                    self.state = RevokeState::Expiring(plan.clone(), key, user);
                     return Ok(Step::Apply(plan));
                 }
                 if !current.is_active() {
@@ -129,10 +133,25 @@ impl Operation for Revoke {
                 }
                 Applied::WrongType { key } => Err(wrong_type(&plan, key)),
             },
-            RevokeState::Expiring(plan, key) => match applied(input, "revoke")? {
+            RevokeState::Expiring(plan, key, user) => match applied(input, "revoke")? {
                 Applied::WrongType { key } => Err(wrong_type(&plan, key)),
-                _ => Err(TransitionError::NotFound { key }),
+                // Removed by us: its owner key goes with it.
+                Applied::Done => {
+                    match owner_removal(&self.keys, &user, &self.input.device_session_id) {
+                        Some(owner) => {
+                            self.state = RevokeState::RemovingOwner(key);
+                            Ok(Step::Apply(owner))
+                        }
+                        None => Err(TransitionError::NotFound { key }),
+                    }
+                }
+                Applied::Violated { .. } => Err(TransitionError::NotFound { key }),
             },
+            // Whatever became of the owner key, the session is gone.
+            RevokeState::RemovingOwner(key) => {
+                applied(input, "revoke")?;
+                Err(TransitionError::NotFound { key })
+            }
             RevokeState::Finished => {
                 // Resumed after a backoff lands in Start.
                 out_of_sequence("revoke")

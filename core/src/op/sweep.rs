@@ -8,11 +8,12 @@ use crate::codec;
 use crate::ids::{DeviceSessionId, UserId};
 use crate::keys::KeySpace;
 use crate::op::check::{chunked, user_group, MAX_BATCH_READS, MAX_PLAN_SESSIONS};
+use crate::op::expiry::{expire_plan, OwnerRemovals};
 use crate::op::walk::{IndexWalk, KeyScan, Window};
 use crate::op::{
     applied, out_of_sequence, replies, Input, Operation, Policy, Step, TransitionError,
 };
-use crate::plan::{Applied, KeyType, OnViolation, Plan, Precondition, Read, Reply, Write};
+use crate::plan::{Applied, KeyType, Read, Reply};
 use crate::session::Session;
 use crate::timestamp::Timestamp;
 
@@ -29,6 +30,9 @@ pub struct SweepReport {
     pub sessions_removed: u64,
     /// Removal plans applied (each one atomic).
     pub batches: u64,
+    /// Owner keys removed (tagged layout): those of the sessions removed,
+    /// and those found without their record past the grace.
+    pub owner_keys_removed: u64,
     /// Index members the sweep could not judge and left alone: not a valid
     /// id, no record, a record that does not decode or is another user's,
     /// a key of the wrong type, or a batch that kept changing (`check`
@@ -62,6 +66,9 @@ struct Settle {
     advanced: Vec<(Walker, bool)>,
     groups: VecDeque<Vec<(usize, Session, Vec<u8>)>>,
     current: Option<Vec<(usize, Session, Vec<u8>)>>,
+    /// The owner keys of the sessions removed (tagged layout), applied
+    /// before the next group.
+    owners: OwnerRemovals,
     failed: u64,
     removed: Vec<u64>,
 }
@@ -382,14 +389,19 @@ impl Sweep {
                 .flat_map(|group| chunked(group, MAX_PLAN_SESSIONS))
                 .collect(),
             current: None,
+            owners: OwnerRemovals::default(),
             failed: 0,
             removed,
         })
     }
 
     fn apply_next(&mut self, mut settle: Settle) -> Result<Step<SweepReport>, TransitionError> {
+        if let Some(plan) = settle.owners.next() {
+            self.state = State::Applying(settle);
+            return Ok(Step::Apply(plan));
+        }
         if let Some(group) = settle.groups.pop_front() {
-            let plan = removal_plan(&self.keys, &group);
+            let plan = expire_plan(&self.keys, group.iter().map(|(_, s, b)| (s, &b[..])));
             settle.current = Some(group);
             self.state = State::Applying(settle);
             return Ok(Step::Apply(plan));
@@ -418,7 +430,12 @@ impl Sweep {
         outcome: Applied,
     ) -> Result<Step<SweepReport>, TransitionError> {
         let Some(group) = settle.current.take() else {
-            return out_of_sequence(OP);
+            // An owner key's removal: gone now, or by someone else, or
+            // another user's since (then it stays).
+            if outcome == Applied::Done {
+                self.report.owner_keys_removed += 1;
+            }
+            return self.apply_next(settle);
         };
         let n = u64::try_from(group.len()).unwrap_or(u64::MAX);
         match outcome {
@@ -430,6 +447,11 @@ impl Sweep {
                         *slot += 1;
                     }
                 }
+                // Their owner keys go with them.
+                settle.owners = OwnerRemovals::of(
+                    &self.keys,
+                    group.iter().map(|(_, s, _)| (s.user_id(), s.id())),
+                );
             }
             Applied::Violated { .. } => settle.failed += n,
             // One of the user's keys holds another type: `check` reports
@@ -438,43 +460,6 @@ impl Sweep {
         }
         self.apply_next(settle)
     }
-}
-
-/// The plan removing `expired` (each a session read with its bytes): the
-/// records with their all-sessions and revoked-index entries, guarded by
-/// the records still being those bytes (a revoked record never changes,
-/// so only its removal or replacement by someone else fails the guard).
-/// The writes are grouped by key so the script removes each index's
-/// members in one command.
-fn removal_plan(keys: &KeySpace, expired: &[(usize, Session, Vec<u8>)]) -> Plan {
-    let mut guards = Vec::with_capacity(expired.len());
-    let mut deletes = Vec::with_capacity(expired.len());
-    let mut removals: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
-    for (_, session, bytes) in expired {
-        let user = session.user_id();
-        let record_key = keys.record_key(user, session.id());
-        guards.push(Precondition::ValueEquals {
-            key: record_key.clone(),
-            value: bytes.clone(),
-        });
-        deletes.push(Write::Delete { key: record_key });
-        let member = session.id().as_str().as_bytes();
-        for index in [
-            keys.user_sessions_key(user),
-            keys.user_revoked_sessions_key(user),
-        ] {
-            removals.entry(index).or_default().push(member.to_vec());
-        }
-    }
-    let writes = deletes
-        .into_iter()
-        .chain(removals.into_iter().flat_map(|(key, members)| {
-            members.into_iter().map(move |member| Write::IndexRemove {
-                key: key.clone(),
-                member,
-            })
-        }));
-    Plan::new(guards, writes.collect(), OnViolation::Retry)
 }
 
 impl Operation for Sweep {
