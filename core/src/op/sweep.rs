@@ -9,6 +9,7 @@ use crate::ids::{DeviceSessionId, UserId};
 use crate::keys::KeySpace;
 use crate::op::check::{chunked, user_group, MAX_BATCH_READS, MAX_PLAN_SESSIONS};
 use crate::op::expiry::{expire_plan, OwnerRemovals};
+use crate::op::owners::{OwnerFinding, OwnerPass};
 use crate::op::walk::{IndexWalk, KeyScan, Window};
 use crate::op::{
     applied, out_of_sequence, replies, Input, Operation, Policy, Step, TransitionError,
@@ -42,6 +43,9 @@ pub struct SweepReport {
     /// The retention swept with; `None`: no retention is configured, so
     /// nothing expires and nothing was examined.
     pub retention: Option<Duration>,
+    /// Owner keys seen without their record, to remove at a second look
+    /// after the grace ([`SweepReport::owner_recheck`]).
+    pub(crate) owner_sightings: Vec<crate::op::OwnerSighting>,
 }
 
 #[derive(Debug, Clone)]
@@ -98,6 +102,7 @@ enum State {
         candidates: Vec<Candidate>,
     },
     Applying(Settle),
+    Owners,
     Finished,
 }
 
@@ -124,6 +129,8 @@ pub struct Sweep {
     report: SweepReport,
     /// Members of the current batch left alone, on its last read.
     round_skipped: u64,
+    /// The first look at owner keys, once every index is walked.
+    owners: OwnerPass,
     state: State,
 }
 
@@ -145,7 +152,29 @@ impl Sweep {
                 ..SweepReport::default()
             },
             round_skipped: 0,
+            owners: OwnerPass::new(keys, policy.batch_size.get()),
             state: State::Start,
+        }
+    }
+
+    /// Owner keys without their record are kept for the second look
+    /// (anything else odd there is `check`'s to report).
+    fn owner_step(
+        &mut self,
+        found: Vec<OwnerFinding>,
+        reads: Option<Vec<Read>>,
+    ) -> Step<SweepReport> {
+        for finding in found {
+            if let OwnerFinding::Dangling(sighting) = finding {
+                self.report.owner_sightings.push(sighting);
+            }
+        }
+        match reads {
+            Some(reads) => {
+                self.state = State::Owners;
+                Step::Read(reads)
+            }
+            None => self.finish(),
         }
     }
 
@@ -170,7 +199,9 @@ impl Sweep {
         }
         let Some(first) = self.walkers.pop_front() else {
             if self.scan.is_done() {
-                return Ok(self.finish());
+                let mut found = Vec::new();
+                let reads = self.owners.next(&mut found);
+                return Ok(self.owner_step(found, reads));
             }
             self.state = State::Scan;
             return Ok(Step::Read(vec![self.scan.read(self.batch)]));
@@ -473,7 +504,11 @@ impl Operation for Sweep {
         match std::mem::replace(&mut self.state, State::Finished) {
             State::Start => {
                 if self.policy.revoked_retention.is_none() {
-                    return Ok(self.finish());
+                    // Nothing expires; dangling owner keys are still
+                    // looked for (tagged layout).
+                    let mut found = Vec::new();
+                    let reads = self.owners.next(&mut found);
+                    return Ok(self.owner_step(found, reads));
                 }
                 self.next()
             }
@@ -519,6 +554,11 @@ impl Operation for Sweep {
             State::Applying(settle) => {
                 let outcome = applied(input, OP)?;
                 self.on_applied(settle, outcome)
+            }
+            State::Owners => {
+                let mut found = Vec::new();
+                let reads = self.owners.resume(replies(input, OP)?, &mut found, OP)?;
+                Ok(self.owner_step(found, reads))
             }
             State::Finished => out_of_sequence(OP),
         }
