@@ -94,13 +94,28 @@ pub trait SessionAdmin: Send + Sync {
 
 impl<B: Backend> SessionAdmin for Store<B> {
     async fn check(&self, mode: CheckMode) -> Result<CheckReport, Error> {
-        self.drive_walk(Check::new(&self.keys, mode, self.policy.batch_size))
-            .await
+        let batch = self.policy.batch_size;
+        let mut report = self.drive_walk(Check::new(&self.keys, mode, batch)).await?;
+        let repair = mode == CheckMode::Repair;
+        if let Some(recheck) = report.owner_recheck(&self.keys, repair, batch) {
+            // Every first look is over: the second comes a grace later.
+            tokio::time::sleep(self.policy.owner_grace).await;
+            let outcome = self.drive_walk(recheck).await?;
+            report.absorb_owner_recheck(&self.keys, outcome, repair);
+        }
+        Ok(report)
     }
 
     async fn sweep(&self) -> Result<SweepReport, Error> {
-        self.drive_walk(Sweep::new(&self.keys, self.policy, self.now()))
-            .await
+        let mut report = self
+            .drive_walk(Sweep::new(&self.keys, self.policy, self.now()))
+            .await?;
+        if let Some(recheck) = report.owner_recheck(&self.keys, self.policy.batch_size) {
+            tokio::time::sleep(self.policy.owner_grace).await;
+            let outcome = self.drive_walk(recheck).await?;
+            report.absorb_owner_recheck(&outcome);
+        }
+        Ok(report)
     }
 
     async fn purge(&self) -> Result<u64, Error> {

@@ -67,9 +67,9 @@ use crate::model::MemoryKv;
 use crate::plan::{Applied, Plan, Read, Reply};
 use crate::timestamp::Timestamp;
 
-/// Store-wide rules that shape plans: retention, the active-session limit
-/// and the batch size.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Store-wide rules that shape plans: retention, the active-session limit,
+/// the batch size and the owner keys' grace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Policy {
     /// Revoked sessions older than this (since their revocation) are gone:
     /// not found, not listed, and removed lazily. `None`: keep forever.
@@ -79,6 +79,27 @@ pub struct Policy {
     /// Sessions per batch of the batched operations (revoke all, pages'
     /// reads, maintenance walks).
     pub batch_size: BatchSize,
+    /// Tagged layout: how long an owner key without its record may be a
+    /// create in flight. `check --repair` and `sweep` remove one only when
+    /// it is still so at a second look this long after the first (see
+    /// [`RecheckOwners`]); it must outlast any create. Default 1 minute.
+    pub owner_grace: Duration,
+}
+
+impl Policy {
+    /// The default grace of an owner key without its record.
+    pub const DEFAULT_OWNER_GRACE: Duration = Duration::from_secs(60);
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            revoked_retention: None,
+            session_limit: None,
+            batch_size: BatchSize::default(),
+            owner_grace: Self::DEFAULT_OWNER_GRACE,
+        }
+    }
 }
 
 impl Policy {

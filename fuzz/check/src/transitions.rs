@@ -1495,6 +1495,7 @@ impl World {
                 )
             }),
             batch_size: op::BatchSize::new(1 + usize::from(setup.batch % 5)).expect("1..=5"),
+            ..Policy::default()
         };
         let now = Timestamp::from_unix_nanos(pick(ERAS_UNIX_NANOS, setup.era))
             .expect("eras are in range");
