@@ -72,9 +72,13 @@ impl<B: Backend> Store<B> {
 pub trait SessionAdmin: Send + Sync {
     /// Audits the key space in bounded batches: every record strictly
     /// decoded and its index memberships (and owner key) checked, every
-    /// index member's record read. With [`CheckMode::Repair`], fixes the
-    /// derived data batch by batch (each plan guarded by what it was
-    /// derived from) and reports what it fixed and what it did not.
+    /// index member's record read, every owner key's record looked for.
+    /// With [`CheckMode::Repair`], fixes the derived data batch by batch
+    /// (each plan guarded by what it was derived from) and reports what it
+    /// fixed and what it did not. Owner keys seen without their record are
+    /// looked at again the policy's `owner_grace` after the walk (this
+    /// call waits that long when there are any): only those still dangling
+    /// are reported, and removed by a repair.
     fn check(
         &self,
         mode: CheckMode,
@@ -82,9 +86,12 @@ pub trait SessionAdmin: Send + Sync {
 
     /// Removes every revoked session past the configured retention, for
     /// every user, in bounded atomic batches (record and index entries
-    /// together). Resumable: running it again finishes what an interrupted
-    /// run left. Without a retention, removes nothing (the report says
-    /// so).
+    /// together, then the owner key in the tagged layout). Resumable:
+    /// running it again finishes what an interrupted run left. Without a
+    /// retention, removes no session (the report says so). In the tagged
+    /// layout it also removes owner keys still without their record the
+    /// policy's `owner_grace` after the walk saw them (and waits that
+    /// long when there are any).
     fn sweep(&self) -> impl std::future::Future<Output = Result<SweepReport, Error>> + Send;
 
     /// Deletes every key of this store's key space, page by page; returns

@@ -14,8 +14,15 @@
 //!    index is walked in windows of ranks ([`IndexWalk`], which never
 //!    repeats a member nor skips one that stays), small indexes several to
 //!    a batch, and the members' records read. This pass finds stray
-//!    entries.
-//! 3. **Types**: keys of the wrong type under each prefix.
+//!    entries: members whose record is missing, undecodable or another
+//!    user's (a repair takes them out of the index and leaves the record's
+//!    bytes alone, so the user can be revoked whole again), revoked ones
+//!    in the active index, active ones in the revoked index.
+//! 3. **Owner keys** (tagged layout): each one read with the record it
+//!    names; one without it is the first look of [`super::owners`] (the
+//!    second, after the grace, is [`super::RecheckOwners`]).
+//! 4. **Types**: keys of the wrong type under each prefix, reported only:
+//!    the store cannot read them, so a repair never deletes them.
 //!
 //! With [`CheckMode::Repair`], each batch's findings become repair plans —
 //! one per user in the tagged layout (a user's keys share a cluster

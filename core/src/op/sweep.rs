@@ -116,7 +116,13 @@ enum State {
 /// batch (per user in the tagged layout) guarded by the record bytes read.
 ///
 /// Interrupted, every removal is whole; running it again finishes the
-/// rest. Without a retention it examines nothing.
+/// rest. Without a retention it examines no session.
+///
+/// In the tagged layout each removed session's owner key goes next, in a
+/// plan of its own (its own slot); and every owner key is read with its
+/// record, those without one kept in the report for the second look
+/// after the grace ([`SweepReport::owner_recheck`]), which removes the
+/// ones still dangling.
 #[derive(Debug)]
 pub struct Sweep {
     keys: KeySpace,
@@ -680,6 +686,56 @@ mod tests {
             assert_eq!(again.sessions_removed, 0);
             assert_eq!(again.batches, 0);
         }
+    }
+
+    #[test]
+    fn owner_keys_go_with_the_swept_sessions_and_dangling_ones_after_the_grace() {
+        let keys = KeySpace::default().in_layout(Layout::Tagged).unwrap();
+        let mut kv = populated(&keys);
+        // Owner keys without their record: a create that stopped half-way,
+        // and one that is still in flight (its record comes during the
+        // grace).
+        let half = keys.owner_key(&id("half")).unwrap();
+        kv.set_raw(&half, "u1");
+        let late = session("late", "u2", 5);
+        kv.set_raw(keys.owner_key(late.id()).unwrap(), "u2");
+        let mut report = sweep(&mut kv, &keys, policy(3));
+        assert_eq!(report.sessions_removed, 10);
+        // u*-2 had owner keys; the Go adapter's u*-go sessions had none.
+        assert_eq!(report.owner_keys_removed, 5, "{report:?}");
+        for u in 0..5 {
+            let gone = id(&format!("u{u}-2"));
+            assert_eq!(kv.get(&keys.owner_key(&gone).unwrap()), None);
+        }
+        assert_eq!(kv.get(&half), Some(&b"u1"[..]), "not before the grace");
+        op::run(
+            &mut kv,
+            Create::new(&keys, Policy::default(), ts(5), late.clone()),
+            4,
+        )
+        .unwrap();
+        let recheck = report
+            .owner_recheck(&keys, BatchSize::new(3).unwrap())
+            .unwrap();
+        let outcome = op::run(&mut kv, recheck, 8).unwrap();
+        report.absorb_owner_recheck(&outcome);
+        assert_eq!(report.owner_keys_removed, 6);
+        assert_eq!(kv.get(&half), None);
+        assert_eq!(
+            kv.get(&keys.owner_key(late.id()).unwrap()),
+            Some(&b"u2"[..])
+        );
+        check_clean(&mut kv, &keys);
+        // Without a retention, dangling owner keys are still removed.
+        kv.set_raw(&half, "u1");
+        let mut report = sweep(&mut kv, &keys, Policy::default());
+        assert_eq!(report.sessions_removed, 0);
+        let recheck = report
+            .owner_recheck(&keys, BatchSize::new(3).unwrap())
+            .unwrap();
+        let outcome = op::run(&mut kv, recheck, 8).unwrap();
+        assert_eq!(outcome.removed.len(), 1);
+        assert_eq!(kv.get(&half), None);
     }
 
     #[test]
