@@ -854,7 +854,7 @@ pub async fn bad_members_leave_the_indexes_and_the_user_is_revocable_whole<B: Ba
     revoked.sort_unstable();
     assert_eq!(revoked, ["lost", "s1-1", "s1-2"]);
     assert_eq!(store.count_active_by_user_id(&u1).await.unwrap(), 0);
-    assert_eq!(store.get(&id("lost")).await.unwrap().is_active(), false);
+    assert!(!store.get(&id("lost")).await.unwrap().is_active());
 }
 
 /// Tagged layout: an owner key without its record (a create that never
