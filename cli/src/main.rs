@@ -110,6 +110,17 @@ struct GlobalArgs {
         value_name = "DURATION"
     )]
     revoked_retention: Option<String>,
+    /// Tagged layout: `check --repair` and `sweep` remove an owner key
+    /// without its record only if it still is this long after they first
+    /// saw it (a create writes its owner key just before its record); they
+    /// wait that long when they saw one. Default 1m.
+    #[arg(
+        long,
+        env = "AUTHSESSION_OWNER_GRACE",
+        global = true,
+        value_name = "DURATION"
+    )]
+    owner_grace: Option<String>,
     /// At most N active sessions per user, enforced atomically by create;
     /// default: no limit.
     #[arg(
@@ -287,16 +298,21 @@ enum Command {
     /// Scan the key space: strict-decode every record and check every
     /// index against them. Exits non-zero if problems remain.
     Check {
-        /// Fix index drift (missing, misscored or stray index entries);
-        /// corrupt records are reported, never changed. Exits non-zero when
-        /// a check after the repair still finds problems.
+        /// Fix index drift (missing, misscored or stray index entries —
+        /// members whose record is missing, corrupt or another user's
+        /// included) and owner keys (missing ones set, dangling ones
+        /// removed after --owner-grace); corrupt records and keys of the
+        /// wrong type are reported, never changed. Exits non-zero when
+        /// problems remain.
         #[arg(long)]
         repair: bool,
     },
     /// Remove every revoked session past --revoked-retention, in bounded
     /// batches (every primary of a cluster), including those revoked while
     /// no retention was set or by the Go adapter. Prints
-    /// `{"users":…,"sessions_removed":…,"batches":…}`.
+    /// `{"users":…,"sessions_removed":…,"batches":…,"owner_keys_removed":…}`.
+    /// In the tagged layout it also removes owner keys without their record
+    /// (after --owner-grace).
     Sweep,
     /// Copy the whole key space (the global flags name the source) into
     /// another server, prefix or layout in bounded batches, idempotently,
@@ -569,10 +585,17 @@ impl GlobalArgs {
                 )
             })?,
         };
+        let owner_grace = self
+            .owner_grace
+            .as_deref()
+            .map(|text| duration::parse(text, "--owner-grace"))
+            .transpose()?
+            .unwrap_or(Policy::DEFAULT_OWNER_GRACE);
         Ok(Policy {
             revoked_retention,
             session_limit,
             batch_size,
+            owner_grace,
         })
     }
 

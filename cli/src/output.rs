@@ -113,14 +113,16 @@ mod tests {
 }
 
 /// `sweep`'s answer: users visited, expired revoked sessions removed (each
-/// with its index entries, atomically), removal plans applied, members left
-/// alone for `check` to judge, and the retention swept with (`null`: none
-/// configured, nothing removed).
+/// with its index entries, atomically), removal plans applied, owner keys
+/// removed (tagged layout: those of the removed sessions and dangling ones
+/// past the grace), members left alone for `check` to judge, and the
+/// retention swept with (`null`: none configured, nothing removed).
 #[derive(Serialize)]
 pub(crate) struct SweepOut {
     pub(crate) users: u64,
     pub(crate) sessions_removed: u64,
     pub(crate) batches: u64,
+    pub(crate) owner_keys_removed: u64,
     pub(crate) skipped: u64,
     pub(crate) retention_seconds: Option<f64>,
 }

@@ -229,6 +229,7 @@ pub(crate) async fn run<S: SessionStore + SessionAdmin>(
                 users: report.users,
                 sessions_removed: report.sessions_removed,
                 batches: report.batches,
+                owner_keys_removed: report.owner_keys_removed,
                 skipped: report.skipped,
                 retention_seconds: report.retention.map(|r| r.as_secs_f64()),
             })?;

@@ -4,9 +4,10 @@
 //!
 //! Records are the source of truth; indexes (and, in the tagged layout,
 //! owner keys) are derived from them. A repair only ever writes derived
-//! data — index entries and missing owner keys — each write guarded by the
-//! stored bytes it was derived from; a record that does not decode is
-//! reported and left for a human.
+//! data — index entries and owner keys — each write guarded by the stored
+//! state it was derived from. A record that does not decode (or is another
+//! user's) is reported and its bytes left for a human, but its index
+//! entries go: a user is always revocable whole after a repair.
 
 use std::fmt;
 
@@ -24,8 +25,8 @@ pub enum CheckMode {
     /// Report only; write nothing.
     #[default]
     Report,
-    /// Also repair derived data (index entries, missing owner keys), batch
-    /// by batch, and report what was fixed and what was not.
+    /// Also repair derived data (index entries, owner keys), batch by
+    /// batch, and report what was fixed and what was not.
     Repair,
 }
 
@@ -48,7 +49,7 @@ pub enum StrayReason {
     /// (`invalid_index_member`).
     InvalidMember,
     /// The member's record does not decode (`corrupt_record`): the entry
-    /// stays until a human deals with the record.
+    /// goes, the record's bytes stay for a human.
     CorruptRecord,
 }
 
@@ -79,10 +80,11 @@ impl StrayReason {
         })
     }
 
-    /// Whether a repair removes the entry (every reason but a corrupt
-    /// record, whose entries wait for the record to be dealt with).
+    /// Whether a repair removes the entry: always (a member whose record
+    /// is missing, corrupt or another user's would stop the user's
+    /// revocation from being whole; the record itself is left alone).
     pub const fn is_repairable(self) -> bool {
-        !matches!(self, StrayReason::CorruptRecord)
+        true
     }
 }
 
@@ -176,6 +178,24 @@ pub enum Problem {
         /// The record.
         record_key: String,
     },
+    /// Tagged layout: an owner key whose record is absent, at two looks at
+    /// least the grace apart (a create writes the owner key a round trip
+    /// before the record, so a young one may be a create in flight). It
+    /// blocks its id for every other user; a repair removes it.
+    #[error("{owner_key}: owner key without its record {record_key}")]
+    DanglingOwnerKey {
+        /// The owner key.
+        owner_key: String,
+        /// The record it names (absent).
+        record_key: String,
+    },
+    /// Tagged layout: an owner key holding no valid user id, so naming no
+    /// record (left for a human: the store cannot read it).
+    #[error("{owner_key}: owner key holds no valid user id")]
+    CorruptOwnerKey {
+        /// The owner key.
+        owner_key: String,
+    },
     /// Tagged layout: a record whose owner key names another user (or
     /// holds no valid user id).
     #[error("{owner_key}: owner key names {owner:?}, not the user of record {record_key}")]
@@ -201,6 +221,8 @@ impl Problem {
             Problem::WrongType { .. } => "wrong_type",
             Problem::MissingOwnerKey { .. } => "missing_owner_key",
             Problem::ForeignOwnerKey { .. } => "foreign_owner_key",
+            Problem::DanglingOwnerKey { .. } => "dangling_owner_key",
+            Problem::CorruptOwnerKey { .. } => "corrupt_owner_key",
         }
     }
 
@@ -215,18 +237,23 @@ impl Problem {
             Problem::MissingIndexEntry { index_key, .. }
             | Problem::StrayIndexEntry { index_key, .. } => index_key,
             Problem::MissingOwnerKey { owner_key, .. }
-            | Problem::ForeignOwnerKey { owner_key, .. } => owner_key,
+            | Problem::ForeignOwnerKey { owner_key, .. }
+            | Problem::DanglingOwnerKey { owner_key, .. }
+            | Problem::CorruptOwnerKey { owner_key } => owner_key,
         }
     }
 
     /// Whether `check --repair` can fix it: index drift (missing,
-    /// misscored and stray entries, including members that are not UTF-8)
-    /// and missing owner keys. Stray entries of a corrupt record, corrupt
-    /// or foreign records, foreign owner keys, unparsable keys and keys of
-    /// the wrong type are left for a human.
+    /// misscored and stray entries — members that are not UTF-8, or whose
+    /// record is missing, corrupt or another user's, included), missing
+    /// owner keys and dangling ones. Corrupt or foreign records, foreign
+    /// or corrupt owner keys, unparsable keys and keys of the wrong type
+    /// hold data the store cannot read: reported, left for a human.
     pub fn is_repairable(&self) -> bool {
         match self {
-            Problem::MissingIndexEntry { .. } | Problem::MissingOwnerKey { .. } => true,
+            Problem::MissingIndexEntry { .. }
+            | Problem::MissingOwnerKey { .. }
+            | Problem::DanglingOwnerKey { .. } => true,
             Problem::StrayIndexEntry { reason, .. } => reason.is_repairable(),
             _ => false,
         }
@@ -255,6 +282,11 @@ pub enum UnrepairedReason {
     /// A repair never writes it: corrupt data is left for a human
     /// ([`Problem::is_repairable`]).
     NotRepairable,
+    /// An owner key seen without its record and not looked at again yet:
+    /// a create in flight looks the same for a moment, so it is a problem
+    /// (and removed) only when still so at a second look at least the
+    /// grace later ([`crate::op::RecheckOwners`]).
+    AwaitingGrace,
     /// A key the repair would write holds another type (reported itself as
     /// [`Problem::WrongType`]).
     WrongType {
@@ -276,6 +308,7 @@ impl UnrepairedReason {
         match self {
             UnrepairedReason::ReportOnly => "report_only",
             UnrepairedReason::NotRepairable => "not_repairable",
+            UnrepairedReason::AwaitingGrace => "awaiting_grace",
             UnrepairedReason::WrongType { .. } => "wrong_type",
             UnrepairedReason::Contention { .. } => "contention",
         }
@@ -289,6 +322,9 @@ impl fmt::Display for UnrepairedReason {
             UnrepairedReason::NotRepairable => {
                 f.write_str("not repairable: corrupt data is left for a human")
             }
+            UnrepairedReason::AwaitingGrace => f.write_str(
+                "not repaired yet: may be a create in flight; looked at again after the grace",
+            ),
             UnrepairedReason::WrongType { key } => {
                 write!(f, "not repaired: {key} holds the wrong type")
             }
@@ -341,6 +377,9 @@ pub struct CheckReport {
     pub repaired: Vec<Problem>,
     /// The problems found and not fixed, with why, in key order.
     pub unrepaired: Vec<Unrepaired>,
+    /// Owner keys seen without their record, waiting for their second
+    /// look ([`CheckReport::owner_recheck`]).
+    pub(crate) owner_sightings: Vec<crate::op::OwnerSighting>,
 }
 
 impl CheckReport {
@@ -478,7 +517,7 @@ mod tests {
             StrayReason::from_error(&TransitionError::NotFound { key: "k".into() }),
             None
         );
-        assert!(!StrayReason::CorruptRecord.is_repairable());
+        assert!(StrayReason::CorruptRecord.is_repairable());
         assert!(StrayReason::InvalidMember.is_repairable());
     }
 
@@ -518,6 +557,7 @@ mod tests {
                 problem: corrupt,
                 reason: UnrepairedReason::NotRepairable,
             }],
+            ..CheckReport::default()
         };
         let json = serde_json::to_value(&report).unwrap();
         assert_eq!(json["records"], 2);

@@ -285,6 +285,18 @@ impl KeySpace {
         split(&self.session_prefix, key).and_then(|t| DeviceSessionId::parse(t).ok())
     }
 
+    /// The device session id an owner key names, if `key` is one (tagged
+    /// layout only).
+    pub fn parse_owner_key(&self, key: &str) -> Option<DeviceSessionId> {
+        if self.layout != Layout::Tagged {
+            return None;
+        }
+        let inner = key.strip_prefix(&*self.owner_prefix)?.strip_prefix('{')?;
+        let text = decode_component(inner.strip_suffix('}')?)?;
+        (tagged(&self.owner_prefix, &text) == key).then_some(())?;
+        DeviceSessionId::parse(text).ok()
+    }
+
     /// The user an all-sessions index key names, if `key` is one.
     pub fn parse_user_sessions_key(&self, key: &str) -> Option<UserId> {
         self.parse_user_key(&self.user_sessions_prefix, key)

@@ -72,9 +72,13 @@ impl<B: Backend> Store<B> {
 pub trait SessionAdmin: Send + Sync {
     /// Audits the key space in bounded batches: every record strictly
     /// decoded and its index memberships (and owner key) checked, every
-    /// index member's record read. With [`CheckMode::Repair`], fixes the
-    /// derived data batch by batch (each plan guarded by what it was
-    /// derived from) and reports what it fixed and what it did not.
+    /// index member's record read, every owner key's record looked for.
+    /// With [`CheckMode::Repair`], fixes the derived data batch by batch
+    /// (each plan guarded by what it was derived from) and reports what it
+    /// fixed and what it did not. Owner keys seen without their record are
+    /// looked at again the policy's `owner_grace` after the walk (this
+    /// call waits that long when there are any): only those still dangling
+    /// are reported, and removed by a repair.
     fn check(
         &self,
         mode: CheckMode,
@@ -93,9 +97,12 @@ pub trait SessionAdmin: Send + Sync {
 
     /// Removes every revoked session past the configured retention, for
     /// every user, in bounded atomic batches (record and index entries
-    /// together). Resumable: running it again finishes what an interrupted
-    /// run left. Without a retention, removes nothing (the report says
-    /// so).
+    /// together, then the owner key in the tagged layout). Resumable:
+    /// running it again finishes what an interrupted run left. Without a
+    /// retention, removes no session (the report says so). In the tagged
+    /// layout it also removes owner keys still without their record the
+    /// policy's `owner_grace` after the walk saw them (and waits that
+    /// long when there are any).
     fn sweep(&self) -> impl std::future::Future<Output = Result<SweepReport, Error>> + Send {
         self.sweep_with_progress(&no_progress)
     }
@@ -121,8 +128,17 @@ impl<B: Backend> SessionAdmin for Store<B> {
         mode: CheckMode,
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<CheckReport, Error> {
-        let check = Check::new(&self.keys, mode, self.policy.batch_size);
-        self.drive_walk(check, progress).await
+        let batch = self.policy.batch_size;
+        let check = Check::new(&self.keys, mode, batch);
+        let mut report = self.drive_walk(check, progress).await?;
+        let repair = mode == CheckMode::Repair;
+        if let Some(recheck) = report.owner_recheck(&self.keys, repair, batch) {
+            // Every first look is over: the second comes a grace later.
+            tokio::time::sleep(self.policy.owner_grace).await;
+            let outcome = self.drive_walk(recheck, progress).await?;
+            report.absorb_owner_recheck(&self.keys, outcome, repair);
+        }
+        Ok(report)
     }
 
     async fn sweep_with_progress(
@@ -130,7 +146,13 @@ impl<B: Backend> SessionAdmin for Store<B> {
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<SweepReport, Error> {
         let sweep = Sweep::new(&self.keys, self.policy, self.now());
-        self.drive_walk(sweep, progress).await
+        let mut report = self.drive_walk(sweep, progress).await?;
+        if let Some(recheck) = report.owner_recheck(&self.keys, self.policy.batch_size) {
+            tokio::time::sleep(self.policy.owner_grace).await;
+            let outcome = self.drive_walk(recheck, progress).await?;
+            report.absorb_owner_recheck(&outcome);
+        }
+        Ok(report)
     }
 
     async fn purge(&self) -> Result<u64, Error> {

@@ -667,6 +667,115 @@ pub async fn churn_with_limit_and_retention_stays_bounded<G, S, R, F>(
     assert!(max_keys <= 4 + 26 + 4 + 3, "{max_keys} keys");
 }
 
+/// Every key under `keys`' prefixes (owner keys included).
+pub async fn key_count<R: RawScan>(raw: &R, keys: &KeySpace) -> usize {
+    let mut n = 0;
+    for prefix in keys.all_prefixes() {
+        n += raw.keys_under(prefix).await.len();
+    }
+    n
+}
+
+/// The owner keys (tagged layout) whose record is absent.
+pub async fn owner_keys_without_record<R: RawScan>(raw: &R, keys: &KeySpace) -> Vec<String> {
+    let Some(prefix) = keys.all_prefixes().get(4).map(|p| (*p).to_owned()) else {
+        return Vec::new();
+    };
+    let mut dangling = Vec::new();
+    for owner_key in raw.keys_under(&prefix).await {
+        let id = keys.parse_owner_key(&owner_key).expect("an owner key");
+        let value = raw.get(&owner_key).await.expect("a string");
+        let owner = UserId::parse(std::str::from_utf8(&value).unwrap()).unwrap();
+        if raw.get(&keys.record_key(&owner, &id)).await.is_none() {
+            dangling.push(owner_key);
+        }
+    }
+    dangling
+}
+
+/// Logins under a limit of 5 with `revoke-oldest` and a retention of 10 s,
+/// on 3 users, once a second for 200 s: the most keys either layout holds
+/// at any point, and the keys left after the retention has passed and a
+/// `sweep` (with the owner keys' second look: no create is in flight).
+async fn churn_keys<G, S, R, F>(
+    make: &impl Fn(KeySpace, Policy, Clock) -> F,
+    keys: KeySpace,
+) -> (usize, usize)
+where
+    F: Future<Output = (G, S, R)>,
+    S: SessionStore + authsession_driver::SessionAdmin,
+    R: RawScan,
+{
+    let clock = TestClock::at(ts(0, 0));
+    let policy = policy_with(|p| {
+        p.session_limit = SessionLimit::new(5, OnLimit::RevokeOldest);
+        p.revoked_retention = Some(Duration::from_secs(10));
+        p.owner_grace = Duration::ZERO;
+    });
+    let (_guard, store, raw) = make(keys.clone(), policy, clock.clock()).await;
+    let mut most = 0;
+    for i in 0..200i64 {
+        let now = ts(i, 0);
+        clock.set(now);
+        for u in 0..3 {
+            store
+                .create(&active(&format!("c{u}-{i:03}"), &format!("u{u}"), now))
+                .await
+                .unwrap();
+        }
+        most = most.max(key_count(&raw, &keys).await);
+    }
+    clock.set(ts(1000, 0));
+    let swept = store.sweep().await.unwrap();
+    assert!(swept.sessions_removed > 0, "{swept:?}");
+    assert_eq!(
+        owner_keys_without_record(&raw, &keys).await,
+        Vec::<String>::new(),
+        "after the sweep"
+    );
+    let report = store
+        .check(authsession_driver::CheckMode::Report)
+        .await
+        .unwrap();
+    assert!(report.is_clean(), "{report:#?}");
+    // 5 active sessions per user and their 2 index keys (owner keys too
+    // in the tagged layout).
+    let left = key_count(&raw, &keys).await;
+    (most, left)
+}
+
+/// Churn in the tagged layout (retention and `revoke-oldest`) keeps the
+/// key count within twice the reference layout's: owner keys go with
+/// their sessions. After the retention and a sweep, no owner key lacks
+/// its record.
+pub async fn churn_in_the_tagged_layout_stays_within_twice_the_reference<G, S, R, F>(
+    make: impl Fn(KeySpace, Policy, Clock) -> F,
+) where
+    F: Future<Output = (G, S, R)>,
+    S: SessionStore + authsession_driver::SessionAdmin,
+    R: RawScan,
+{
+    let reference = crate::fixtures::fresh_key_space("churn");
+    let tagged = crate::fixtures::fresh_key_space("churn")
+        .in_layout(authsession_driver::core::Layout::Tagged)
+        .unwrap();
+    let (most_reference, left_reference) = churn_keys(&make, reference).await;
+    let (most_tagged, left_tagged) = churn_keys(&make, tagged).await;
+    eprintln!(
+        "churn keys: reference at most {most_reference}, {left_reference} after sweep; \
+         tagged at most {most_tagged}, {left_tagged} after sweep"
+    );
+    // 3 users × (≤ 5 active + ≤ ~11 revoked within 10 s + a few not yet
+    // collected) records and 3 index keys each.
+    assert!(most_reference <= 3 * (5 + 11 + 4 + 3), "{most_reference}");
+    assert!(
+        most_tagged <= 2 * most_reference,
+        "tagged {most_tagged} > 2 × reference {most_reference}"
+    );
+    assert_eq!(left_reference, 3 * (5 + 2));
+    assert_eq!(left_tagged, 3 * (5 + 5 + 2));
+}
+
 /// `revoke_all` in batches of three through the store: the classic form
 /// and the count form, "at or before" the instant.
 pub async fn revoke_all_in_batches<G, S, R, F>(make: impl Fn(Policy, Clock) -> F)

@@ -430,7 +430,7 @@ pub async fn concurrent_writers_never_get_a_wrong_repair<
     const USERS: usize = 3;
     const CYCLING: usize = 4;
     const STEPS: u64 = 150;
-    let store = store.with_policy(batch_policy(3));
+    let store = store.with_policy(repair_policy(3));
     let keys = store.key_space().clone();
     populate(&store, USERS).await;
     let ids = |u: usize| (0..CYCLING).map(move |k| format!("c{u}-{k}"));
@@ -712,6 +712,270 @@ pub async fn sweep_removes_expired_sessions_and_keeps_the_go_view_consistent<
     assert_eq!((none.users, none.sessions_removed), (0, 0));
 }
 
+/// `n` sessions per batch, and the owner keys' second look right away: no
+/// create is in flight in these scenarios (the concurrent one only risks
+/// an owner key that a later repair puts back).
+fn repair_policy(n: usize) -> Policy {
+    Policy {
+        owner_grace: Duration::ZERO,
+        ..batch_policy(n)
+    }
+}
+
+/// Members whose record is missing, undecodable or another user's, in
+/// every index of a user, plus an active session reachable from neither
+/// index: `check` reports each, `check --repair` takes the bad members out
+/// of the indexes (the bad bytes stay under their keys) and puts the lost
+/// session back into both, a second check finds none of what the repair
+/// fixed, and `revoke_all` then revokes every valid session and succeeds.
+pub async fn bad_members_leave_the_indexes_and_the_user_is_revocable_whole<B: Backend, R: RawKv>(
+    store: Store<B>,
+    raw: &R,
+) {
+    let store = store.with_policy(repair_policy(3));
+    let keys = store.key_space().clone();
+    let tagged = keys.layout() == Layout::Tagged;
+    populate(&store, 3).await;
+    let u1 = user("u1");
+    let all = keys.user_sessions_key(&u1);
+    let active_index = keys.user_active_sessions_key(&u1);
+    let revoked_index = keys.user_revoked_sessions_key(&u1);
+    let indexes = [&all, &active_index, &revoked_index];
+    // No record at all.
+    for key in indexes {
+        raw.zadd(key, "ghost", 1.0).await;
+    }
+    // A record that does not decode.
+    let bad_key = keys.record_key(&u1, &id("bad"));
+    raw.set(&bad_key, b"{\"device_session_id\":").await;
+    for key in indexes {
+        raw.zadd(key, "bad", 2.0).await;
+    }
+    // Another user's session: u2's own in the reference layout; in the
+    // tagged layout a record under u1's tag naming u2.
+    let (theirs, theirs_key) = if tagged {
+        let theirs = active("theirs", "u2", ts(3, 0));
+        let key = keys.record_key(&u1, theirs.id());
+        raw.set(&key, &codec::encode(&theirs)).await;
+        ("theirs", key)
+    } else {
+        ("s2-1", keys.record_key(&user("u2"), &id("s2-1")))
+    };
+    let theirs_bytes = raw.get(&theirs_key).await.unwrap();
+    for key in [&all, &active_index] {
+        raw.zadd(key, theirs, 3.0).await;
+    }
+    // An active session in neither index.
+    store.create(&active("lost", "u1", ts(4, 0))).await.unwrap();
+    for key in [&all, &active_index] {
+        raw.zrem(key, "lost").await;
+    }
+    // The user's revocation stops at (or names) what it cannot revoke;
+    // revoking one by one is not what an incident needs.
+    let mut expected: Vec<(String, String)> = vec![
+        ("corrupt_record".into(), bad_key.clone()),
+        ("missing_index_entry".into(), all.clone()),
+        ("missing_index_entry".into(), active_index.clone()),
+    ];
+    for key in indexes {
+        expected.push(("stray_index_entry:corrupt_record".into(), key.clone()));
+        expected.push((
+            "stray_index_entry:dangling_index_member".into(),
+            key.clone(),
+        ));
+    }
+    for key in [&all, &active_index] {
+        expected.push(("stray_index_entry:foreign_index_member".into(), key.clone()));
+    }
+    if tagged {
+        expected.push(("foreign_record".into(), theirs_key.clone()));
+    }
+    expected.sort();
+
+    let report = store.check(CheckMode::Report).await.unwrap();
+    assert_eq!(kinds(&report), expected, "{report:#?}");
+    let repaired = store.check(CheckMode::Repair).await.unwrap();
+    assert_eq!(kinds(&repaired), expected);
+    let left: Vec<(&str, &str)> = repaired
+        .unrepaired
+        .iter()
+        .map(|u| (u.problem.kind(), u.reason.kind()))
+        .collect();
+    let records_left: Vec<(&str, &str)> = if tagged {
+        vec![
+            ("corrupt_record", "not_repairable"),
+            ("foreign_record", "not_repairable"),
+        ]
+    } else {
+        vec![("corrupt_record", "not_repairable")]
+    };
+    assert_eq!(left, records_left, "{repaired:#?}");
+    assert_eq!(repaired.repaired.len(), expected.len() - records_left.len());
+    // Each stray member is reported with its key and why.
+    let json = serde_json::to_value(&repaired).unwrap();
+    let strays = json["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["kind"] == "stray_index_entry")
+        .count();
+    assert_eq!(strays, 8);
+    // The bad bytes are where they were.
+    assert_eq!(
+        raw.get(&bad_key).await.as_deref(),
+        Some(&b"{\"device_session_id\":"[..])
+    );
+    assert_eq!(raw.get(&theirs_key).await, Some(theirs_bytes));
+    for key in indexes {
+        let members: Vec<String> = raw.zrange(key).await.into_iter().map(|(m, _)| m).collect();
+        for gone in ["ghost", "bad", theirs] {
+            assert!(!members.iter().any(|m| m == gone), "{key}: {members:?}");
+        }
+    }
+
+    // A second check finds none of what the repair fixed.
+    let after = store.check(CheckMode::Report).await.unwrap();
+    for problem in &after.problems {
+        assert!(
+            !repaired.repaired.contains(problem),
+            "found again: {problem}"
+        );
+    }
+    let after_kinds: Vec<&str> = after.problems.iter().map(Problem::kind).collect();
+    let records_left: Vec<&str> = records_left.iter().map(|(k, _)| *k).collect();
+    assert_eq!(after_kinds, records_left, "{after:#?}");
+
+    // The user is revocable whole: every valid session, the lost one too.
+    let outcome = store
+        .revoke_all_by_user_id(&revoke_all_input("u1", ts(50, 0)))
+        .await
+        .unwrap();
+    let mut revoked: Vec<&str> = outcome.sessions().iter().map(|s| s.id().as_str()).collect();
+    revoked.sort_unstable();
+    assert_eq!(revoked, ["lost", "s1-1", "s1-2"]);
+    assert_eq!(store.count_active_by_user_id(&u1).await.unwrap(), 0);
+    assert!(!store.get(&id("lost")).await.unwrap().is_active());
+}
+
+/// Tagged layout: an owner key without its record (a create that never
+/// finished) is reported; `check --repair` removes it at its second look
+/// (the grace, here none); the next check is clean and the id is free for
+/// another user again. A look without repair removes nothing. In the
+/// reference layout there are no owner keys: nothing to find.
+pub async fn dangling_owner_keys_are_reported_and_removed_after_the_grace<B: Backend, R: RawKv>(
+    store: Store<B>,
+    raw: &R,
+) {
+    let store = store.with_policy(repair_policy(3));
+    let keys = store.key_space().clone();
+    populate(&store, 2).await;
+    let Some(owner) = keys.owner_key(&id("half")) else {
+        assert!(store.check(CheckMode::Repair).await.unwrap().is_clean());
+        return;
+    };
+    // What a create leaves when it stops after its first round trip.
+    raw.set(&owner, b"u1").await;
+    let problem = Problem::DanglingOwnerKey {
+        owner_key: owner.clone(),
+        record_key: keys.record_key(&user("u1"), &id("half")),
+    };
+    // It blocks the id for everyone else.
+    let err = store
+        .create(&active("half", "u0", ts(1, 0)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict);
+
+    let report = store.check(CheckMode::Report).await.unwrap();
+    assert_eq!(
+        report.problems,
+        std::slice::from_ref(&problem),
+        "{report:#?}"
+    );
+    assert_eq!(report.unrepaired[0].reason, UnrepairedReason::ReportOnly);
+    assert_eq!(raw.get(&owner).await.as_deref(), Some(&b"u1"[..]));
+
+    let repaired = store.check(CheckMode::Repair).await.unwrap();
+    assert_eq!(repaired.repaired, std::slice::from_ref(&problem));
+    assert!(repaired.is_resolved(), "{repaired:#?}");
+    assert_eq!(raw.get(&owner).await, None);
+    let after = store.check(CheckMode::Report).await.unwrap();
+    assert!(after.is_clean(), "{after:#?}");
+    // The id is free again.
+    store.create(&active("half", "u0", ts(1, 0))).await.unwrap();
+    assert!(store.check(CheckMode::Report).await.unwrap().is_clean());
+}
+
+/// Tagged layout: retention takes owner keys with their sessions — lazily
+/// (a `get` of an expired session) and by `sweep`, which also removes an
+/// owner key left without its record; afterwards no owner key lacks its
+/// record and `check` is clean. The reference layout has none to take.
+pub async fn owner_keys_go_with_their_sessions<B: Backend, R: RawKv>(store: Store<B>, raw: &R) {
+    let now = Arc::new(AtomicI64::new(100));
+    let clock = {
+        let now = Arc::clone(&now);
+        Clock::from_fn(move || ts(now.load(Ordering::Relaxed), 0))
+    };
+    let store = store.with_clock(clock).with_policy(Policy {
+        revoked_retention: Some(Duration::from_secs(60)),
+        ..repair_policy(3)
+    });
+    let keys = store.key_space().clone();
+    for u in 0..3 {
+        for s in 0..4 {
+            let session = active(&format!("o{u}-{s}"), &format!("u{u}"), ts(s, 0));
+            store.create(&session).await.unwrap();
+        }
+        for s in 0..3 {
+            store
+                .revoke(&revoke_input(&format!("o{u}-{s}"), ts(100, 0)))
+                .await
+                .unwrap();
+        }
+    }
+    let owner_of = |name: &str| keys.owner_key(&id(name));
+    // A create that stopped after its owner key.
+    if let Some(half) = owner_of("half") {
+        raw.set(&half, b"u2").await;
+    }
+    now.store(1000, Ordering::Relaxed);
+    // Lazily: a get of an expired session takes its owner key too.
+    assert_eq!(
+        store.get(&id("o0-0")).await.unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    if let Some(owner) = owner_of("o0-0") {
+        assert_eq!(raw.get(&owner).await, None);
+    }
+    // The sweep takes the rest, and the dangling one.
+    let report = store.sweep().await.unwrap();
+    assert_eq!(report.sessions_removed, 8, "{report:?}");
+    let expected_owners = if keys.layout() == Layout::Tagged {
+        9
+    } else {
+        0
+    };
+    assert_eq!(report.owner_keys_removed, expected_owners, "{report:?}");
+    for u in 0..3 {
+        for s in 0..4 {
+            let name = format!("o{u}-{s}");
+            if let Some(owner) = owner_of(&name) {
+                let kept = s == 3;
+                assert_eq!(raw.get(&owner).await.is_some(), kept, "{name}");
+            }
+        }
+    }
+    if let Some(half) = owner_of("half") {
+        assert_eq!(raw.get(&half).await, None);
+    }
+    // No owner key without its record: the check's own walk says so.
+    let after = store.check(CheckMode::Report).await.unwrap();
+    assert!(after.is_clean(), "{after:#?}");
+    assert_eq!(after.records, 3);
+    let again = store.sweep().await.unwrap();
+    assert_eq!((again.sessions_removed, again.owner_keys_removed), (0, 0));
+}
+
 /// Expands to one `#[tokio::test]` per maintenance scenario and layout.
 /// `$make` is an async fn of a [`KeySpace`] returning
 /// `(guard, store, raw)`.
@@ -722,7 +986,10 @@ macro_rules! maintenance_suite {
             planted_problems_are_found_and_repaired_batch_by_batch,
             a_non_utf8_member_is_removed_by_repair,
             concurrent_writers_never_get_a_wrong_repair,
-            sweep_removes_expired_sessions_and_keeps_the_go_view_consistent
+            sweep_removes_expired_sessions_and_keeps_the_go_view_consistent,
+            bad_members_leave_the_indexes_and_the_user_is_revocable_whole,
+            dangling_owner_keys_are_reported_and_removed_after_the_grace,
+            owner_keys_go_with_their_sessions
         );
     };
     (@each $make:ident; $($name:ident),* $(,)?) => {

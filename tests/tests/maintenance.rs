@@ -36,6 +36,39 @@ mod redis {
     authsession_tests::maintenance_suite!(make);
 }
 
+/// The scenarios about owner keys and bad members on a real cluster
+/// (tagged layout): owner keys live in their id's slot, records and
+/// indexes in the user's, so every owner-key removal is a plan of its own
+/// and every look at owner keys reads across slots.
+mod cluster {
+    use authsession_driver::core::Layout;
+    use authsession_tests::fixtures::fresh_key_space;
+    use authsession_tests::RedisCluster;
+
+    macro_rules! on_cluster {
+        ($($name:ident),* $(,)?) => {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let cluster = tokio::task::block_in_place(RedisCluster::shared);
+                    let keys = fresh_key_space("maintenance-cluster")
+                        .in_layout(Layout::Tagged)
+                        .unwrap();
+                    let store = cluster.store(keys).await;
+                    let raw = cluster.raw().await;
+                    authsession_tests::maintenance::$name(store, &raw).await;
+                }
+            )*
+        };
+    }
+
+    on_cluster!(
+        bad_members_leave_the_indexes_and_the_user_is_revocable_whole,
+        dangling_owner_keys_are_reported_and_removed_after_the_grace,
+        owner_keys_go_with_their_sessions,
+    );
+}
+
 mod slowlog {
     use std::time::Duration;
 

@@ -14,8 +14,15 @@
 //!    index is walked in windows of ranks ([`IndexWalk`], which never
 //!    repeats a member nor skips one that stays), small indexes several to
 //!    a batch, and the members' records read. This pass finds stray
-//!    entries.
-//! 3. **Types**: keys of the wrong type under each prefix.
+//!    entries: members whose record is missing, undecodable or another
+//!    user's (a repair takes them out of the index and leaves the record's
+//!    bytes alone, so the user can be revoked whole again), revoked ones
+//!    in the active index, active ones in the revoked index.
+//! 3. **Owner keys** (tagged layout): each one read with the record it
+//!    names; one without it is the first look of [`super::owners`] (the
+//!    second, after the grace, is [`super::RecheckOwners`]).
+//! 4. **Types**: keys of the wrong type under each prefix, reported only:
+//!    the store cannot read them, so a repair never deletes them.
 //!
 //! With [`CheckMode::Repair`], each batch's findings become repair plans —
 //! one per user in the tagged layout (a user's keys share a cluster
@@ -35,6 +42,7 @@ use crate::audit::{CheckMode, CheckReport, Problem, StrayReason, Unrepaired, Unr
 use crate::codec;
 use crate::ids::{DeviceSessionId, UserId};
 use crate::keys::{IndexScore, KeySpace, Layout};
+use crate::op::owners::{first_look, OwnerFinding, OwnerPass};
 use crate::op::walk::{IndexWalk, KeyScan, Window};
 use crate::op::{
     applied, out_of_sequence, replies, BatchSize, Input, Operation, Step, TransitionError,
@@ -94,6 +102,8 @@ impl IndexKind {
 enum Pass {
     Records,
     Index(IndexKind),
+    /// Owner keys without their record (tagged layout).
+    Owners,
     /// Keys under `prefix` of type `found` are of the wrong type.
     WrongType {
         prefix: String,
@@ -103,13 +113,15 @@ enum Pass {
 }
 
 impl Pass {
-    fn scan(&self, keys: &KeySpace) -> KeyScan {
+    fn scan(&self, keys: &KeySpace) -> Option<KeyScan> {
         let [session, _, _] = keys.prefixes();
-        match self {
+        Some(match self {
             Pass::Records => KeyScan::new(session, KeyType::String),
             Pass::Index(kind) => KeyScan::new(kind.prefix(keys), KeyType::SortedSet),
             Pass::WrongType { prefix, found, .. } => KeyScan::new(prefix, *found),
-        }
+            // Its own walk.
+            Pass::Owners => return None,
+        })
     }
 }
 
@@ -270,6 +282,7 @@ enum State {
         members: Vec<MemberRead>,
     },
     Settling(Settle),
+    Owners,
     Finished,
 }
 
@@ -290,6 +303,8 @@ pub struct Check {
     pending: VecDeque<String>,
     /// Indexes being walked (continuing ones first).
     walkers: VecDeque<Walker>,
+    /// The first look at the owner keys.
+    owners: OwnerPass,
     report: CheckReport,
     state: State,
 }
@@ -304,6 +319,7 @@ impl Check {
             Pass::Index(IndexKind::All),
             Pass::Index(IndexKind::Active),
             Pass::Index(IndexKind::Revoked),
+            Pass::Owners,
             Pass::WrongType {
                 prefix: session.to_owned(),
                 found: KeyType::SortedSet,
@@ -334,8 +350,39 @@ impl Check {
             scan: None,
             pending: VecDeque::new(),
             walkers: VecDeque::new(),
+            owners: OwnerPass::new(keys, batch.get()),
             report: CheckReport::default(),
             state: State::Next,
+        }
+    }
+
+    /// What the first look at owner keys found, and its next reads (or
+    /// the next pass).
+    fn owner_step(
+        &mut self,
+        found: Vec<OwnerFinding>,
+        reads: Option<Vec<Read>>,
+    ) -> Result<Step<CheckReport>, TransitionError> {
+        for finding in found {
+            if let OwnerFinding::Dangling(sighting) = &finding {
+                self.report.owner_sightings.push(sighting.clone());
+            }
+            let Unrepaired { problem, reason } = first_look(&self.keys, finding);
+            self.report.unrepaired.push(Unrepaired {
+                problem: problem.clone(),
+                reason,
+            });
+            self.report.problems.push(problem);
+        }
+        match reads {
+            Some(reads) => {
+                self.state = State::Owners;
+                Ok(Step::Read(reads))
+            }
+            None => {
+                self.pass = None;
+                self.next()
+            }
         }
     }
 
@@ -362,11 +409,16 @@ impl Check {
                     self.state = State::Finished;
                     return Ok(Step::Done(report));
                 };
-                self.scan = Some(pass.scan(&self.keys));
+                self.scan = pass.scan(&self.keys);
                 self.pass = Some(pass);
                 continue;
             };
             match pass {
+                Pass::Owners => {
+                    let mut found = Vec::new();
+                    let reads = self.owners.next(&mut found);
+                    return self.owner_step(found, reads);
+                }
                 Pass::Records => {
                     if !self.pending.is_empty() {
                         let take = self.pending.len().min(self.batch);
@@ -799,7 +851,7 @@ impl Check {
                     member: m.member.clone(),
                     reason,
                 };
-                let repair = reason.is_repairable().then(|| Repair {
+                let repair = Some(Repair {
                     group: group.clone(),
                     guards: guard.into_iter().collect(),
                     writes: vec![Write::IndexRemove {
@@ -825,18 +877,20 @@ impl Check {
                 ));
                 continue;
             };
+            let guard = Some(Precondition::ValueEquals {
+                key: record_key.clone(),
+                value: bytes.clone(),
+            });
+            // A record that does not decode, or is another user's: the
+            // member leaves the index (so the user can be revoked whole
+            // again), the record's bytes stay where they are for a human
+            // (the records pass reports them).
             let Ok(session) = codec::decode(id, &bytes) else {
-                findings.push(stray(StrayReason::CorruptRecord, None));
+                findings.push(stray(StrayReason::CorruptRecord, guard));
                 continue;
             };
             let reason = if session.user_id() != &walker.user {
-                // Tagged layout: a record under this user's tag naming
-                // another user is itself corrupt (reported by the records
-                // pass); its entries wait for it.
-                match self.keys.layout() {
-                    Layout::Tagged => StrayReason::CorruptRecord,
-                    _ => StrayReason::OtherUser,
-                }
+                StrayReason::OtherUser
             } else {
                 match (walker.kind, session.is_active()) {
                     (IndexKind::Active, false) => StrayReason::Revoked,
@@ -844,13 +898,7 @@ impl Check {
                     _ => continue,
                 }
             };
-            findings.push(stray(
-                reason,
-                Some(Precondition::ValueEquals {
-                    key: record_key.clone(),
-                    value: bytes,
-                }),
-            ));
+            findings.push(stray(reason, guard));
         }
         self.settle(
             findings,
@@ -1071,6 +1119,11 @@ impl Operation for Check {
                 let outcome = applied(input, OP)?;
                 self.on_applied(settle, outcome)
             }
+            State::Owners => {
+                let mut found = Vec::new();
+                let reads = self.owners.resume(replies(input, OP)?, &mut found, OP)?;
+                self.owner_step(found, reads)
+            }
             State::Finished => out_of_sequence(OP),
         }
     }
@@ -1104,6 +1157,23 @@ mod tests {
     fn check(kv: &mut MemoryKv, keys: &KeySpace, mode: CheckMode, batch: usize) -> CheckReport {
         let op = Check::new(keys, mode, BatchSize::new(batch).unwrap());
         op::run(kv, op, 8).unwrap()
+    }
+
+    /// A check with its owner keys' second look, as the driver runs it
+    /// once the grace has passed.
+    fn check_full(
+        kv: &mut MemoryKv,
+        keys: &KeySpace,
+        mode: CheckMode,
+        batch: usize,
+    ) -> CheckReport {
+        let mut report = check(kv, keys, mode, batch);
+        let repair = mode == CheckMode::Repair;
+        if let Some(recheck) = report.owner_recheck(keys, repair, BatchSize::new(batch).unwrap()) {
+            let outcome = op::run(kv, recheck, 8).unwrap();
+            report.absorb_owner_recheck(keys, outcome, repair);
+        }
+        report
     }
 
     fn kinds(report: &CheckReport) -> Vec<(String, String)> {
@@ -1311,6 +1381,145 @@ mod tests {
         }
     }
 
+    /// Members whose record is missing, undecodable or another user's
+    /// leave every index they are in (the bad bytes stay under their key),
+    /// an active record reachable from neither index gets back into both,
+    /// a second check finds none of what the repair fixed, and the user's
+    /// revocation then goes through whole.
+    #[test]
+    fn a_repair_makes_every_user_revocable_whole() {
+        for layout in [Layout::Reference, Layout::Tagged] {
+            let keys = KeySpace::default().in_layout(layout).unwrap();
+            let mut kv = populated(&keys, 2);
+            let u1 = user("u1");
+            let all = keys.user_sessions_key(&u1);
+            let active = keys.user_active_sessions_key(&u1);
+            let revoked_index = keys.user_revoked_sessions_key(&u1);
+            // A member with no record, in every index.
+            for key in [&all, &active, &revoked_index] {
+                kv.index_add_raw(key, b"ghost".to_vec(), 1.0);
+            }
+            // A member whose record does not decode.
+            let bad_key = keys.record_key(&u1, &id("bad"));
+            kv.set_raw(&bad_key, "{not json");
+            for key in [&all, &active, &revoked_index] {
+                kv.index_add_raw(key, b"bad".to_vec(), 2.0);
+            }
+            // A member whose record is another user's: u0's session in the
+            // reference layout; in the tagged layout, a record under u1's
+            // tag naming u0.
+            let theirs = session("theirs", "u0", 3);
+            let theirs_key = keys.record_key(&u1, theirs.id());
+            let theirs_bytes = crate::codec::encode(&theirs);
+            kv.set_raw(&theirs_key, theirs_bytes.clone());
+            for key in [&all, &active] {
+                kv.index_add_raw(key, b"theirs".to_vec(), 3.0);
+            }
+            // An active session of u1 in neither index.
+            let lost = session("lost", "u1", 4);
+            create(&mut kv, &keys, &lost);
+            for key in [&all, &active] {
+                kv.apply(&Plan::empty().with_writes([Write::IndexRemove {
+                    key: key.clone(),
+                    member: b"lost".to_vec(),
+                }]));
+            }
+
+            let found = check(&mut kv.clone(), &keys, CheckMode::Report, 2);
+            let mut expected: Vec<(String, String)> = vec![
+                ("corrupt_record".into(), bad_key.clone()),
+                ("missing_index_entry".into(), all.clone()),
+                ("missing_index_entry".into(), active.clone()),
+                ("stray_index_entry:corrupt_record".into(), all.clone()),
+                ("stray_index_entry:corrupt_record".into(), active.clone()),
+                (
+                    "stray_index_entry:corrupt_record".into(),
+                    revoked_index.clone(),
+                ),
+                (
+                    "stray_index_entry:dangling_index_member".into(),
+                    all.clone(),
+                ),
+                (
+                    "stray_index_entry:dangling_index_member".into(),
+                    active.clone(),
+                ),
+                (
+                    "stray_index_entry:dangling_index_member".into(),
+                    revoked_index.clone(),
+                ),
+                ("stray_index_entry:foreign_index_member".into(), all.clone()),
+                (
+                    "stray_index_entry:foreign_index_member".into(),
+                    active.clone(),
+                ),
+            ];
+            if layout == Layout::Tagged {
+                expected.push(("foreign_record".into(), theirs_key.clone()));
+            } else {
+                // u0's record, the truth, belongs in u0's indexes.
+                let u0 = user("u0");
+                for key in [
+                    keys.user_sessions_key(&u0),
+                    keys.user_active_sessions_key(&u0),
+                ] {
+                    expected.push(("missing_index_entry".into(), key));
+                }
+            }
+            expected.sort();
+            assert_eq!(kinds(&found), expected, "{layout:?}: {found:#?}");
+
+            let repaired = check(&mut kv, &keys, CheckMode::Repair, 2);
+            let left: Vec<&str> = repaired
+                .unrepaired
+                .iter()
+                .map(|u| u.problem.kind())
+                .collect();
+            let records_left = if layout == Layout::Tagged {
+                vec!["corrupt_record", "foreign_record"]
+            } else {
+                vec!["corrupt_record"]
+            };
+            assert_eq!(left, records_left, "{layout:?}: {repaired:#?}");
+            // The bad bytes stay where they were.
+            assert_eq!(kv.get(&bad_key), Some(&b"{not json"[..]));
+            assert_eq!(kv.get(&theirs_key), Some(&theirs_bytes[..]));
+            // Back in both indexes.
+            for key in [&all, &active] {
+                assert!(kv.index_range(key, None).iter().any(|(m, _)| m == b"lost"));
+            }
+
+            // A second check finds none of what the repair fixed.
+            let after = check(&mut kv, &keys, CheckMode::Report, 2);
+            for problem in &after.problems {
+                assert!(
+                    !repaired.repaired.contains(problem),
+                    "{layout:?}: {problem:?} again"
+                );
+            }
+            assert_eq!(
+                after.problems.iter().map(Problem::kind).collect::<Vec<_>>(),
+                records_left
+            );
+
+            // And the user's revocation goes through whole.
+            let input = crate::RevokeUserSessionsInput {
+                user_id: u1.clone(),
+                revocation: revocation(100),
+            };
+            let report = op::run(
+                &mut kv,
+                crate::op::RevokeAll::new(&keys, Policy::default(), input, true),
+                8,
+            )
+            .unwrap();
+            let mut revoked: Vec<&str> = report.revoked.iter().map(|s| s.id().as_str()).collect();
+            revoked.sort_unstable();
+            assert_eq!(revoked, ["lost", "s1-1", "s1-2"], "{layout:?}");
+            assert_eq!(kv.index_len(&active), 0);
+        }
+    }
+
     #[test]
     fn a_non_utf8_member_is_removed_and_reported_as_repaired() {
         let keys = KeySpace::default();
@@ -1363,28 +1572,111 @@ mod tests {
     }
 
     #[test]
-    fn tagged_owner_keys_missing_are_set_and_foreign_ones_reported() {
+    fn tagged_owner_keys_missing_are_set_dangling_ones_removed_foreign_ones_reported() {
         let keys = KeySpace::default().in_layout(Layout::Tagged).unwrap();
         let mut kv = populated(&keys, 2);
         let missing = keys.owner_key(&id("s0-1")).unwrap();
         kv.delete_raw(&missing);
+        // s1-2's owner key names u0, who has no such record: foreign to
+        // the record, and dangling for u0.
         let foreign = keys.owner_key(&id("s1-2")).unwrap();
         kv.set_raw(&foreign, "u0");
-        // A dangling owner (no record) reads as not found: no problem.
-        kv.set_raw(keys.owner_key(&id("nobody")).unwrap(), "u0");
-        let report = check(&mut kv, &keys, CheckMode::Repair, 3);
+        // An owner key without any record.
+        let nobody = keys.owner_key(&id("nobody")).unwrap();
+        kv.set_raw(&nobody, "u0");
+        // One holding no user id: unreadable, left alone.
+        let garbage = keys.owner_key(&id("garbage")).unwrap();
+        kv.set_raw(&garbage, "");
+
+        // The first look alone: dangling keys await their second look.
+        let first = check(&mut kv.clone(), &keys, CheckMode::Repair, 3);
+        let awaiting: Vec<&str> = first
+            .unrepaired
+            .iter()
+            .filter(|u| u.reason == UnrepairedReason::AwaitingGrace)
+            .map(|u| u.problem.key())
+            .collect();
+        assert_eq!(awaiting, [nobody.as_str(), foreign.as_str()]);
+        assert_eq!(kv.get(&nobody), Some(&b"u0"[..]), "nothing removed yet");
+
+        // With the second look (the grace passed).
+        let report = check_full(&mut kv, &keys, CheckMode::Repair, 3);
         assert_eq!(
             kinds(&report),
             [
+                ("corrupt_owner_key".to_owned(), garbage.clone()),
+                ("dangling_owner_key".to_owned(), nobody.clone()),
+                ("dangling_owner_key".to_owned(), foreign.clone()),
                 ("foreign_owner_key".to_owned(), foreign.clone()),
-                ("missing_owner_key".to_owned(), missing.clone())
+                ("missing_owner_key".to_owned(), missing.clone()),
             ]
         );
-        assert_eq!(report.repaired.len(), 1);
+        let mut repaired: Vec<&str> = report.repaired.iter().map(Problem::kind).collect();
+        repaired.sort_unstable();
+        assert_eq!(
+            repaired,
+            [
+                "dangling_owner_key",
+                "dangling_owner_key",
+                "missing_owner_key"
+            ]
+        );
         assert_eq!(kv.get(&missing), Some(&b"u0"[..]));
-        assert_eq!(kv.get(&foreign), Some(&b"u0"[..]));
-        let after = check(&mut kv, &keys, CheckMode::Report, 3);
-        assert_eq!(after.problems.len(), 1);
+        assert_eq!(kv.get(&nobody), None);
+        assert_eq!(kv.get(&foreign), None);
+        assert_eq!(kv.get(&garbage), Some(&b""[..]));
+        // The record that lost its foreign owner key gets its own.
+        let again = check_full(&mut kv, &keys, CheckMode::Repair, 3);
+        assert_eq!(
+            kinds(&again),
+            [
+                ("corrupt_owner_key".to_owned(), garbage.clone()),
+                ("missing_owner_key".to_owned(), foreign.clone()),
+            ]
+        );
+        assert_eq!(kv.get(&foreign), Some(&b"u1"[..]));
+        let after = check_full(&mut kv, &keys, CheckMode::Report, 3);
+        assert_eq!(kinds(&after), [("corrupt_owner_key".to_owned(), garbage)]);
+    }
+
+    #[test]
+    fn an_owner_key_whose_record_arrives_before_the_second_look_is_no_problem() {
+        // A create in flight: its owner key written, its record not yet.
+        let keys = KeySpace::default().in_layout(Layout::Tagged).unwrap();
+        let mut kv = populated(&keys, 1);
+        let s = session("late", "u0", 5);
+        kv.set_raw(keys.owner_key(s.id()).unwrap(), "u0");
+        let mut report = check(&mut kv, &keys, CheckMode::Repair, 3);
+        assert_eq!(report.owner_sightings.len(), 1);
+        // The create finishes during the grace.
+        create(&mut kv, &keys, &s);
+        let recheck = report
+            .owner_recheck(&keys, true, BatchSize::new(3).unwrap())
+            .unwrap();
+        let outcome = op::run(&mut kv, recheck, 8).unwrap();
+        assert_eq!(outcome.resolved.len(), 1);
+        report.absorb_owner_recheck(&keys, outcome, true);
+        assert!(report.is_clean(), "{report:#?}");
+        assert_eq!(kv.get(&keys.owner_key(s.id()).unwrap()), Some(&b"u0"[..]));
+    }
+
+    #[test]
+    fn a_look_without_repair_removes_nothing_and_reports_what_stays_dangling() {
+        let keys = KeySpace::default().in_layout(Layout::Tagged).unwrap();
+        let mut kv = populated(&keys, 1);
+        let nobody = keys.owner_key(&id("nobody")).unwrap();
+        kv.set_raw(&nobody, "u0");
+        let before = kv.clone();
+        let report = check_full(&mut kv, &keys, CheckMode::Report, 3);
+        assert_eq!(kv, before);
+        assert_eq!(
+            report
+                .unrepaired
+                .iter()
+                .map(|u| (u.problem.kind(), u.reason.kind()))
+                .collect::<Vec<_>>(),
+            [("dangling_owner_key", "report_only")]
+        );
     }
 
     #[test]

@@ -4,11 +4,13 @@
 use crate::codec;
 use crate::ids::{RevokeActorId, RevokeActorType, RevokeReasonCode};
 use crate::keys::{IndexScore, KeySpace};
+use crate::op::expiry::{lazy_removals, removal_writes, OwnerRemovals};
 use crate::op::members::{
-    check_members, confirmed, ids_and_keys, revoke_writes, violated_key, wrong_type,
+    check_members, confirmed, ids_and_keys, member_id, revoke_writes, violated_key, wrong_type,
 };
 use crate::op::{
-    applied, out_of_sequence, replies, Input, OnLimit, Operation, Policy, Step, TransitionError,
+    applied, best_effort_applied, out_of_sequence, replies, Input, OnLimit, Operation, Policy,
+    Step, TransitionError,
 };
 use crate::plan::{
     Applied, IndexRange, Member, OnViolation, Outline, Plan, Precondition, Read, Reply, ScoreBound,
@@ -92,7 +94,12 @@ enum CreateState {
         /// The position of the "evictions still active" precondition.
         evict_guard: Option<usize>,
         evicted: Vec<Session>,
+        /// The owner keys of the expired sessions the plan removes.
+        owners: OwnerRemovals,
     },
+    /// Created: the removed sessions' owner keys (tagged layout), one by
+    /// one.
+    RemovingOwners(OwnerRemovals, Vec<Session>),
     Finished,
 }
 
@@ -177,7 +184,7 @@ impl Create {
                 min: ScoreBound::Unbounded,
                 max: ScoreBound::Inclusive(score),
                 newest_first: false,
-                limit: Some(EXPIRE_PER_CREATE),
+                limit: Some(lazy_removals(&self.keys, EXPIRE_PER_CREATE)),
                 with_scores: false,
             }));
         }
@@ -273,6 +280,7 @@ impl Create {
             );
         }
         let mut writes = Vec::new();
+        let mut removed = Vec::new();
         if !expired.is_empty() {
             // Membership of the revoked index means revoked (and revoked
             // records never change): no need to ship their bytes.
@@ -285,19 +293,19 @@ impl Create {
             );
             for member in &expired {
                 // Members of our own revoked index are ids we wrote.
-                if let Ok(id) = crate::op::members::member_id(&self.revoked_key(), member) {
-                    writes.push(Write::Delete {
-                        key: self.keys.record_key(user, &id),
-                    });
+                if let Ok(id) = member_id(&self.revoked_key(), member) {
+                    writes.extend(removal_writes(&self.keys, user, &id));
+                    removed.push(id);
+                } else {
+                    // Not an id (a foreign writer's): no record to remove,
+                    // only the entries.
+                    for key in [self.keys.user_sessions_key(user), self.revoked_key()] {
+                        writes.push(Write::IndexRemove {
+                            key,
+                            member: member.clone(),
+                        });
+                    }
                 }
-                writes.push(Write::IndexRemove {
-                    key: self.keys.user_sessions_key(user),
-                    member: member.clone(),
-                });
-                writes.push(Write::IndexRemove {
-                    key: self.revoked_key(),
-                    member: member.clone(),
-                });
             }
         }
         let mut revoked_now = Vec::with_capacity(evicted.len());
@@ -321,10 +329,12 @@ impl Create {
         }
         writes.extend(create_writes(&self.keys, &self.policy, &self.session));
         let plan = plan.with_writes(writes);
+        let owners = OwnerRemovals::of(&self.keys, removed.iter().map(|id| (user, id)));
         self.state = CreateState::Applying {
             plan: plan.outline(),
             evict_guard,
             evicted: revoked_now,
+            owners,
         };
         Step::Apply(plan)
     }
@@ -531,11 +541,9 @@ impl Operation for Create {
                 plan,
                 evict_guard,
                 evicted,
+                owners,
             } => match applied(input, "create")? {
-                Applied::Done => Ok(Step::Done(Created {
-                    session: self.session.clone(),
-                    evicted,
-                })),
+                Applied::Done => Ok(self.remove_owners(owners, evicted)),
                 Applied::Violated { index } => match plan.on_violation(index) {
                     OnViolation::Conflict => Err(TransitionError::Conflict {
                         key: violated_key(&plan, index),
@@ -558,12 +566,31 @@ impl Operation for Create {
                 },
                 Applied::WrongType { key } => Err(wrong_type(&plan, key)),
             },
+            // Whatever became of that owner key, on to the next.
+            CreateState::RemovingOwners(owners, evicted) => {
+                best_effort_applied(input, "create")?;
+                Ok(self.remove_owners(owners, evicted))
+            }
             CreateState::Finished => out_of_sequence("create"),
         }
     }
 }
 
 impl Create {
+    fn remove_owners(&mut self, mut owners: OwnerRemovals, evicted: Vec<Session>) -> Step<Created> {
+        // Lazy: the answer stands whether or not the store can write it.
+        match owners.next().map(Plan::best_effort) {
+            Some(plan) => {
+                self.state = CreateState::RemovingOwners(owners, evicted);
+                Step::Apply(plan)
+            }
+            None => Step::Done(Created {
+                session: self.session.clone(),
+                evicted,
+            }),
+        }
+    }
+
     /// Reads the records of the `needed` sessions to evict: the oldest
     /// ones, or (once contended) a run of them at this creator's place in
     /// the window of the oldest.

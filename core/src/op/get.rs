@@ -3,7 +3,8 @@
 use crate::codec;
 use crate::ids::{DeviceSessionId, UserId};
 use crate::keys::KeySpace;
-use crate::op::members::{expire_plan, wrong_type};
+use crate::op::expiry::{expire_plan, owner_removal};
+use crate::op::members::wrong_type;
 use crate::op::{
     best_effort_applied, out_of_sequence, replies, Input, Operation, Policy, Step, TransitionError,
 };
@@ -30,8 +31,13 @@ pub struct Get {
 enum GetState {
     Start,
     Owner(String),
-    Record { key: String, owner: Option<UserId> },
-    Expiring(crate::plan::Plan, String),
+    Record {
+        key: String,
+        owner: Option<UserId>,
+    },
+    Expiring(crate::plan::Plan, String, UserId),
+    /// The record is gone: its owner key next (tagged layout).
+    RemovingOwner(String),
     Finished,
 }
 
@@ -154,19 +160,36 @@ impl Operation for Get {
                     }
                 }
                 if self.policy.is_expired(&session, self.now) {
-                    let plan = expire_plan(&self.keys, &[(session, bytes)]);
-                    self.state = GetState::Expiring(plan.clone(), key);
+                    let plan = expire_plan(&self.keys, [(&session, &bytes[..])]).best_effort();
+                    let user = session.user_id().clone();
+                    self.state = GetState::Expiring(plan.clone(), key, user);
                     return Ok(Step::Apply(plan));
                 }
                 Ok(Step::Done(session))
             }
-            GetState::Expiring(plan, key) => {
-                // Removed now or by someone else meanwhile, or skipped
-                // (best-effort): gone either way.
+            GetState::Expiring(plan, key, user) => {
+                // Removed now or by someone else meanwhile: gone either way.
+                // Skipped (best-effort: the store could not write) or
+                // removed by someone else: gone either way.
                 match best_effort_applied(input, "get")? {
                     Some(crate::plan::Applied::WrongType { key }) => Err(wrong_type(&plan, key)),
+                    Some(crate::plan::Applied::Done) => {
+                        // Removed by us: its owner key goes with it.
+                        match owner_removal(&self.keys, &user, &self.id) {
+                            Some(owner) => {
+                                self.state = GetState::RemovingOwner(key);
+                                Ok(Step::Apply(owner.best_effort()))
+                            }
+                            None => Err(TransitionError::NotFound { key }),
+                        }
+                    }
                     _ => Err(TransitionError::NotFound { key }),
                 }
+            }
+            // Whatever became of the owner key, the session is gone.
+            GetState::RemovingOwner(key) => {
+                best_effort_applied(input, "get")?;
+                Err(TransitionError::NotFound { key })
             }
             GetState::Finished => out_of_sequence("get"),
         }

@@ -2,9 +2,8 @@
 
 use crate::ids::{DeviceSessionId, UserId};
 use crate::keys::KeySpace;
-use crate::op::members::{
-    check_members, confirmed, expire_plan, ids_and_keys, split_expired, wrong_type,
-};
+use crate::op::expiry::{expire_plan, lazy_removals, OwnerRemovals};
+use crate::op::members::{check_members, confirmed, ids_and_keys, split_expired, wrong_type};
 use crate::op::{
     applied, best_effort_applied, out_of_sequence, replies, Input, Operation, Policy, Step,
     TransitionError,
@@ -34,7 +33,9 @@ enum ListState {
     Index,
     Records(Vec<DeviceSessionId>, Vec<String>),
     Confirm(Plan, TransitionError),
-    Expiring(Plan, Vec<Session>),
+    Expiring(Plan, OwnerRemovals, Vec<Session>),
+    /// The removed sessions' owner keys (tagged layout), one by one.
+    RemovingOwners(OwnerRemovals, Vec<Session>),
     Finished,
 }
 
@@ -96,6 +97,23 @@ pub(crate) fn values(
     }
 }
 
+impl List {
+    fn remove_owners(
+        &mut self,
+        mut owners: OwnerRemovals,
+        visible: Vec<Session>,
+    ) -> Step<Vec<Session>> {
+        // Lazy: the answer stands whether or not the store can write it.
+        match owners.next().map(Plan::best_effort) {
+            Some(plan) => {
+                self.state = ListState::RemovingOwners(owners, visible);
+                Step::Apply(plan)
+            }
+            None => Step::Done(visible),
+        }
+    }
+}
+
 impl Operation for List {
     type Output = Vec<Session>;
 
@@ -146,11 +164,16 @@ impl Operation for List {
                         }
                         // One bounded script: the rest (omitted all the
                         // same) goes with the next calls or a sweep.
-                        let batch = self.policy.batch_size.get();
                         let mut expired = expired;
-                        expired.truncate(batch);
-                        let plan = expire_plan(&self.keys, &expired);
-                        self.state = ListState::Expiring(plan.clone(), visible);
+                        expired.truncate(lazy_removals(&self.keys, self.policy.batch_size.get()));
+                        let plan =
+                            expire_plan(&self.keys, expired.iter().map(|(s, b)| (s, &b[..])))
+                                .best_effort();
+                        let owners = OwnerRemovals::of(
+                            &self.keys,
+                            expired.iter().map(|(s, _)| (s.user_id(), s.id())),
+                        );
+                        self.state = ListState::Expiring(plan.clone(), owners, visible);
                         Ok(Step::Apply(plan))
                     }
                     Err((plan, error)) => {
@@ -164,11 +187,20 @@ impl Operation for List {
                 self.state = ListState::Start;
                 Ok(step)
             }
-            ListState::Expiring(plan, visible) => match best_effort_applied(input, "list")? {
+            ListState::Expiring(plan, owners, visible) => match best_effort_applied(input, "list")?
+            {
                 Some(Applied::WrongType { key }) => Err(wrong_type(&plan, key)),
-                // Removed now, or by someone else meanwhile.
+                // Removed by us: their owner keys go with them.
+                Some(Applied::Done) => Ok(self.remove_owners(owners, visible)),
+                // Removed (or changed) by someone else meanwhile, or
+                // skipped (the store could not write): hidden all the same.
                 _ => Ok(Step::Done(visible)),
             },
+            // Whatever became of that owner key, on to the next.
+            ListState::RemovingOwners(owners, visible) => {
+                best_effort_applied(input, "list")?;
+                Ok(self.remove_owners(owners, visible))
+            }
             ListState::Finished => out_of_sequence("list"),
         }
     }

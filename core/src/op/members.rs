@@ -1,5 +1,6 @@
-//! Shared steps: reading index members' records, telling corruption from a
-//! concurrent change, and the plans that remove expired sessions.
+//! Shared steps: reading index members' records and telling corruption
+//! from a concurrent change (removing expired sessions is
+//! [`crate::op::expiry`]'s).
 
 use crate::codec;
 use crate::ids::{DeviceSessionId, UserId};
@@ -199,40 +200,6 @@ pub(crate) fn violated_key(plan: &impl Explain, index: usize) -> String {
 pub(crate) fn wrong_type(plan: &impl Explain, key: String) -> TransitionError {
     let expected = plan.key_type(&key);
     TransitionError::WrongType { key, expected }
-}
-
-/// The plan that removes expired sessions: each record with its
-/// all-sessions and revoked-index entries, in one atomic step, guarded by
-/// the record still being the bytes read (a revoked record never changes,
-/// so only its removal by someone else violates it).
-///
-/// Best-effort ([`Plan::best_effort`]): the reads that come across expired
-/// sessions answer as if they were gone whether or not the removal could
-/// be written (reads never need writes).
-pub(crate) fn expire_plan(keys: &KeySpace, expired: &[(Session, Vec<u8>)]) -> Plan {
-    let mut plan = Plan::empty();
-    let mut writes = Vec::with_capacity(expired.len() * 3);
-    for (session, bytes) in expired {
-        let record_key = keys.record_key(session.user_id(), session.id());
-        plan = plan.require(
-            Precondition::ValueEquals {
-                key: record_key.clone(),
-                value: bytes.clone(),
-            },
-            OnViolation::Retry,
-        );
-        let member = session.id().as_str().as_bytes().to_vec();
-        writes.push(Write::Delete { key: record_key });
-        writes.push(Write::IndexRemove {
-            key: keys.user_sessions_key(session.user_id()),
-            member: member.clone(),
-        });
-        writes.push(Write::IndexRemove {
-            key: keys.user_revoked_sessions_key(session.user_id()),
-            member,
-        });
-    }
-    plan.with_writes(writes).best_effort()
 }
 
 /// Splits `sessions` into the visible ones and those past retention.

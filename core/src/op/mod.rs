@@ -33,6 +33,7 @@
 mod check;
 mod create;
 mod error;
+mod expiry;
 #[cfg(test)]
 mod fail_safe;
 #[cfg(test)]
@@ -41,6 +42,7 @@ mod get;
 mod import;
 mod list;
 mod members;
+mod owners;
 mod page;
 mod revoke;
 mod revoke_all;
@@ -57,6 +59,7 @@ pub use error::{Kind, TransitionError};
 pub use get::{Count, Get};
 pub use import::{Import, ImportConflict, ImportReport};
 pub use list::List;
+pub use owners::{OwnerRecheck, OwnerSighting, RecheckOwners};
 pub use page::{ListPage, Page, PageCursor, PageLimit, PageRequest, StatusFilter};
 pub use revoke::Revoke;
 pub use revoke_all::{RevokeAll, RevokeAllReport, Unrevocable};
@@ -66,9 +69,9 @@ use crate::model::MemoryKv;
 use crate::plan::{Applied, Plan, Read, Reply};
 use crate::timestamp::Timestamp;
 
-/// Store-wide rules that shape plans: retention, the active-session limit
-/// and the batch size.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Store-wide rules that shape plans: retention, the active-session limit,
+/// the batch size and the owner keys' grace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Policy {
     /// Revoked sessions older than this (since their revocation) are gone:
     /// not found, not listed, and removed lazily. `None`: keep forever.
@@ -78,6 +81,27 @@ pub struct Policy {
     /// Sessions per batch of the batched operations (revoke all, pages'
     /// reads, maintenance walks).
     pub batch_size: BatchSize,
+    /// Tagged layout: how long an owner key without its record may be a
+    /// create in flight. `check --repair` and `sweep` remove one only when
+    /// it is still so at a second look this long after the first (see
+    /// [`RecheckOwners`]); it must outlast any create. Default 1 minute.
+    pub owner_grace: Duration,
+}
+
+impl Policy {
+    /// The default grace of an owner key without its record.
+    pub const DEFAULT_OWNER_GRACE: Duration = Duration::from_secs(60);
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            revoked_retention: None,
+            session_limit: None,
+            batch_size: BatchSize::default(),
+            owner_grace: Self::DEFAULT_OWNER_GRACE,
+        }
+    }
 }
 
 impl Policy {

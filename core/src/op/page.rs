@@ -7,8 +7,9 @@ use base64::Engine as _;
 
 use crate::ids::{DeviceSessionId, UserId};
 use crate::keys::{IndexScore, KeySpace};
+use crate::op::expiry::{expire_plan, lazy_removals, OwnerRemovals};
 use crate::op::list::{range_members, scored_members, values};
-use crate::op::members::{check_members, confirmed, expire_plan, ids_and_keys, wrong_type};
+use crate::op::members::{check_members, confirmed, ids_and_keys, wrong_type};
 use crate::op::{
     applied, best_effort_applied, out_of_sequence, replies, Input, Operation, Policy, Step,
     TransitionError,
@@ -249,7 +250,9 @@ enum PageState {
         more: bool,
     },
     Confirm(Plan, TransitionError),
-    Expiring(Plan, Page),
+    Expiring(Plan, OwnerRemovals, Page),
+    /// The removed sessions' owner keys (tagged layout), one by one.
+    RemovingOwners(OwnerRemovals, Page),
     Finished,
 }
 
@@ -300,6 +303,17 @@ impl ListPage {
             more,
         };
         Ok(Step::Read(vec![read]))
+    }
+
+    fn remove_owners(&mut self, mut owners: OwnerRemovals, page: Page) -> Step<Page> {
+        // Lazy: the answer stands whether or not the store can write it.
+        match owners.next().map(Plan::best_effort) {
+            Some(plan) => {
+                self.state = PageState::RemovingOwners(owners, page);
+                Step::Apply(plan)
+            }
+            None => Step::Done(page),
+        }
     }
 
     fn assemble(
@@ -455,11 +469,16 @@ impl Operation for ListPage {
                         if expired.is_empty() {
                             return Ok(Step::Done(page));
                         }
-                        let batch = self.policy.batch_size.get();
                         let mut expired = expired;
-                        expired.truncate(batch);
-                        let plan = expire_plan(&self.keys, &expired);
-                        self.state = PageState::Expiring(plan.clone(), page);
+                        expired.truncate(lazy_removals(&self.keys, self.policy.batch_size.get()));
+                        let plan =
+                            expire_plan(&self.keys, expired.iter().map(|(s, b)| (s, &b[..])))
+                                .best_effort();
+                        let owners = OwnerRemovals::of(
+                            &self.keys,
+                            expired.iter().map(|(s, _)| (s.user_id(), s.id())),
+                        );
+                        self.state = PageState::Expiring(plan.clone(), owners, page);
                         Ok(Step::Apply(plan))
                     }
                     Err((plan, error)) => {
@@ -473,10 +492,21 @@ impl Operation for ListPage {
                 self.state = PageState::Start;
                 Ok(step)
             }
-            PageState::Expiring(plan, page) => match best_effort_applied(input, "list_page")? {
-                Some(Applied::WrongType { key }) => Err(wrong_type(&plan, key)),
-                _ => Ok(Step::Done(page)),
-            },
+            PageState::Expiring(plan, owners, page) => {
+                match best_effort_applied(input, "list_page")? {
+                    Some(Applied::WrongType { key }) => Err(wrong_type(&plan, key)),
+                    // Removed by us: their owner keys go with them.
+                    Some(Applied::Done) => Ok(self.remove_owners(owners, page)),
+                    // Removed (or changed) by someone else meanwhile, or
+                    // skipped (the store could not write).
+                    _ => Ok(Step::Done(page)),
+                }
+            }
+            // Whatever became of that owner key, on to the next.
+            PageState::RemovingOwners(owners, page) => {
+                best_effort_applied(input, "list_page")?;
+                Ok(self.remove_owners(owners, page))
+            }
             PageState::Finished => out_of_sequence("list_page"),
         }
     }

@@ -3,8 +3,9 @@
 use crate::codec;
 use crate::ids::UserId;
 use crate::keys::KeySpace;
+use crate::op::expiry::{expire_plan, owner_removal};
 use crate::op::get::single_value;
-use crate::op::members::{expire_plan, revoke_writes, violated_key, wrong_type};
+use crate::op::members::{revoke_writes, violated_key, wrong_type};
 use crate::op::{
     applied, best_effort_applied, out_of_sequence, replies, Input, Operation, Policy, Step,
     TransitionError,
@@ -35,7 +36,9 @@ enum RevokeState {
     Owner(String),
     Record(String),
     Applying(Outline, RevokeSessionOutcome),
-    Expiring(Plan, String),
+    Expiring(Plan, String, UserId),
+    /// The record is gone: its owner key next (tagged layout).
+    RemovingOwner(String),
     Finished,
 }
 
@@ -118,8 +121,9 @@ impl Operation for Revoke {
                         }
                     })?;
                 if self.policy.is_expired(&current, self.now) {
-                    let plan = expire_plan(&self.keys, &[(current, bytes)]);
-                    self.state = RevokeState::Expiring(plan.clone(), key);
+                    let plan = expire_plan(&self.keys, [(&current, &bytes[..])]).best_effort();
+                    let user = current.user_id().clone();
+                    self.state = RevokeState::Expiring(plan.clone(), key, user);
                     return Ok(Step::Apply(plan));
                 }
                 if !current.is_active() {
@@ -151,10 +155,26 @@ impl Operation for Revoke {
                 }
                 Applied::WrongType { key } => Err(wrong_type(&plan, key)),
             },
-            RevokeState::Expiring(plan, key) => match best_effort_applied(input, "revoke")? {
+            RevokeState::Expiring(plan, key, user) => match best_effort_applied(input, "revoke")? {
                 Some(Applied::WrongType { key }) => Err(wrong_type(&plan, key)),
+                // Removed by us: its owner key goes with it.
+                Some(Applied::Done) => {
+                    match owner_removal(&self.keys, &user, &self.input.device_session_id) {
+                        Some(owner) => {
+                            self.state = RevokeState::RemovingOwner(key);
+                            Ok(Step::Apply(owner.best_effort()))
+                        }
+                        None => Err(TransitionError::NotFound { key }),
+                    }
+                }
+                // Removed by someone else, or skipped: gone either way.
                 _ => Err(TransitionError::NotFound { key }),
             },
+            // Whatever became of the owner key, the session is gone.
+            RevokeState::RemovingOwner(key) => {
+                best_effort_applied(input, "revoke")?;
+                Err(TransitionError::NotFound { key })
+            }
             RevokeState::Finished => {
                 // Resumed after a backoff lands in Start.
                 out_of_sequence("revoke")

@@ -8,11 +8,13 @@ use crate::codec;
 use crate::ids::{DeviceSessionId, UserId};
 use crate::keys::KeySpace;
 use crate::op::check::{chunked, user_group, MAX_BATCH_READS, MAX_PLAN_SESSIONS};
+use crate::op::expiry::{expire_plan, OwnerRemovals};
+use crate::op::owners::{OwnerFinding, OwnerPass};
 use crate::op::walk::{IndexWalk, KeyScan, Window};
 use crate::op::{
     applied, out_of_sequence, replies, Input, Operation, Policy, Step, TransitionError,
 };
-use crate::plan::{Applied, KeyType, OnViolation, Plan, Precondition, Read, Reply, Write};
+use crate::plan::{Applied, KeyType, Read, Reply};
 use crate::session::Session;
 use crate::timestamp::Timestamp;
 
@@ -29,6 +31,9 @@ pub struct SweepReport {
     pub sessions_removed: u64,
     /// Removal plans applied (each one atomic).
     pub batches: u64,
+    /// Owner keys removed (tagged layout): those of the sessions removed,
+    /// and those found without their record past the grace.
+    pub owner_keys_removed: u64,
     /// Index members the sweep could not judge and left alone: not a valid
     /// id, no record, a record that does not decode or is another user's,
     /// a key of the wrong type, or a batch that kept changing (`check`
@@ -38,6 +43,9 @@ pub struct SweepReport {
     /// The retention swept with; `None`: no retention is configured, so
     /// nothing expires and nothing was examined.
     pub retention: Option<Duration>,
+    /// Owner keys seen without their record, to remove at a second look
+    /// after the grace ([`SweepReport::owner_recheck`]).
+    pub(crate) owner_sightings: Vec<crate::op::OwnerSighting>,
 }
 
 #[derive(Debug, Clone)]
@@ -62,6 +70,9 @@ struct Settle {
     advanced: Vec<(Walker, bool)>,
     groups: VecDeque<Vec<(usize, Session, Vec<u8>)>>,
     current: Option<Vec<(usize, Session, Vec<u8>)>>,
+    /// The owner keys of the sessions removed (tagged layout), applied
+    /// before the next group.
+    owners: OwnerRemovals,
     failed: u64,
     removed: Vec<u64>,
 }
@@ -91,6 +102,7 @@ enum State {
         candidates: Vec<Candidate>,
     },
     Applying(Settle),
+    Owners,
     Finished,
 }
 
@@ -104,7 +116,13 @@ enum State {
 /// batch (per user in the tagged layout) guarded by the record bytes read.
 ///
 /// Interrupted, every removal is whole; running it again finishes the
-/// rest. Without a retention it examines nothing.
+/// rest. Without a retention it examines no session.
+///
+/// In the tagged layout each removed session's owner key goes next, in a
+/// plan of its own (its own slot); and every owner key is read with its
+/// record, those without one kept in the report for the second look
+/// after the grace ([`SweepReport::owner_recheck`]), which removes the
+/// ones still dangling.
 #[derive(Debug)]
 pub struct Sweep {
     keys: KeySpace,
@@ -117,6 +135,8 @@ pub struct Sweep {
     report: SweepReport,
     /// Members of the current batch left alone, on its last read.
     round_skipped: u64,
+    /// The first look at owner keys, once every index is walked.
+    owners: OwnerPass,
     state: State,
 }
 
@@ -138,7 +158,29 @@ impl Sweep {
                 ..SweepReport::default()
             },
             round_skipped: 0,
+            owners: OwnerPass::new(keys, policy.batch_size.get()),
             state: State::Start,
+        }
+    }
+
+    /// Owner keys without their record are kept for the second look
+    /// (anything else odd there is `check`'s to report).
+    fn owner_step(
+        &mut self,
+        found: Vec<OwnerFinding>,
+        reads: Option<Vec<Read>>,
+    ) -> Step<SweepReport> {
+        for finding in found {
+            if let OwnerFinding::Dangling(sighting) = finding {
+                self.report.owner_sightings.push(sighting);
+            }
+        }
+        match reads {
+            Some(reads) => {
+                self.state = State::Owners;
+                Step::Read(reads)
+            }
+            None => self.finish(),
         }
     }
 
@@ -163,7 +205,9 @@ impl Sweep {
         }
         let Some(first) = self.walkers.pop_front() else {
             if self.scan.is_done() {
-                return Ok(self.finish());
+                let mut found = Vec::new();
+                let reads = self.owners.next(&mut found);
+                return Ok(self.owner_step(found, reads));
             }
             self.state = State::Scan;
             return Ok(Step::Read(vec![self.scan.read(self.batch)]));
@@ -382,14 +426,19 @@ impl Sweep {
                 .flat_map(|group| chunked(group, MAX_PLAN_SESSIONS))
                 .collect(),
             current: None,
+            owners: OwnerRemovals::default(),
             failed: 0,
             removed,
         })
     }
 
     fn apply_next(&mut self, mut settle: Settle) -> Result<Step<SweepReport>, TransitionError> {
+        if let Some(plan) = settle.owners.next() {
+            self.state = State::Applying(settle);
+            return Ok(Step::Apply(plan));
+        }
         if let Some(group) = settle.groups.pop_front() {
-            let plan = removal_plan(&self.keys, &group);
+            let plan = expire_plan(&self.keys, group.iter().map(|(_, s, b)| (s, &b[..])));
             settle.current = Some(group);
             self.state = State::Applying(settle);
             return Ok(Step::Apply(plan));
@@ -418,7 +467,12 @@ impl Sweep {
         outcome: Applied,
     ) -> Result<Step<SweepReport>, TransitionError> {
         let Some(group) = settle.current.take() else {
-            return out_of_sequence(OP);
+            // An owner key's removal: gone now, or by someone else, or
+            // another user's since (then it stays).
+            if outcome == Applied::Done {
+                self.report.owner_keys_removed += 1;
+            }
+            return self.apply_next(settle);
         };
         let n = u64::try_from(group.len()).unwrap_or(u64::MAX);
         match outcome {
@@ -430,6 +484,11 @@ impl Sweep {
                         *slot += 1;
                     }
                 }
+                // Their owner keys go with them.
+                settle.owners = OwnerRemovals::of(
+                    &self.keys,
+                    group.iter().map(|(_, s, _)| (s.user_id(), s.id())),
+                );
             }
             Applied::Violated { .. } => settle.failed += n,
             // One of the user's keys holds another type: `check` reports
@@ -438,43 +497,6 @@ impl Sweep {
         }
         self.apply_next(settle)
     }
-}
-
-/// The plan removing `expired` (each a session read with its bytes): the
-/// records with their all-sessions and revoked-index entries, guarded by
-/// the records still being those bytes (a revoked record never changes,
-/// so only its removal or replacement by someone else fails the guard).
-/// The writes are grouped by key so the script removes each index's
-/// members in one command.
-fn removal_plan(keys: &KeySpace, expired: &[(usize, Session, Vec<u8>)]) -> Plan {
-    let mut guards = Vec::with_capacity(expired.len());
-    let mut deletes = Vec::with_capacity(expired.len());
-    let mut removals: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
-    for (_, session, bytes) in expired {
-        let user = session.user_id();
-        let record_key = keys.record_key(user, session.id());
-        guards.push(Precondition::ValueEquals {
-            key: record_key.clone(),
-            value: bytes.clone(),
-        });
-        deletes.push(Write::Delete { key: record_key });
-        let member = session.id().as_str().as_bytes();
-        for index in [
-            keys.user_sessions_key(user),
-            keys.user_revoked_sessions_key(user),
-        ] {
-            removals.entry(index).or_default().push(member.to_vec());
-        }
-    }
-    let writes = deletes
-        .into_iter()
-        .chain(removals.into_iter().flat_map(|(key, members)| {
-            members.into_iter().map(move |member| Write::IndexRemove {
-                key: key.clone(),
-                member,
-            })
-        }));
-    Plan::new(guards, writes.collect(), OnViolation::Retry)
 }
 
 impl Operation for Sweep {
@@ -488,7 +510,11 @@ impl Operation for Sweep {
         match std::mem::replace(&mut self.state, State::Finished) {
             State::Start => {
                 if self.policy.revoked_retention.is_none() {
-                    return Ok(self.finish());
+                    // Nothing expires; dangling owner keys are still
+                    // looked for (tagged layout).
+                    let mut found = Vec::new();
+                    let reads = self.owners.next(&mut found);
+                    return Ok(self.owner_step(found, reads));
                 }
                 self.next()
             }
@@ -534,6 +560,11 @@ impl Operation for Sweep {
             State::Applying(settle) => {
                 let outcome = applied(input, OP)?;
                 self.on_applied(settle, outcome)
+            }
+            State::Owners => {
+                let mut found = Vec::new();
+                let reads = self.owners.resume(replies(input, OP)?, &mut found, OP)?;
+                Ok(self.owner_step(found, reads))
             }
             State::Finished => out_of_sequence(OP),
         }
@@ -655,6 +686,56 @@ mod tests {
             assert_eq!(again.sessions_removed, 0);
             assert_eq!(again.batches, 0);
         }
+    }
+
+    #[test]
+    fn owner_keys_go_with_the_swept_sessions_and_dangling_ones_after_the_grace() {
+        let keys = KeySpace::default().in_layout(Layout::Tagged).unwrap();
+        let mut kv = populated(&keys);
+        // Owner keys without their record: a create that stopped half-way,
+        // and one that is still in flight (its record comes during the
+        // grace).
+        let half = keys.owner_key(&id("half")).unwrap();
+        kv.set_raw(&half, "u1");
+        let late = session("late", "u2", 5);
+        kv.set_raw(keys.owner_key(late.id()).unwrap(), "u2");
+        let mut report = sweep(&mut kv, &keys, policy(3));
+        assert_eq!(report.sessions_removed, 10);
+        // u*-2 had owner keys; the Go adapter's u*-go sessions had none.
+        assert_eq!(report.owner_keys_removed, 5, "{report:?}");
+        for u in 0..5 {
+            let gone = id(&format!("u{u}-2"));
+            assert_eq!(kv.get(&keys.owner_key(&gone).unwrap()), None);
+        }
+        assert_eq!(kv.get(&half), Some(&b"u1"[..]), "not before the grace");
+        op::run(
+            &mut kv,
+            Create::new(&keys, Policy::default(), ts(5), late.clone()),
+            4,
+        )
+        .unwrap();
+        let recheck = report
+            .owner_recheck(&keys, BatchSize::new(3).unwrap())
+            .unwrap();
+        let outcome = op::run(&mut kv, recheck, 8).unwrap();
+        report.absorb_owner_recheck(&outcome);
+        assert_eq!(report.owner_keys_removed, 6);
+        assert_eq!(kv.get(&half), None);
+        assert_eq!(
+            kv.get(&keys.owner_key(late.id()).unwrap()),
+            Some(&b"u2"[..])
+        );
+        check_clean(&mut kv, &keys);
+        // Without a retention, dangling owner keys are still removed.
+        kv.set_raw(&half, "u1");
+        let mut report = sweep(&mut kv, &keys, Policy::default());
+        assert_eq!(report.sessions_removed, 0);
+        let recheck = report
+            .owner_recheck(&keys, BatchSize::new(3).unwrap())
+            .unwrap();
+        let outcome = op::run(&mut kv, recheck, 8).unwrap();
+        assert_eq!(outcome.removed.len(), 1);
+        assert_eq!(kv.get(&half), None);
     }
 
     #[test]

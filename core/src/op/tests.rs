@@ -1678,6 +1678,71 @@ fn retention_list_and_pages_omit_and_remove() {
     }
 }
 
+/// In the tagged layout every lazy removal (get, get for user, revoke,
+/// list, a page) takes the session's owner key too, and leaves every other
+/// owner key alone.
+#[test]
+fn retention_removes_the_owner_key_with_the_session_in_the_tagged_layout() {
+    let keys = KeySpace::default().in_layout(Layout::Tagged).unwrap();
+    let policy = retention(3600);
+    let u = user("user-1");
+    let owner = |name: &str| keys.owner_key(&id(name)).unwrap();
+    for how in 0..5 {
+        let mut kv = MemoryKv::new();
+        for (name, at) in [("gone", 0), ("kept", 1), ("live", 2)] {
+            create_under(&mut kv, &keys, policy, &session(name, "user-1", t(at, 0)));
+        }
+        revoke_under(&mut kv, &keys, policy, "gone", t(100, 0));
+        revoke_under(&mut kv, &keys, policy, "kept", t(200, 0));
+        assert!(kv.get(&owner("gone")).is_some());
+        match how {
+            0 => drop(run(
+                &mut kv,
+                Get::new(&keys, policy, past_gone(), id("gone")),
+                1,
+            )),
+            1 => drop(run(
+                &mut kv,
+                Get::for_user(&keys, policy, past_gone(), u.clone(), id("gone")),
+                1,
+            )),
+            2 => drop(run(
+                &mut kv,
+                Revoke::new(
+                    &keys,
+                    policy,
+                    past_gone(),
+                    revoke_input("gone", past_gone()),
+                ),
+                1,
+            )),
+            3 => drop(run(
+                &mut kv,
+                List::new(&keys, policy, past_gone(), u.clone()),
+                1,
+            )),
+            _ => drop(walk(
+                &mut kv,
+                &keys,
+                policy,
+                past_gone(),
+                "user-1",
+                2,
+                StatusFilter::All,
+            )),
+        }
+        assert_eq!(kv.get(&keys.record_key(&u, &id("gone"))), None, "{how}");
+        assert_eq!(
+            kv.get(&owner("gone")),
+            None,
+            "{how}: the owner key went too"
+        );
+        for name in ["kept", "live"] {
+            assert_eq!(kv.get(&owner(name)), Some(&b"user-1"[..]), "{how}");
+        }
+    }
+}
+
 #[test]
 fn retention_list_removes_a_bounded_batch_per_call() {
     let keys = KeySpace::default();
@@ -1774,29 +1839,53 @@ fn retention_create_removes_a_few_expired_sessions_via_the_revoked_index() {
         )
         .unwrap();
         assert!(created.evicted.is_empty());
-        // The 16 oldest revocations are gone, with their entries.
+        // The oldest revocations are gone, with their entries: 16 per
+        // create, 4 in the tagged layout (each owner key costs a plan).
+        let per_create = if keys.layout() == Layout::Tagged {
+            4
+        } else {
+            16
+        };
         let revoked = members(&kv, &keys.user_revoked_sessions_key(&u));
-        assert_eq!(revoked, ["r16", "r17", "r18", "r19", "edge"]);
-        for i in 0..16 {
-            let key = keys.record_key(&u, &id(&format!("r{i:02}")));
-            assert_eq!(kv.get(&key), None);
+        let mut expect: Vec<String> = (per_create..20).map(|i| format!("r{i:02}")).collect();
+        expect.push("edge".into());
+        assert_eq!(revoked, expect);
+        for i in 0..per_create {
+            let gone = id(&format!("r{i:02}"));
+            assert_eq!(kv.get(&keys.record_key(&u, &gone)), None);
+            // Its owner key went with it.
+            if let Some(owner) = keys.owner_key(&gone) {
+                assert_eq!(kv.get(&owner), None);
+            }
         }
         let all = members(&kv, &keys.user_sessions_key(&u));
-        assert_eq!(all.len(), 4 + 1 + 1);
-        // The next create takes the rest (the edge stays).
-        run(
-            &mut kv,
-            Create::new(&keys, policy, now, session("n2", "user-1", now)),
-            1,
-        )
-        .unwrap();
+        assert_eq!(all.len(), 20 - per_create + 1 + 1);
+        // The next creates take the rest (the edge stays).
+        let mut n = 1;
+        while members(&kv, &keys.user_revoked_sessions_key(&u)).len() > 1 {
+            n += 1;
+            run(
+                &mut kv,
+                Create::new(&keys, policy, now, session(&format!("n{n}"), "user-1", now)),
+                1,
+            )
+            .unwrap();
+        }
+        assert_eq!(n, 20_usize.div_ceil(per_create));
         assert_eq!(members(&kv, &keys.user_revoked_sessions_key(&u)), ["edge"]);
-        let mut all = members(&kv, &keys.user_sessions_key(&u));
-        all.sort();
-        assert_eq!(all, ["edge", "n1", "n2"]);
-        // And every remaining index entry has its record.
+        let all = members(&kv, &keys.user_sessions_key(&u));
+        assert_eq!(all.len(), n + 1);
+        // Every remaining index entry has its record, and every owner key
+        // its session.
         for member in all {
             assert!(kv.get(&keys.record_key(&u, &id(&member))).is_some());
+        }
+        if keys.layout() == Layout::Tagged {
+            let owners = kv
+                .keys()
+                .filter(|k| k.starts_with(keys.all_prefixes()[4]))
+                .count();
+            assert_eq!(owners, n + 1);
         }
     }
 }

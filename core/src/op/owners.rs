@@ -1,0 +1,462 @@
+//! Dangling owner keys (tagged layout): owner keys whose record is absent.
+//!
+//! `create` writes the owner key (id → user, in the id's own slot) one
+//! round trip before the record (in the user's slot), so for a moment
+//! every create in flight looks like a dangling owner key; a crash between
+//! the two, or one between a retention removal and its owner key's, leaves
+//! one for good. It reads as `not_found` but blocks its id for every other
+//! user, so `check --repair` and `sweep` remove it — only when it is still
+//! dangling, with the same value, at a **second look at least the grace
+//! after the first**.
+//!
+//! Why a grace and two looks: the owner key and the record live in
+//! different slots, so no single plan can guard the owner key's removal by
+//! the record's absence. A create in flight that wrote the owner key
+//! writes its record within its own bounded duration; a grace longer than
+//! that (a policy value, 1 minute by default) means any such create has
+//! either written its record by the second look (the key is then left
+//! alone) or will never write it. Removing the owner key of a create still
+//! in flight would let the same id be created under another user; the
+//! grace is what prevents it. What remains is a create of the *same* id
+//! by the *same* user that begins during the second look and writes its
+//! record after it: that record then has no owner key, which `check`
+//! reports (`missing_owner_key`) and `--repair` restores.
+//!
+//! The first look is part of the [`Check`](crate::op::Check) and
+//! [`Sweep`](crate::op::Sweep) walks ([`OwnerPass`]); the second is
+//! [`RecheckOwners`], which the driver runs once the grace has passed
+//! since the walk ended (every first look happened before then).
+
+use std::collections::VecDeque;
+
+use crate::audit::{CheckReport, Problem, Unrepaired, UnrepairedReason};
+use crate::ids::{DeviceSessionId, UserId};
+use crate::keys::{KeySpace, Layout};
+use crate::op::walk::KeyScan;
+use crate::op::{
+    applied, out_of_sequence, replies, Input, Operation, Step, SweepReport, TransitionError,
+};
+use crate::plan::{Applied, KeyType, OnViolation, Plan, Precondition, Read, Reply, Write};
+
+const OP: &str = "recheck_owners";
+
+/// An owner key seen without its record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnerSighting {
+    owner_key: String,
+    id: DeviceSessionId,
+    user: UserId,
+}
+
+impl OwnerSighting {
+    /// The owner key.
+    pub fn owner_key(&self) -> &str {
+        &self.owner_key
+    }
+
+    /// The record it names.
+    fn record_key(&self, keys: &KeySpace) -> String {
+        keys.record_key(&self.user, &self.id)
+    }
+
+    fn problem(&self, keys: &KeySpace) -> Problem {
+        Problem::DanglingOwnerKey {
+            owner_key: self.owner_key.clone(),
+            record_key: self.record_key(keys),
+        }
+    }
+}
+
+/// What the first look at a batch of owner keys found.
+#[derive(Debug)]
+pub(crate) enum OwnerFinding {
+    /// A key under the owner prefix naming no valid id.
+    Unparsable(String),
+    /// An owner key holding no valid user id.
+    Corrupt(String),
+    /// An owner key whose record is absent.
+    Dangling(OwnerSighting),
+}
+
+#[derive(Debug, Clone)]
+enum PassState {
+    Idle,
+    Scan,
+    Values(Vec<(String, DeviceSessionId)>),
+    Records(Vec<(String, DeviceSessionId, UserId)>),
+}
+
+/// The first look, inside a walk: every owner key page by page, each batch
+/// of at most `batch` keys read (one round trip), then the records they
+/// name (one more). Empty in the reference layout.
+#[derive(Debug, Clone)]
+pub(crate) struct OwnerPass {
+    keys: KeySpace,
+    batch: usize,
+    scan: Option<KeyScan>,
+    pending: VecDeque<String>,
+    state: PassState,
+    /// Owner keys examined.
+    pub(crate) seen: usize,
+}
+
+impl OwnerPass {
+    pub(crate) fn new(keys: &KeySpace, batch: usize) -> Self {
+        // The owner prefix is the fifth, in the tagged layout only.
+        let scan = keys
+            .all_prefixes()
+            .get(4)
+            .filter(|_| keys.layout() == Layout::Tagged)
+            .map(|prefix| KeyScan::new(prefix, KeyType::String));
+        Self {
+            keys: keys.clone(),
+            batch: batch.max(1),
+            scan,
+            pending: VecDeque::new(),
+            state: PassState::Idle,
+            seen: 0,
+        }
+    }
+
+    /// The next reads, with what they found so far; `None` reads: the
+    /// pass is over.
+    pub(crate) fn next(&mut self, findings: &mut Vec<OwnerFinding>) -> Option<Vec<Read>> {
+        loop {
+            if !self.pending.is_empty() {
+                let take = self.pending.len().min(self.batch);
+                let mut entries = Vec::with_capacity(take);
+                for key in self.pending.drain(..take) {
+                    match self.keys.parse_owner_key(&key) {
+                        Some(id) => entries.push((key, id)),
+                        None => findings.push(OwnerFinding::Unparsable(key)),
+                    }
+                }
+                if entries.is_empty() {
+                    continue;
+                }
+                let read = Read::Values {
+                    keys: entries.iter().map(|(k, _)| k.clone()).collect(),
+                };
+                self.state = PassState::Values(entries);
+                return Some(vec![read]);
+            }
+            let scan = self.scan.as_ref()?;
+            if scan.is_done() {
+                self.scan = None;
+                return None;
+            }
+            let read = scan.read(self.batch);
+            self.state = PassState::Scan;
+            return Some(vec![read]);
+        }
+    }
+
+    /// Takes the replies to the last reads; then call [`Self::next`].
+    pub(crate) fn resume(
+        &mut self,
+        replies: Vec<Reply>,
+        findings: &mut Vec<OwnerFinding>,
+        op: &'static str,
+    ) -> Result<Option<Vec<Read>>, TransitionError> {
+        let mut replies = replies.into_iter();
+        match std::mem::replace(&mut self.state, PassState::Idle) {
+            PassState::Idle => out_of_sequence(op),
+            PassState::Scan => {
+                let Some(scan) = self.scan.as_mut() else {
+                    return out_of_sequence(op);
+                };
+                let keys = scan.advance(replies.next(), op)?;
+                self.pending.extend(keys);
+                Ok(self.next(findings))
+            }
+            PassState::Values(entries) => {
+                let values = values_of(replies.next(), op)?;
+                let mut named = Vec::new();
+                for ((key, id), value) in entries.into_iter().zip(values) {
+                    // Gone since the scan: nothing to judge.
+                    let Some(value) = value else { continue };
+                    self.seen += 1;
+                    match parse_user(&value) {
+                        Some(user) => named.push((key, id, user)),
+                        None => findings.push(OwnerFinding::Corrupt(key)),
+                    }
+                }
+                if named.is_empty() {
+                    return Ok(self.next(findings));
+                }
+                let read = Read::Values {
+                    keys: named
+                        .iter()
+                        .map(|(_, id, user)| self.keys.record_key(user, id))
+                        .collect(),
+                };
+                self.state = PassState::Records(named);
+                Ok(Some(vec![read]))
+            }
+            PassState::Records(named) => {
+                let records = values_of(replies.next(), op)?;
+                for ((owner_key, id, user), record) in named.into_iter().zip(records) {
+                    if record.is_none() {
+                        findings.push(OwnerFinding::Dangling(OwnerSighting {
+                            owner_key,
+                            id,
+                            user,
+                        }));
+                    }
+                }
+                Ok(self.next(findings))
+            }
+        }
+    }
+}
+
+fn parse_user(value: &[u8]) -> Option<UserId> {
+    std::str::from_utf8(value)
+        .ok()
+        .and_then(|text| UserId::parse(text).ok())
+}
+
+fn values_of(
+    reply: Option<Reply>,
+    op: &'static str,
+) -> Result<Vec<Option<Vec<u8>>>, TransitionError> {
+    match reply {
+        Some(Reply::Values(values)) => Ok(values),
+        _ => out_of_sequence(op),
+    }
+}
+
+/// What the second look found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OwnerRecheck {
+    /// Still dangling, and removed.
+    pub removed: Vec<OwnerSighting>,
+    /// Still dangling, left in place (a look without repair, or a key of
+    /// the wrong type at removal).
+    pub dangling: Vec<OwnerSighting>,
+    /// No longer dangling: the record arrived (a create in flight at the
+    /// first look), or the owner key went or changed.
+    pub resolved: Vec<OwnerSighting>,
+}
+
+#[derive(Debug)]
+enum RecheckState {
+    Next,
+    Read(Vec<OwnerSighting>),
+    Removing {
+        current: OwnerSighting,
+        rest: VecDeque<OwnerSighting>,
+    },
+    Finished,
+}
+
+/// The second look at owner keys seen without their record: each one read
+/// again with its record (a batch per round trip) and, when `remove` is
+/// set and it is still dangling with the same value, removed by a plan
+/// guarded by that value (the record is in another slot: see the module
+/// documentation for why the grace, not a guard, covers it). Run it only
+/// once the grace has passed since the first look.
+#[derive(Debug)]
+pub struct RecheckOwners {
+    keys: KeySpace,
+    remove: bool,
+    batch: usize,
+    queue: VecDeque<OwnerSighting>,
+    out: OwnerRecheck,
+    state: RecheckState,
+}
+
+impl RecheckOwners {
+    /// Looks again at `sightings`, `batch` keys per read; removes those
+    /// still dangling when `remove`.
+    pub fn new(
+        keys: &KeySpace,
+        sightings: Vec<OwnerSighting>,
+        remove: bool,
+        batch: crate::op::BatchSize,
+    ) -> Self {
+        Self {
+            keys: keys.clone(),
+            remove,
+            batch: batch.get(),
+            queue: sightings.into(),
+            out: OwnerRecheck::default(),
+            state: RecheckState::Next,
+        }
+    }
+
+    fn next(&mut self) -> Step<OwnerRecheck> {
+        let take = self.queue.len().min(self.batch);
+        if take == 0 {
+            self.state = RecheckState::Finished;
+            return Step::Done(std::mem::take(&mut self.out));
+        }
+        let batch: Vec<OwnerSighting> = self.queue.drain(..take).collect();
+        let reads = vec![
+            Read::Values {
+                keys: batch.iter().map(|s| s.owner_key.clone()).collect(),
+            },
+            Read::Values {
+                keys: batch.iter().map(|s| s.record_key(&self.keys)).collect(),
+            },
+        ];
+        self.state = RecheckState::Read(batch);
+        Step::Read(reads)
+    }
+
+    fn remove_next(&mut self, mut rest: VecDeque<OwnerSighting>) -> Step<OwnerRecheck> {
+        let Some(current) = rest.pop_front() else {
+            return self.next();
+        };
+        let plan = Plan::new(
+            vec![Precondition::ValueEquals {
+                key: current.owner_key.clone(),
+                value: current.user.as_str().as_bytes().to_vec(),
+            }],
+            vec![Write::Delete {
+                key: current.owner_key.clone(),
+            }],
+            OnViolation::Retry,
+        );
+        self.state = RecheckState::Removing { current, rest };
+        Step::Apply(plan)
+    }
+}
+
+impl Operation for RecheckOwners {
+    type Output = OwnerRecheck;
+
+    fn name(&self) -> &'static str {
+        OP
+    }
+
+    fn resume(&mut self, input: Input) -> Result<Step<OwnerRecheck>, TransitionError> {
+        match std::mem::replace(&mut self.state, RecheckState::Finished) {
+            RecheckState::Next => match input {
+                Input::Start => Ok(self.next()),
+                _ => out_of_sequence(OP),
+            },
+            RecheckState::Read(batch) => {
+                let mut replies = replies(input, OP)?.into_iter();
+                let owners = values_of(replies.next(), OP)?;
+                let records = values_of(replies.next(), OP)?;
+                let mut still = VecDeque::new();
+                for ((sighting, owner), record) in batch.into_iter().zip(owners).zip(records) {
+                    let same = owner.as_deref() == Some(sighting.user.as_str().as_bytes());
+                    if !same || record.is_some() {
+                        self.out.resolved.push(sighting);
+                    } else if self.remove {
+                        still.push_back(sighting);
+                    } else {
+                        self.out.dangling.push(sighting);
+                    }
+                }
+                Ok(self.remove_next(still))
+            }
+            RecheckState::Removing { current, rest } => {
+                match applied(input, OP)? {
+                    Applied::Done => self.out.removed.push(current),
+                    // Changed since the read: a create took it up again.
+                    Applied::Violated { .. } => self.out.resolved.push(current),
+                    // Not a string any more: `check` reports the type.
+                    Applied::WrongType { .. } => self.out.dangling.push(current),
+                }
+                Ok(self.remove_next(rest))
+            }
+            RecheckState::Finished => out_of_sequence(OP),
+        }
+    }
+}
+
+impl CheckReport {
+    /// The owner keys this check saw without their record, to look at
+    /// again once the grace has passed (removing those still dangling when
+    /// `remove`); `None` when there are none.
+    pub fn owner_recheck(
+        &mut self,
+        keys: &KeySpace,
+        remove: bool,
+        batch: crate::op::BatchSize,
+    ) -> Option<RecheckOwners> {
+        let sightings = std::mem::take(&mut self.owner_sightings);
+        (!sightings.is_empty()).then(|| RecheckOwners::new(keys, sightings, remove, batch))
+    }
+
+    /// Takes in the second look: removed keys are repaired, keys still
+    /// dangling stay unrepaired (why: a look without repair, or the wrong
+    /// type), and keys no longer dangling were no problem (a create in
+    /// flight) and leave the report.
+    pub fn absorb_owner_recheck(&mut self, keys: &KeySpace, recheck: OwnerRecheck, repair: bool) {
+        let OwnerRecheck {
+            removed,
+            dangling,
+            resolved,
+        } = recheck;
+        // Every sighting's first-look entry is replaced by its outcome.
+        let looked: Vec<Problem> = resolved
+            .iter()
+            .chain(&removed)
+            .chain(&dangling)
+            .map(|s| s.problem(keys))
+            .collect();
+        self.unrepaired.retain(|u| !looked.contains(&u.problem));
+        self.problems.retain(|p| !looked.contains(p));
+        for s in removed {
+            let problem = s.problem(keys);
+            self.problems.push(problem.clone());
+            self.repaired.push(problem);
+        }
+        for s in dangling {
+            let problem = s.problem(keys);
+            self.problems.push(problem.clone());
+            let reason = if repair {
+                UnrepairedReason::WrongType {
+                    key: s.owner_key.clone(),
+                }
+            } else {
+                UnrepairedReason::ReportOnly
+            };
+            self.unrepaired.push(Unrepaired { problem, reason });
+        }
+        self.finish();
+    }
+}
+
+impl SweepReport {
+    /// The owner keys this sweep saw without their record, to remove once
+    /// the grace has passed if still dangling; `None` when there are none.
+    pub fn owner_recheck(
+        &mut self,
+        keys: &KeySpace,
+        batch: crate::op::BatchSize,
+    ) -> Option<RecheckOwners> {
+        let sightings = std::mem::take(&mut self.owner_sightings);
+        (!sightings.is_empty()).then(|| RecheckOwners::new(keys, sightings, true, batch))
+    }
+
+    /// Counts the owner keys the second look removed (the others were
+    /// creates in flight, or are `check`'s to report).
+    pub fn absorb_owner_recheck(&mut self, recheck: &OwnerRecheck) {
+        self.owner_keys_removed += u64::try_from(recheck.removed.len()).unwrap_or(u64::MAX);
+    }
+}
+
+/// The problem a first look reports for `finding`, with why it is not
+/// (yet) repaired.
+pub(crate) fn first_look(keys: &KeySpace, finding: OwnerFinding) -> Unrepaired {
+    match finding {
+        OwnerFinding::Unparsable(key) => Unrepaired {
+            problem: Problem::UnparsableKey { key },
+            reason: UnrepairedReason::NotRepairable,
+        },
+        OwnerFinding::Corrupt(owner_key) => Unrepaired {
+            problem: Problem::CorruptOwnerKey { owner_key },
+            reason: UnrepairedReason::NotRepairable,
+        },
+        OwnerFinding::Dangling(sighting) => Unrepaired {
+            problem: sighting.problem(keys),
+            reason: UnrepairedReason::AwaitingGrace,
+        },
+    }
+}
