@@ -29,7 +29,9 @@
 //! `revoke` ≤ 2 (`GET` + script), `revoke_all` ≤ 3 (`ZRANGEBYSCORE` +
 //! `MGET` + script) — independent of the number of sessions. In the
 //! tagged layout (a cluster's) `get_for_user` 1, `get` 2 (owner key, then
-//! record), `create` 2 (owner key, then record), `revoke` 3, `count` 1, a
+//! record; 1 for an id whose owner the store has seen: owner keys are
+//! immutable while they exist, so the store remembers a bounded number of
+//! them, and a miss through a remembered owner reads the owner key again), `create` 2 (owner key, then record), `revoke` 3, `count` 1, a
 //! `list_page` ≤ 2.
 //!
 //! ```
@@ -92,6 +94,7 @@ use authsession_core::{
 
 mod admin;
 pub mod backend;
+mod cache;
 mod check;
 #[cfg(feature = "cluster")]
 mod cluster_config;

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use authsession_core::op::{
-    Count, Create, Created, Get, Input, List, ListPage, Operation, Page, PageRequest, Policy,
-    Revoke, RevokeAll, RevokeAllReport, Step,
+    Count, Create, Created, Input, List, ListPage, Operation, Page, PageRequest, Policy, Revoke,
+    RevokeAll, RevokeAllReport, Step,
 };
 use authsession_core::plan::Applied;
 use authsession_core::{
@@ -80,6 +80,8 @@ pub struct Store<B> {
     pub(crate) retry: RetryPolicy,
     pub(crate) timeout: Duration,
     pub(crate) clock: Clock,
+    /// Owners seen and the near cache (`cache/`).
+    pub(crate) hot: crate::cache::HotPath,
 }
 
 impl<B> Clone for Store<B> {
@@ -91,6 +93,7 @@ impl<B> Clone for Store<B> {
             retry: self.retry,
             timeout: self.timeout,
             clock: self.clock.clone(),
+            hot: self.hot.clone(),
         }
     }
 }
@@ -129,6 +132,7 @@ impl<B: Backend> Store<B> {
             retry: RetryPolicy::default(),
             timeout: Duration::from_secs(1),
             clock: Clock::system(),
+            hot: crate::cache::HotPath::default(),
         }
     }
 
@@ -256,10 +260,6 @@ impl<B: Backend> Store<B> {
         );
         result
     }
-
-    fn get_op(&self, id: &DeviceSessionId) -> Get {
-        Get::new(&self.keys, self.policy, self.now(), id.clone())
-    }
 }
 
 /// The deadline and attempt budget of the current batch.
@@ -366,18 +366,11 @@ impl<B: Backend> crate::SessionStore for Store<B> {
     }
 
     async fn get(&self, id: &DeviceSessionId) -> Result<Session, Error> {
-        self.drive(self.get_op(id)).await
+        self.hot_get(id, None).await
     }
 
     async fn get_for_user(&self, user: &UserId, id: &DeviceSessionId) -> Result<Session, Error> {
-        let op = Get::for_user(
-            &self.keys,
-            self.policy,
-            self.now(),
-            user.clone(),
-            id.clone(),
-        );
-        self.drive(op).await
+        self.hot_get(id, Some(user)).await
     }
 
     async fn list_by_user_id(&self, user: &UserId) -> Result<Vec<Session>, Error> {
@@ -402,7 +395,10 @@ impl<B: Backend> crate::SessionStore for Store<B> {
 
     async fn create(&self, session: &Session) -> Result<Created, Error> {
         let op = Create::new(&self.keys, self.policy, self.now(), session.clone());
-        self.drive(op).await
+        let created = self.drive(op).await?;
+        self.hot
+            .saw(&self.keys, session.id(), Some(&created.session));
+        Ok(created)
     }
 
     async fn revoke(&self, input: &RevokeSessionInput) -> Result<RevokeSessionOutcome, Error> {

@@ -12,8 +12,9 @@ use crate::session::Session;
 use crate::timestamp::Timestamp;
 
 /// Reads one session: by id (`get`: 1 round trip in the reference layout,
-/// 2 in the tagged one — the owner key, then the record) or by user and id
-/// (`get_for_user`: 1 in every layout; another user's session is
+/// 2 in the tagged one — the owner key, then the record — or 1 when the
+/// owner is already known, see [`Get::with_known_owner`]) or by user and
+/// id (`get_for_user`: 1 in every layout; another user's session is
 /// `not_found`). A session past its retention is `not_found` (and is
 /// removed on the way).
 #[derive(Debug)]
@@ -23,6 +24,7 @@ pub struct Get {
     now: Timestamp,
     id: DeviceSessionId,
     user: Option<UserId>,
+    known_owner: Option<UserId>,
     state: GetState,
 }
 
@@ -30,7 +32,16 @@ pub struct Get {
 enum GetState {
     Start,
     Owner(String),
-    Record { key: String, owner: Option<UserId> },
+    Record {
+        key: String,
+        owner: Option<UserId>,
+    },
+    /// The record under a remembered owner: anything but a valid session
+    /// of that owner sends the read back to the owner key.
+    Remembered {
+        key: String,
+        owner: UserId,
+    },
     Expiring(crate::plan::Plan, String),
     Finished,
 }
@@ -44,8 +55,28 @@ impl Get {
             now,
             id,
             user: None,
+            known_owner: None,
             state: GetState::Start,
         }
+    }
+
+    /// `get(id)` in the tagged layout for an id whose owner the caller saw
+    /// earlier (a store remembers them): the record is read under `owner`
+    /// at once (1 round trip). Owner keys are immutable while they exist,
+    /// so a remembered owner is right as long as its record is there; if
+    /// the record is missing, foreign or unreadable the owner key is read
+    /// after all and the get goes on as without the hint (an id removed and
+    /// created again for another user is found there). Ignored in the
+    /// reference layout and by `get_for_user`.
+    pub fn with_known_owner(mut self, owner: UserId) -> Self {
+        self.known_owner = Some(owner);
+        self
+    }
+
+    /// The owner key read (the usual first step of a tagged `get`).
+    fn read_owner(&mut self, owner: String) -> Step<Session> {
+        self.state = GetState::Owner(owner.clone());
+        Step::Read(vec![Read::Value { key: owner }])
     }
 
     /// `get_for_user(user, id)`.
@@ -68,6 +99,24 @@ impl Get {
             owner,
         };
         Step::Read(vec![Read::Value { key }])
+    }
+}
+
+impl Get {
+    /// A valid session read at `key`: done, or removed first when it is past
+    /// its retention.
+    fn found(
+        &mut self,
+        key: String,
+        session: Session,
+        bytes: Vec<u8>,
+    ) -> Result<Step<Session>, TransitionError> {
+        if self.policy.is_expired(&session, self.now) {
+            let plan = expire_plan(&self.keys, &[(session, bytes)]);
+            self.state = GetState::Expiring(plan.clone(), key);
+            return Ok(Step::Apply(plan));
+        }
+        Ok(Step::Done(session))
     }
 }
 
@@ -110,11 +159,35 @@ impl Operation for Get {
                     self.keys.owner_key(&self.id),
                 ) {
                     (Some(key), _) => Ok(self.read_record(key, None)),
-                    (None, Some(owner)) => {
-                        self.state = GetState::Owner(owner.clone());
-                        Ok(Step::Read(vec![Read::Value { key: owner }]))
-                    }
+                    (None, Some(owner_key)) => match self.known_owner.take() {
+                        Some(owner) => {
+                            let key = self.keys.record_key(&owner, &self.id);
+                            self.state = GetState::Remembered {
+                                key: key.clone(),
+                                owner,
+                            };
+                            Ok(Step::Read(vec![Read::Value { key }]))
+                        }
+                        None => Ok(self.read_owner(owner_key)),
+                    },
                     (None, None) => out_of_sequence("get"),
+                }
+            }
+            GetState::Remembered { key, owner } => {
+                let replies = replies(input, "get")?;
+                let session = match single_value(replies, &key, "get") {
+                    Ok(Some(bytes)) => codec::decode(&self.id, &bytes)
+                        .ok()
+                        .filter(|s| s.user_id() == &owner)
+                        .map(|s| (s, bytes)),
+                    _ => None,
+                };
+                match session {
+                    Some((session, bytes)) => self.found(key, session, bytes),
+                    None => match self.keys.owner_key(&self.id) {
+                        Some(owner_key) => Ok(self.read_owner(owner_key)),
+                        None => out_of_sequence("get"),
+                    },
                 }
             }
             GetState::Owner(owner_key) => {
@@ -153,12 +226,7 @@ impl Operation for Get {
                         });
                     }
                 }
-                if self.policy.is_expired(&session, self.now) {
-                    let plan = expire_plan(&self.keys, &[(session, bytes)]);
-                    self.state = GetState::Expiring(plan.clone(), key);
-                    return Ok(Step::Apply(plan));
-                }
-                Ok(Step::Done(session))
+                self.found(key, session, bytes)
             }
             GetState::Expiring(plan, key) => {
                 // Removed now or by someone else meanwhile: gone either way.

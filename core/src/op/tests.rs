@@ -417,6 +417,55 @@ fn get_in_the_tagged_layout_reads_the_owner_then_the_record() {
     );
 }
 
+#[test]
+fn get_with_a_known_owner_reads_the_record_at_once_and_the_owner_after_a_miss() {
+    let keys = KeySpace::default().in_layout(Layout::Tagged).unwrap();
+    let mut kv = MemoryKv::new();
+    let s = session("dev-1", "user-1", t(0, 0));
+    create(&mut kv, &keys, &s);
+    let known = |owner: &str| {
+        Get::new(&keys, Policy::default(), t(0, 0), id("dev-1")).with_known_owner(user(owner))
+    };
+    let (got, trace) = run_traced(&mut kv, known("user-1"));
+    assert_eq!(got.unwrap(), s);
+    assert_eq!(trace.reads, 1, "a remembered owner: the record only");
+
+    // The id was removed and created again for another user: the miss
+    // under the remembered owner reads the owner key, then the record.
+    let mut moved = MemoryKv::new();
+    let other = session("dev-1", "user-2", t(0, 0));
+    create(&mut moved, &keys, &other);
+    let (got, trace) = run_traced(&mut moved, known("user-1"));
+    assert_eq!(got.unwrap(), other);
+    assert_eq!(trace.reads, 3);
+
+    // Gone altogether: not found at the owner key, as without the hint.
+    let owner = keys.owner_key(s.id()).unwrap();
+    let err = run(&mut MemoryKv::new(), known("user-1"), 1).unwrap_err();
+    assert_eq!((err.kind(), err.key()), ("not_found", Some(owner.as_str())));
+
+    // A record under the remembered owner that is not that owner's (or not
+    // readable) is not trusted: the owner key decides.
+    let mut planted = kv.clone();
+    planted.set_raw(&keys.record_key(&user("user-3"), s.id()), codec::encode(&s));
+    let (got, trace) = run_traced(&mut planted, known("user-3"));
+    assert_eq!(got.unwrap(), s);
+    assert_eq!(trace.reads, 3);
+    let mut garbage = kv.clone();
+    garbage.set_raw(&keys.record_key(s.user_id(), s.id()), "{garbage");
+    let err = run(&mut garbage, known("user-1"), 1).unwrap_err();
+    assert_eq!(err.kind(), "corrupt_record");
+
+    // The hint means nothing in the reference layout.
+    let reference = KeySpace::default();
+    let mut kv = MemoryKv::new();
+    create(&mut kv, &reference, &s);
+    let get = Get::new(&reference, Policy::default(), t(0, 0), id("dev-1"))
+        .with_known_owner(user("user-9"));
+    let (got, trace) = run_traced(&mut kv, get);
+    assert_eq!((got.unwrap(), trace.reads), (s, 1));
+}
+
 // ---------------------------------------------------------------- revoke
 
 #[test]
