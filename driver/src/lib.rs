@@ -113,6 +113,7 @@ pub use authsession_core::op::SweepReport;
 #[cfg(feature = "cluster")]
 pub use backend::ClusterBackend;
 pub use backend::{Backend, BackendInfo, MemoryBackend, RedisBackend};
+pub use cache::{CacheConfig, CacheStats, NearCache};
 pub use check::CheckReport;
 #[cfg(feature = "cluster")]
 pub use cluster_config::ClusterConfig;

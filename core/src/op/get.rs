@@ -25,6 +25,7 @@ pub struct Get {
     id: DeviceSessionId,
     user: Option<UserId>,
     known_owner: Option<UserId>,
+    remembered: Option<Session>,
     state: GetState,
 }
 
@@ -56,6 +57,7 @@ impl Get {
             id,
             user: None,
             known_owner: None,
+            remembered: None,
             state: GetState::Start,
         }
     }
@@ -71,6 +73,39 @@ impl Get {
     pub fn with_known_owner(mut self, owner: UserId) -> Self {
         self.known_owner = Some(owner);
         self
+    }
+
+    /// The record key this get reads first, when it is known before any
+    /// read: in the reference layout, for `get_for_user`, and with a known
+    /// owner. `None` when the owner key must be read first.
+    pub fn first_record_key(&self) -> Option<String> {
+        self.first_record().map(|(key, _)| key)
+    }
+
+    /// Answers the first record read with `session`: what an earlier get
+    /// validated (strictly decoded) from the record at
+    /// [`Get::first_record_key`], known to be unchanged since (a near cache
+    /// whose entries the server invalidates). The same rules apply as to a
+    /// record just read: another user's session is `not_found` for
+    /// `get_for_user`, a session not of the known owner is not trusted (the
+    /// owner key is read), and a session past its retention is read again
+    /// (its removal is guarded by the stored bytes). A session of another
+    /// id is ignored.
+    pub fn with_remembered(mut self, session: Session) -> Self {
+        self.remembered = Some(session);
+        self
+    }
+
+    /// The first record key and, with a known owner, that owner.
+    fn first_record(&self) -> Option<(String, Option<&UserId>)> {
+        if let Some(user) = &self.user {
+            return Some((self.keys.record_key(user, &self.id), None));
+        }
+        if let Some(key) = self.keys.record_key_of_id(&self.id) {
+            return Some((key, None));
+        }
+        let owner = self.known_owner.as_ref()?;
+        Some((self.keys.record_key(owner, &self.id), Some(owner)))
     }
 
     /// The owner key read (the usual first step of a tagged `get`).
@@ -150,27 +185,37 @@ impl Operation for Get {
     fn resume(&mut self, input: Input) -> Result<Step<Session>, TransitionError> {
         match std::mem::replace(&mut self.state, GetState::Finished) {
             GetState::Start => {
-                if let Some(user) = &self.user {
-                    let key = self.keys.record_key(user, &self.id);
-                    return Ok(self.read_record(key, None));
-                }
-                match (
-                    self.keys.record_key_of_id(&self.id),
-                    self.keys.owner_key(&self.id),
-                ) {
-                    (Some(key), _) => Ok(self.read_record(key, None)),
-                    (None, Some(owner_key)) => match self.known_owner.take() {
-                        Some(owner) => {
-                            let key = self.keys.record_key(&owner, &self.id);
-                            self.state = GetState::Remembered {
-                                key: key.clone(),
-                                owner,
-                            };
-                            Ok(Step::Read(vec![Read::Value { key }]))
+                let Some((key, known)) = self.first_record() else {
+                    return match self.keys.owner_key(&self.id) {
+                        Some(owner_key) => Ok(self.read_owner(owner_key)),
+                        None => out_of_sequence("get"),
+                    };
+                };
+                let known = known.cloned();
+                if let Some(session) = self.remembered.take() {
+                    let trusted = session.id() == &self.id
+                        && known
+                            .as_ref()
+                            .is_none_or(|owner| session.user_id() == owner)
+                        && !self.policy.is_expired(&session, self.now);
+                    if trusted {
+                        if let Some(user) = &self.user {
+                            if session.user_id() != user {
+                                return Err(TransitionError::NotFound { key });
+                            }
                         }
-                        None => Ok(self.read_owner(owner_key)),
-                    },
-                    (None, None) => out_of_sequence("get"),
+                        return Ok(Step::Done(session));
+                    }
+                }
+                match known {
+                    Some(owner) => {
+                        self.state = GetState::Remembered {
+                            key: key.clone(),
+                            owner,
+                        };
+                        Ok(Step::Read(vec![Read::Value { key }]))
+                    }
+                    None => Ok(self.read_record(key, None)),
                 }
             }
             GetState::Remembered { key, owner } => {

@@ -3,13 +3,41 @@
 
 mod get;
 pub(crate) mod lru;
+mod near;
 mod owners;
 
 use std::sync::Arc;
 
 use authsession_core::{DeviceSessionId, KeySpace, Layout, Session, UserId};
 
+pub use near::{CacheConfig, CacheStats, NearCache};
+pub(crate) use near::{Lookup, MakeClient, Node, TrackedError};
 pub(crate) use owners::{Owners, OWNERS_REMEMBERED};
+
+use authsession_core::plan::{Read, Reply};
+use std::time::Duration;
+
+/// With a near cache, a step's one `GET` goes through the tracking
+/// connection to `node` (so the server tracks the key for the cache);
+/// `None`: not such a step.
+pub(crate) async fn tracked_read(
+    near: &NearCache,
+    node: &Node,
+    budget: Duration,
+    reads: &[Read],
+) -> Option<Result<Vec<Reply>, TrackedError>> {
+    let [read @ Read::Value { key }] = reads else {
+        return None;
+    };
+    tracing::Span::current().record("cache", "miss");
+    Some(match near.get(node, budget, key).await {
+        Ok(value) => crate::backend::script::reply(read, value, "read", |_| None)
+            .map(|reply| vec![reply])
+            .map_err(TrackedError::Connect),
+        Err(TrackedError::Redis(e)) if e.code() == Some("WRONGTYPE") => Ok(vec![Reply::WrongType]),
+        Err(e) => Err(e),
+    })
+}
 
 /// What a store keeps between reads. Cheap to clone (shared).
 #[derive(Debug, Clone)]
