@@ -141,6 +141,20 @@ struct GlobalArgs {
         value_name = "N"
     )]
     wait_replicas: u32,
+    /// Keep sessions read by `get` in this process (a near cache), each
+    /// dropped as soon as the server says it changed, whoever changed it
+    /// (Redis client-side caching; needs RESP3 and CLIENT TRACKING: Redis
+    /// 6.2+ or Valkey, no proxy). Fails at connect where the server cannot.
+    #[arg(long, env = "AUTHSESSION_CACHE", global = true)]
+    cache: bool,
+    /// With --cache: at most N sessions kept (least recently used first
+    /// out; default 10000).
+    #[arg(long, global = true, value_name = "N")]
+    cache_max_entries: Option<usize>,
+    /// With --cache: never use a kept session older than this (`60s`,
+    /// `5m`, …; default 60s), even if no change was announced.
+    #[arg(long, global = true, value_name = "DURATION")]
+    cache_max_staleness: Option<String>,
     /// Print each store operation's span on stderr when it ends (name,
     /// db.* fields, attempts, round trips, batches, outcome); -vv adds
     /// retries and confirms. `RUST_LOG` (a tracing filter) overrides it.
@@ -515,7 +529,34 @@ impl GlobalArgs {
             keys,
             policy: self.policy()?,
             wait_replicas: self.wait_replicas,
+            cache: self.cache_config()?,
         })
+    }
+
+    /// `--cache` and its bounds.
+    fn cache_config(&self) -> Result<Option<authsession_driver::CacheConfig>, CliError> {
+        if !self.cache {
+            if self.cache_max_entries.is_some() || self.cache_max_staleness.is_some() {
+                return Err(CliError::usage(
+                    "--cache-max-entries and --cache-max-staleness need --cache",
+                ));
+            }
+            return Ok(None);
+        }
+        let mut config = authsession_driver::CacheConfig::default();
+        if let Some(n) = self.cache_max_entries {
+            if n == 0 {
+                return Err(CliError::new(
+                    "out_of_range",
+                    "--cache-max-entries must be at least 1",
+                ));
+            }
+            config.max_entries = n;
+        }
+        if let Some(text) = &self.cache_max_staleness {
+            config.max_staleness = duration::parse(text, "--cache-max-staleness")?;
+        }
+        Ok(Some(config))
     }
 
     /// [`GlobalArgs::options_with_base`] under `--prefix`.
