@@ -18,6 +18,7 @@ mod reference;
 mod store;
 mod timestamp;
 mod verbose;
+mod watch;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -278,6 +279,21 @@ enum Command {
     /// no retention was set or by the Go adapter. Prints
     /// `{"users":…,"sessions_removed":…,"batches":…}`.
     Sweep,
+    /// Print each session's state as a JSON line
+    /// `{"id","status":"active"|"revoked"|"not_found","session"}`, then a
+    /// line per change, as the server announces changes (client-side
+    /// caching invalidations; nothing is polled). Exits 0 once every
+    /// session is revoked or gone; with --timeout, exits 1 (kind
+    /// `timeout`) when that takes longer. Needs a Redis server that can
+    /// track keys (RESP3).
+    Watch {
+        /// Device session ids.
+        #[arg(required = true, value_name = "ID")]
+        ids: Vec<String>,
+        /// Give up after this long (`30s`, `5m`, …).
+        #[arg(long, value_name = "DURATION")]
+        timeout: Option<String>,
+    },
     /// Copy the whole key space (the global flags name the source) into
     /// another server, prefix or layout in bounded batches, idempotently,
     /// then verify every session on both sides. Prints
@@ -682,6 +698,7 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Demo => return run_demo(&global),
         Command::Bench(args) => return run_bench(&global, &args),
         Command::Migrate(args) => return run_migrate(&global, &args),
+        Command::Watch { ids, timeout } => return run_watch(&global, &ids, timeout.as_deref()),
         // Every value is validated before any connection is made.
         Command::Create(args) => StoreCommand::Create {
             session: CreateFlags {
@@ -739,6 +756,38 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
             }
             Backend::Cluster(nodes) => {
                 store::run(&cluster::connect_cluster(nodes, &options).await?, command).await
+            }
+        }
+    })
+}
+
+fn run_watch(
+    global: &GlobalArgs,
+    ids: &[String],
+    timeout: Option<&str>,
+) -> Result<ExitCode, CliError> {
+    let ids = ids
+        .iter()
+        .map(|id| parse_id(id))
+        .collect::<Result<Vec<_>, _>>()?;
+    let timeout = timeout
+        .map(|text| duration::parse(text, "--timeout"))
+        .transpose()?;
+    let backend = global.backend(Some(DEFAULT_REDIS_URL));
+    let mut options = global.options(&backend)?;
+    // Watching is driven by the cache's invalidations.
+    options.cache = Some(options.cache.unwrap_or_default());
+    let rt = runtime(false)?;
+    rt.block_on(async {
+        match &backend {
+            Backend::Memory => Err(CliError::usage("watch needs a Redis server (not --memory)")),
+            Backend::Redis(url) => {
+                let store = store::connect_redis(url, &options).await?;
+                watch::watch(&store, &ids, timeout).await
+            }
+            Backend::Cluster(nodes) => {
+                let store = cluster::connect_cluster(nodes, &options).await?;
+                watch::watch(&store, &ids, timeout).await
             }
         }
     })

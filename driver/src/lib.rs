@@ -20,6 +20,20 @@
 //!   [`MemorySessionStore`] and `ClusterSessionStore` name them; a cluster
 //!   needs the tagged layout (`ClusterConfig`).
 //!
+//! **Near cache** (opt-in, [`CacheConfig`] in `RedisConfig::cache` /
+//! `ClusterConfig::cache`): `get` and `get_for_user` of a session read
+//! before are answered from memory, invalidated by the server (`CLIENT
+//! TRACKING` over RESP3). Guarantees: read-your-writes (a write drops its
+//! keys' entries before it returns); a barrier ([`Store::sync`]: once it
+//! returns, no cached read returns a value older than what the server held
+//! when it began); a lost tracking connection (drop, reconnect, restart,
+//! failover) clears the whole cache before any further cached read;
+//! `max_staleness` bounds any entry's age and `max_entries` the memory
+//! (least recently used first out); `FLUSHALL`/`FLUSHDB` and the server's
+//! tracking-table evictions are honoured; a server or proxy that cannot
+//! track fails at connect (kind `config`, field `cache`). Only sessions the
+//! core validated are cached. See [`NearCache`] and `docs/design.md`.
+//!
 //! Outcomes, errors and ordering are identical on every backend. Domain
 //! rules (validation, encoding, keys, ordering, what to write) live in the
 //! core only.

@@ -133,6 +133,8 @@ struct Shared {
     misses: AtomicU64,
     invalidations: AtomicU64,
     flushes: AtomicU64,
+    /// Bumped on every invalidation or flush (for watchers).
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 /// A read the cache answered, or the token a miss fills with.
@@ -191,6 +193,7 @@ impl Shared {
                     }
                 }
                 drop(state);
+                self.changes.send_modify(|c| *c = c.wrapping_add(1));
                 let n = u64::try_from(keys.len()).unwrap_or(u64::MAX);
                 self.invalidations.fetch_add(n, Ordering::Relaxed);
                 tracing::debug!(keys = n, "authsession.cache.invalidate");
@@ -205,6 +208,7 @@ impl Shared {
 
     fn flush(&self, why: &'static str) {
         self.lock().entries.clear();
+        self.changes.send_modify(|c| *c = c.wrapping_add(1));
         self.flushes.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(reason = why, "authsession.cache.flush");
         #[cfg(feature = "metrics")]
@@ -234,6 +238,7 @@ impl NearCache {
                 misses: AtomicU64::new(0),
                 invalidations: AtomicU64::new(0),
                 flushes: AtomicU64::new(0),
+                changes: tokio::sync::watch::Sender::new(0),
             }),
             links: tokio::sync::Mutex::new(HashMap::new()),
             make_client,
@@ -258,6 +263,13 @@ impl NearCache {
     /// The settings.
     pub fn config(&self) -> CacheConfig {
         self.shared.config
+    }
+
+    /// Marks every invalidation and flush the servers send (a counter): a
+    /// watcher re-reads what it watches when it changes, and sends nothing
+    /// while nothing changes.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.shared.changes.subscribe()
     }
 
     /// Counts since the store connected.
