@@ -262,3 +262,173 @@ async fn a_server_without_tracking_fails_at_connect() {
     RedisSessionStore::connect(config).await.unwrap();
     let _ = id("unused");
 }
+
+mod interleavings {
+    use std::collections::BTreeMap;
+
+    use authsession_driver::core::Session;
+    use authsession_driver::{ErrorKind, MemorySessionStore, RedisSessionStore, SessionStore};
+    use authsession_tests::fixtures::{active, fresh_key_space, revoke_input, ts};
+    use authsession_tests::{MemoryRaw, RawKv, RedisServer};
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestCaseError, TestRunner};
+
+    const IDS: usize = 3;
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        /// Another store creates session `i`.
+        Create(usize),
+        /// Another store revokes it.
+        Revoke(usize),
+        /// The cached store revokes it itself.
+        OwnRevoke(usize),
+        /// A raw DEL of its record.
+        Delete(usize),
+        /// The cached store reads it.
+        Get(usize),
+        /// The barrier.
+        Sync,
+    }
+
+    fn arb_step() -> impl Strategy<Value = Step> {
+        let i = 0..IDS;
+        prop_oneof![
+            1 => i.clone().prop_map(Step::Create),
+            1 => i.clone().prop_map(Step::Revoke),
+            1 => i.clone().prop_map(Step::OwnRevoke),
+            1 => i.clone().prop_map(Step::Delete),
+            3 => i.prop_map(Step::Get),
+            2 => Just(Step::Sync),
+        ]
+    }
+
+    type Seen = Result<Session, ErrorKind>;
+
+    fn name(case: u32, i: usize) -> String {
+        format!("c{case}-s{i}")
+    }
+
+    /// Runs `steps` on the server (a cached reader, an uncached writer, a
+    /// raw connection) and on the in-memory model alike. A cached read
+    /// returns a state the session held since the last barrier (or the
+    /// reader's own last write); right after a barrier, exactly the
+    /// model's.
+    async fn run(server: &RedisServer, case: u32, steps: &[Step]) -> Result<(), String> {
+        let keys = fresh_key_space(&format!("cache-prop-{case}"));
+        let mut config = server.config(keys.clone());
+        config.cache = Some(authsession_tests::cached::cache_config());
+        let cached = RedisSessionStore::connect(config)
+            .await
+            .map_err(|e| e.to_string())?;
+        let writer = server.store(keys.clone()).await;
+        let raw = server.raw().await;
+        let model = MemorySessionStore::new(keys.clone());
+        let model_raw = MemoryRaw(model.clone());
+        // Per id: every state held since the last barrier.
+        let mut since: BTreeMap<usize, Vec<Seen>> = BTreeMap::new();
+        let now = |i: usize| {
+            let model = model.clone();
+            async move {
+                let id = authsession_tests::fixtures::id(&name(case, i));
+                model.get(&id).await.map_err(|e| e.kind())
+            }
+        };
+        for i in 0..IDS {
+            since.insert(i, vec![now(i).await]);
+        }
+        for step in steps {
+            match step {
+                Step::Create(i) => {
+                    let s = active(&name(case, *i), "user-1", ts(0, 0));
+                    let a = writer.create(&s).await.map(|_| ()).map_err(|e| e.kind());
+                    let b = model.create(&s).await.map(|_| ()).map_err(|e| e.kind());
+                    if a != b {
+                        return Err(format!("create {i}: {a:?} vs {b:?}"));
+                    }
+                }
+                Step::Revoke(i) | Step::OwnRevoke(i) => {
+                    let input = revoke_input(&name(case, *i), ts(10, 0));
+                    let a = match step {
+                        Step::OwnRevoke(_) => cached.revoke(&input).await,
+                        _ => writer.revoke(&input).await,
+                    };
+                    let b = model.revoke(&input).await;
+                    let (a, b) = (a.map(|o| o.as_str()), b.map(|o| o.as_str()));
+                    if a.as_ref().map_err(|e| e.kind()) != b.as_ref().map_err(|e| e.kind()) {
+                        return Err(format!("revoke {i}: {a:?} vs {b:?}"));
+                    }
+                }
+                Step::Delete(i) => {
+                    let id = authsession_tests::fixtures::id(&name(case, *i));
+                    let user = authsession_tests::fixtures::user("user-1");
+                    let key = keys.record_key(&user, &id);
+                    raw.del(&key).await;
+                    model_raw.del(&key).await;
+                }
+                Step::Get(i) => {
+                    let id = authsession_tests::fixtures::id(&name(case, *i));
+                    let got = cached.get(&id).await.map_err(|e| e.kind());
+                    let allowed = since.get(i).cloned().unwrap_or_default();
+                    if !allowed.contains(&got) {
+                        return Err(format!("get {i}: {got:?}, allowed {allowed:?}"));
+                    }
+                }
+                Step::Sync => {
+                    cached.sync().await.map_err(|e| e.to_string())?;
+                    for i in 0..IDS {
+                        since.insert(i, Vec::new());
+                    }
+                }
+            }
+            // The states each id held since the barrier: the reader's own
+            // writes are read back at once, so after its own write only
+            // the new state counts.
+            for i in 0..IDS {
+                let state = now(i).await;
+                let states = since.entry(i).or_default();
+                if matches!(step, Step::OwnRevoke(j) if *j == i) {
+                    states.clear();
+                }
+                if states.last() != Some(&state) {
+                    states.push(state);
+                }
+            }
+            if let Step::Sync = step {
+                // Right after the barrier: exactly the model's state.
+                for i in 0..IDS {
+                    let id = authsession_tests::fixtures::id(&name(case, i));
+                    let got = cached.get(&id).await.map_err(|e| e.kind());
+                    let want = now(i).await;
+                    if got != want {
+                        return Err(format!("after sync, get {i}: {got:?} vs {want:?}"));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn random_writers_and_cached_readers_agree_with_the_model_at_every_barrier() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let server = RedisServer::start();
+        let mut runner = TestRunner::new(Config {
+            cases: 64,
+            failure_persistence: None,
+            ..Config::default()
+        });
+        let case = std::cell::Cell::new(0u32);
+        runner
+            .run(&prop::collection::vec(arb_step(), 1..40), |steps| {
+                case.set(case.get() + 1);
+                rt.block_on(run(&server, case.get(), &steps))
+                    .map_err(TestCaseError::fail)
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+}
