@@ -979,11 +979,17 @@ fn run_bench(global: &GlobalArgs, args: &BenchArgs) -> Result<ExitCode, CliError
                 // The store validates the URL (without echoing it) first.
                 let store = store::connect_redis(url, &options).await?;
                 let server = bench::Server::open(url)?;
-                bench_and_purge(store, &params, "redis", Some(&server)).await
+                let cache = store.clone();
+                let mut report = bench_and_purge(store, &params, "redis", Some(&server)).await?;
+                report.cache = cache.cache_stats();
+                Ok(report)
             }
             Backend::Cluster(nodes) => {
                 let store = cluster::connect_cluster(nodes, &options).await?;
-                bench_and_purge(store, &params, "cluster", None).await
+                let cache = store.clone();
+                let mut report = bench_and_purge(store, &params, "cluster", None).await?;
+                report.cache = cache.cache_stats();
+                Ok(report)
             }
         }
     })?;

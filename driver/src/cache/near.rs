@@ -82,7 +82,7 @@ impl CacheConfig {
 }
 
 /// What the near cache did since the store connected.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct CacheStats {
     /// Reads answered from memory.
