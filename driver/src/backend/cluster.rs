@@ -807,15 +807,19 @@ impl Backend for ClusterBackend {
                 .await
                 .map_err(|e| Error::redis("read", e))?;
             match tracked_read(near, &node, budget, reads).await {
-                Some(Err(TrackedError::Redis(e))) if refused(&e) => {
-                    // Another node serves the key now: list the primaries
-                    // again, and read it untracked this once (never filled).
+                Some(Ok(replies)) => return Ok(replies),
+                Some(Err(e)) => {
+                    // Another node serves the key now, or its node is gone
+                    // (a failover): list the primaries again, and read it
+                    // untracked this once (never filled).
                     near.wrote([key.as_str()]);
                     let _ = self.refresh_slots(deadline).await;
                     let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(e.into_error());
+                    }
                     return self.read_plain(left, reads).await;
                 }
-                Some(replies) => return replies.map_err(TrackedError::into_error),
                 None => {}
             }
         }
