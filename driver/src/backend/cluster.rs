@@ -48,7 +48,7 @@ use tokio::time::Instant;
 use super::redis::{check_replicated, open_client, wait_command};
 use super::script::{self, APPLY_PLAN_LUA};
 use super::{bounded, Backend, BackendInfo};
-use crate::cache::{tracked_read, MakeClient, NearCache, TrackedError};
+use crate::cache::{direct_read, tracked_read, Links, MakeClient, NearCache};
 use crate::cluster_config::ClusterConfig;
 use crate::config::RedisConfig;
 use crate::error::Error;
@@ -84,6 +84,8 @@ pub struct ClusterBackend {
     /// the near cache's tracking connections).
     slots: Arc<Mutex<Vec<SlotRange>>>,
     near: Option<Arc<NearCache>>,
+    /// Connections of our own to each primary, for single-key reads.
+    direct: Option<Arc<Links>>,
 }
 
 impl std::fmt::Debug for ClusterBackend {
@@ -129,6 +131,7 @@ impl ClusterBackend {
             wait_timeout: Duration::from_secs(1),
             slots: Arc::new(Mutex::new(Vec::new())),
             near: None,
+            direct: None,
         }
     }
 
@@ -210,7 +213,20 @@ impl ClusterBackend {
             }
             None => None,
         };
-        Ok(Self { near, ..backend })
+        let direct = Arc::new(Links::new(node_client(config), timeout, None));
+        // Every primary connected now: the first reads pay no connect.
+        if let Ok(ranges) = backend.refresh_slots(Instant::now() + timeout).await {
+            let primaries: Vec<Node> = shards(&ranges).into_iter().map(|(_, n)| n).collect();
+            direct.warm(&primaries, timeout).await;
+            if let Some(near) = &near {
+                near.links().warm(&primaries, timeout).await;
+            }
+        }
+        Ok(Self {
+            near,
+            direct: Some(direct),
+            ..backend
+        })
     }
 
     /// Sends `cmds` as one pipeline to `route` (or, after `ASK`, to the
@@ -800,19 +816,35 @@ impl Backend for ClusterBackend {
     }
 
     async fn read(&self, budget: Duration, reads: &[Read]) -> Result<Vec<Reply>, Error> {
-        if let (Some(near), [Read::Value { key }]) = (&self.near, reads) {
+        if let [Read::Value { key }] = reads {
+            // One key: straight to its primary on a connection of our own
+            // (the cluster client's routing costs about as much as the
+            // read); through the near cache's tracking connection with a
+            // cache.
             let deadline = Instant::now() + budget;
-            let node = self
-                .node_of(deadline, key)
-                .await
-                .map_err(|e| Error::redis("read", e))?;
-            match tracked_read(near, &node, budget, reads).await {
+            let read = match (&self.near, &self.direct) {
+                (Some(near), _) => {
+                    let node = self.node_of(deadline, key).await;
+                    match node {
+                        Ok(node) => tracked_read(near, &node, budget, reads).await,
+                        Err(_) => None,
+                    }
+                }
+                (None, Some(direct)) => match self.node_of(deadline, key).await {
+                    Ok(node) => direct_read(direct, &node, budget, reads).await,
+                    Err(_) => None,
+                },
+                (None, None) => None,
+            };
+            match read {
                 Some(Ok(replies)) => return Ok(replies),
                 Some(Err(e)) => {
                     // Another node serves the key now, or its node is gone
                     // (a failover): list the primaries again, and read it
-                    // untracked this once (never filled).
-                    near.wrote([key.as_str()]);
+                    // through the cluster client this once (never filled).
+                    if let Some(near) = &self.near {
+                        near.wrote([key.as_str()]);
+                    }
                     let _ = self.refresh_slots(deadline).await;
                     let left = deadline.saturating_duration_since(Instant::now());
                     if left.is_zero() {
@@ -820,7 +852,11 @@ impl Backend for ClusterBackend {
                     }
                     return self.read_plain(left, reads).await;
                 }
-                None => {}
+                None => {
+                    if let Some(near) = &self.near {
+                        near.wrote([key.as_str()]);
+                    }
+                }
             }
         }
         self.read_plain(budget, reads).await

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use authsession_core::{DeviceSessionId, KeySpace, Layout, Session, UserId};
 
 pub use near::{CacheConfig, CacheStats, NearCache};
-pub(crate) use near::{Lookup, MakeClient, Node, TrackedError};
+pub(crate) use near::{Links, Lookup, MakeClient, Node, TrackedError};
 pub(crate) use owners::{Owners, OWNERS_REMEMBERED};
 
 use authsession_core::plan::{Read, Reply};
@@ -26,11 +26,25 @@ pub(crate) async fn tracked_read(
     budget: Duration,
     reads: &[Read],
 ) -> Option<Result<Vec<Reply>, TrackedError>> {
+    if !matches!(reads, [Read::Value { .. }]) {
+        return None;
+    }
+    tracing::Span::current().record("cache", "miss");
+    direct_read(near.links(), node, budget, reads).await
+}
+
+/// A step's one `GET` on `links`' connection to `node` (the key's
+/// server); `None`: not such a step.
+pub(crate) async fn direct_read(
+    links: &Links,
+    node: &Node,
+    budget: Duration,
+    reads: &[Read],
+) -> Option<Result<Vec<Reply>, TrackedError>> {
     let [read @ Read::Value { key }] = reads else {
         return None;
     };
-    tracing::Span::current().record("cache", "miss");
-    Some(match near.get(node, budget, key).await {
+    Some(match links.get(node, budget, key).await {
         Ok(value) => crate::backend::script::reply(read, value, "read", |_| None)
             .map(|reply| vec![reply])
             .map_err(TrackedError::Connect),
@@ -38,7 +52,6 @@ pub(crate) async fn tracked_read(
         Err(e) => Err(e),
     })
 }
-
 /// What a store keeps between reads. Cheap to clone (shared).
 #[derive(Debug, Clone)]
 pub(crate) struct HotPath {

@@ -126,7 +126,7 @@ struct State {
 
 /// The part the connections' push handlers share.
 #[derive(Debug)]
-struct Shared {
+pub(crate) struct Shared {
     config: CacheConfig,
     state: Mutex<State>,
     hits: AtomicU64,
@@ -156,10 +156,28 @@ struct Link {
 /// server (see the module docs for the rules).
 pub struct NearCache {
     shared: Arc<Shared>,
-    links: tokio::sync::Mutex<HashMap<Node, Link>>,
+    links: Links,
+}
+
+/// One multiplexed connection per server, connected on first use; with a
+/// cache, tracking connections whose pushes go to it and whose loss
+/// flushes it.
+pub(crate) struct Links {
+    map: std::sync::Mutex<HashMap<Node, Link>>,
+    /// One connect at a time (a burst of first reads opens one connection).
+    connecting: tokio::sync::Mutex<()>,
     make_client: MakeClient,
     connect_timeout: Duration,
     next_link: AtomicU64,
+    tracking: Option<Arc<Shared>>,
+}
+
+impl std::fmt::Debug for Links {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Links")
+            .field("tracking", &self.tracking.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for NearCache {
@@ -227,25 +245,23 @@ impl NearCache {
         timeout: Duration,
     ) -> Result<Self, Error> {
         config.validate()?;
-        let cache = Self {
-            shared: Arc::new(Shared {
-                config,
-                state: Mutex::new(State {
-                    entries: Lru::new(config.max_entries),
-                    next_token: 0,
-                }),
-                hits: AtomicU64::new(0),
-                misses: AtomicU64::new(0),
-                invalidations: AtomicU64::new(0),
-                flushes: AtomicU64::new(0),
-                changes: tokio::sync::watch::Sender::new(0),
+        let shared = Arc::new(Shared {
+            config,
+            state: Mutex::new(State {
+                entries: Lru::new(config.max_entries),
+                next_token: 0,
             }),
-            links: tokio::sync::Mutex::new(HashMap::new()),
-            make_client,
-            connect_timeout: timeout,
-            next_link: AtomicU64::new(0),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            invalidations: AtomicU64::new(0),
+            flushes: AtomicU64::new(0),
+            changes: tokio::sync::watch::Sender::new(0),
+        });
+        let cache = Self {
+            links: Links::new(make_client, timeout, Some(Arc::clone(&shared))),
+            shared,
         };
-        let link = cache.open(&first, timeout).await.map_err(|e| {
+        let link = cache.links.open(&first, timeout).await.map_err(|e| {
             Error::config(
                 "cache",
                 format!(
@@ -256,8 +272,13 @@ impl NearCache {
         })?;
         let mut conn = link.conn.clone();
         verify_tracking(&mut conn, timeout).await?;
-        cache.links.lock().await.insert(first, link);
+        cache.links.lock().insert(first, link);
         Ok(cache)
+    }
+
+    /// Its tracking connections.
+    pub(crate) fn links(&self) -> &Links {
+        &self.links
     }
 
     /// The settings.
@@ -337,9 +358,42 @@ impl NearCache {
         }
     }
 
-    /// `GET key` on `node`'s tracking connection (connected first if
-    /// needed), within `budget`. A failed request drops the connection and
-    /// the whole cache.
+    /// The barrier: one `PING` round trip on every tracking connection.
+    /// Every invalidation the server sent before answering it has been
+    /// handled when this returns, so no entry older than a write
+    /// acknowledged before the call is served afterwards. A connection that
+    /// fails the round trip is dropped with the whole cache, which keeps
+    /// that promise too.
+    pub async fn sync(&self, budget: Duration) -> Result<(), Error> {
+        self.links.ping_all(budget).await;
+        Ok(())
+    }
+}
+
+impl Links {
+    /// No connection yet; `tracking`: the cache they track for.
+    pub(crate) fn new(
+        make_client: MakeClient,
+        connect_timeout: Duration,
+        tracking: Option<Arc<Shared>>,
+    ) -> Self {
+        Self {
+            map: std::sync::Mutex::new(HashMap::new()),
+            connecting: tokio::sync::Mutex::new(()),
+            make_client,
+            connect_timeout,
+            next_link: AtomicU64::new(0),
+            tracking,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Node, Link>> {
+        self.map.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// `GET key` on `node` (connected first if needed), within `budget`.
+    /// A request failed by anything but the server's own answer drops the
+    /// connection (and, tracking, the whole cache).
     pub(crate) async fn get(
         &self,
         node: &Node,
@@ -356,27 +410,28 @@ impl NearCache {
             // connection is fine.
             Ok(Err(e)) if e.code().is_some() => Err(TrackedError::Redis(e)),
             Ok(Err(e)) => {
-                self.lost(node, id).await;
+                self.lost(node, id);
                 Err(TrackedError::Redis(e))
             }
             Err(_) => {
-                self.lost(node, id).await;
+                self.lost(node, id);
                 Err(TrackedError::Timeout(budget))
             }
         }
     }
 
-    /// The barrier: one `PING` round trip on every tracking connection.
-    /// Every invalidation the server sent before answering it has been
-    /// handled when this returns, so no entry older than a write
-    /// acknowledged before the call is served afterwards. A connection that
-    /// fails the round trip is dropped with the whole cache, which keeps
-    /// that promise too.
-    pub async fn sync(&self, budget: Duration) -> Result<(), Error> {
+    /// Connects to each of `nodes` not connected yet (errors left for the
+    /// first read to meet).
+    pub(crate) async fn warm(&self, nodes: &[Node], budget: Duration) {
+        for node in nodes {
+            let _ = self.link(node, budget).await;
+        }
+    }
+
+    /// One `PING` round trip on every connection; one that fails is lost.
+    async fn ping_all(&self, budget: Duration) {
         let links: Vec<(Node, u64, MultiplexedConnection)> = self
-            .links
             .lock()
-            .await
             .iter()
             .map(|(node, link)| (node.clone(), link.id, link.conn.clone()))
             .collect();
@@ -385,89 +440,108 @@ impl NearCache {
             let ping = cmd.query_async::<Value>(&mut conn);
             match tokio::time::timeout(budget, ping).await {
                 Ok(Ok(_)) => {}
-                _ => self.lost(&node, id).await,
+                _ => self.lost(&node, id),
             }
         }
-        Ok(())
     }
 
-    /// The live tracking connection to `node`, connected if there is none.
+    /// The live connection to `node`.
+    fn live(&self, node: &Node) -> Option<(u64, MultiplexedConnection)> {
+        self.lock()
+            .get(node)
+            .filter(|link| !link.dead.load(Ordering::Acquire))
+            .map(|link| (link.id, link.conn.clone()))
+    }
+
+    /// The live connection to `node`, connected if there is none.
     async fn link(
         &self,
         node: &Node,
         budget: Duration,
     ) -> Result<(u64, MultiplexedConnection), Error> {
-        let mut links = self.links.lock().await;
-        if let Some(link) = links.get(node) {
-            if !link.dead.load(Ordering::Acquire) {
-                return Ok((link.id, link.conn.clone()));
-            }
+        if let Some(found) = self.live(node) {
+            return Ok(found);
+        }
+        let _one = self.connecting.lock().await;
+        if let Some(found) = self.live(node) {
+            return Ok(found);
         }
         let link = self.open(node, budget.min(self.connect_timeout)).await?;
         let found = (link.id, link.conn.clone());
-        links.insert(node.clone(), link);
+        self.lock().insert(node.clone(), link);
         Ok(found)
     }
 
-    /// `conn` to `node` failed: it is dropped, and so is every entry (one
-    /// missed invalidation would be enough to serve a stale session).
-    async fn lost(&self, node: &Node, id: u64) {
-        let mut links = self.links.lock().await;
-        let current = links.get(node).is_some_and(|l| l.id == id);
-        if current {
-            if let Some(link) = links.remove(node) {
-                // The reader may have noticed first (and flushed already).
-                if !link.dead.swap(true, Ordering::AcqRel) {
-                    self.shared.flush("connection_lost");
+    /// Connection `id` to `node` failed: it is dropped, and (tracking) so
+    /// is every entry — one missed invalidation would be enough to serve a
+    /// stale session.
+    fn lost(&self, node: &Node, id: u64) {
+        let link = {
+            let mut links = self.lock();
+            if links.get(node).is_some_and(|l| l.id == id) {
+                links.remove(node)
+            } else {
+                None
+            }
+        };
+        if let Some(link) = link {
+            // The reader may have noticed first (and flushed already).
+            if !link.dead.swap(true, Ordering::AcqRel) {
+                if let Some(shared) = &self.tracking {
+                    shared.flush("connection_lost");
                 }
             }
         }
     }
 
-    /// A new tracking connection to `node`.
+    /// A new connection to `node` (tracking: RESP3, pushes to the cache,
+    /// `CLIENT TRACKING ON`).
     async fn open(&self, node: &Node, timeout: Duration) -> Result<Link, Error> {
         let client = (self.make_client)(&node.0, node.1)?;
         let dead = Arc::new(AtomicBool::new(false));
-        let shared = Arc::clone(&self.shared);
-        let flag = Arc::clone(&dead);
-        // Called by the connection's reader, in the server's order, before
-        // any later reply is handed out.
-        let on_push = move |info: PushInfo| -> Result<(), Infallible> {
-            match info.kind {
-                PushKind::Invalidate => shared.invalidate(&info.data),
-                PushKind::Disconnection => {
-                    if !flag.swap(true, Ordering::AcqRel) {
-                        shared.flush("connection_lost");
-                    }
-                }
-                _ => {}
-            }
-            Ok(())
-        };
-        let config = AsyncConnectionConfig::new()
+        let mut config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(timeout))
-            .set_response_timeout(None)
-            .set_push_sender(on_push);
+            .set_response_timeout(None);
+        if let Some(shared) = &self.tracking {
+            let shared = Arc::clone(shared);
+            let flag = Arc::clone(&dead);
+            // Called by the connection's reader, in the server's order,
+            // before any later reply is handed out.
+            let on_push = move |info: PushInfo| -> Result<(), Infallible> {
+                match info.kind {
+                    PushKind::Invalidate => shared.invalidate(&info.data),
+                    PushKind::Disconnection => {
+                        if !flag.swap(true, Ordering::AcqRel) {
+                            shared.flush("connection_lost");
+                        }
+                    }
+                    _ => {}
+                }
+                Ok(())
+            };
+            config = config.set_push_sender(on_push);
+        }
         let conn = match tokio::time::timeout(
             timeout,
             client.get_multiplexed_async_connection_with_config(&config),
         )
         .await
         {
-            Ok(conn) => conn.map_err(|e| Error::redis("cache connect", e))?,
-            Err(_) => return Err(Error::timeout("cache connect", timeout)),
+            Ok(conn) => conn.map_err(|e| Error::redis("connect", e))?,
+            Err(_) => return Err(Error::timeout("connect", timeout)),
         };
-        let mut tracking = conn.clone();
-        let cmd = redis::cmd("CLIENT").arg("TRACKING").arg("ON").to_owned();
-        let on = cmd.query_async::<Value>(&mut tracking);
-        match tokio::time::timeout(timeout, on).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => return Err(Error::redis("cache connect", e)),
-            Err(_) => return Err(Error::timeout("cache connect", timeout)),
+        if self.tracking.is_some() {
+            let mut tracking = conn.clone();
+            let cmd = redis::cmd("CLIENT").arg("TRACKING").arg("ON").to_owned();
+            let on = cmd.query_async::<Value>(&mut tracking);
+            match tokio::time::timeout(timeout, on).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return Err(Error::redis("cache connect", e)),
+                Err(_) => return Err(Error::timeout("cache connect", timeout)),
+            }
         }
         // Entries filled before this connection existed were tracked by a
-        // connection that is gone (its loss flushed them already); nothing
-        // more to do.
+        // connection that is gone (its loss flushed them already).
         let id = self.next_link.fetch_add(1, Ordering::Relaxed);
         Ok(Link { id, conn, dead })
     }
