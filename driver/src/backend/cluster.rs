@@ -3,6 +3,12 @@
 //! failures), the same Redis translation as the standalone backend
 //! ([`super::script`]), and the routing a cluster needs on top:
 //!
+//! - **Single-key reads** (every `get`) go straight to the key's primary
+//!   on a connection of our own (one per primary, opened at connect; the
+//!   near cache's tracking connections when there is a cache): the
+//!   cluster client's routing costs about as much as the read. Any
+//!   failure there lists the slots again and sends that read through the
+//!   cluster client.
 //! - **Reads**: the reads of one step are grouped by hash slot; each
 //!   slot's reads go as one pipeline to that slot's primary, every group
 //!   at once (one round trip in time). A store's step names keys of one
