@@ -440,6 +440,10 @@ pub(crate) struct BenchReport {
     server_commands_per_op: Option<BTreeMap<String, CommandCost>>,
     outcomes: BTreeMap<&'static str, u64>,
     preloaded_sessions: usize,
+    /// `--cache`: what the near cache did over the whole run (preload and
+    /// purge included).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) cache: Option<authsession_driver::CacheStats>,
     /// Stopped early by Ctrl-C.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     interrupted: bool,
@@ -1005,6 +1009,7 @@ pub(crate) async fn run<S: SessionStore + SessionAdmin + 'static>(
         errors: stats.errors,
         outcomes: stats.outcomes,
         preloaded_sessions: preloaded,
+        cache: None,
         interrupted: interrupted(),
         invariants,
         keys_start: footprints.map(|(start, _)| start.keys),

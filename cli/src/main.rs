@@ -19,6 +19,7 @@ mod reference;
 mod store;
 mod timestamp;
 mod verbose;
+mod watch;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -166,6 +167,20 @@ struct GlobalArgs {
         value_name = "N"
     )]
     wait_replicas: u32,
+    /// Keep sessions read by `get` in this process (a near cache), each
+    /// dropped as soon as the server says it changed, whoever changed it
+    /// (Redis client-side caching; needs RESP3 and CLIENT TRACKING: Redis
+    /// 6.2+ or Valkey, no proxy). Fails at connect where the server cannot.
+    #[arg(long, env = "AUTHSESSION_CACHE", global = true)]
+    cache: bool,
+    /// With --cache: at most N sessions kept (least recently used first
+    /// out; default 10000).
+    #[arg(long, global = true, value_name = "N")]
+    cache_max_entries: Option<usize>,
+    /// With --cache: never use a kept session older than this (`60s`,
+    /// `5m`, …; default 60s), even if no change was announced.
+    #[arg(long, global = true, value_name = "DURATION")]
+    cache_max_staleness: Option<String>,
     /// Print each store operation's span on stderr when it ends (name,
     /// db.* fields, attempts, round trips, batches, outcome); -vv adds
     /// retries and confirms. `RUST_LOG` (a tracing filter) overrides it.
@@ -314,6 +329,21 @@ enum Command {
     /// In the tagged layout it also removes owner keys without their record
     /// (after --owner-grace).
     Sweep,
+    /// Print each session's state as a JSON line
+    /// `{"id","status":"active"|"revoked"|"not_found","session"}`, then a
+    /// line per change, as the server announces changes (client-side
+    /// caching invalidations; nothing is polled). Exits 0 once every
+    /// session is revoked or gone; with --timeout, exits 1 (kind
+    /// `timeout`) when that takes longer. Needs a Redis server that can
+    /// track keys (RESP3).
+    Watch {
+        /// Device session ids.
+        #[arg(required = true, value_name = "ID")]
+        ids: Vec<String>,
+        /// Give up after this long (`30s`, `5m`, …).
+        #[arg(long, value_name = "DURATION")]
+        timeout: Option<String>,
+    },
     /// Copy the whole key space (the global flags name the source) into
     /// another server, prefix or layout in bounded batches, idempotently,
     /// then verify every session on both sides. Prints
@@ -607,7 +637,34 @@ impl GlobalArgs {
             keys,
             policy: self.policy()?,
             wait_replicas: self.wait_replicas,
+            cache: self.cache_config()?,
         })
+    }
+
+    /// `--cache` and its bounds.
+    fn cache_config(&self) -> Result<Option<authsession_driver::CacheConfig>, CliError> {
+        if !self.cache {
+            if self.cache_max_entries.is_some() || self.cache_max_staleness.is_some() {
+                return Err(CliError::usage(
+                    "--cache-max-entries and --cache-max-staleness need --cache",
+                ));
+            }
+            return Ok(None);
+        }
+        let mut config = authsession_driver::CacheConfig::default();
+        if let Some(n) = self.cache_max_entries {
+            if n == 0 {
+                return Err(CliError::new(
+                    "out_of_range",
+                    "--cache-max-entries must be at least 1",
+                ));
+            }
+            config.max_entries = n;
+        }
+        if let Some(text) = &self.cache_max_staleness {
+            config.max_staleness = duration::parse(text, "--cache-max-staleness")?;
+        }
+        Ok(Some(config))
     }
 
     /// [`GlobalArgs::options_with_base`] under `--prefix`.
@@ -780,6 +837,7 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Demo => return run_demo(&global),
         Command::Bench(args) => return run_bench(&global, &args),
         Command::Migrate(args) => return run_migrate(&global, &args),
+        Command::Watch { ids, timeout } => return run_watch(&global, &ids, timeout.as_deref()),
         // Every value is validated before any connection is made.
         Command::Create(args) => StoreCommand::Create {
             session: CreateFlags {
@@ -846,6 +904,38 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
             }
             Backend::Cluster(nodes) => {
                 store::run(&cluster::connect_cluster(nodes, &options).await?, command).await
+            }
+        }
+    })
+}
+
+fn run_watch(
+    global: &GlobalArgs,
+    ids: &[String],
+    timeout: Option<&str>,
+) -> Result<ExitCode, CliError> {
+    let ids = ids
+        .iter()
+        .map(|id| parse_id(id))
+        .collect::<Result<Vec<_>, _>>()?;
+    let timeout = timeout
+        .map(|text| duration::parse(text, "--timeout"))
+        .transpose()?;
+    let backend = global.backend(Some(DEFAULT_REDIS_URL));
+    let mut options = global.options(&backend)?;
+    // Watching is driven by the cache's invalidations.
+    options.cache = Some(options.cache.unwrap_or_default());
+    let rt = runtime(false)?;
+    rt.block_on(async {
+        match &backend {
+            Backend::Memory => Err(CliError::usage("watch needs a Redis server (not --memory)")),
+            Backend::Redis(url) => {
+                let store = store::connect_redis(url, &options).await?;
+                watch::watch(&store, &ids, timeout).await
+            }
+            Backend::Cluster(nodes) => {
+                let store = cluster::connect_cluster(nodes, &options).await?;
+                watch::watch(&store, &ids, timeout).await
             }
         }
     })
@@ -1037,11 +1127,17 @@ fn run_bench(global: &GlobalArgs, args: &BenchArgs) -> Result<ExitCode, CliError
                 // The store validates the URL (without echoing it) first.
                 let store = store::connect_redis(url, &options).await?;
                 let server = bench::Server::open(url)?;
-                bench_and_purge(store, &params, "redis", Some(&server)).await
+                let cache = store.clone();
+                let mut report = bench_and_purge(store, &params, "redis", Some(&server)).await?;
+                report.cache = cache.cache_stats();
+                Ok(report)
             }
             Backend::Cluster(nodes) => {
                 let store = cluster::connect_cluster(nodes, &options).await?;
-                bench_and_purge(store, &params, "cluster", None).await
+                let cache = store.clone();
+                let mut report = bench_and_purge(store, &params, "cluster", None).await?;
+                report.cache = cache.cache_stats();
+                Ok(report)
             }
         }
     })?;

@@ -33,6 +33,8 @@ pub(crate) struct StoreOptions {
     pub(crate) keys: KeySpace,
     pub(crate) policy: Policy,
     pub(crate) wait_replicas: u32,
+    /// The near cache (`--cache`).
+    pub(crate) cache: Option<authsession_driver::CacheConfig>,
 }
 
 /// A validated store command, ready to run.
@@ -141,6 +143,7 @@ pub(crate) async fn connect_redis_as(
     config.key_space = options.keys.clone();
     config.policy = options.policy;
     config.wait_replicas = options.wait_replicas;
+    config.cache = options.cache;
     RedisSessionStore::connect(config)
         .await
         .map_err(|e| CliError::from(e).context("connecting to redis"))
@@ -151,6 +154,11 @@ pub(crate) fn memory_store(options: &StoreOptions) -> Result<MemorySessionStore,
     if options.wait_replicas > 0 {
         return Err(CliError::usage(
             "--wait-replicas needs a Redis server (not --memory)",
+        ));
+    }
+    if options.cache.is_some() {
+        return Err(CliError::usage(
+            "--cache needs a Redis server (not --memory)",
         ));
     }
     Ok(MemorySessionStore::new(options.keys.clone()).with_policy(options.policy))

@@ -20,6 +20,20 @@
 //!   [`MemorySessionStore`] and `ClusterSessionStore` name them; a cluster
 //!   needs the tagged layout (`ClusterConfig`).
 //!
+//! **Near cache** (opt-in, [`CacheConfig`] in `RedisConfig::cache` /
+//! `ClusterConfig::cache`): `get` and `get_for_user` of a session read
+//! before are answered from memory, invalidated by the server (`CLIENT
+//! TRACKING` over RESP3). Guarantees: read-your-writes (a write drops its
+//! keys' entries before it returns); a barrier ([`Store::sync`]: once it
+//! returns, no cached read returns a value older than what the server held
+//! when it began); a lost tracking connection (drop, reconnect, restart,
+//! failover) clears the whole cache before any further cached read;
+//! `max_staleness` bounds any entry's age and `max_entries` the memory
+//! (least recently used first out); `FLUSHALL`/`FLUSHDB` and the server's
+//! tracking-table evictions are honoured; a server or proxy that cannot
+//! track fails at connect (kind `config`, field `cache`). Only sessions the
+//! core validated are cached. See [`NearCache`] and `docs/design.md`.
+//!
 //! Outcomes, errors and ordering are identical on every backend. Domain
 //! rules (validation, encoding, keys, ordering, what to write) live in the
 //! core only.
@@ -29,7 +43,9 @@
 //! `revoke` ≤ 2 (`GET` + script), `revoke_all` ≤ 3 (`ZRANGEBYSCORE` +
 //! `MGET` + script) — independent of the number of sessions. In the
 //! tagged layout (a cluster's) `get_for_user` 1, `get` 2 (owner key, then
-//! record), `create` 2 (owner key, then record), `revoke` 3, `count` 1, a
+//! record; 1 for an id whose owner the store has seen: owner keys are
+//! immutable while they exist, so the store remembers a bounded number of
+//! them, and a miss through a remembered owner reads the owner key again), `create` 2 (owner key, then record), `revoke` 3, `count` 1, a
 //! `list_page` ≤ 2.
 //!
 //! ```
@@ -92,6 +108,7 @@ use authsession_core::{
 
 mod admin;
 pub mod backend;
+mod cache;
 mod check;
 #[cfg(feature = "cluster")]
 mod cluster_config;
@@ -111,6 +128,7 @@ pub use authsession_core::op::SweepReport;
 #[cfg(feature = "cluster")]
 pub use backend::ClusterBackend;
 pub use backend::{Backend, BackendInfo, MemoryBackend, RedisBackend};
+pub use cache::{CacheConfig, CacheStats, NearCache};
 pub use check::CheckReport;
 #[cfg(feature = "cluster")]
 pub use cluster_config::ClusterConfig;

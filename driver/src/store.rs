@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use authsession_core::op::{
-    Count, Create, Created, Get, Input, List, ListPage, Operation, Page, PageRequest, Policy,
-    Revoke, RevokeAllReport, Step,
+    Count, Create, Created, Input, List, ListPage, Operation, Page, PageRequest, Policy, Revoke,
+    RevokeAllReport, Step,
 };
 use authsession_core::plan::{Applied, Reply};
 use authsession_core::{
@@ -81,6 +81,8 @@ pub struct Store<B> {
     pub(crate) retry: RetryPolicy,
     pub(crate) timeout: Duration,
     pub(crate) clock: Clock,
+    /// Owners seen and the near cache (`cache/`).
+    pub(crate) hot: crate::cache::HotPath,
 }
 
 impl<B> Clone for Store<B> {
@@ -92,6 +94,7 @@ impl<B> Clone for Store<B> {
             retry: self.retry,
             timeout: self.timeout,
             clock: self.clock.clone(),
+            hot: self.hot.clone(),
         }
     }
 }
@@ -130,6 +133,7 @@ impl<B: Backend> Store<B> {
             retry: RetryPolicy::default(),
             timeout: Duration::from_secs(1),
             clock: Clock::system(),
+            hot: crate::cache::HotPath::default(),
         }
     }
 
@@ -285,10 +289,6 @@ impl<B: Backend> Store<B> {
         );
         result
     }
-
-    fn get_op(&self, id: &DeviceSessionId) -> Get {
-        Get::new(&self.keys, self.policy, self.now(), id.clone())
-    }
 }
 
 /// The deadline and attempt budget of the current batch.
@@ -395,18 +395,11 @@ impl<B: Backend> crate::SessionStore for Store<B> {
     }
 
     async fn get(&self, id: &DeviceSessionId) -> Result<Session, Error> {
-        self.drive(self.get_op(id)).await
+        self.hot_get(id, None).await
     }
 
     async fn get_for_user(&self, user: &UserId, id: &DeviceSessionId) -> Result<Session, Error> {
-        let op = Get::for_user(
-            &self.keys,
-            self.policy,
-            self.now(),
-            user.clone(),
-            id.clone(),
-        );
-        self.drive(op).await
+        self.hot_get(id, Some(user)).await
     }
 
     async fn list_by_user_id(&self, user: &UserId) -> Result<Vec<Session>, Error> {
@@ -431,7 +424,10 @@ impl<B: Backend> crate::SessionStore for Store<B> {
 
     async fn create(&self, session: &Session) -> Result<Created, Error> {
         let op = Create::new(&self.keys, self.policy, self.now(), session.clone());
-        self.drive(op).await
+        let created = self.drive(op).await?;
+        self.hot
+            .saw(&self.keys, session.id(), Some(&created.session));
+        Ok(created)
     }
 
     async fn revoke(&self, input: &RevokeSessionInput) -> Result<RevokeSessionOutcome, Error> {

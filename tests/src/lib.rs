@@ -13,6 +13,7 @@
     unreachable_pub
 )]
 
+pub mod cached;
 pub mod cluster;
 pub mod conformance;
 pub mod fixtures;

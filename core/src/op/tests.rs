@@ -417,6 +417,124 @@ fn get_in_the_tagged_layout_reads_the_owner_then_the_record() {
     );
 }
 
+#[test]
+fn get_with_a_known_owner_reads_the_record_at_once_and_the_owner_after_a_miss() {
+    let keys = KeySpace::default().in_layout(Layout::Tagged).unwrap();
+    let mut kv = MemoryKv::new();
+    let s = session("dev-1", "user-1", t(0, 0));
+    create(&mut kv, &keys, &s);
+    let known = |owner: &str| {
+        Get::new(&keys, Policy::default(), t(0, 0), id("dev-1")).with_known_owner(user(owner))
+    };
+    let (got, trace) = run_traced(&mut kv, known("user-1"));
+    assert_eq!(got.unwrap(), s);
+    assert_eq!(trace.reads, 1, "a remembered owner: the record only");
+
+    // The id was removed and created again for another user: the miss
+    // under the remembered owner reads the owner key, then the record.
+    let mut moved = MemoryKv::new();
+    let other = session("dev-1", "user-2", t(0, 0));
+    create(&mut moved, &keys, &other);
+    let (got, trace) = run_traced(&mut moved, known("user-1"));
+    assert_eq!(got.unwrap(), other);
+    assert_eq!(trace.reads, 3);
+
+    // Gone altogether: not found at the owner key, as without the hint.
+    let owner = keys.owner_key(s.id()).unwrap();
+    let err = run(&mut MemoryKv::new(), known("user-1"), 1).unwrap_err();
+    assert_eq!((err.kind(), err.key()), ("not_found", Some(owner.as_str())));
+
+    // A record under the remembered owner that is not that owner's (or not
+    // readable) is not trusted: the owner key decides.
+    let mut planted = kv.clone();
+    planted.set_raw(&keys.record_key(&user("user-3"), s.id()), codec::encode(&s));
+    let (got, trace) = run_traced(&mut planted, known("user-3"));
+    assert_eq!(got.unwrap(), s);
+    assert_eq!(trace.reads, 3);
+    let mut garbage = kv.clone();
+    garbage.set_raw(&keys.record_key(s.user_id(), s.id()), "{garbage");
+    let err = run(&mut garbage, known("user-1"), 1).unwrap_err();
+    assert_eq!(err.kind(), "corrupt_record");
+
+    // The hint means nothing in the reference layout.
+    let reference = KeySpace::default();
+    let mut kv = MemoryKv::new();
+    create(&mut kv, &reference, &s);
+    let get = Get::new(&reference, Policy::default(), t(0, 0), id("dev-1"))
+        .with_known_owner(user("user-9"));
+    let (got, trace) = run_traced(&mut kv, get);
+    assert_eq!((got.unwrap(), trace.reads), (s, 1));
+}
+
+#[test]
+fn get_with_a_remembered_session_applies_the_rules_without_a_read() {
+    for keys in spaces() {
+        let s = session("dev-1", "user-1", t(0, 0));
+        let mut kv = MemoryKv::new();
+        create(&mut kv, &keys, &s);
+        let get = || {
+            let op = Get::new(&keys, Policy::default(), t(0, 0), id("dev-1"));
+            if keys.layout() == Layout::Tagged {
+                op.with_known_owner(user("user-1"))
+            } else {
+                op
+            }
+        };
+        assert_eq!(
+            get().first_record_key(),
+            Some(keys.record_key(s.user_id(), s.id()))
+        );
+        // Remembered: no read at all, even where the store now holds
+        // nothing (the caller vouches the record is unchanged).
+        let (got, trace) = run_traced(&mut MemoryKv::new(), get().with_remembered(s.clone()));
+        assert_eq!((got.unwrap(), trace.reads), (s.clone(), 0));
+        // Another user's session is not found for get_for_user.
+        let for_user = Get::for_user(
+            &keys,
+            Policy::default(),
+            t(0, 0),
+            user("user-2"),
+            id("dev-1"),
+        )
+        .with_remembered(s.clone());
+        let (got, trace) = run_traced(&mut kv, for_user);
+        assert_eq!((got.unwrap_err().kind(), trace.reads), ("not_found", 0));
+        // A session of another id is ignored: the record is read.
+        let other = session("dev-2", "user-1", t(0, 0));
+        let (got, trace) = run_traced(&mut kv, get().with_remembered(other));
+        assert_eq!((got.unwrap(), trace.reads), (s.clone(), 1));
+        // Past its retention: read again, then removed and not found.
+        let revoked = s.clone().revoked(revocation(t(10, 0))).unwrap();
+        let mut expired = MemoryKv::new();
+        create_under(&mut expired, &keys, retention(1), &revoked);
+        let op = Get::new(&keys, retention(1), t(3600, 0), id("dev-1"));
+        let op = if keys.layout() == Layout::Tagged {
+            op.with_known_owner(user("user-1"))
+        } else {
+            op
+        };
+        let (got, trace) = run_traced(&mut expired, op.with_remembered(revoked));
+        assert_eq!((got.unwrap_err().kind(), trace.reads), ("not_found", 1));
+        assert_eq!(trace.applies, 1);
+    }
+    // Tagged: a remembered session that is not the known owner's is not
+    // trusted.
+    let keys = KeySpace::default().in_layout(Layout::Tagged).unwrap();
+    let s = session("dev-1", "user-1", t(0, 0));
+    let mut kv = MemoryKv::new();
+    create(&mut kv, &keys, &s);
+    let op = Get::new(&keys, Policy::default(), t(0, 0), id("dev-1"))
+        .with_known_owner(user("user-1"))
+        .with_remembered(session("dev-1", "user-2", t(0, 0)));
+    let (got, trace) = run_traced(&mut kv, op);
+    assert_eq!((got.unwrap(), trace.reads), (s, 1));
+    // Without a known owner there is no first record key.
+    assert_eq!(
+        Get::new(&keys, Policy::default(), t(0, 0), id("dev-1")).first_record_key(),
+        None
+    );
+}
+
 // ---------------------------------------------------------------- revoke
 
 #[test]
