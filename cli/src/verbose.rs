@@ -41,6 +41,9 @@ pub(crate) fn install(verbose: u8) {
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .with_span_events(FmtSpan::CLOSE)
+        // A write that fails (a closed stderr) is dropped; reporting it
+        // would go to the same stderr, by `eprintln!`, which panics.
+        .log_internal_errors(false)
         .finish();
     // Only fails when a subscriber is already set (never, in this binary).
     let _ = tracing::subscriber::set_global_default(subscriber);

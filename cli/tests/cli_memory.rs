@@ -651,3 +651,34 @@ fn bench_churn_and_reference_workloads_on_memory() {
     ])
     .assert_error("usage");
 }
+
+/// Spans (`-v`) and errors written to a stderr whose reader is already
+/// gone: dropped, never a panic (exit 101); the exit status still tells.
+#[test]
+fn a_closed_stderr_never_panics_with_spans_or_errors() {
+    let created: &[&str] = &[
+        "--memory",
+        "-vv",
+        "create",
+        "--id",
+        "dev-1",
+        "--user",
+        "user-1",
+        "--public-key",
+        KEY,
+    ];
+    for (args, code) in [
+        (created, 0),
+        (&["--memory", "-v", "get", "dev-1"][..], 1),
+        (&["get"][..], 2),
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader); // closed before the command writes anything
+        let out = cmd(args)
+            .stdin(std::process::Stdio::null())
+            .stderr(writer)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {out:?}");
+    }
+}

@@ -78,6 +78,29 @@ impl fmt::Display for ServerInfo {
     }
 }
 
+/// What the binary the tests start says of itself (`--version`), e.g.
+/// `Redis server v=6.2.5 …` or `Valkey server v=9.1.2 …`.
+pub fn binary_version_line() -> String {
+    let binary = crate::server::server_binary();
+    let out = std::process::Command::new(&binary)
+        .arg("--version")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {binary} --version: {e}"));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+impl ServerInfo {
+    /// Whether a `--version` line names this server and version.
+    pub fn matches_version_line(&self, line: &str) -> bool {
+        let (major, minor, patch) = self.version;
+        let name = match self.kind {
+            ServerKind::Redis => "Redis server ",
+            ServerKind::Valkey => "Valkey server ",
+        };
+        line.starts_with(name) && line.contains(&format!(" v={major}.{minor}.{patch} "))
+    }
+}
+
 /// Asks the server behind `conn`.
 pub async fn query_info(conn: &mut impl redis::aio::ConnectionLike) -> ServerInfo {
     let text: String = redis::cmd("INFO")
@@ -111,5 +134,9 @@ mod tests {
         assert!(valkey.has_acl_check_cmd());
         assert_eq!(valkey.to_string(), "valkey 9.1.2");
         assert_eq!(ServerInfo::parse("# Server\r\n"), None);
+        assert!(redis6.matches_version_line("Redis server v=6.2.5 sha=00000000:0 bits=64"));
+        assert!(!redis6.matches_version_line("Redis server v=7.0.15 sha=00000000:0 bits=64"));
+        assert!(valkey.matches_version_line("Valkey server v=9.1.2 sha=00000000:1 bits=64"));
+        assert!(!valkey.matches_version_line("Redis server v=9.1.2 sha=00000000:1 bits=64"));
     }
 }

@@ -163,4 +163,27 @@ mod cluster_cached {
     }
 
     authsession_tests::conformance_suite!(make, tagged);
+
+/// The suites above ran on the server the environment names
+/// (`AUTHSESSION_TEST_REDIS_SERVER`, else `redis-server`): the server
+/// answering is the binary the harness was told to start, standalone and
+/// in the cluster.
+mod server_under_test {
+    use authsession_tests::server_info::binary_version_line;
+    use authsession_tests::{RedisCluster, RedisServer};
+
+    #[tokio::test]
+    async fn standalone_is_the_named_binary() {
+        let line = binary_version_line();
+        let info = RedisServer::start().info().await;
+        eprintln!("standalone: {info} ({line})");
+        assert!(info.matches_version_line(&line), "{info} vs {line}");
+    }
+
+    #[test]
+    fn cluster_nodes_are_the_named_binary() {
+        let line = binary_version_line();
+        let info = RedisCluster::shared().info();
+        assert!(info.matches_version_line(&line), "{info} vs {line}");
+    }
 }
