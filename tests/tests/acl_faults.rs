@@ -32,39 +32,10 @@ use authsession_driver::{
 };
 use authsession_tests::fixtures::{active, id, revoke_all_input, revoke_input, ts, user};
 use authsession_tests::raw::RawKv as _;
-use authsession_tests::{RedisRaw, RedisServer};
+use authsession_tests::{RedisRaw, RedisServer, ServerInfo};
 
 /// The script's write commands.
 const WRITES: [&str; 4] = ["mset", "del", "zadd", "zrem"];
-
-/// The server under test, as it describes itself.
-struct Flavor {
-    name: String,
-    /// `redis.acl_check_cmd` exists (Redis 7.0+, Valkey).
-    checks_acl: bool,
-}
-
-async fn flavor(raw: &RedisRaw) -> Flavor {
-    let info: String = raw.query(redis::cmd("INFO").arg("server")).await;
-    let field = |name: &str| {
-        info.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .map(|v| v.trim().to_owned())
-    };
-    if let Some(version) = field("valkey_version:") {
-        return Flavor {
-            name: format!("valkey {version}"),
-            checks_acl: true,
-        };
-    }
-    let version = field("redis_version:").expect("INFO server names a version");
-    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
-    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
-    Flavor {
-        name: format!("redis {version}"),
-        checks_acl: (major, minor) >= (7, 0),
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Op {
@@ -91,7 +62,8 @@ const OPS: [Op; 6] = [
 struct Fixture {
     server: RedisServer,
     raw: RedisRaw,
-    flavor: Flavor,
+    /// The server under test, as it describes itself.
+    info: ServerInfo,
     now: Arc<AtomicI64>,
 }
 
@@ -103,11 +75,11 @@ impl Fixture {
     async fn start() -> Self {
         let server = RedisServer::start();
         let raw = server.raw().await;
-        let flavor = flavor(&raw).await;
+        let info = server.info().await;
         Self {
             server,
             raw,
-            flavor,
+            info,
             now: Arc::new(AtomicI64::new(0)),
         }
     }
@@ -320,7 +292,7 @@ async fn a_user_lacking_one_write_command_fails_safe_in_every_operation() {
                     let before = f.dump(&base).await;
                     let what = format!(
                         "{}: {op:?} ({policy_name}, {layout:?}) without {command}",
-                        f.flavor.name
+                        f.info
                     );
                     let err = run(&store, op).await.expect_err(&what);
                     assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{what}: {err}");
@@ -334,7 +306,7 @@ async fn a_user_lacking_one_write_command_fails_safe_in_every_operation() {
                         .filter(|p| !unsafe_before.contains(p))
                         .collect();
                     assert!(new.is_empty(), "{what}: {new:?}");
-                    if f.flavor.checks_acl {
+                    if f.info.has_acl_check_cmd() {
                         // A create in the tagged layout writes the owner
                         // key first, in a plan of its own that was allowed.
                         if let Some(owner) = keys.owner_key(&id("s-3")) {
@@ -347,7 +319,7 @@ async fn a_user_lacking_one_write_command_fails_safe_in_every_operation() {
             }
         }
     }
-    eprintln!("{}: {runs} refused runs checked", f.flavor.name);
+    eprintln!("{}: {runs} refused runs checked", f.info);
     assert!(runs >= 20, "{runs}");
 }
 
@@ -364,14 +336,14 @@ async fn the_refusal_names_the_command() {
         .await
         .expect_err("refused");
     assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
-    if f.flavor.checks_acl {
+    if f.info.has_acl_check_cmd() {
         let text = err.to_string();
         assert!(
             text.contains("ZADD") && text.contains("nothing was written"),
             "{text}"
         );
     }
-    assert_eq!(f.dump("n:").await, Dump::new(), "{}", f.flavor.name);
+    assert_eq!(f.dump("n:").await, Dump::new(), "{}", f.info);
 }
 
 /// Waits (bounded) until `replica` is online for `primary`, has loaded its
@@ -467,7 +439,7 @@ async fn reads_never_need_writes() {
         ("replica", &on_replica, ErrorKind::ReadOnlyReplica),
         ("no writes", &without_writes, ErrorKind::PermissionDenied),
     ] {
-        let what = format!("{}: {what}", f.flavor.name);
+        let what = format!("{}: {what}", f.info);
         let u = user("u");
         let err = reader.get(&id("s-1")).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::NotFound, "{what}: {err}");
@@ -496,8 +468,8 @@ async fn reads_never_need_writes() {
     }
     // Nothing was removed: the record and its entries are all still there.
     replicated(&f.raw, &replica_raw).await;
-    assert_eq!(dump(&replica_raw).await, before, "{}", f.flavor.name);
-    assert_eq!(dump(&f.raw).await, before, "{}", f.flavor.name);
+    assert_eq!(dump(&replica_raw).await, before, "{}", f.info);
+    assert_eq!(dump(&f.raw).await, before, "{}", f.info);
 }
 
 /// A server at `maxmemory` (policy `noeviction`) refuses a script only at
@@ -519,7 +491,7 @@ async fn out_of_memory_refuses_whole_plans() {
         .raw
         .query(redis::cmd("CONFIG").arg("SET").arg("maxmemory").arg(1))
         .await;
-    let what = &f.flavor.name;
+    let what = &f.info;
     let err = store
         .create(&active("s-3", "u", ts(50_000, 0)))
         .await

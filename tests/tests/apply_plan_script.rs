@@ -975,24 +975,6 @@ async fn a_key_used_as_string_and_index_in_one_plan() {
 /// The script's write commands, as ACL rules name them.
 const WRITE_COMMANDS: [&str; 4] = ["mset", "del", "zadd", "zrem"];
 
-/// Whether the server checks a script's writes against the ACL up front
-/// (`redis.acl_check_cmd`: Redis 7.0+ and Valkey), told by `INFO server`.
-async fn checks_acl(raw: &RedisRaw) -> bool {
-    let info: String = raw.query(redis::cmd("INFO").arg("server")).await;
-    if info.lines().any(|l| l.starts_with("valkey_version:")) {
-        return true;
-    }
-    let version = info
-        .lines()
-        .find_map(|l| l.strip_prefix("redis_version:"))
-        .expect("INFO server names a version");
-    let mut parts = version
-        .trim()
-        .split('.')
-        .map(|p| p.parse::<u32>().unwrap_or(0));
-    (parts.next().unwrap_or(0), parts.next().unwrap_or(0)) >= (7, 0)
-}
-
 /// The write commands the script sends for `plan` (string writes to one
 /// key collapse to the last one).
 fn commands_of(plan: &Plan) -> Vec<&'static str> {
@@ -1040,7 +1022,7 @@ async fn backend_without(redis: &Redis, command: &str) -> RedisBackend {
 #[test]
 fn random_plans_by_a_user_lacking_a_write_command() {
     let (rt, redis, mut runner) = property_run(400);
-    let strict = rt.block_on(checks_acl(&redis.raw));
+    let strict = rt.block_on(redis._server.info()).has_acl_check_cmd();
     let backends: Vec<(&str, RedisBackend)> = WRITE_COMMANDS
         .iter()
         .map(|c| (*c, rt.block_on(backend_without(&redis, c))))

@@ -40,7 +40,10 @@
 -- order above). A server at maxmemory refuses only a script's first
 -- memory-growing write, never one after a write (Redis and Valkey stop a
 -- script on OOM only while it has written nothing), and a read-only
--- replica refuses the first write: both leave nothing written.
+-- replica refuses the first write: both leave nothing written. (Redis 7's
+-- `#!lua` flags would refuse such a script up front; Redis 6.2 cannot
+-- compile a shebang, and nothing is gained: the refusal already comes
+-- before any write.)
 --
 -- Returns 0 when every write was made, i when precondition i failed, or
 -- -k when KEYS[k] holds another type than the plan needs; in both failure

@@ -55,7 +55,12 @@ pub trait Backend: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<Reply>, Error>> + Send;
 
     /// Applies `plan` atomically: every precondition holds and every write
-    /// is made, or nothing is written.
+    /// is made, or nothing is written. (The one exception, a write refused
+    /// part-way by a server that cannot check writes up front — Redis 6.2's
+    /// ACL — leaves a prefix of the writes in [`Plan::write_phases`] order,
+    /// which fails safe.)
+    ///
+    /// [`Plan::write_phases`]: authsession_core::plan::Plan::write_phases
     fn apply(
         &self,
         budget: Duration,
