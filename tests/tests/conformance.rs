@@ -163,6 +163,7 @@ mod cluster_cached {
     }
 
     authsession_tests::conformance_suite!(make, tagged);
+}
 
 /// The suites above ran on the server the environment names
 /// (`AUTHSESSION_TEST_REDIS_SERVER`, else `redis-server`): the server

@@ -510,10 +510,9 @@ impl Links {
             let on_push = move |info: PushInfo| -> Result<(), Infallible> {
                 match info.kind {
                     PushKind::Invalidate => shared.invalidate(&info.data),
-                    PushKind::Disconnection => {
-                        if !flag.swap(true, Ordering::AcqRel) {
-                            shared.flush("connection_lost");
-                        }
+                    // The first notice flushes; the flag makes later ones no-ops.
+                    PushKind::Disconnection if !flag.swap(true, Ordering::AcqRel) => {
+                        shared.flush("connection_lost");
                     }
                     _ => {}
                 }
