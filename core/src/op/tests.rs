@@ -447,12 +447,12 @@ fn get_with_a_known_owner_reads_the_record_at_once_and_the_owner_after_a_miss() 
     // A record under the remembered owner that is not that owner's (or not
     // readable) is not trusted: the owner key decides.
     let mut planted = kv.clone();
-    planted.set_raw(&keys.record_key(&user("user-3"), s.id()), codec::encode(&s));
+    planted.set_raw(keys.record_key(&user("user-3"), s.id()), codec::encode(&s));
     let (got, trace) = run_traced(&mut planted, known("user-3"));
     assert_eq!(got.unwrap(), s);
     assert_eq!(trace.reads, 3);
     let mut garbage = kv.clone();
-    garbage.set_raw(&keys.record_key(s.user_id(), s.id()), "{garbage");
+    garbage.set_raw(keys.record_key(s.user_id(), s.id()), "{garbage");
     let err = run(&mut garbage, known("user-1"), 1).unwrap_err();
     assert_eq!(err.kind(), "corrupt_record");
 

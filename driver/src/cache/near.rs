@@ -422,6 +422,7 @@ impl Links {
 
     /// Connects to each of `nodes` not connected yet (errors left for the
     /// first read to meet).
+    #[cfg(feature = "cluster")]
     pub(crate) async fn warm(&self, nodes: &[Node], budget: Duration) {
         for node in nodes {
             let _ = self.link(node, budget).await;
@@ -510,10 +511,10 @@ impl Links {
             let on_push = move |info: PushInfo| -> Result<(), Infallible> {
                 match info.kind {
                     PushKind::Invalidate => shared.invalidate(&info.data),
-                    PushKind::Disconnection => {
-                        if !flag.swap(true, Ordering::AcqRel) {
-                            shared.flush("connection_lost");
-                        }
+                    // Once per connection (a failed request may have
+                    // noticed first).
+                    PushKind::Disconnection if !flag.swap(true, Ordering::AcqRel) => {
+                        shared.flush("connection_lost");
                     }
                     _ => {}
                 }
