@@ -401,7 +401,11 @@ impl Links {
         key: &str,
     ) -> Result<Value, TrackedError> {
         let started = tokio::time::Instant::now();
-        let (id, mut conn) = self.link(node, budget).await?;
+        // Waiting for another caller's connect counts against the budget.
+        let (id, mut conn) = match tokio::time::timeout(budget, self.link(node, budget)).await {
+            Ok(link) => link?,
+            Err(_) => return Err(TrackedError::Timeout(budget)),
+        };
         let left = budget.saturating_sub(started.elapsed());
         let cmd = redis::cmd("GET").arg(key).to_owned();
         match tokio::time::timeout(left, cmd.query_async::<Value>(&mut conn)).await {
