@@ -213,7 +213,7 @@ pub enum Action {
         /// Index into [`REASONS`].
         reason: u8,
     },
-    /// Revoke all of a user's sessions created at or before `now + at`.
+    /// Revoke all of a user's active sessions, revocation time `now + at`.
     RevokeAll {
         /// Index into [`USERS`].
         user: u8,
