@@ -681,7 +681,7 @@ fn lost_answers_restart_from_where_the_walk_stands() {
             let result = loop {
                 steps += 1;
                 assert!(steps < 10_000, "seed {seed}: no end");
-                let step = match (&mut op).resume(input) {
+                let step = match op.resume(input) {
                     Ok(step) => step,
                     Err(e) => break Err(e),
                 };
