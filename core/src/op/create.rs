@@ -4,17 +4,17 @@
 use crate::codec;
 use crate::ids::{RevokeActorId, RevokeActorType, RevokeReasonCode};
 use crate::keys::{IndexScore, KeySpace};
+use crate::op::confirm::{check_members, confirmed};
+use crate::op::decode::{ids_and_keys, member_id};
 use crate::op::expiry::{lazy_removals, removal_writes, OwnerRemovals};
-use crate::op::members::{
-    check_members, confirmed, ids_and_keys, member_id, revoke_writes, violated_key, wrong_type,
-};
+use crate::op::replies::{index_len, range_members, values, violated_key, wrong_type};
+use crate::op::revoke::revoke_writes;
 use crate::op::{
     applied, best_effort_applied, out_of_sequence, replies, Input, OnLimit, Operation, Policy,
     Step, TransitionError,
 };
 use crate::plan::{
-    Applied, IndexRange, Member, OnViolation, Outline, Plan, Precondition, Read, Reply, ScoreBound,
-    Write,
+    Applied, IndexRange, Member, OnViolation, Outline, Plan, Precondition, Read, ScoreBound, Write,
 };
 use crate::session::{Revocation, Session};
 use crate::timestamp::Timestamp;
@@ -392,18 +392,6 @@ pub(crate) fn create_writes(keys: &KeySpace, policy: &Policy, session: &Session)
     writes
 }
 
-fn members_of(reply: Option<Reply>, key: &str) -> Result<Vec<Member>, TransitionError> {
-    match reply {
-        Some(Reply::Members(members)) => Ok(members.into_iter().map(|(m, _)| m).collect()),
-        Some(Reply::Names(members)) => Ok(members),
-        Some(Reply::WrongType) => Err(TransitionError::WrongType {
-            key: key.to_owned(),
-            expected: crate::plan::KeyType::SortedSet,
-        }),
-        _ => out_of_sequence("create"),
-    }
-}
-
 impl Operation for Create {
     type Output = Created;
 
@@ -443,7 +431,7 @@ impl Operation for Create {
             CreateState::Reads => {
                 let mut replies = replies(input, "create")?.into_iter();
                 let expired = if self.expiry_score().is_some() {
-                    members_of(replies.next(), &self.revoked_key())?
+                    range_members(replies.next(), &self.revoked_key(), "create")?
                 } else {
                     Vec::new()
                 };
@@ -451,17 +439,8 @@ impl Operation for Create {
                 else {
                     return Ok(self.apply(None, Vec::new(), expired));
                 };
-                let len = match replies.next() {
-                    Some(Reply::Len(n)) => n,
-                    Some(Reply::WrongType) => {
-                        return Err(TransitionError::WrongType {
-                            key: self.active_key(),
-                            expected: crate::plan::KeyType::SortedSet,
-                        })
-                    }
-                    _ => return out_of_sequence("create"),
-                };
-                let oldest = members_of(replies.next(), &self.active_key())?;
+                let len = index_len(replies.next(), &self.active_key(), "create")?;
+                let oldest = range_members(replies.next(), &self.active_key(), "create")?;
                 let max = u64::from(limit.max_active());
                 let needed = (len + 1).saturating_sub(max);
                 if needed == 0 {
@@ -494,10 +473,8 @@ impl Operation for Create {
                 needed,
                 expired,
             } => {
-                let oldest = members_of(
-                    replies(input, "create")?.into_iter().next(),
-                    &self.active_key(),
-                )?;
+                let reply = replies(input, "create")?.into_iter().next();
+                let oldest = range_members(reply, &self.active_key(), "create")?;
                 self.read_oldest(len, needed, expired, oldest)
             }
             CreateState::Records {
@@ -506,10 +483,7 @@ impl Operation for Create {
                 ids,
                 record_keys,
             } => {
-                let records = match replies(input, "create")?.into_iter().next() {
-                    Some(Reply::Values(values)) => values,
-                    _ => return out_of_sequence("create"),
-                };
+                let records = values(replies(input, "create")?.into_iter().next(), "create")?;
                 let active_key = self.active_key();
                 match check_members(
                     self.session.user_id(),

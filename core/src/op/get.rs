@@ -4,11 +4,11 @@ use crate::codec;
 use crate::ids::{DeviceSessionId, UserId};
 use crate::keys::KeySpace;
 use crate::op::expiry::{expire_plan, owner_removal};
-use crate::op::members::wrong_type;
+use crate::op::replies::{index_len, owner, single_value, wrong_type};
 use crate::op::{
     best_effort_applied, out_of_sequence, replies, Input, Operation, Policy, Step, TransitionError,
 };
-use crate::plan::{KeyType, Read, Reply};
+use crate::plan::Read;
 use crate::session::Session;
 use crate::timestamp::Timestamp;
 
@@ -112,9 +112,12 @@ impl Get {
     }
 
     /// The owner key read (the usual first step of a tagged `get`).
-    fn read_owner(&mut self, owner: String) -> Step<Session> {
+    fn read_owner(&mut self) -> Result<Step<Session>, TransitionError> {
+        let Some(owner) = self.keys.owner_key(&self.id) else {
+            return out_of_sequence("get");
+        };
         self.state = GetState::Owner(owner.clone());
-        Step::Read(vec![Read::Value { key: owner }])
+        Ok(Step::Read(vec![Read::Value { key: owner }]))
     }
 
     /// `get_for_user(user, id)`.
@@ -160,22 +163,6 @@ impl Get {
     }
 }
 
-/// The single reply of a one-read step, type-checked.
-pub(crate) fn single_value(
-    replies: Vec<Reply>,
-    key: &str,
-    op: &'static str,
-) -> Result<Option<Vec<u8>>, TransitionError> {
-    match replies.into_iter().next() {
-        Some(Reply::Value(value)) => Ok(value),
-        Some(Reply::WrongType) => Err(TransitionError::WrongType {
-            key: key.to_owned(),
-            expected: KeyType::String,
-        }),
-        _ => out_of_sequence(op),
-    }
-}
-
 impl Operation for Get {
     type Output = Session;
 
@@ -191,10 +178,7 @@ impl Operation for Get {
         match std::mem::replace(&mut self.state, GetState::Finished) {
             GetState::Start => {
                 let Some((key, known)) = self.first_record() else {
-                    return match self.keys.owner_key(&self.id) {
-                        Some(owner_key) => Ok(self.read_owner(owner_key)),
-                        None => out_of_sequence("get"),
-                    };
+                    return self.read_owner();
                 };
                 let known = known.cloned();
                 if let Some(session) = self.remembered.take() {
@@ -234,20 +218,11 @@ impl Operation for Get {
                 };
                 match session {
                     Some((session, bytes)) => self.found(key, session, bytes),
-                    None => match self.keys.owner_key(&self.id) {
-                        Some(owner_key) => Ok(self.read_owner(owner_key)),
-                        None => out_of_sequence("get"),
-                    },
+                    None => self.read_owner(),
                 }
             }
             GetState::Owner(owner_key) => {
-                let Some(bytes) = single_value(replies(input, "get")?, &owner_key, "get")? else {
-                    return Err(TransitionError::NotFound { key: owner_key });
-                };
-                let user = std::str::from_utf8(&bytes)
-                    .ok()
-                    .and_then(|text| UserId::parse(text).ok())
-                    .ok_or(TransitionError::CorruptOwner { key: owner_key })?;
+                let user = owner(input, owner_key, "get")?;
                 let key = self.keys.record_key(&user, &self.id);
                 Ok(self.read_record(key, Some(user)))
             }
@@ -338,13 +313,7 @@ impl Operation for Count {
                 key: self.key.clone(),
             }]));
         }
-        match replies(input, "count")?.into_iter().next() {
-            Some(Reply::Len(n)) => Ok(Step::Done(n)),
-            Some(Reply::WrongType) => Err(TransitionError::WrongType {
-                key: self.key.clone(),
-                expected: KeyType::SortedSet,
-            }),
-            _ => out_of_sequence("count"),
-        }
+        let reply = replies(input, "count")?.into_iter().next();
+        index_len(reply, &self.key, "count").map(Step::Done)
     }
 }

@@ -5,8 +5,7 @@ use crate::codec;
 use crate::ids::UserId;
 use crate::keys::KeySpace;
 use crate::op::create::create_writes;
-use crate::op::list::values;
-use crate::op::members::{violated_key, wrong_type};
+use crate::op::replies::{values, violated_key, wrong_type};
 use crate::op::{
     applied, out_of_sequence, replies, Input, Operation, Policy, Step, TransitionError,
 };

@@ -2,14 +2,16 @@
 
 use crate::ids::{DeviceSessionId, UserId};
 use crate::keys::KeySpace;
+use crate::op::confirm::{check_members, confirmed};
+use crate::op::decode::ids_and_keys;
 use crate::op::expiry::{expire_plan, lazy_removals, OwnerRemovals};
-use crate::op::members::{check_members, confirmed, ids_and_keys, split_expired, wrong_type};
+use crate::op::replies::{range_members, values, wrong_type};
 use crate::op::{
     applied, best_effort_applied, out_of_sequence, replies, Input, Operation, Policy, Step,
     TransitionError,
 };
 use crate::order::sort_newest_first;
-use crate::plan::{Applied, IndexRange, KeyType, Plan, Read, Reply, ScoreBound};
+use crate::plan::{Applied, IndexRange, Plan, Read, ScoreBound};
 use crate::session::Session;
 use crate::timestamp::Timestamp;
 
@@ -49,51 +51,6 @@ impl List {
             user,
             state: ListState::Start,
         }
-    }
-}
-
-/// The members of a range reply.
-pub(crate) fn range_members(
-    reply: Option<Reply>,
-    key: &str,
-    op: &'static str,
-) -> Result<Vec<Vec<u8>>, TransitionError> {
-    match reply {
-        Some(Reply::Names(members)) => Ok(members),
-        Some(Reply::Members(members)) => Ok(members.into_iter().map(|(m, _)| m).collect()),
-        Some(Reply::WrongType) => Err(TransitionError::WrongType {
-            key: key.to_owned(),
-            expected: KeyType::SortedSet,
-        }),
-        _ => out_of_sequence(op),
-    }
-}
-
-/// The members with scores of a `Members` reply (a range read with
-/// scores), or the index's wrong type.
-pub(crate) fn scored_members(
-    reply: Option<Reply>,
-    key: &str,
-    op: &'static str,
-) -> Result<Vec<(Vec<u8>, f64)>, TransitionError> {
-    match reply {
-        Some(Reply::Members(members)) => Ok(members),
-        Some(Reply::WrongType) => Err(TransitionError::WrongType {
-            key: key.to_owned(),
-            expected: KeyType::SortedSet,
-        }),
-        _ => out_of_sequence(op),
-    }
-}
-
-/// The values of a `Values` reply.
-pub(crate) fn values(
-    reply: Option<Reply>,
-    op: &'static str,
-) -> Result<Vec<Option<Vec<u8>>>, TransitionError> {
-    match reply {
-        Some(Reply::Values(values)) => Ok(values),
-        _ => out_of_sequence(op),
     }
 }
 
@@ -204,4 +161,22 @@ impl Operation for List {
             ListState::Finished => out_of_sequence("list"),
         }
     }
+}
+
+/// Splits `sessions` into the visible ones and those past retention.
+pub(crate) fn split_expired(
+    policy: &Policy,
+    now: Timestamp,
+    sessions: Vec<(Session, Vec<u8>)>,
+) -> (Vec<Session>, Vec<(Session, Vec<u8>)>) {
+    let mut visible = Vec::with_capacity(sessions.len());
+    let mut expired = Vec::new();
+    for (session, bytes) in sessions {
+        if policy.is_expired(&session, now) {
+            expired.push((session, bytes));
+        } else {
+            visible.push(session);
+        }
+    }
+    (visible, expired)
 }

@@ -31,7 +31,9 @@
 //! limit's revocations) take it in their constructor.
 
 mod check;
+mod confirm;
 mod create;
+mod decode;
 mod error;
 mod expiry;
 #[cfg(test)]
@@ -41,9 +43,9 @@ mod fixtures;
 mod get;
 mod import;
 mod list;
-mod members;
 mod owners;
 mod page;
+mod replies;
 mod revoke;
 mod revoke_all;
 mod sweep;
@@ -64,6 +66,9 @@ pub use page::{ListPage, Page, PageCursor, PageLimit, PageRequest, StatusFilter}
 pub use revoke::Revoke;
 pub use revoke_all::{RevokeAll, RevokeAllReport, Unrevocable};
 pub use sweep::{Sweep, SweepReport};
+
+// The reply readers every operation (and maintenance pass) uses.
+pub(crate) use replies::{applied, best_effort_applied, out_of_sequence, replies};
 
 use crate::model::MemoryKv;
 use crate::plan::{Applied, Plan, Read, Reply};
@@ -281,16 +286,6 @@ impl<O: Operation + ?Sized> Operation for &mut O {
     }
 }
 
-/// An input that does not answer the step the operation is waiting on: a
-/// driver bug, reported as contention so nothing is written and the caller
-/// may retry.
-pub(crate) fn out_of_sequence<T>(op: &'static str) -> Result<T, TransitionError> {
-    Err(TransitionError::ContentionExhausted {
-        attempts: 0,
-        key: format!("({op}: input out of sequence)"),
-    })
-}
-
 /// The reference loop: runs `op` to completion over `kv`, at most
 /// `max_attempts` invalidated attempts per batch.
 pub fn run<O: Operation>(
@@ -346,33 +341,5 @@ pub fn run_with<O: Operation>(
             }
             Step::Done(output) => return Ok(output),
         };
-    }
-}
-
-/// The first reply of `input`, or an out-of-sequence error.
-pub(crate) fn replies(input: Input, op: &'static str) -> Result<Vec<Reply>, TransitionError> {
-    match input {
-        Input::Replies(replies) => Ok(replies),
-        _ => out_of_sequence(op),
-    }
-}
-
-/// The outcome of a best-effort plan's apply: `None` when the driver
-/// skipped it ([`Input::Skipped`]), or an out-of-sequence error.
-pub(crate) fn best_effort_applied(
-    input: Input,
-    op: &'static str,
-) -> Result<Option<Applied>, TransitionError> {
-    match input {
-        Input::Skipped => Ok(None),
-        input => applied(input, op).map(Some),
-    }
-}
-
-/// The outcome of an apply, or an out-of-sequence error.
-pub(crate) fn applied(input: Input, op: &'static str) -> Result<Applied, TransitionError> {
-    match input {
-        Input::Applied(applied) => Ok(applied),
-        _ => out_of_sequence(op),
     }
 }

@@ -7,9 +7,10 @@ use base64::Engine as _;
 
 use crate::ids::{DeviceSessionId, UserId};
 use crate::keys::{IndexScore, KeySpace};
+use crate::op::confirm::{check_members, confirmed};
+use crate::op::decode::{ids_and_keys, session_id};
 use crate::op::expiry::{expire_plan, lazy_removals, OwnerRemovals};
-use crate::op::list::{range_members, scored_members, values};
-use crate::op::members::{check_members, confirmed, ids_and_keys, wrong_type};
+use crate::op::replies::{range_members, scored_members, values, wrong_type};
 use crate::op::{
     applied, best_effort_applied, out_of_sequence, replies, Input, Operation, Policy, Step,
     TransitionError,
@@ -133,10 +134,7 @@ impl PageCursor {
         let user_tag = u64::from_be_bytes(tag.try_into().map_err(|_| bad("too short"))?);
         let nanos = i128::from_be_bytes(nanos.try_into().map_err(|_| bad("too short"))?);
         let created_at = Timestamp::from_unix_nanos(nanos).map_err(|_| bad("bad time"))?;
-        let id = std::str::from_utf8(id)
-            .ok()
-            .and_then(|t| DeviceSessionId::parse(t).ok())
-            .ok_or(bad("bad id"))?;
+        let id = session_id(id).ok_or(bad("bad id"))?;
         Ok(Self {
             text: text.to_owned(),
             status,

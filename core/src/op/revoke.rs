@@ -2,16 +2,15 @@
 
 use crate::codec;
 use crate::ids::UserId;
-use crate::keys::KeySpace;
+use crate::keys::{IndexScore, KeySpace};
 use crate::op::expiry::{expire_plan, owner_removal};
-use crate::op::get::single_value;
-use crate::op::members::{revoke_writes, violated_key, wrong_type};
+use crate::op::replies::{owner, retry_unless_done, single_value, wrong_type};
 use crate::op::{
     applied, best_effort_applied, out_of_sequence, replies, Input, Operation, Policy, Step,
     TransitionError,
 };
-use crate::plan::{Applied, OnViolation, Outline, Plan, Precondition, Read};
-use crate::session::{RevokeSessionInput, RevokeSessionOutcome};
+use crate::plan::{Applied, OnViolation, Outline, Plan, Precondition, Read, Write};
+use crate::session::{RevokeSessionInput, RevokeSessionOutcome, Session};
 use crate::timestamp::Timestamp;
 
 /// Revokes one session. Round trips: 2 in the reference layout (the
@@ -98,14 +97,7 @@ impl Operation for Revoke {
         match std::mem::replace(&mut self.state, RevokeState::Finished) {
             RevokeState::Start => self.start(),
             RevokeState::Owner(owner_key) => {
-                let Some(bytes) = single_value(replies(input, "revoke")?, &owner_key, "revoke")?
-                else {
-                    return Err(TransitionError::NotFound { key: owner_key });
-                };
-                let user = std::str::from_utf8(&bytes)
-                    .ok()
-                    .and_then(|text| UserId::parse(text).ok())
-                    .ok_or(TransitionError::CorruptOwner { key: owner_key })?;
+                let user = owner(input, owner_key, "revoke")?;
                 let key = self.keys.record_key(&user, &self.input.device_session_id);
                 Ok(self.read_record(key))
             }
@@ -145,16 +137,15 @@ impl Operation for Revoke {
                     RevokeState::Applying(plan.outline(), RevokeSessionOutcome::Revoked(next));
                 Ok(Step::Apply(plan))
             }
-            RevokeState::Applying(plan, outcome) => match applied(input, "revoke")? {
-                Applied::Done => Ok(Step::Done(outcome)),
-                Applied::Violated { index } => {
-                    self.state = RevokeState::Start;
-                    Ok(Step::Backoff {
-                        key: violated_key(&plan, index),
-                    })
+            RevokeState::Applying(plan, outcome) => {
+                match retry_unless_done(&plan, applied(input, "revoke")?)? {
+                    None => Ok(Step::Done(outcome)),
+                    Some(retry) => {
+                        self.state = RevokeState::Start;
+                        Ok(retry)
+                    }
                 }
-                Applied::WrongType { key } => Err(wrong_type(&plan, key)),
-            },
+            }
             RevokeState::Expiring(plan, key, user) => match best_effort_applied(input, "revoke")? {
                 Some(Applied::WrongType { key }) => Err(wrong_type(&plan, key)),
                 // Removed by us: its owner key goes with it.
@@ -180,5 +171,35 @@ impl Operation for Revoke {
                 out_of_sequence("revoke")
             }
         }
+    }
+}
+
+/// The writes that revoke `next` (the revoked state of an active session
+/// of its user, stored at `record_key`): the record, out of the active
+/// index, and into the revoked index when the policy keeps one
+/// ([`Policy::indexes_revoked`]).
+pub(crate) fn revoke_writes(
+    keys: &KeySpace,
+    policy: &Policy,
+    next: &Session,
+    record_key: String,
+    out: &mut Vec<Write>,
+) {
+    let user = next.user_id();
+    let member = next.id().as_str();
+    out.push(Write::Set {
+        key: record_key,
+        value: codec::encode(next),
+    });
+    out.push(Write::IndexRemove {
+        key: keys.user_active_sessions_key(user),
+        member: member.as_bytes().to_vec(),
+    });
+    if let Some(revocation) = next.revocation().filter(|_| policy.indexes_revoked()) {
+        out.push(Write::IndexAdd {
+            key: keys.user_revoked_sessions_key(user),
+            score: IndexScore::of(revocation.at()),
+            member: member.to_owned(),
+        });
     }
 }
