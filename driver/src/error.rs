@@ -73,6 +73,9 @@ pub enum ErrorKind {
     /// counts what was revoked); `check --repair` makes the user fully
     /// revocable again. Not retryable: the data must change first.
     PartiallyRevoked,
+    /// A fault of this library: an error it has no kind for. Not
+    /// retryable; please report it.
+    Internal,
 }
 
 impl ErrorKind {
@@ -96,6 +99,7 @@ impl ErrorKind {
             ErrorKind::ServerLoading => "server_loading",
             ErrorKind::AuthenticationFailed => "authentication_failed",
             ErrorKind::PartiallyRevoked => "partially_revoked",
+            ErrorKind::Internal => "internal",
         }
     }
 }
@@ -175,6 +179,8 @@ impl Error {
                 TransitionError::InvalidCursor { .. } => ErrorKind::InvalidCursor,
                 TransitionError::ContentionExhausted { .. } => ErrorKind::ContentionExhausted,
                 TransitionError::PartiallyRevoked(_) => ErrorKind::PartiallyRevoked,
+                // A driving loop's bug, not the data's or the caller's.
+                TransitionError::OutOfSequence { .. } => ErrorKind::Internal,
                 _ => ErrorKind::Corrupt,
             },
             Repr::Timeout { .. } | Repr::DeadlinePassed { .. } => ErrorKind::Timeout,
@@ -473,6 +479,7 @@ mod tests {
             (ErrorKind::ServerLoading, "server_loading"),
             (ErrorKind::AuthenticationFailed, "authentication_failed"),
             (ErrorKind::PartiallyRevoked, "partially_revoked"),
+            (ErrorKind::Internal, "internal"),
         ];
         for (kind, text) in all {
             assert_eq!(kind.as_str(), text);
@@ -579,5 +586,14 @@ mod tests {
         assert_eq!(e.kind(), ErrorKind::NotFound);
         assert_eq!(e.detail_kind(), Some("not_found"));
         assert!(std::error::Error::source(&e).is_some());
+    }
+
+    #[test]
+    fn an_out_of_sequence_input_is_internal_and_not_retryable() {
+        let e = Error::from(TransitionError::OutOfSequence { op: "get" });
+        assert_eq!(e.kind(), ErrorKind::Internal);
+        assert_eq!(e.detail_kind(), Some("out_of_sequence"));
+        assert!(!e.is_retryable());
+        assert_eq!(e.key(), None);
     }
 }

@@ -139,6 +139,14 @@ pub enum TransitionError {
         /// The key whose change invalidated the last attempt.
         key: String,
     },
+    /// The operation was handed an input that does not answer the step it
+    /// is waiting on: a bug in the code driving it, not in the data or the
+    /// caller's input. Nothing was written; retrying will not help.
+    #[error("{op}: input out of sequence (a bug in the driving loop)")]
+    OutOfSequence {
+        /// The operation's name.
+        op: &'static str,
+    },
     /// `revoke all` revoked every session it could, but left some of the
     /// user's index members or keys unrevoked (undecodable, another user's,
     /// missing, of the wrong type): the report names each, with why.
@@ -172,6 +180,7 @@ impl TransitionError {
             TransitionError::InactiveIndexMember { .. } => "inactive_index_member",
             TransitionError::ContentionExhausted { .. } => "contention_exhausted",
             TransitionError::PartiallyRevoked(_) => "partially_revoked",
+            TransitionError::OutOfSequence { .. } => "out_of_sequence",
         }
     }
 
@@ -197,7 +206,8 @@ impl TransitionError {
             TransitionError::Invalid(_)
             | TransitionError::SessionLimit { .. }
             | TransitionError::InvalidCursor { .. }
-            | TransitionError::PartiallyRevoked(_) => None,
+            | TransitionError::PartiallyRevoked(_)
+            | TransitionError::OutOfSequence { .. } => None,
             TransitionError::NotFound { key }
             | TransitionError::Conflict { key }
             | TransitionError::CorruptRecord { key, .. }

@@ -8,13 +8,9 @@ use crate::op::{Input, Step, TransitionError};
 use crate::plan::{Applied, KeyType, Outline, Plan, Precondition, Reply};
 
 /// An input that does not answer the step the operation is waiting on: a
-/// driver bug, reported as contention so nothing is written and the caller
-/// may retry.
+/// driver bug, reported as one (never retryable; nothing is written).
 pub(crate) fn out_of_sequence<T>(op: &'static str) -> Result<T, TransitionError> {
-    Err(TransitionError::ContentionExhausted {
-        attempts: 0,
-        key: format!("({op}: input out of sequence)"),
-    })
+    Err(TransitionError::OutOfSequence { op })
 }
 
 /// The replies of `input`, or an out-of-sequence error.

@@ -516,7 +516,11 @@ fn get_with_a_remembered_session_applies_the_rules_without_a_read() {
         let (got, trace) = run_traced(&mut expired, op.with_remembered(revoked));
         assert_eq!((got.unwrap_err().kind(), trace.reads), ("not_found", 1));
         // The removal, then (tagged layout) its owner key's.
-        let removals = if keys.layout() == Layout::Tagged { 2 } else { 1 };
+        let removals = if keys.layout() == Layout::Tagged {
+            2
+        } else {
+            1
+        };
         assert_eq!(trace.applies, removals);
     }
     // Tagged: a remembered session that is not the known owner's is not
@@ -2535,4 +2539,18 @@ fn pages_report_index_corruption_after_confirming() {
         ("inactive_index_member", Some(index.as_str()))
     );
     assert_eq!(kv, before);
+}
+
+// ------------------------------------------------------------ sequencing
+
+#[test]
+fn an_input_out_of_sequence_is_a_bug_not_contention() {
+    let keys = KeySpace::default();
+    let mut op = List::new(&keys, Policy::default(), t(0, 0), user("user-1"));
+    assert!(matches!(op.resume(Input::Start), Ok(Step::Read(_))));
+    let error = op.resume(Input::Resumed).unwrap_err();
+    assert_eq!(error, TransitionError::OutOfSequence { op: "list" });
+    assert_eq!(error.kind(), "out_of_sequence");
+    assert!(!error.is_corruption());
+    assert_eq!(error.key(), None);
 }
