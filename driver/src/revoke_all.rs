@@ -8,7 +8,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use authsession_core::op::{Input, Operation, RevokeAll, RevokeAllReport, Step};
+use authsession_core::op::{Attempts, Input, Operation, RevokeAll, RevokeAllReport, Step};
 use authsession_core::{RevokeUserSessionsInput, TransitionError};
 use tokio::time::Instant;
 
@@ -129,7 +129,7 @@ impl<B: Backend> Store<B> {
         let mut op = RevokeAll::new(&self.keys, self.policy, input.clone(), options.collect);
         let deadline = options.deadline.and_then(|d| Instant::now().checked_add(d));
         let mut told = 0u64;
-        let mut failures = 0u32;
+        let mut failures = Attempts::new(options.max_failures);
         let mut batches_seen = 0u64;
         loop {
             let run = self.drive(Reporting {
@@ -146,7 +146,7 @@ impl<B: Backend> Store<B> {
                         let error = Error::timeout("revoke_all", total);
                         return Err(Error::revoke_all_gave_up(
                             op.report().clone(),
-                            failures,
+                            failures.failed(),
                             error,
                         ));
                     }
@@ -161,19 +161,20 @@ impl<B: Backend> Store<B> {
             let batches = op.report().batches;
             if batches > batches_seen {
                 batches_seen = batches;
-                failures = 0;
+                failures.progress();
             }
-            failures = failures.saturating_add(1);
+            let more = failures.fail();
             let out_of_time = deadline.is_some_and(|at| Instant::now() >= at);
-            if failures >= options.max_failures || out_of_time {
+            if !more || out_of_time {
                 return Err(Error::revoke_all_gave_up(
                     op.report().clone(),
-                    failures,
+                    failures.failed(),
                     error,
                 ));
             }
-            tracing::debug!(failures, kind = %error.kind(), "authsession.revoke_all.restart");
-            self.backend.pause(restart_pause(failures)).await;
+            let failed = failures.failed();
+            tracing::debug!(failures = failed, kind = %error.kind(), "authsession.revoke_all.restart");
+            self.backend.pause(restart_pause(failed)).await;
             op.restart();
         }
     }

@@ -7,13 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use authsession_core::op::{
-    Count, Create, Created, Input, List, ListPage, Operation, Page, PageRequest, Policy, Revoke,
-    RevokeAllReport, Step,
+    Action, Backoff, Count, Create, Created, List, ListPage, Operation, Page, PageRequest, Policy,
+    Revoke, RevokeAllReport, Runner,
 };
 use authsession_core::plan::{Applied, Reply};
 use authsession_core::{
     DeviceSessionId, KeySpace, RevokeSessionInput, RevokeSessionOutcome, RevokeUserSessionsInput,
-    RevokeUserSessionsOutcome, Session, Timestamp, TransitionError, UserId,
+    RevokeUserSessionsOutcome, Session, Timestamp, UserId,
 };
 use tokio::time::Instant;
 use tracing::Instrument as _;
@@ -113,7 +113,6 @@ impl<B: Backend + fmt::Debug> fmt::Debug for Store<B> {
 
 /// How long an operation may run.
 #[derive(Debug, Clone, Copy)]
-#[allow(dead_code)]
 enum Budget {
     /// The operation timeout for each batch (reset after every applied
     /// plan with writes) and for every round trip.
@@ -187,9 +186,9 @@ impl<B: Backend> Store<B> {
         self.clock.now()
     }
 
-    /// Runs `op` to completion: the async mirror of
-    /// [`authsession_core::op::run_with`], with deadlines, jittered backoff,
-    /// one span and (feature `metrics`) measurements.
+    /// Runs `op` to completion with the core's [`Runner`] (the loop's
+    /// bookkeeping), adding the I/O, deadlines, jittered backoff, one span
+    /// and (feature `metrics`) measurements.
     pub(crate) async fn drive<O: Operation>(&self, op: O) -> Result<O::Output, Error> {
         self.drive_with(op, Budget::PerBatch, None).await
     }
@@ -207,79 +206,30 @@ impl<B: Backend> Store<B> {
 
     async fn drive_with<O: Operation>(
         &self,
-        mut op: O,
+        op: O,
         budget: Budget,
         progress: Option<&(dyn Fn(u64) + Sync)>,
     ) -> Result<O::Output, Error> {
-        let mut scanned = 0u64;
         let name = op.name();
         let span = telemetry::operation_span(name, self.backend.info());
         let started = std::time::Instant::now();
-        let mut stats = telemetry::Stats::default();
-        let result = async {
-            let mut batch =
-                Batch::new(self.retry, self.timeout, budget, Instant::from_std(started));
-            let mut input = Input::Start;
-            loop {
-                input = match op.resume(input)? {
-                    Step::Read(reads) => {
-                        let rt = batch.round_trip("read")?;
-                        stats.round_trips += 1;
-                        let replies = self.backend.read(rt, &reads).await?;
-                        if let Some(progress) = progress {
-                            let keys = replies.iter().map(|reply| match reply {
-                                Reply::Keys(keys, _) => keys.len(),
-                                _ => 0,
-                            });
-                            let keys = u64::try_from(keys.sum::<usize>()).unwrap_or(u64::MAX);
-                            if keys > 0 {
-                                scanned = scanned.saturating_add(keys);
-                                progress(scanned);
-                            }
-                        }
-                        Input::Replies(replies)
-                    }
-                    Step::Apply(plan) => 'apply: {
-                        if plan.is_empty() {
-                            Input::Applied(Applied::Done)
-                        } else {
-                            let rt = batch.round_trip("apply")?;
-                            stats.round_trips += 1;
-                            let applied = match self.backend.apply(rt, &plan).await {
-                                // A read's lazy removal the store cannot
-                                // write: the operation answers without it.
-                                Err(e) if plan.is_best_effort() && e.is_write_refused() => {
-                                    let kind = e.kind().as_str();
-                                    tracing::debug!(error.type = kind, "authsession.skipped");
-                                    break 'apply Input::Skipped;
-                                }
-                                applied => applied?,
-                            };
-                            if plan.writes().is_empty() {
-                                tracing::debug!(
-                                    applied = applied == Applied::Done,
-                                    "authsession.confirm"
-                                );
-                            } else if applied == Applied::Done {
-                                stats.batches += 1;
-                                batch.progress();
-                            }
-                            Input::Applied(applied)
-                        }
-                    }
-                    Step::Backoff { key } => {
-                        stats.retries += 1;
-                        tracing::debug!(attempt = batch.attempts + 1, "authsession.retry");
-                        tracing::trace!(key = %key, "authsession.retry.key");
-                        batch.backoff(&*self.backend, key).await?;
-                        Input::Resumed
-                    }
-                    Step::Done(output) => break Ok::<_, Error>(output),
-                };
-            }
-        }
-        .instrument(span.clone())
-        .await;
+        let mut runner = Runner::new(op, self.retry.max_attempts);
+        let mut io = Io {
+            batch: Batch::new(self.timeout, budget, Instant::from_std(started)),
+            round_trips: 0,
+            scanned: 0,
+            progress,
+        };
+        let result = self
+            .act(&mut runner, &mut io)
+            .instrument(span.clone())
+            .await;
+        let tally = runner.tally();
+        let stats = telemetry::Stats {
+            round_trips: io.round_trips,
+            retries: tally.retries,
+            batches: tally.batches,
+        };
         telemetry::finish(
             &span,
             name,
@@ -289,37 +239,116 @@ impl<B: Backend> Store<B> {
         );
         result
     }
+
+    /// Does what the runner asks until the operation is done: one round
+    /// trip per read or plan, a pause per backoff.
+    async fn act<O: Operation>(
+        &self,
+        runner: &mut Runner<O>,
+        io: &mut Io<'_>,
+    ) -> Result<O::Output, Error> {
+        loop {
+            match runner.next()? {
+                Action::Read(reads) => {
+                    let rt = io.round_trip("read")?;
+                    let replies = self.backend.read(rt, &reads).await?;
+                    io.scanned(&replies);
+                    runner.replies(replies);
+                }
+                Action::Apply(plan) => {
+                    let rt = io.round_trip("apply")?;
+                    match self.backend.apply(rt, &plan).await {
+                        // A read's lazy removal the store cannot write: the
+                        // operation answers without it.
+                        Err(e) if plan.is_best_effort() && e.is_write_refused() => {
+                            let kind = e.kind().as_str();
+                            tracing::debug!(error.type = kind, "authsession.skipped");
+                            runner.skipped();
+                        }
+                        applied => {
+                            let applied = applied?;
+                            if plan.writes().is_empty() {
+                                let held = applied == Applied::Done;
+                                tracing::debug!(applied = held, "authsession.confirm");
+                            }
+                            if runner.applied(applied) {
+                                io.batch.progress();
+                            }
+                        }
+                    }
+                }
+                Action::Backoff(backoff) => {
+                    tracing::debug!(attempt = backoff.attempt(), "authsession.retry");
+                    tracing::trace!(key = %backoff.key(), "authsession.retry.key");
+                    io.batch
+                        .backoff(&*self.backend, &self.retry, backoff)
+                        .await?;
+                    runner.resumed();
+                }
+                Action::Done(output) => return Ok(output),
+            }
+        }
+    }
 }
 
-/// The deadline and attempt budget of the current batch.
+/// The I/O side of one run: its deadlines, round trips and scan progress.
+struct Io<'a> {
+    batch: Batch,
+    round_trips: u64,
+    /// Keys the walk's scans have returned so far.
+    scanned: u64,
+    progress: Option<&'a (dyn Fn(u64) + Sync)>,
+}
+
+impl Io<'_> {
+    /// What the next round trip may take, counted.
+    fn round_trip(&mut self, op: &'static str) -> Result<Duration, Error> {
+        let rt = self.batch.round_trip(op)?;
+        self.round_trips += 1;
+        Ok(rt)
+    }
+
+    /// Tells the progress callback the keys scans have returned so far.
+    fn scanned(&mut self, replies: &[Reply]) {
+        let Some(progress) = self.progress else {
+            return;
+        };
+        let keys = replies.iter().map(|reply| match reply {
+            Reply::Keys(keys, _) => keys.len(),
+            _ => 0,
+        });
+        let keys = u64::try_from(keys.sum::<usize>()).unwrap_or(u64::MAX);
+        if keys > 0 {
+            self.scanned = self.scanned.saturating_add(keys);
+            progress(self.scanned);
+        }
+    }
+}
+
+/// The deadline of the current batch.
 #[derive(Debug)]
 struct Batch {
-    retry: RetryPolicy,
     timeout: Duration,
     budget: Budget,
     deadline: Option<Instant>,
-    attempts: u32,
 }
 
 impl Batch {
     /// The first batch of an operation that started at `started` (one
     /// clock read fewer per operation).
-    fn new(retry: RetryPolicy, timeout: Duration, budget: Budget, started: Instant) -> Self {
+    fn new(timeout: Duration, budget: Budget, started: Instant) -> Self {
         Self {
-            retry,
             timeout,
             budget,
             deadline: match budget {
                 Budget::PerBatch => started.checked_add(timeout),
                 Budget::PerRoundTrip => None,
             },
-            attempts: 0,
         }
     }
 
-    /// A plan with writes applied: a fresh deadline and attempt budget.
+    /// A plan with writes applied: a fresh deadline.
     fn progress(&mut self) {
-        self.attempts = 0;
         self.deadline = match self.budget {
             Budget::PerBatch => Instant::now().checked_add(self.timeout),
             Budget::PerRoundTrip => None,
@@ -341,21 +370,15 @@ impl Batch {
         }
     }
 
-    /// After an invalidated attempt at `key`: sleeps a jittered backoff, or
-    /// gives up when the attempts or the deadline are used up.
-    async fn backoff(&mut self, backend: &impl Backend, key: String) -> Result<(), Error> {
-        let failed = self.attempts;
-        self.attempts = self.attempts.saturating_add(1);
-        let exhausted = || {
-            Error::from(TransitionError::ContentionExhausted {
-                attempts: failed.saturating_add(1),
-                key: key.clone(),
-            })
-        };
-        if self.attempts >= self.retry.max_attempts {
-            return Err(exhausted());
-        }
-        let cap = self.retry.backoff_cap(failed);
+    /// After an invalidated attempt with attempts left: sleeps a jittered
+    /// backoff, or gives up when the deadline leaves no room for it.
+    async fn backoff(
+        &self,
+        backend: &impl Backend,
+        retry: &RetryPolicy,
+        backoff: Backoff,
+    ) -> Result<(), Error> {
+        let cap = retry.backoff_cap(backoff.attempt().saturating_sub(1));
         let cap_nanos = u64::try_from(cap.as_nanos()).unwrap_or(u64::MAX);
         let pause = Duration::from_nanos(rand::random_range(0..=cap_nanos));
         let fits = self.deadline.is_none_or(|at| {
@@ -364,7 +387,7 @@ impl Batch {
                 .is_some_and(|wake| wake < at)
         });
         if !fits {
-            return Err(exhausted());
+            return Err(Error::from(backoff.give_up()));
         }
         backend.pause(pause).await;
         Ok(())

@@ -20,12 +20,15 @@
 //!         Done(output)  => return output
 //! ```
 //!
-//! [`run`] is that loop, synchronous, over [`MemoryKv`]; tests and fuzzers
-//! use it (and [`run_with`] to interleave other changes between steps).
-//! The async driver mirrors it once for every backend. A plan with writes
-//! that applied is *progress*: the driver starts a fresh per-batch
-//! deadline and attempt budget after it, so a long batched operation is
-//! bounded per batch, not in total.
+//! The loop's bookkeeping — attempts per batch, progress, exhaustion,
+//! empty plans — is [`Runner`]'s, stated once: [`run`] is the loop,
+//! synchronous, over [`MemoryKv`] (tests and fuzzers use it, and
+//! [`run_with`] to interleave other changes between steps); the async
+//! driver wraps the same runner for every backend, adding only I/O,
+//! deadlines, pauses and telemetry. A plan with writes that applied is
+//! *progress*: the attempts start afresh after it (and the driver's
+//! per-batch deadline), so a long batched operation is bounded per batch,
+//! not in total.
 //!
 //! Time is a parameter: operations that depend on "now" (retention, the
 //! limit's revocations) take it in their constructor.
@@ -48,6 +51,7 @@ mod page;
 mod replies;
 mod revoke;
 mod revoke_all;
+mod runner;
 mod sweep;
 #[cfg(test)]
 mod tests;
@@ -65,6 +69,7 @@ pub use owners::{OwnerRecheck, OwnerSighting, RecheckOwners};
 pub use page::{ListPage, Page, PageCursor, PageLimit, PageRequest, StatusFilter};
 pub use revoke::Revoke;
 pub use revoke_all::{RevokeAll, RevokeAllReport, Unrevocable};
+pub use runner::{Action, Attempts, Backoff, Runner, Tally};
 pub use sweep::{Sweep, SweepReport};
 
 // The reply readers every operation (and maintenance pass) uses.
@@ -311,35 +316,25 @@ pub enum Between {
 /// can interleave concurrent changes.
 pub fn run_with<O: Operation>(
     kv: &mut MemoryKv,
-    mut op: O,
+    op: O,
     max_attempts: u32,
     mut between: impl FnMut(&mut MemoryKv, Between),
 ) -> Result<O::Output, TransitionError> {
-    let mut attempts = 0u32;
-    let mut input = Input::Start;
+    let mut runner = Runner::new(op, max_attempts);
     loop {
-        input = match op.resume(input)? {
-            Step::Read(reads) => {
+        match runner.next()? {
+            Action::Read(reads) => {
                 let replies = kv.read_all(&reads);
                 between(kv, Between::Read);
-                Input::Replies(replies)
+                runner.replies(replies);
             }
-            Step::Apply(plan) => {
+            Action::Apply(plan) => {
                 let applied = kv.apply(&plan);
-                if applied == Applied::Done && !plan.writes().is_empty() {
-                    attempts = 0;
-                }
                 between(kv, Between::Apply);
-                Input::Applied(applied)
+                runner.applied(applied);
             }
-            Step::Backoff { key } => {
-                attempts = attempts.saturating_add(1);
-                if attempts >= max_attempts {
-                    return Err(TransitionError::ContentionExhausted { attempts, key });
-                }
-                Input::Resumed
-            }
-            Step::Done(output) => return Ok(output),
-        };
+            Action::Backoff(_) => runner.resumed(),
+            Action::Done(output) => return Ok(output),
+        }
     }
 }
