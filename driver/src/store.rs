@@ -248,7 +248,7 @@ impl<B: Backend> Store<B> {
         io: &mut Io<'_>,
     ) -> Result<O::Output, Error> {
         loop {
-            match runner.next()? {
+            match runner.advance()? {
                 Action::Read(reads) => {
                     let rt = io.round_trip("read")?;
                     let replies = self.backend.read(rt, &reads).await?;

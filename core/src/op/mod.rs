@@ -322,7 +322,7 @@ pub fn run_with<O: Operation>(
 ) -> Result<O::Output, TransitionError> {
     let mut runner = Runner::new(op, max_attempts);
     loop {
-        match runner.next()? {
+        match runner.advance()? {
             Action::Read(reads) => {
                 let replies = kv.read_all(&reads);
                 between(kv, Between::Read);

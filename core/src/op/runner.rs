@@ -108,7 +108,7 @@ pub struct Tally {
 ///
 /// ```text
 /// loop:
-///     match runner.next()?:
+///     match runner.advance()?:
 ///         Read(reads)     => runner.replies(one round trip answering reads)
 ///         Apply(plan)     => runner.applied(apply plan atomically)
 ///         Backoff(b)      => pause (or give up: b.give_up()); runner.resumed()
@@ -119,7 +119,7 @@ pub struct Tally {
 /// ([`Runner::applied`] says so, for a driver's per-batch deadline). The
 /// `max_attempts`-th invalidated attempt in a row ends the run with
 /// `contention_exhausted`. An empty plan is answered as applied without
-/// the driver. Calling [`Runner::next`] before answering the last action
+/// the driver. Calling [`Runner::advance`] before answering the last action
 /// is `out_of_sequence`.
 #[derive(Debug)]
 pub struct Runner<O> {
@@ -160,7 +160,7 @@ impl<O: Operation> Runner<O> {
 
     /// Advances the operation with the answer to the last action and says
     /// what to do next.
-    pub fn next(&mut self) -> Result<Action<O::Output>, TransitionError> {
+    pub fn advance(&mut self) -> Result<Action<O::Output>, TransitionError> {
         let Some(mut input) = self.answer.take() else {
             return Err(TransitionError::OutOfSequence { op: self.op.name() });
         };
@@ -266,7 +266,7 @@ mod tests {
             Step::Done(7),
         ]);
         let mut runner = Runner::new(&mut op, 3);
-        assert_eq!(runner.next(), Ok(Action::Done(7)));
+        assert_eq!(runner.advance(), Ok(Action::Done(7)));
         assert_eq!(op.inputs, [Input::Start, Input::Applied(Applied::Done)]);
     }
 
@@ -283,16 +283,16 @@ mod tests {
         let mut op = scripted(steps);
         let mut runner = Runner::new(&mut op, 3);
         for attempt in [1, 2] {
-            let Ok(Action::Backoff(b)) = runner.next() else {
+            let Ok(Action::Backoff(b)) = runner.advance() else {
                 panic!("a backoff")
             };
             assert_eq!((b.key(), b.attempt()), ("k", attempt));
             runner.resumed();
         }
-        assert!(matches!(runner.next(), Ok(Action::Apply(_))));
+        assert!(matches!(runner.advance(), Ok(Action::Apply(_))));
         assert!(runner.applied(Applied::Done), "writes applied: progress");
         for attempt in [1, 2] {
-            let Ok(Action::Backoff(b)) = runner.next() else {
+            let Ok(Action::Backoff(b)) = runner.advance() else {
                 panic!("a backoff")
             };
             assert_eq!(b.attempt(), attempt);
@@ -302,7 +302,7 @@ mod tests {
             attempts: 3,
             key: "k".into(),
         };
-        assert_eq!(runner.next(), Err(exhausted));
+        assert_eq!(runner.advance(), Err(exhausted));
         assert_eq!(
             runner.tally(),
             Tally {
@@ -316,11 +316,11 @@ mod tests {
     fn a_violated_or_skipped_plan_is_no_progress() {
         let mut op = scripted(vec![Step::Apply(writing()), Step::Apply(writing())]);
         let mut runner = Runner::new(&mut op, 3);
-        assert!(matches!(runner.next(), Ok(Action::Apply(_))));
+        assert!(matches!(runner.advance(), Ok(Action::Apply(_))));
         assert!(!runner.applied(Applied::Violated { index: 0 }));
-        assert!(matches!(runner.next(), Ok(Action::Apply(_))));
+        assert!(matches!(runner.advance(), Ok(Action::Apply(_))));
         runner.skipped();
-        assert_eq!(runner.next(), Ok(Action::Done(0)));
+        assert_eq!(runner.advance(), Ok(Action::Done(0)));
         assert_eq!(runner.tally().batches, 0);
         assert_eq!(op.inputs.last(), Some(&Input::Skipped));
     }
@@ -329,8 +329,8 @@ mod tests {
     fn next_before_an_answer_is_out_of_sequence() {
         let mut op = scripted(vec![Step::Read(Vec::new())]);
         let mut runner = Runner::new(&mut op, 3);
-        assert_eq!(runner.next(), Ok(Action::Read(Vec::new())));
-        let error = runner.next().unwrap_err();
+        assert_eq!(runner.advance(), Ok(Action::Read(Vec::new())));
+        let error = runner.advance().unwrap_err();
         assert_eq!(error, TransitionError::OutOfSequence { op: "scripted" });
     }
 
