@@ -908,9 +908,9 @@ pub async fn dangling_owner_keys_are_reported_and_removed_after_the_grace<B: Bac
 
 /// Tagged layout: retention takes owner keys with their sessions — lazily
 /// (`get`, `list` and `create` meeting expired sessions) and by `sweep`,
-/// which also removes an
-/// owner key left without its record; afterwards no owner key lacks its
-/// record and `check` is clean. The reference layout has none to take.
+/// which also removes an owner key left without its record; afterwards no
+/// owner key lacks its record and `check` is clean. The reference layout
+/// has none to take.
 pub async fn owner_keys_go_with_their_sessions<B: Backend, R: RawKv>(store: Store<B>, raw: &R) {
     let now = Arc::new(AtomicI64::new(100));
     let clock = {
