@@ -106,6 +106,10 @@ impl<B: Backend> SessionAdmin for Store<B> {
         let repair = mode == CheckMode::Repair;
         if let Some(recheck) = report.owner_recheck(&self.keys, repair, batch) {
             // Every first look is over: the second comes a grace later.
+            tracing::info!(
+                grace_ms = self.policy.owner_grace.as_millis(),
+                "authsession.check: owner keys without their record; looking again after the grace"
+            );
             tokio::time::sleep(self.policy.owner_grace).await;
             let outcome = self.drive_walk(recheck).await?;
             report.absorb_owner_recheck(&self.keys, outcome, repair);
@@ -118,6 +122,10 @@ impl<B: Backend> SessionAdmin for Store<B> {
             .drive_walk(Sweep::new(&self.keys, self.policy, self.now()))
             .await?;
         if let Some(recheck) = report.owner_recheck(&self.keys, self.policy.batch_size) {
+            tracing::info!(
+                grace_ms = self.policy.owner_grace.as_millis(),
+                "authsession.sweep: owner keys without their record; looking again after the grace"
+            );
             tokio::time::sleep(self.policy.owner_grace).await;
             let outcome = self.drive_walk(recheck).await?;
             report.absorb_owner_recheck(&outcome);
