@@ -231,13 +231,16 @@ impl Server {
             .client
             .get_connection_with_timeout(REFERENCE_TIMEOUT)
             .map_err(failed)?;
-        let info: String = redis::cmd("INFO")
+        // One section per INFO (Redis 6.2 takes only one), pipelined.
+        let (cpu, commandstats): (String, String) = redis::pipe()
+            .cmd("INFO")
             .arg("cpu")
+            .cmd("INFO")
             .arg("commandstats")
             .query(&mut conn)
             .map_err(failed)?;
         let mut usage = ServerUsage::default();
-        for line in info.lines() {
+        for line in cpu.lines().chain(commandstats.lines()) {
             if let Some(seconds) = line
                 .strip_prefix("used_cpu_user:")
                 .or_else(|| line.strip_prefix("used_cpu_sys:"))
@@ -437,6 +440,10 @@ pub(crate) struct BenchReport {
     server_commands_per_op: Option<BTreeMap<String, CommandCost>>,
     outcomes: BTreeMap<&'static str, u64>,
     preloaded_sessions: usize,
+    /// `--cache`: what the near cache did over the whole run (preload and
+    /// purge included).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) cache: Option<authsession_driver::CacheStats>,
     /// Stopped early by Ctrl-C.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     interrupted: bool,
@@ -1002,6 +1009,7 @@ pub(crate) async fn run<S: SessionStore + SessionAdmin + 'static>(
         errors: stats.errors,
         outcomes: stats.outcomes,
         preloaded_sessions: preloaded,
+        cache: None,
         interrupted: interrupted(),
         invariants,
         keys_start: footprints.map(|(start, _)| start.keys),

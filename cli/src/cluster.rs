@@ -20,6 +20,7 @@ pub(crate) async fn connect_cluster(
     config.key_space = options.keys.clone();
     config.policy = options.policy;
     config.wait_replicas = options.wait_replicas;
+    config.cache = options.cache;
     ClusterSessionStore::connect(config)
         .await
         .map_err(|e| CliError::from(e).context("--cluster-node"))

@@ -6,7 +6,7 @@ use authsession_core::{
     ClientPublicKey, DeviceSessionId, Revocation, RevokeActorId, RevokeActorType, RevokeReasonCode,
     RevokeSessionInput, RevokeUserSessionsInput, Session, UserId,
 };
-use authsession_driver::{CheckMode, CheckReport, SessionAdmin, SessionStore};
+use authsession_driver::{CheckMode, CheckReport, RevokeAllOptions, SessionAdmin, SessionStore};
 use serde::Serialize;
 
 use crate::clock;
@@ -164,17 +164,27 @@ pub(crate) async fn run<S: SessionStore + SessionAdmin>(
         user_id: user.clone(),
         revocation: revocation("security_event")?,
     };
-    let outcome = store.revoke_all_by_user_id(&all).await?;
+    let report = store
+        .revoke_all_with(&all, &RevokeAllOptions::new().collect(true))
+        .await?;
     expect(
         "revoke_all",
-        outcome.sessions().len() == usize::from(SESSIONS) - 1,
-        || format!("{} sessions", outcome.sessions().len()),
+        report.revoked.len() == usize::from(SESSIONS) - 1,
+        || format!("{} sessions", report.revoked.len()),
     )?;
     step(
         "revoke_all",
         RevokeAllOut {
-            outcome: outcome.as_str(),
-            sessions: outcome.sessions(),
+            outcome: if report.count == 0 {
+                "no_active_sessions"
+            } else {
+                "revoked"
+            },
+            sessions: Some(&report.revoked),
+            revoked: report.count,
+            batches: report.batches,
+            drift_repaired: report.drift_repaired,
+            unrevocable: Vec::new(),
         },
     )?;
 

@@ -28,6 +28,19 @@ impl CliError {
         Self::new("io", format!("{what}: {error}"))
     }
 
+    /// Writing stdout failed; a reader that went away (`| head -1`) is
+    /// [`CliError::STDOUT_CLOSED`], which ends the command quietly.
+    pub(crate) fn output(error: &std::io::Error) -> Self {
+        if error.kind() == std::io::ErrorKind::BrokenPipe {
+            Self::new(Self::STDOUT_CLOSED, "stdout was closed")
+        } else {
+            Self::io("writing output", error)
+        }
+    }
+
+    /// The kind of a write to a closed stdout.
+    pub(crate) const STDOUT_CLOSED: &'static str = "stdout_closed";
+
     /// A command-line value or combination the command cannot use.
     pub(crate) fn usage(message: impl Into<String>) -> Self {
         Self::new("usage", message)
@@ -50,9 +63,34 @@ impl CliError {
 }
 
 impl fmt::Display for CliError {
+    /// `MESSAGE (kind: KIND)` on one line, whatever the message holds.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} (kind: {})", self.message, self.kind)
+        write!(f, "{} (kind: {})", one_line(&self.message), self.kind)
     }
+}
+
+/// `text` with every line break (`\n`, `\r`) replaced by a space, so an
+/// error never spans two lines of stderr.
+pub(crate) fn one_line(text: &str) -> String {
+    text.replace(['\n', '\r'], " ")
+}
+
+/// Writes `authsession: TEXT` as one line on stderr. A closed or broken
+/// stderr is ignored: the exit code still tells the outcome, and the
+/// command never panics over a message it cannot deliver.
+pub(crate) fn stderr_line(text: &str) {
+    use std::io::Write as _;
+    let line = format!("authsession: {}\n", one_line(text));
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(line.as_bytes());
+    let _ = err.flush();
+}
+
+/// A failure the command reports after its output (`check` with problems
+/// left, `migrate` with differences, …): `authsession: WHAT: MESSAGE
+/// (kind: KIND)` on stderr.
+pub(crate) fn report(what: &str, message: &str, kind: &str) {
+    stderr_line(&format!("{what}: {message} (kind: {kind})"));
 }
 
 impl CliError {
@@ -83,5 +121,20 @@ impl From<TransitionError> for CliError {
 impl From<authsession_driver::Error> for CliError {
     fn from(error: authsession_driver::Error) -> Self {
         Self::new(error.kind().as_str(), error.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_is_one_line_with_its_kind() {
+        let error = CliError::new("backend", "first\nsecond\r\nthird");
+        assert_eq!(error.to_string(), "first second  third (kind: backend)");
+        let closed = std::io::Error::from(std::io::ErrorKind::BrokenPipe);
+        assert_eq!(CliError::output(&closed).kind(), CliError::STDOUT_CLOSED);
+        let other = std::io::Error::from(std::io::ErrorKind::WriteZero);
+        assert_eq!(CliError::output(&other).kind(), "io");
     }
 }

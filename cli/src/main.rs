@@ -14,10 +14,12 @@ mod duration;
 mod error;
 mod offline;
 mod output;
+mod progress;
 mod reference;
 mod store;
 mod timestamp;
 mod verbose;
+mod watch;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -48,8 +50,11 @@ const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
     name = "authsession",
     version,
     max_term_width = 100,
-    after_help = "Every command prints JSON on stdout. On any error it exits 1 and prints the \
-                  message with its stable kind on stderr (usage errors exit 2)."
+    after_help = "Every command prints JSON on stdout. On any error it exits 1 and prints one \
+                  line on stderr, `authsession: error: MESSAGE (kind: KIND)` (usage errors \
+                  exit 2). A closed stdout (`| head -1`) ends the command quietly with status \
+                  141. check, sweep and migrate print a summary line on stderr (and, on a \
+                  terminal, a live count)."
 )]
 struct Cli {
     #[command(flatten)]
@@ -139,9 +144,19 @@ struct GlobalArgs {
         global = true
     )]
     on_limit: OnLimitArg,
-    /// Sessions per atomic batch of revoke-all, check, sweep and migrate
-    /// (1..=1000; default 500).
-    #[arg(long, env = "AUTHSESSION_BATCH_SIZE", global = true, value_name = "N")]
+    /// Sessions per atomic batch of revoke-all, check, sweep and migrate.
+    #[arg(
+        long,
+        env = "AUTHSESSION_BATCH_SIZE",
+        global = true,
+        value_name = "N",
+        // From the core's constants, so the text cannot drift from them.
+        help = format!(
+            "Sessions per atomic batch of revoke-all, check, sweep and migrate (1..={}; default {})",
+            BatchSize::MAX,
+            BatchSize::default().get()
+        )
+    )]
     batch_size: Option<usize>,
     /// Acknowledge a write only once `WAIT` confirms N replicas have it
     /// (default 0: don't wait).
@@ -153,6 +168,20 @@ struct GlobalArgs {
         value_name = "N"
     )]
     wait_replicas: u32,
+    /// Keep sessions read by `get` in this process (a near cache), each
+    /// dropped as soon as the server says it changed, whoever changed it
+    /// (Redis client-side caching; needs RESP3 and CLIENT TRACKING: Redis
+    /// 6.2+ or Valkey, no proxy). Fails at connect where the server cannot.
+    #[arg(long, env = "AUTHSESSION_CACHE", global = true)]
+    cache: bool,
+    /// With --cache: at most N sessions kept (least recently used first
+    /// out; default 10000).
+    #[arg(long, global = true, value_name = "N")]
+    cache_max_entries: Option<usize>,
+    /// With --cache: never use a kept session older than this (`60s`,
+    /// `5m`, …; default 60s), even if no change was announced.
+    #[arg(long, global = true, value_name = "DURATION")]
+    cache_max_staleness: Option<String>,
     /// Print each store operation's span on stderr when it ends (name,
     /// db.* fields, attempts, round trips, batches, outcome); -vv adds
     /// retries and confirms. `RUST_LOG` (a tracing filter) overrides it.
@@ -201,6 +230,12 @@ enum OnLimitArg {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Validate a raw stored record offline with the strict decoder.
+    #[command(long_about = format!(
+        "Validate a raw stored record offline with the strict decoder. A record (and a --batch \
+         line) may be at most {} bytes; longer input is `invalid_input` (a valid record is \
+         under 2 KiB).",
+        offline::MAX_INPUT
+    ))]
     Decode(DecodeArgs),
     /// Print the keys derived for a device session id and/or a user.
     Keys(KeysArgs),
@@ -249,18 +284,32 @@ enum Command {
         #[command(flatten)]
         revocation: RevocationArgs,
     },
-    /// Revoke every active session of a user created at or before the
-    /// revocation time, in atomic batches (`revoked` or
-    /// `no_active_sessions`); prints every revoked session.
+    /// Revoke every session of a user active when the command starts,
+    /// whatever its creation time (one dated ahead is revoked at its own
+    /// creation time), in atomic batches, also those its active index lost;
+    /// prints the outcome (`revoked`, `no_active_sessions` or
+    /// `partially_revoked`) with every revoked session, the index drift
+    /// repaired and what could not be revoked. Exits non-zero with kind
+    /// `partially_revoked` after printing when something could not be
+    /// revoked (`check --repair` then makes the user fully revocable).
+    /// Retries dropped connections and timeouts while it makes progress;
+    /// progress on stderr.
     RevokeAll {
         /// User id.
         user: String,
         #[command(flatten)]
-        revocation: RevocationArgs,
-        /// Print only `{"outcome":…,"revoked":N,"batches":B}` (constant
-        /// memory at any number of sessions).
+        revocation: RevokeAllArgs,
+        /// Print counts instead of every session (constant memory at any
+        /// number of sessions).
         #[arg(long)]
         count: bool,
+        /// Give up after this many failed attempts in a row with no batch
+        /// applied in between.
+        #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+        max_failures: u32,
+        /// Give up once the whole command has run this long (e.g. 10m).
+        #[arg(long, value_name = "DURATION")]
+        deadline: Option<String>,
     },
     /// Scan the key space: strict-decode every record and check every
     /// index against them. Exits non-zero if problems remain.
@@ -281,6 +330,21 @@ enum Command {
     /// In the tagged layout it also removes owner keys without their record
     /// (after --owner-grace).
     Sweep,
+    /// Print each session's state as a JSON line
+    /// `{"id","status":"active"|"revoked"|"not_found","session"}`, then a
+    /// line per change, as the server announces changes (client-side
+    /// caching invalidations; nothing is polled). Exits 0 once every
+    /// session is revoked or gone; with --timeout, exits 1 (kind
+    /// `timeout`) when that takes longer. Needs a Redis server that can
+    /// track keys (RESP3).
+    Watch {
+        /// Device session ids.
+        #[arg(required = true, value_name = "ID")]
+        ids: Vec<String>,
+        /// Give up after this long (`30s`, `5m`, …).
+        #[arg(long, value_name = "DURATION")]
+        timeout: Option<String>,
+    },
     /// Copy the whole key space (the global flags name the source) into
     /// another server, prefix or layout in bounded batches, idempotently,
     /// then verify every session on both sides. Prints
@@ -352,6 +416,37 @@ struct RevocationArgs {
     /// Revocation time in any RFC 3339 form, stored in UTC; default now.
     #[arg(long, value_name = "TS")]
     at: Option<String>,
+}
+
+/// `revoke-all`'s revocation flags: as `revoke`'s, with its own words for
+/// `--at`.
+#[derive(Debug, Args)]
+struct RevokeAllArgs {
+    /// Reason code (`[a-z][a-z0-9_]*`, ≤ 64 bytes).
+    #[arg(long, value_name = "CODE")]
+    reason: String,
+    /// Actor type (`[a-z][a-z0-9_]*`, ≤ 32 bytes).
+    #[arg(long, value_name = "TYPE")]
+    actor_type: String,
+    /// Actor id (optional).
+    #[arg(long, value_name = "A")]
+    actor_id: Option<String>,
+    /// Revocation time in any RFC 3339 form, stored in UTC; default now.
+    /// Sessions created after it are revoked too, at their own creation
+    /// time.
+    #[arg(long, value_name = "TS")]
+    at: Option<String>,
+}
+
+impl RevokeAllArgs {
+    fn flags(&self) -> RevocationFlags<'_> {
+        RevocationFlags {
+            reason: &self.reason,
+            actor_type: &self.actor_type,
+            actor_id: self.actor_id.as_deref(),
+            at: self.at.as_deref(),
+        }
+    }
 }
 
 impl RevocationArgs {
@@ -434,7 +529,11 @@ struct DecodeArgs {
     id: Option<String>,
     /// Read JSON lines `{"id":…,"payload_b64":…}` and answer one JSON line
     /// per input line.
-    #[arg(long)]
+    #[arg(long, long_help = format!(
+        "Read JSON lines `{{\"id\":…,\"payload_b64\":…}}` and answer one JSON line per input \
+         line; a line over {} bytes is answered `invalid_input` and the batch goes on.",
+        offline::MAX_INPUT
+    ))]
     batch: bool,
     /// Input file (stdin when absent).
     file: Option<PathBuf>,
@@ -539,7 +638,34 @@ impl GlobalArgs {
             keys,
             policy: self.policy()?,
             wait_replicas: self.wait_replicas,
+            cache: self.cache_config()?,
         })
+    }
+
+    /// `--cache` and its bounds.
+    fn cache_config(&self) -> Result<Option<authsession_driver::CacheConfig>, CliError> {
+        if !self.cache {
+            if self.cache_max_entries.is_some() || self.cache_max_staleness.is_some() {
+                return Err(CliError::usage(
+                    "--cache-max-entries and --cache-max-staleness need --cache",
+                ));
+            }
+            return Ok(None);
+        }
+        let mut config = authsession_driver::CacheConfig::default();
+        if let Some(n) = self.cache_max_entries {
+            if n == 0 {
+                return Err(CliError::new(
+                    "out_of_range",
+                    "--cache-max-entries must be at least 1",
+                ));
+            }
+            config.max_entries = n;
+        }
+        if let Some(text) = &self.cache_max_staleness {
+            config.max_staleness = duration::parse(text, "--cache-max-staleness")?;
+        }
+        Ok(Some(config))
     }
 
     /// [`GlobalArgs::options_with_base`] under `--prefix`.
@@ -557,7 +683,10 @@ impl GlobalArgs {
 /// Parses the command line, runs the command, and maps the result to the
 /// process exit code (errors on stderr with their kind).
 fn main() -> ExitCode {
-    let matches = Cli::command().get_matches();
+    let matches = match Cli::command().try_get_matches() {
+        Ok(matches) => matches,
+        Err(error) => return clap_exit(&error),
+    };
     let from_command_line = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
     let given = Given {
         redis_url_flag: from_command_line("redis_url"),
@@ -568,7 +697,7 @@ fn main() -> ExitCode {
     };
     let mut cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
-        Err(error) => error.exit(),
+        Err(error) => return clap_exit(&error),
     };
     cli.global.given = given;
     verbose::install(cli.global.verbose);
@@ -585,11 +714,55 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
-        Err(error) => {
-            eprintln!("authsession: error: {error}");
-            ExitCode::FAILURE
+        Err(error) => fail(&error),
+    }
+}
+
+/// Exit status when stdout was closed under the command (`| head -1`):
+/// what a shell reports for a tool ended by SIGPIPE.
+const STDOUT_CLOSED_STATUS: u8 = 128 + 13;
+
+/// Prints `error` as one line on stderr (nothing when stdout was closed:
+/// the reader went away on purpose) and picks the exit status.
+fn fail(error: &CliError) -> ExitCode {
+    match error.kind() {
+        CliError::STDOUT_CLOSED => ExitCode::from(STDOUT_CLOSED_STATUS),
+        kind => {
+            error::stderr_line(&format!("error: {error}"));
+            ExitCode::from(if kind == "usage" { 2 } else { 1 })
         }
     }
+}
+
+/// A command line clap refused: help and version print as usual (exit 0);
+/// anything else is one `usage` line (exit 2), the first paragraph of
+/// clap's message.
+fn clap_exit(error: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match error.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            // A closed stdout here is no error worth reporting.
+            let _ = error.print();
+            ExitCode::SUCCESS
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => fail(&CliError::usage(
+            "a command is required; `authsession --help` lists them",
+        )),
+        _ => fail(&CliError::usage(clap_message(&error.to_string()))),
+    }
+}
+
+/// clap's rendered error up to its first blank line (the usage block and
+/// tips follow it), on one line, without the `error: ` label.
+fn clap_message(rendered: &str) -> String {
+    let first: Vec<&str> = rendered
+        .lines()
+        .map(str::trim)
+        .take_while(|line| !line.is_empty())
+        .collect();
+    let text = first.join(" ");
+    let text = text.strip_prefix("error: ").unwrap_or(&text);
+    format!("{text}; see --help")
 }
 
 fn runtime(multi_thread: bool) -> Result<tokio::runtime::Runtime, CliError> {
@@ -665,6 +838,7 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Demo => return run_demo(&global),
         Command::Bench(args) => return run_bench(&global, &args),
         Command::Migrate(args) => return run_migrate(&global, &args),
+        Command::Watch { ids, timeout } => return run_watch(&global, &ids, timeout.as_deref()),
         // Every value is validated before any connection is made.
         Command::Create(args) => StoreCommand::Create {
             session: CreateFlags {
@@ -693,20 +867,29 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
             }
         }
         Command::Count { user } => StoreCommand::Count(parse_user(&user)?),
-        Command::Revoke { id, revocation } => StoreCommand::Revoke(RevokeSessionInput {
-            device_session_id: parse_id(&id)?,
-            revocation: revocation.flags().parse()?,
-        }),
+        Command::Revoke { id, revocation } => StoreCommand::Revoke {
+            input: RevokeSessionInput {
+                device_session_id: parse_id(&id)?,
+                revocation: revocation.flags().parse()?,
+            },
+            now: revocation.at.is_none(),
+        },
         Command::RevokeAll {
             user,
             revocation,
             count,
+            max_failures,
+            deadline,
         } => StoreCommand::RevokeAll {
             input: RevokeUserSessionsInput {
                 user_id: parse_user(&user)?,
                 revocation: revocation.flags().parse()?,
             },
             count_only: count,
+            max_failures,
+            deadline: deadline
+                .map(|text| duration::parse(&text, "--deadline"))
+                .transpose()?,
         },
         Command::Check { repair } => StoreCommand::Check { repair },
         Command::Sweep => StoreCommand::Sweep,
@@ -722,6 +905,38 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
             }
             Backend::Cluster(nodes) => {
                 store::run(&cluster::connect_cluster(nodes, &options).await?, command).await
+            }
+        }
+    })
+}
+
+fn run_watch(
+    global: &GlobalArgs,
+    ids: &[String],
+    timeout: Option<&str>,
+) -> Result<ExitCode, CliError> {
+    let ids = ids
+        .iter()
+        .map(|id| parse_id(id))
+        .collect::<Result<Vec<_>, _>>()?;
+    let timeout = timeout
+        .map(|text| duration::parse(text, "--timeout"))
+        .transpose()?;
+    let backend = global.backend(Some(DEFAULT_REDIS_URL));
+    let mut options = global.options(&backend)?;
+    // Watching is driven by the cache's invalidations.
+    options.cache = Some(options.cache.unwrap_or_default());
+    let rt = runtime(false)?;
+    rt.block_on(async {
+        match &backend {
+            Backend::Memory => Err(CliError::usage("watch needs a Redis server (not --memory)")),
+            Backend::Redis(url) => {
+                let store = store::connect_redis(url, &options).await?;
+                watch::watch(&store, &ids, timeout).await
+            }
+            Backend::Cluster(nodes) => {
+                let store = cluster::connect_cluster(nodes, &options).await?;
+                watch::watch(&store, &ids, timeout).await
             }
         }
     })
@@ -852,7 +1067,7 @@ fn stop_on_ctrl_c(rt: &tokio::runtime::Runtime) -> Result<(), CliError> {
         .map_err(|e| CliError::io("installing the Ctrl-C handler", &e))?;
     rt.spawn(async move {
         if interrupts.recv().await.is_some() {
-            eprintln!("authsession: bench: interrupted; stopping and purging its keys");
+            error::stderr_line("bench: interrupted; stopping and purging its keys");
             bench::interrupt();
             if interrupts.recv().await.is_some() {
                 std::process::exit(130);
@@ -913,22 +1128,28 @@ fn run_bench(global: &GlobalArgs, args: &BenchArgs) -> Result<ExitCode, CliError
                 // The store validates the URL (without echoing it) first.
                 let store = store::connect_redis(url, &options).await?;
                 let server = bench::Server::open(url)?;
-                bench_and_purge(store, &params, "redis", Some(&server)).await
+                let cache = store.clone();
+                let mut report = bench_and_purge(store, &params, "redis", Some(&server)).await?;
+                report.cache = cache.cache_stats();
+                Ok(report)
             }
             Backend::Cluster(nodes) => {
                 let store = cluster::connect_cluster(nodes, &options).await?;
-                bench_and_purge(store, &params, "cluster", None).await
+                let cache = store.clone();
+                let mut report = bench_and_purge(store, &params, "cluster", None).await?;
+                report.cache = cache.cache_stats();
+                Ok(report)
             }
         }
     })?;
     output::print(&report)?;
     if bench::interrupted() {
-        eprintln!("authsession: bench: interrupted (kind: interrupted)");
+        error::report("bench", "interrupted", "interrupted");
         Ok(ExitCode::from(130))
     } else if report.is_clean() {
         Ok(ExitCode::SUCCESS)
     } else {
-        eprintln!("authsession: bench: errors or broken invariants (kind: bench_failed)");
+        error::report("bench", "errors or broken invariants", "bench_failed");
         Ok(ExitCode::FAILURE)
     }
 }
@@ -956,6 +1177,46 @@ mod tests {
                 .is_some_and(|s| s != ValueSource::DefaultValue),
         };
         cli.global
+    }
+
+    #[test]
+    fn help_states_the_limits_from_their_constants() {
+        let help = |args: &[&str]| {
+            let mut all = vec!["authsession"];
+            all.extend_from_slice(args);
+            let error = Cli::command().try_get_matches_from(all).unwrap_err();
+            assert_eq!(error.kind(), clap::error::ErrorKind::DisplayHelp);
+            error.to_string()
+        };
+        let batch = format!(
+            "(1..={}; default {})",
+            BatchSize::MAX,
+            BatchSize::default().get()
+        );
+        assert!(help(&["check", "-h"]).contains(&batch), "{batch}");
+        let decode = help(&["decode", "--help"]);
+        let cap = format!("at most {} bytes", offline::MAX_INPUT);
+        assert!(decode.contains(&cap), "{decode}");
+        let line = format!("a line over {} bytes", offline::MAX_INPUT);
+        assert!(decode.contains(&line), "{decode}");
+    }
+
+    #[test]
+    fn clap_errors_become_one_usage_line() {
+        let message = |args: &[&str]| {
+            let mut all = vec!["authsession"];
+            all.extend_from_slice(args);
+            let error = Cli::command().try_get_matches_from(all).unwrap_err();
+            clap_message(&error.to_string())
+        };
+        assert_eq!(
+            message(&["get"]),
+            "the following required arguments were not provided: <ID>; see --help"
+        );
+        assert_eq!(
+            message(&["--bogus", "get", "x"]),
+            "unexpected argument '--bogus' found; see --help"
+        );
     }
 
     #[test]

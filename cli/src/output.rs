@@ -1,5 +1,6 @@
-//! JSON on stdout, one value per line. Write errors (a closed pipe) become
-//! [`CliError`]s instead of the panic `println!` would raise.
+//! JSON on stdout, one value per line. Write errors become [`CliError`]s
+//! instead of the panic `println!` would raise; a closed pipe is
+//! [`CliError::STDOUT_CLOSED`], which ends the command quietly.
 //!
 //! Strings are escaped as in stored records (core's `GoEscapeFormatter`):
 //! besides JSON's own escapes, U+2028 and U+2029 — line terminators to
@@ -23,16 +24,18 @@ pub(crate) fn write_line<W: Write + ?Sized>(
     let mut serializer = serde_json::Serializer::with_formatter(&mut *out, GoEscapeFormatter);
     value
         .serialize(&mut serializer)
-        .map_err(|e| CliError::new("io", format!("writing output: {e}")))?;
-    out.write_all(b"\n")
-        .map_err(|e| CliError::io("writing output", &e))
+        .map_err(|e| match e.io_error_kind() {
+            Some(kind) => CliError::output(&kind.into()),
+            None => CliError::new("io", format!("writing output: {e}")),
+        })?;
+    out.write_all(b"\n").map_err(|e| CliError::output(&e))
 }
 
 /// Prints `value` as one JSON line on stdout.
 pub(crate) fn print(value: &impl Serialize) -> Result<(), CliError> {
     let mut out = std::io::stdout().lock();
     write_line(&mut out, value)?;
-    out.flush().map_err(|e| CliError::io("writing output", &e))
+    out.flush().map_err(|e| CliError::output(&e))
 }
 
 /// `revoke`'s answer.
@@ -42,20 +45,29 @@ pub(crate) struct RevokeOut<'a> {
     pub(crate) session: &'a Session,
 }
 
-/// `revoke-all`'s answer (sessions newest first).
+/// `revoke-all`'s answer: the outcome (`revoked`, `no_active_sessions` or
+/// `partially_revoked`), the sessions revoked newest first (not with
+/// `--count`), how many in how many atomic batches, how many index drift
+/// entries were repaired on the way, and what could not be revoked.
 #[derive(Serialize)]
 pub(crate) struct RevokeAllOut<'a> {
     pub(crate) outcome: &'static str,
-    pub(crate) sessions: &'a [Session],
-}
-
-/// `revoke-all --count`'s answer: how many sessions were revoked, in how
-/// many atomic batches.
-#[derive(Serialize)]
-pub(crate) struct RevokeAllCountOut {
-    pub(crate) outcome: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) sessions: Option<&'a [Session]>,
     pub(crate) revoked: u64,
     pub(crate) batches: u64,
+    pub(crate) drift_repaired: u64,
+    pub(crate) unrevocable: Vec<UnrevocableOut<'a>>,
+}
+
+/// One member or key `revoke-all` could not revoke, and why (a stable
+/// kind, and the same in words).
+#[derive(Serialize)]
+pub(crate) struct UnrevocableOut<'a> {
+    pub(crate) key: &'a str,
+    pub(crate) member: Option<&'a str>,
+    pub(crate) reason: &'a str,
+    pub(crate) message: &'a str,
 }
 
 /// `create`'s answer when the limit may revoke sessions to make room

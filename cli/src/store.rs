@@ -5,23 +5,24 @@
 //! store is touched.
 
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
-use authsession_core::op::{PageRequest, Policy};
+use authsession_core::op::{PageRequest, Policy, RevokeAllReport};
 use authsession_core::{
     ClientPublicKey, DeviceSessionId, Field, KeySpace, Revocation, RevokeActorId, RevokeActorType,
     RevokeReasonCode, RevokeSessionInput, RevokeUserSessionsInput, Session, Timestamp, UserId,
 };
 use authsession_driver::{
-    Backend, CheckMode, MemorySessionStore, RedisConfig, RedisSessionStore, SessionAdmin,
-    SessionStore, Store,
+    Backend, CheckMode, ErrorKind, MemorySessionStore, RedisConfig, RedisSessionStore,
+    RevokeAllOptions, SessionAdmin, SessionStore, Store,
 };
 
 use crate::clock;
 use crate::cluster;
 use crate::error::CliError;
-use crate::output::{
-    self, CountOut, CreatedOut, PageOut, RevokeAllCountOut, RevokeAllOut, RevokeOut,
-};
+use crate::output::{self, CountOut, CreatedOut, PageOut, RevokeAllOut, RevokeOut, UnrevocableOut};
+use crate::progress::Progress;
 use crate::timestamp;
 
 /// Everything a store is built with besides where it is: the key space
@@ -32,6 +33,8 @@ pub(crate) struct StoreOptions {
     pub(crate) keys: KeySpace,
     pub(crate) policy: Policy,
     pub(crate) wait_replicas: u32,
+    /// The near cache (`--cache`).
+    pub(crate) cache: Option<authsession_driver::CacheConfig>,
 }
 
 /// A validated store command, ready to run.
@@ -50,10 +53,17 @@ pub(crate) enum StoreCommand {
     List(UserId),
     ListPage(UserId, PageRequest),
     Count(UserId),
-    Revoke(RevokeSessionInput),
+    /// `now`: no explicit time was given (a session dated after it, by a
+    /// clock ahead, is revoked at its own creation time).
+    Revoke {
+        input: RevokeSessionInput,
+        now: bool,
+    },
     RevokeAll {
         input: RevokeUserSessionsInput,
         count_only: bool,
+        max_failures: u32,
+        deadline: Option<Duration>,
     },
     Check {
         repair: bool,
@@ -133,6 +143,7 @@ pub(crate) async fn connect_redis_as(
     config.key_space = options.keys.clone();
     config.policy = options.policy;
     config.wait_replicas = options.wait_replicas;
+    config.cache = options.cache;
     RedisSessionStore::connect(config)
         .await
         .map_err(|e| CliError::from(e).context("connecting to redis"))
@@ -143,6 +154,11 @@ pub(crate) fn memory_store(options: &StoreOptions) -> Result<MemorySessionStore,
     if options.wait_replicas > 0 {
         return Err(CliError::usage(
             "--wait-replicas needs a Redis server (not --memory)",
+        ));
+    }
+    if options.cache.is_some() {
+        return Err(CliError::usage(
+            "--cache needs a Redis server (not --memory)",
         ));
     }
     Ok(MemorySessionStore::new(options.keys.clone()).with_policy(options.policy))
@@ -190,8 +206,12 @@ pub(crate) async fn run<S: SessionStore + SessionAdmin>(
                 active,
             })?;
         }
-        StoreCommand::Revoke(input) => {
-            let outcome = store.revoke(&input).await?;
+        StoreCommand::Revoke { input, now } => {
+            let outcome = if now {
+                store.revoke_now(&input).await?
+            } else {
+                store.revoke(&input).await?
+            };
             output::print(&RevokeOut {
                 outcome: outcome.as_str(),
                 session: outcome.session(),
@@ -199,32 +219,20 @@ pub(crate) async fn run<S: SessionStore + SessionAdmin>(
         }
         StoreCommand::RevokeAll {
             input,
-            count_only: false,
-        } => {
-            let outcome = store.revoke_all_by_user_id(&input).await?;
-            output::print(&RevokeAllOut {
-                outcome: outcome.as_str(),
-                sessions: outcome.sessions(),
-            })?;
-        }
-        StoreCommand::RevokeAll {
-            input,
-            count_only: true,
-        } => {
-            let report = store.revoke_all_count(&input).await?;
-            output::print(&RevokeAllCountOut {
-                outcome: if report.count == 0 {
-                    "no_active_sessions"
-                } else {
-                    "revoked"
-                },
-                revoked: report.count,
-                batches: report.batches,
-            })?;
-        }
+            count_only,
+            max_failures,
+            deadline,
+        } => return revoke_all(store, &input, count_only, max_failures, deadline).await,
         StoreCommand::Check { repair } => return check(store, repair).await,
         StoreCommand::Sweep => {
-            let report = store.sweep().await?;
+            let progress = Progress::new("sweep");
+            let report = store
+                .sweep_with_progress(&|keys| progress.update(keys))
+                .await?;
+            progress.finish(&format!(
+                "{} users, {} sessions removed in {} batches; keys visited",
+                report.users, report.sessions_removed, report.batches
+            ));
             output::print(&output::SweepOut {
                 users: report.users,
                 sessions_removed: report.sessions_removed,
@@ -238,6 +246,75 @@ pub(crate) async fn run<S: SessionStore + SessionAdmin>(
     Ok(ExitCode::SUCCESS)
 }
 
+/// `revoke-all`: prints the outcome first (also when something could not
+/// be revoked: then it fails with `partially_revoked` after printing),
+/// progress and one summary line on stderr; when it gives up retrying, an
+/// honest count and the last failure's kind.
+async fn revoke_all<S: SessionStore>(
+    store: &S,
+    input: &RevokeUserSessionsInput,
+    count_only: bool,
+    max_failures: u32,
+    deadline: Option<Duration>,
+) -> Result<ExitCode, CliError> {
+    let progress = Arc::new(Progress::new("revoke-all"));
+    let mut options = RevokeAllOptions::new()
+        .collect(!count_only)
+        .max_failures(max_failures);
+    if let Some(deadline) = deadline {
+        options = options.deadline(deadline);
+    }
+    let updates = Arc::clone(&progress);
+    let options = options.on_progress(move |done| updates.update(done));
+    let error = match store.revoke_all_with(input, &options).await {
+        Ok(report) => {
+            print_revoke_all(&report, count_only)?;
+            progress.finish(&report.summary());
+            return Ok(ExitCode::SUCCESS);
+        }
+        Err(error) => error,
+    };
+    match error.revoke_all_report() {
+        Some(report) if error.kind() == ErrorKind::PartiallyRevoked => {
+            print_revoke_all(report, count_only)?;
+            progress.finish(&report.summary());
+        }
+        Some(report) => progress.finish(&format!(
+            "gave up: revoked {} session(s); run it again to finish the rest",
+            report.count
+        )),
+        None => {}
+    }
+    Err(error.into())
+}
+
+fn print_revoke_all(report: &RevokeAllReport, count_only: bool) -> Result<(), CliError> {
+    let outcome = if !report.unrevocable.is_empty() {
+        "partially_revoked"
+    } else if report.count == 0 {
+        "no_active_sessions"
+    } else {
+        "revoked"
+    };
+    output::print(&RevokeAllOut {
+        outcome,
+        sessions: (!count_only).then_some(report.revoked.as_slice()),
+        revoked: report.count,
+        batches: report.batches,
+        drift_repaired: report.drift_repaired,
+        unrevocable: report
+            .unrevocable
+            .iter()
+            .map(|u| UnrevocableOut {
+                key: &u.key,
+                member: u.member.as_deref(),
+                reason: u.reason,
+                message: &u.message,
+            })
+            .collect(),
+    })
+}
+
 /// `check [--repair]`: prints the report; fails when problems remain. What
 /// remains after a repair is what a fresh check finds, not what the repair
 /// claims: anything it could not fix (a corrupt record, an index member it
@@ -248,7 +325,17 @@ async fn check<S: SessionAdmin>(store: &S, repair: bool) -> Result<ExitCode, Cli
     } else {
         CheckMode::Report
     };
-    let report = store.check(mode).await?;
+    let progress = Progress::new("check");
+    let report = store
+        .check_with_progress(mode, &|keys| progress.update(keys))
+        .await?;
+    progress.finish(&format!(
+        "{} records, {} index entries, {} problem(s), {} repaired; keys visited",
+        report.records,
+        report.index_entries,
+        report.problems.len(),
+        report.repaired.len()
+    ));
     output::print(&report)?;
     let remaining = if !repair || report.problems.is_empty() {
         report.problems.len()
@@ -261,9 +348,11 @@ async fn check<S: SessionAdmin>(store: &S, repair: bool) -> Result<ExitCode, Cli
             .len()
     };
     if remaining > 0 {
-        eprintln!(
-            "authsession: check: {remaining} problem(s) remain{} (kind: check_failed)",
-            if repair { " after repair" } else { "" }
+        let after = if repair { " after repair" } else { "" };
+        crate::error::report(
+            "check",
+            &format!("{remaining} problem(s) remain{after}"),
+            "check_failed",
         );
         return Ok(ExitCode::FAILURE);
     }
@@ -284,24 +373,38 @@ pub(crate) async fn migrate<A: Backend>(
     target: &MigrateTarget,
     options: &StoreOptions,
 ) -> Result<ExitCode, CliError> {
+    let progress = Progress::new("migrate");
+    let update = |sessions| progress.update(sessions);
     let report = match target {
         MigrateTarget::Url(url) => {
             let target = connect_redis_as(url, options, "--to-url").await?;
-            source.migrate_to(&target).await
+            source.migrate_to_with_progress(&target, &update).await
         }
         MigrateTarget::Cluster(nodes) => {
             let target = cluster::connect_cluster(nodes, options).await?;
-            source.migrate_to(&target).await
+            source.migrate_to_with_progress(&target, &update).await
         }
     }
     .map_err(|e| CliError::from(e).context("migrate"))?;
+    progress.finish(&format!(
+        "{} users, {} sessions, {} copied, {} already present, {} difference(s); sessions copied then verified",
+        report.users,
+        report.sessions,
+        report.copied,
+        report.already_present,
+        report.differences.len()
+    ));
     output::print(&report)?;
     if report.differences.is_empty() {
         Ok(ExitCode::SUCCESS)
     } else {
-        eprintln!(
-            "authsession: migrate: {} session(s) differ between source and target (kind: migrate_differences)",
-            report.differences.len()
+        crate::error::report(
+            "migrate",
+            &format!(
+                "{} session(s) differ between source and target",
+                report.differences.len()
+            ),
+            "migrate_differences",
         );
         Ok(ExitCode::FAILURE)
     }

@@ -96,7 +96,7 @@ fn timestamps_take_any_rfc3339_form_and_print_in_canonical_utc() {
     ]);
     assert_eq!(
         revoked.json(),
-        json!({"outcome": "no_active_sessions", "sessions": []})
+        json!({"outcome": "no_active_sessions", "sessions": [], "revoked": 0, "batches": 0, "drift_repaired": 0, "unrevocable": []})
     );
 }
 
@@ -178,7 +178,7 @@ fn revocations_on_an_empty_store() {
             "2026-11-27T10:00:00Z",
         ])
         .json(),
-        json!({"outcome": "no_active_sessions", "sessions": []})
+        json!({"outcome": "no_active_sessions", "sessions": [], "revoked": 0, "batches": 0, "drift_repaired": 0, "unrevocable": []})
     );
     // Invalid flags are rejected before the store is touched.
     let revoke = |reason: &str, actor_type: &str, actor_id: &str, at: &str| {
@@ -526,7 +526,7 @@ fn new_command_forms_on_an_empty_store() {
             "--count",
         ])
         .json(),
-        json!({"outcome": "no_active_sessions", "revoked": 0, "batches": 0})
+        json!({"outcome": "no_active_sessions", "revoked": 0, "batches": 0, "drift_repaired": 0, "unrevocable": []})
     );
     // Nothing to sweep in an empty store.
     let swept = run(&["--memory", "--revoked-retention", "1d", "sweep"]).json();

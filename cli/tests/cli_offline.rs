@@ -243,3 +243,185 @@ fn keys_reject_bad_input_with_a_kind() {
     // Neither flag: a usage error from the parser (exit 2).
     assert_eq!(run(&["keys"]).code, Some(2));
 }
+
+/// The documented cap of one record / one batch line.
+const MAX_INPUT: usize = 64 * 1024;
+
+#[test]
+fn an_over_long_line_is_invalid_input_and_the_batch_goes_on() {
+    let valid = &vectors("valid.json")[0];
+    let good = batch_line(&valid["device_session_id"], &valid["payload_b64"]);
+    // Exactly at the cap still reaches the JSON parser; one byte more is
+    // refused by size; then a line of megabytes, then a valid line.
+    let at_cap = pad(&good, MAX_INPUT);
+    let over_cap = pad(&good, MAX_INPUT + 1);
+    let mut input = Vec::new();
+    for line in [at_cap.as_bytes(), over_cap.as_bytes(), &[b'x'; 8 << 20]] {
+        input.extend_from_slice(line);
+        input.push(b'\n');
+    }
+    input.extend_from_slice(good.as_bytes());
+    input.push(b'\n');
+    let lines = run_with_stdin(&["decode", "--batch"], &input).json_lines();
+    let kinds: Vec<&str> = lines
+        .iter()
+        .map(|l| l["kind"].as_str().unwrap_or("ok"))
+        .collect();
+    assert_eq!(kinds, ["ok", "invalid_input", "invalid_input", "ok"]);
+    assert!(lines[1]["error"].as_str().unwrap().contains("65536"));
+
+    // One record: the same cap.
+    let id = valid["device_session_id"].as_str().unwrap();
+    let record = valid["payload"].as_str().unwrap();
+    let padded = pad(record, MAX_INPUT + 1);
+    run_with_stdin(&["decode", "--id", id], padded.as_bytes()).assert_error("invalid_input");
+    let padded = pad(record, MAX_INPUT);
+    run_with_stdin(&["decode", "--id", id], padded.as_bytes()).json();
+}
+
+/// `text` followed by spaces (JSON whitespace) up to `len` bytes.
+fn pad(text: &str, len: usize) -> String {
+    let mut padded = text.to_owned();
+    padded.extend(std::iter::repeat_n(' ', len - text.len()));
+    padded
+}
+
+/// `decode --batch < /dev/zero`: one endless line. It is answered
+/// `invalid_input` at once, and reading on takes no more memory.
+#[test]
+#[cfg(target_os = "linux")]
+fn an_endless_line_is_answered_at_once_in_bounded_memory() {
+    use std::io::BufRead as _;
+    let mut child = cli_support::cmd(&["decode", "--batch"])
+        .stdin(std::fs::File::open("/dev/zero").unwrap())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let line: Value = serde_json::from_str(&first).unwrap();
+    assert_eq!(line["kind"], "invalid_input", "{line}");
+    // Wait (polling the kernel's counter) until it has read 256 MiB.
+    let pid = child.id();
+    let read = || -> u64 {
+        let io = std::fs::read_to_string(format!("/proc/{pid}/io")).unwrap();
+        io.lines()
+            .find_map(|l| l.strip_prefix("rchar: "))
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    while read() < 256 << 20 {
+        std::thread::yield_now();
+    }
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let peak_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    assert!(peak_kib < 32 * 1024, "peak RSS {peak_kib} KiB");
+}
+
+/// A reader that goes away (`| head -1`) ends the command quietly: no
+/// panic, nothing on stderr, the status a SIGPIPE'd tool has.
+#[test]
+fn a_closed_stdout_ends_the_command_quietly() {
+    use std::io::{BufRead as _, Write as _};
+    let valid = &vectors("valid.json")[0];
+    let good = batch_line(&valid["device_session_id"], &valid["payload_b64"]) + "\n";
+    let mut child = cli_support::cmd(&["decode", "--batch"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        // Endless input until the command stops reading.
+        while input.write_all(good.as_bytes()).is_ok() {}
+    });
+    let mut first = String::new();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    stdout.read_line(&mut first).unwrap();
+    assert!(first.contains(r#""ok":true"#), "{first}");
+    drop(stdout); // `head -1` exits
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(141), "{stderr}");
+    assert_eq!(stderr, "");
+
+    // One value to a stdout closed before it is written.
+    let record = valid["payload"].as_str().unwrap().as_bytes();
+    let id = valid["device_session_id"].as_str().unwrap();
+    let mut child = cli_support::cmd(&["decode", "--id", id])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    // Only now does the command get its input, and so write.
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(record).unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(141), "{out:?}");
+    assert!(out.stderr.is_empty(), "{out:?}");
+}
+
+/// An error for a stderr whose reader went away: the exit status still
+/// says so, and nothing panics (a panic would exit 101).
+#[test]
+fn a_closed_stderr_leaves_the_exit_status_and_never_panics() {
+    use std::io::Write as _;
+    let mut child = cli_support::cmd(&["decode", "--id", "dev-1"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stderr.take());
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"not a record").unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn usage_errors_are_one_line_with_their_kind_and_exit_2() {
+    for args in [
+        &["get"][..],
+        &["--bogus", "get", "x"],
+        &[],
+        &["list", "u", "--limit", "abc"],
+        &["revoke", "x", "--reason"],
+    ] {
+        let out = run(args);
+        out.assert_error("usage");
+        assert_eq!(out.stderr.lines().count(), 1, "{args:?}: {out:?}");
+        assert!(out.stdout.is_empty(), "{args:?}: {out:?}");
+    }
+    // Help and version are answers, not errors.
+    for args in [&["--help"][..], &["-V"], &["decode", "--help"]] {
+        let out = run(args);
+        assert_eq!(out.code, Some(0), "{args:?}: {out:?}");
+        assert!(!out.stdout.is_empty() && out.stderr.is_empty(), "{out:?}");
+    }
+}
+
+#[test]
+fn every_error_message_is_one_line() {
+    // A message carrying a line break (from the input) stays one line.
+    let out = run_with_stdin(&["decode", "--id", "dev\n1"], b"{}");
+    out.assert_error("invalid_id");
+    assert_eq!(out.stderr.lines().count(), 1, "{out:?}");
+}

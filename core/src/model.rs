@@ -257,29 +257,48 @@ impl MemoryKv {
             }
         }
         for write in plan.writes() {
-            match write {
-                Write::Set { key, value } => {
-                    self.values
-                        .insert(key.clone(), Value::String(value.clone()));
-                }
-                Write::Delete { key } => {
-                    self.values.remove(key);
-                }
-                Write::IndexAdd { key, score, member } => {
-                    self.index_add_raw(key.clone(), member.as_bytes().to_vec(), score.as_f64());
-                }
-                Write::IndexRemove { key, member } => {
-                    if let Some(Value::SortedSet(set)) = self.values.get_mut(key) {
-                        set.remove(member);
-                        // Redis deletes an emptied sorted set.
-                        if set.is_empty() {
-                            self.values.remove(key);
-                        }
+            self.write(write);
+        }
+        Applied::Done
+    }
+
+    /// What a server that cannot check a plan's writes up front leaves
+    /// when the plan's preconditions held and the write after the first
+    /// `n` (in [`Plan::write_phases`] order) was refused: those `n` writes
+    /// made, no others. For testing that every prefix fails safe.
+    pub fn apply_prefix(&mut self, plan: &Plan, n: usize) {
+        let phases = plan.write_phases();
+        let mut order: Vec<usize> = (0..plan.writes().len()).collect();
+        order.sort_by_key(|&i| phases.get(i).copied());
+        for i in order.into_iter().take(n) {
+            if let Some(write) = plan.writes().get(i) {
+                self.write(write);
+            }
+        }
+    }
+
+    fn write(&mut self, write: &Write) {
+        match write {
+            Write::Set { key, value } => {
+                self.values
+                    .insert(key.clone(), Value::String(value.clone()));
+            }
+            Write::Delete { key } => {
+                self.values.remove(key);
+            }
+            Write::IndexAdd { key, score, member } => {
+                self.index_add_raw(key.clone(), member.as_bytes().to_vec(), score.as_f64());
+            }
+            Write::IndexRemove { key, member } => {
+                if let Some(Value::SortedSet(set)) = self.values.get_mut(key) {
+                    set.remove(member);
+                    // Redis deletes an emptied sorted set.
+                    if set.is_empty() {
+                        self.values.remove(key);
                     }
                 }
             }
         }
-        Applied::Done
     }
 
     fn holds(&self, precondition: &Precondition) -> bool {

@@ -377,11 +377,16 @@ pub enum OnViolation {
 }
 
 /// Preconditions plus writes, applied all-or-nothing.
+///
+/// Where a server cannot undo writes refused part-way (a command its ACL
+/// denies, on a server that cannot check them up front), a backend makes
+/// the writes in [`Plan::write_phases`] order, so every prefix fails safe.
 #[derive(Debug, Clone, PartialEq)]
 #[must_use = "a plan does nothing until a driver applies it"]
 pub struct Plan {
     preconditions: Vec<(Precondition, OnViolation)>,
     writes: Vec<Write>,
+    best_effort: bool,
 }
 
 impl Plan {
@@ -398,6 +403,7 @@ impl Plan {
                 .map(|p| (p, on_violation))
                 .collect(),
             writes,
+            best_effort: false,
         }
     }
 
@@ -406,7 +412,24 @@ impl Plan {
         Self {
             preconditions: Vec::new(),
             writes: Vec::new(),
+            best_effort: false,
         }
+    }
+
+    /// The same plan, marked best-effort: writes the operation can do
+    /// without (a read's lazy removal of expired sessions). When the store
+    /// cannot write — a read-only replica, an ACL user without the write,
+    /// a server out of memory — the driver answers [`crate::op::Input::Skipped`]
+    /// instead of failing, and the operation answers as if the plan had
+    /// been applied.
+    pub fn best_effort(mut self) -> Self {
+        self.best_effort = true;
+        self
+    }
+
+    /// Whether the plan is best-effort ([`Plan::best_effort`]).
+    pub fn is_best_effort(&self) -> bool {
+        self.best_effort
     }
 
     /// Adds a precondition with its own meaning.
@@ -447,6 +470,68 @@ impl Plan {
     /// round trip).
     pub fn is_empty(&self) -> bool {
         self.preconditions.is_empty() && self.writes.is_empty()
+    }
+
+    /// Each write's [`WritePhase`], in write order: the order in which a
+    /// backend that cannot apply the plan atomically makes the writes, phase
+    /// by phase, so that every prefix fails safe.
+    ///
+    /// The rule reads only the plan's vocabulary: an index add of a member
+    /// the plan does not remove from another index covers a record about to
+    /// be written ([`WritePhase::Cover`]); sets write records
+    /// ([`WritePhase::Record`]); removals, and adds of a member the plan
+    /// moves from another index (its new state's index, true only once the
+    /// record says so), follow the record ([`WritePhase::Follow`]); deletes
+    /// come last ([`WritePhase::Delete`]). So a create's index entries
+    /// exist before its record (a refused record leaves a dangling entry,
+    /// never a record outside its indexes), a revocation's record is
+    /// written before it leaves the active index and enters the revoked
+    /// one, and an expired record is deleted only after the entries naming
+    /// it are gone. A write never goes to an earlier phase than an earlier
+    /// write to the same string key or the same index member (its phase is
+    /// raised instead), so sending the writes phase by phase keeps the
+    /// order of every pair that does not commute.
+    pub fn write_phases(&self) -> Vec<WritePhase> {
+        // member -> (the first index it is removed from, removed from
+        // another one too)
+        let mut removed: std::collections::HashMap<&[u8], (&str, bool)> =
+            std::collections::HashMap::new();
+        for write in &self.writes {
+            if let Write::IndexRemove { key, member } = write {
+                let entry = removed.entry(member.as_slice()).or_insert((key, false));
+                if entry.0 != key {
+                    entry.1 = true;
+                }
+            }
+        }
+        let moved = |key: &str, member: &str| {
+            removed
+                .get(member.as_bytes())
+                .is_some_and(|(first, several)| *several || *first != key)
+        };
+        // The latest phase per key and member (index writes of different
+        // members commute) or per key (string writes).
+        let mut last: std::collections::HashMap<(&str, &[u8]), WritePhase> =
+            std::collections::HashMap::new();
+        self.writes
+            .iter()
+            .map(|write| {
+                let phase = match write {
+                    Write::IndexAdd { key, member, .. } if !moved(key, member) => WritePhase::Cover,
+                    Write::Set { .. } => WritePhase::Record,
+                    Write::IndexAdd { .. } | Write::IndexRemove { .. } => WritePhase::Follow,
+                    Write::Delete { .. } => WritePhase::Delete,
+                };
+                let member: &[u8] = match write {
+                    Write::IndexAdd { member, .. } => member.as_bytes(),
+                    Write::IndexRemove { member, .. } => member,
+                    Write::Set { .. } | Write::Delete { .. } => &[],
+                };
+                let at = last.entry((write.key(), member)).or_insert(phase);
+                *at = (*at).max(phase);
+                *at
+            })
+            .collect()
     }
 
     /// Every key the plan reads or writes, first use first, without
@@ -561,6 +646,22 @@ impl Plan {
             KeyType::String
         }
     }
+}
+
+/// Where a write goes in the fail-safe order of a plan's writes
+/// ([`Plan::write_phases`]), earliest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum WritePhase {
+    /// Index entries a record about to be written needs.
+    Cover,
+    /// Records written.
+    Record,
+    /// Index entries that follow a record's change: removals, and moves
+    /// into another index.
+    Follow,
+    /// Records deleted.
+    Delete,
 }
 
 /// What an operation keeps of a plan it handed to the driver, to read the

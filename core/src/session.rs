@@ -234,6 +234,18 @@ impl Session {
         Ok(self)
     }
 
+    /// This session revoked by `revocation`, its time raised to the
+    /// session's own creation time when it is earlier (a session dated
+    /// ahead of the revoker's clock: existence decides, not clocks), so the
+    /// record stays valid (`revoked_at >= created_at`).
+    pub fn revoked_no_earlier_than_creation(mut self, mut revocation: Revocation) -> Self {
+        if revocation.at < self.created_at {
+            revocation.at = self.created_at;
+        }
+        self.revocation = Some(revocation);
+        self
+    }
+
     /// The device session id.
     pub fn id(&self) -> &DeviceSessionId {
         &self.id
@@ -282,8 +294,10 @@ pub struct RevokeSessionInput {
 pub struct RevokeUserSessionsInput {
     /// The user whose sessions to revoke.
     pub user_id: UserId,
-    /// The revocation to record on each; only sessions created at or
-    /// before `revocation.at` are revoked.
+    /// The revocation to record on each. Every session active when the
+    /// call begins is revoked, whatever its creation time; one created
+    /// after `revocation.at` (a clock ahead) is revoked at its own
+    /// creation time.
     pub revocation: Revocation,
 }
 
@@ -327,8 +341,8 @@ impl RevokeSessionOutcome {
 pub enum RevokeUserSessionsOutcome {
     /// At least one session was revoked; newest first.
     Revoked(Vec<Session>),
-    /// The user had no active session created at or before the revocation
-    /// time; nothing was written.
+    /// The user had no active session when the call began; nothing was
+    /// written.
     NoActiveSessions,
 }
 

@@ -82,6 +82,17 @@ pub trait SessionAdmin: Send + Sync {
     fn check(
         &self,
         mode: CheckMode,
+    ) -> impl std::future::Future<Output = Result<CheckReport, Error>> + Send {
+        self.check_with_progress(mode, &no_progress)
+    }
+
+    /// [`SessionAdmin::check`], telling `progress` how many keys the walk
+    /// has visited so far, now and then (it runs on the walk's task:
+    /// keep it cheap).
+    fn check_with_progress(
+        &self,
+        mode: CheckMode,
+        progress: &(dyn Fn(u64) + Sync),
     ) -> impl std::future::Future<Output = Result<CheckReport, Error>> + Send;
 
     /// Removes every revoked session past the configured retention, for
@@ -92,17 +103,34 @@ pub trait SessionAdmin: Send + Sync {
     /// layout it also removes owner keys still without their record the
     /// policy's `owner_grace` after the walk saw them (and waits that
     /// long when there are any).
-    fn sweep(&self) -> impl std::future::Future<Output = Result<SweepReport, Error>> + Send;
+    fn sweep(&self) -> impl std::future::Future<Output = Result<SweepReport, Error>> + Send {
+        self.sweep_with_progress(&no_progress)
+    }
+
+    /// [`SessionAdmin::sweep`], telling `progress` how many keys the walk
+    /// has visited so far, now and then.
+    fn sweep_with_progress(
+        &self,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> impl std::future::Future<Output = Result<SweepReport, Error>> + Send;
 
     /// Deletes every key of this store's key space, page by page; returns
     /// how many.
     fn purge(&self) -> impl std::future::Future<Output = Result<u64, Error>> + Send;
 }
 
+/// The progress of a caller that wants none.
+pub(crate) fn no_progress(_: u64) {}
+
 impl<B: Backend> SessionAdmin for Store<B> {
-    async fn check(&self, mode: CheckMode) -> Result<CheckReport, Error> {
+    async fn check_with_progress(
+        &self,
+        mode: CheckMode,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<CheckReport, Error> {
         let batch = self.policy.batch_size;
-        let mut report = self.drive_walk(Check::new(&self.keys, mode, batch)).await?;
+        let check = Check::new(&self.keys, mode, batch);
+        let mut report = self.drive_walk(check, progress).await?;
         let repair = mode == CheckMode::Repair;
         if let Some(recheck) = report.owner_recheck(&self.keys, repair, batch) {
             // Every first look is over: the second comes a grace later.
@@ -111,23 +139,25 @@ impl<B: Backend> SessionAdmin for Store<B> {
                 "authsession.check: owner keys without their record; looking again after the grace"
             );
             tokio::time::sleep(self.policy.owner_grace).await;
-            let outcome = self.drive_walk(recheck).await?;
+            let outcome = self.drive_walk(recheck, progress).await?;
             report.absorb_owner_recheck(&self.keys, outcome, repair);
         }
         Ok(report)
     }
 
-    async fn sweep(&self) -> Result<SweepReport, Error> {
-        let mut report = self
-            .drive_walk(Sweep::new(&self.keys, self.policy, self.now()))
-            .await?;
+    async fn sweep_with_progress(
+        &self,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<SweepReport, Error> {
+        let sweep = Sweep::new(&self.keys, self.policy, self.now());
+        let mut report = self.drive_walk(sweep, progress).await?;
         if let Some(recheck) = report.owner_recheck(&self.keys, self.policy.batch_size) {
             tracing::info!(
                 grace_ms = self.policy.owner_grace.as_millis(),
                 "authsession.sweep: owner keys without their record; looking again after the grace"
             );
             tokio::time::sleep(self.policy.owner_grace).await;
-            let outcome = self.drive_walk(recheck).await?;
+            let outcome = self.drive_walk(recheck, progress).await?;
             report.absorb_owner_recheck(&outcome);
         }
         Ok(report)

@@ -47,6 +47,10 @@ pub struct ClusterConfig {
     /// Acknowledge a mutation only after `WAIT` on the key's primary
     /// confirms this many of its replicas have it (0: don't wait).
     pub wait_replicas: u32,
+    /// Keep validated sessions in this process, invalidated by the servers
+    /// (see [`NearCache`](crate::NearCache)); `None`: every read goes to
+    /// the cluster.
+    pub cache: Option<crate::CacheConfig>,
 }
 
 impl Default for ClusterConfig {
@@ -63,6 +67,7 @@ impl Default for ClusterConfig {
             retry: redis.retry,
             policy: redis.policy,
             wait_replicas: 0,
+            cache: None,
         }
     }
 }
@@ -87,6 +92,7 @@ impl fmt::Debug for ClusterConfig {
             .field("retry", &self.retry)
             .field("policy", &self.policy)
             .field("wait_replicas", &self.wait_replicas)
+            .field("cache", &self.cache)
             .finish()
     }
 }
@@ -165,6 +171,9 @@ impl ClusterConfig {
         }
         if self.operation_timeout.is_zero() {
             return Err(Error::config("operation_timeout", "must be > 0"));
+        }
+        if let Some(cache) = &self.cache {
+            cache.validate()?;
         }
         self.retry.validate()
     }

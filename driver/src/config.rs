@@ -104,6 +104,10 @@ pub struct RedisConfig {
     /// Acknowledge a mutation only after `WAIT` confirms this many replicas
     /// have it (0: don't wait).
     pub wait_replicas: u32,
+    /// Keep validated sessions in this process, invalidated by the server
+    /// (see [`NearCache`](crate::NearCache)); `None`: every read goes to
+    /// the server.
+    pub cache: Option<crate::CacheConfig>,
 }
 
 impl Default for RedisConfig {
@@ -120,6 +124,7 @@ impl Default for RedisConfig {
             retry: RetryPolicy::default(),
             policy: Policy::default(),
             wait_replicas: 0,
+            cache: None,
         }
     }
 }
@@ -138,6 +143,7 @@ impl fmt::Debug for RedisConfig {
             .field("retry", &self.retry)
             .field("policy", &self.policy)
             .field("wait_replicas", &self.wait_replicas)
+            .field("cache", &self.cache)
             .finish()
     }
 }
@@ -225,6 +231,9 @@ impl RedisConfig {
         }
         if self.operation_timeout.is_zero() {
             return Err(Error::config("operation_timeout", "must be > 0"));
+        }
+        if let Some(cache) = &self.cache {
+            cache.validate()?;
         }
         self.retry.validate()
     }

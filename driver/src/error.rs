@@ -3,6 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use authsession_core::op::RevokeAllReport;
 use authsession_core::TransitionError;
 
 /// What went wrong, as a stable machine-readable category.
@@ -41,8 +42,37 @@ pub enum ErrorKind {
     /// a failover. Reading it back tells.
     WriteUnconfirmed,
     /// The server refused a command or key to this user (Redis ACL
-    /// `NOPERM`): the store's ACL user lacks a permission.
+    /// `NOPERM`, also when refused inside the script): the store's ACL user
+    /// lacks a permission. Not retryable: grant it (docs/acl.md). A refused
+    /// mutation wrote nothing where the server can check a script's writes
+    /// up front (Redis 7.0+, Valkey); on Redis 6.2 it may have made a
+    /// fail-safe prefix of its writes (docs/acl.md).
     PermissionDenied,
+    /// The server is at its `maxmemory` limit and refuses writes that
+    /// would grow it (`OOM`); nothing was written. Not retryable as such:
+    /// it lasts until memory is freed or the limit raised (reads and
+    /// removals still work).
+    OutOfMemory,
+    /// The server is a read-only replica (`READONLY`); nothing was
+    /// written. Retryable: during a failover the old primary answers this
+    /// until the client reaches the new one (the cluster backend already
+    /// follows it within the operation's deadline). A store configured
+    /// with a replica's address keeps getting it: point it at the primary.
+    ReadOnlyReplica,
+    /// The server is loading its data set into memory after a start
+    /// (`LOADING`) and answers nothing yet. Retryable: it passes once the
+    /// load completes.
+    ServerLoading,
+    /// The server refused the credentials (`WRONGPASS`, `NOAUTH`, or a
+    /// failed `AUTH`/`HELLO` while connecting). Not retryable: fix the
+    /// username or password.
+    AuthenticationFailed,
+    /// `revoke all` revoked every session it could but not everything:
+    /// some members or keys are undecodable, another user's, missing or
+    /// of the wrong type. [`Error::revoke_all_report`] names each (and
+    /// counts what was revoked); `check --repair` makes the user fully
+    /// revocable again. Not retryable: the data must change first.
+    PartiallyRevoked,
 }
 
 impl ErrorKind {
@@ -61,6 +91,11 @@ impl ErrorKind {
             ErrorKind::InvalidCursor => "invalid_cursor",
             ErrorKind::WriteUnconfirmed => "write_unconfirmed",
             ErrorKind::PermissionDenied => "permission_denied",
+            ErrorKind::OutOfMemory => "out_of_memory",
+            ErrorKind::ReadOnlyReplica => "read_only_replica",
+            ErrorKind::ServerLoading => "server_loading",
+            ErrorKind::AuthenticationFailed => "authentication_failed",
+            ErrorKind::PartiallyRevoked => "partially_revoked",
         }
     }
 }
@@ -109,14 +144,23 @@ enum Repr {
         other: String,
         other_slot: u16,
     },
+    /// An answer with a kind of its own (permission, memory, replica,
+    /// loading); `kind` is one of those.
     #[error("redis refused {op}: {source}")]
-    Permission {
+    Refused {
         op: &'static str,
+        kind: ErrorKind,
         #[source]
         source: redis::RedisError,
     },
     #[error("invalid config field `{field}`: {reason}")]
     Config { field: &'static str, reason: String },
+    #[error("revoke all gave up after {failures} failed attempt(s) in a row: {}; running it again finishes the rest ({source})", report.summary())]
+    RevokeAllGaveUp {
+        report: Box<RevokeAllReport>,
+        failures: u32,
+        source: Error,
+    },
 }
 
 impl Error {
@@ -130,17 +174,44 @@ impl Error {
                 TransitionError::SessionLimit { .. } => ErrorKind::SessionLimit,
                 TransitionError::InvalidCursor { .. } => ErrorKind::InvalidCursor,
                 TransitionError::ContentionExhausted { .. } => ErrorKind::ContentionExhausted,
+                TransitionError::PartiallyRevoked(_) => ErrorKind::PartiallyRevoked,
                 _ => ErrorKind::Corrupt,
             },
             Repr::Timeout { .. } | Repr::DeadlinePassed { .. } => ErrorKind::Timeout,
-            Repr::Auth { .. } => ErrorKind::Backend,
+            Repr::Auth { .. } => ErrorKind::AuthenticationFailed,
             Repr::Redis { source, .. } if source.is_timeout() => ErrorKind::Timeout,
             Repr::Redis { .. } => ErrorKind::Backend,
             Repr::Config { .. } => ErrorKind::Config,
             Repr::Unreplicated { .. } => ErrorKind::WriteUnconfirmed,
-            Repr::Permission { .. } => ErrorKind::PermissionDenied,
+            Repr::Refused { kind, .. } => *kind,
             Repr::Unsupported { .. } | Repr::CrossSlot { .. } => ErrorKind::Backend,
+            Repr::RevokeAllGaveUp { source, .. } => source.kind(),
         }
+    }
+
+    /// What a `revoke all` did before this error: the report of a
+    /// [`ErrorKind::PartiallyRevoked`] call (what was revoked, what could
+    /// not be), or how far one got before it gave up retrying.
+    pub fn revoke_all_report(&self) -> Option<&RevokeAllReport> {
+        match &*self.0 {
+            Repr::Transition(TransitionError::PartiallyRevoked(report))
+            | Repr::RevokeAllGaveUp { report, .. } => Some(report),
+            _ => None,
+        }
+    }
+
+    /// `revoke all` gave up after `failures` retryable failures in a row
+    /// (or its deadline), the last being `source`.
+    pub(crate) fn revoke_all_gave_up(
+        report: RevokeAllReport,
+        failures: u32,
+        source: Error,
+    ) -> Self {
+        Self::new(Repr::RevokeAllGaveUp {
+            report: Box::new(report),
+            failures,
+            source,
+        })
     }
 
     /// Whether calling again may succeed without changing anything:
@@ -153,6 +224,10 @@ impl Error {
         match &*self.0 {
             Repr::Timeout { .. } | Repr::DeadlinePassed { .. } | Repr::Unreplicated { .. } => true,
             Repr::Transition(TransitionError::ContentionExhausted { .. }) => true,
+            Repr::Refused { kind, .. } => {
+                matches!(kind, ErrorKind::ReadOnlyReplica | ErrorKind::ServerLoading)
+            }
+            Repr::RevokeAllGaveUp { source, .. } => source.is_retryable(),
             Repr::Redis { source, .. } => {
                 source.is_io_error()
                     || source.is_timeout()
@@ -200,6 +275,16 @@ impl Error {
         }
     }
 
+    /// Whether the server refused to write (a read-only replica, no
+    /// permission, out of memory): nothing was written, and trying again
+    /// as is will not change that soon.
+    pub(crate) fn is_write_refused(&self) -> bool {
+        matches!(
+            self.kind(),
+            ErrorKind::ReadOnlyReplica | ErrorKind::PermissionDenied | ErrorKind::OutOfMemory
+        )
+    }
+
     /// The server does not know the script (`NOSCRIPT`): load it, run again.
     pub(crate) fn is_noscript(&self) -> bool {
         self.is_server_code("NOSCRIPT")
@@ -237,19 +322,24 @@ impl Error {
     }
 
     pub(crate) fn redis(op: &'static str, source: redis::RedisError) -> Self {
+        let code = server_code(&source);
         // The cluster client reports a refused password while connecting
         // as an I/O error whose message carries the cause.
         let auth = source.kind() == redis::ErrorKind::AuthenticationFailed
-            || matches!(source.code(), Some("WRONGPASS" | "NOAUTH"))
+            || matches!(code.as_deref(), Some("WRONGPASS" | "NOAUTH"))
             || (source.kind() == redis::ErrorKind::Io
                 && source.to_string().contains("AuthenticationFailed"));
         if auth {
-            Self::new(Repr::Auth { source })
-        } else if source.code() == Some("NOPERM") || refused_in_script(&source) {
-            Self::new(Repr::Permission { op, source })
-        } else {
-            Self::new(Repr::Redis { op, source })
+            return Self::new(Repr::Auth { source });
         }
+        let kind = match code.as_deref() {
+            Some("NOPERM") => ErrorKind::PermissionDenied,
+            Some("OOM") => ErrorKind::OutOfMemory,
+            Some("READONLY") => ErrorKind::ReadOnlyReplica,
+            Some("LOADING") => ErrorKind::ServerLoading,
+            _ => return Self::new(Repr::Redis { op, source }),
+        };
+        Self::new(Repr::Refused { op, kind, source })
     }
 
     pub(crate) fn config(field: &'static str, reason: impl Into<String>) -> Self {
@@ -264,14 +354,49 @@ impl Error {
     }
 }
 
-/// Redis 7.0 reports an ACL refusal of a call inside a script as a plain
-/// error, `ERR The user executing the script can't run this command …` (or
-/// `… access at least one of the keys …`); later versions say `NOPERM`.
-fn refused_in_script(source: &redis::RedisError) -> bool {
-    source.code() == Some("ERR")
-        && source
-            .detail()
-            .is_some_and(|d| d.starts_with("The user executing the script can't"))
+/// The error code of a server's answer, looking inside script errors: a
+/// command refused inside a script comes back under the script's own
+/// error on some servers, so the code that tells what happened is in the
+/// text. Redis 7.0 and Valkey keep the code of a refused `OOM`/`READONLY`
+/// call but report an ACL refusal as `ERR The user executing the script
+/// can't …` (7.0) or `ERR ACL failure in script: …` (Valkey); Redis 6.2
+/// wraps everything in `ERR Error running script (call to f_…):
+/// @user_script:N: @user_script: N: -CODE …` (an ACL refusal without a
+/// code). The apply script's own refusal is a plain `NOPERM …`. Every
+/// other answer keeps the code redis-rs parsed.
+fn server_code(source: &redis::RedisError) -> Option<std::borrow::Cow<'_, str>> {
+    const ACL_REFUSALS: [&str; 2] = [
+        "The user executing the script can't",
+        "ACL failure in script",
+    ];
+    let code = source.code()?;
+    if code != "ERR" {
+        return Some(code.into());
+    }
+    let detail = source.detail().unwrap_or_default();
+    // Redis 6.2: the refused call's own message follows the last
+    // `@user_script: N: `.
+    let inner = match detail.strip_prefix("Error running script") {
+        Some(rest) => rest
+            .rfind("@user_script: ")
+            .and_then(|at| rest.get(at..))
+            .and_then(|tail| tail.split_once(": ").map(|(_, t)| t))
+            .and_then(|tail| tail.split_once(": ").map(|(_, t)| t))
+            .unwrap_or_default(),
+        None => detail,
+    };
+    if ACL_REFUSALS.iter().any(|p| inner.starts_with(p)) {
+        return Some("NOPERM".into());
+    }
+    match inner
+        .strip_prefix('-')
+        .and_then(|t| t.split_whitespace().next())
+    {
+        Some(inner_code) if inner_code.chars().all(|c| c.is_ascii_uppercase()) => {
+            Some(inner_code.to_owned().into())
+        }
+        _ => Some(code.into()),
+    }
 }
 
 impl From<TransitionError> for Error {
@@ -282,7 +407,24 @@ impl From<TransitionError> for Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.0, f)
+        // One line, always: server messages (script errors above all) may
+        // carry line breaks, and an operator's log or the CLI's stderr
+        // reads errors line by line.
+        struct OneLine<'a, 'b>(&'a mut fmt::Formatter<'b>);
+        impl fmt::Write for OneLine<'_, '_> {
+            fn write_str(&mut self, s: &str) -> fmt::Result {
+                let mut parts = s.split(['\r', '\n']);
+                if let Some(first) = parts.next() {
+                    self.0.write_str(first)?;
+                }
+                for part in parts {
+                    self.0.write_str(" ")?;
+                    self.0.write_str(part)?;
+                }
+                Ok(())
+            }
+        }
+        fmt::write(&mut OneLine(f), format_args!("{}", self.0))
     }
 }
 
@@ -326,11 +468,69 @@ mod tests {
             (ErrorKind::InvalidCursor, "invalid_cursor"),
             (ErrorKind::WriteUnconfirmed, "write_unconfirmed"),
             (ErrorKind::PermissionDenied, "permission_denied"),
+            (ErrorKind::OutOfMemory, "out_of_memory"),
+            (ErrorKind::ReadOnlyReplica, "read_only_replica"),
+            (ErrorKind::ServerLoading, "server_loading"),
+            (ErrorKind::AuthenticationFailed, "authentication_failed"),
+            (ErrorKind::PartiallyRevoked, "partially_revoked"),
         ];
         for (kind, text) in all {
             assert_eq!(kind.as_str(), text);
             assert_eq!(kind.to_string(), text);
         }
+    }
+
+    /// The answers observed from Redis 7.0.15, 6.2.5 and Valkey 9.1.2 when
+    /// a call inside a script is refused.
+    #[test]
+    fn refusals_inside_scripts_have_their_kinds_on_every_server() {
+        let err = |text: &str| {
+            let (code, detail) = text.split_once(' ').unwrap_or((text, ""));
+            let source = redis::make_extension_error(code.to_owned(), Some(detail.to_owned()));
+            Error::redis("apply", source)
+        };
+        let cases = [
+            // Redis 7.0
+            ("ERR The user executing the script can't run this command or subcommand script: 68578ce6, on @user_script:1.", ErrorKind::PermissionDenied),
+            ("ERR The user executing the script can't access at least one of the keys mentioned in the command arguments script: 7a73, on @user_script:1.", ErrorKind::PermissionDenied),
+            ("OOM command not allowed when used memory > 'maxmemory'. script: 98bf, on @user_script:1.", ErrorKind::OutOfMemory),
+            ("READONLY You can't write against a read only replica. script: 98bf, on @user_script:1.", ErrorKind::ReadOnlyReplica),
+            // Redis 6.2
+            ("ERR Error running script (call to f_68578ce6): @user_script:1: @user_script: 1: The user executing the script can't run this command or subcommand", ErrorKind::PermissionDenied),
+            ("ERR Error running script (call to f_98bf): @user_script:1: @user_script: 1: -OOM command not allowed when used memory > 'maxmemory'.", ErrorKind::OutOfMemory),
+            ("ERR Error running script (call to f_98bf): @user_script:1: @user_script: 1: -READONLY You can't write against a read only replica.", ErrorKind::ReadOnlyReplica),
+            ("ERR Error running script (call to f_d3c2): @user_script:1: WRONGTYPE Operation against a key holding the wrong kind of value", ErrorKind::Backend),
+            // Valkey 9.1
+            ("ERR ACL failure in script: User nomset has no permissions to run the 'mset' command script: on @user_script:1.", ErrorKind::PermissionDenied),
+            ("ERR ACL failure in script: No permissions to access a key script: on @user_script:1.", ErrorKind::PermissionDenied),
+            // Every server, outside scripts; and the script's own refusal.
+            ("NOPERM this user has no permissions to access one of the keys used as arguments", ErrorKind::PermissionDenied),
+            ("NOPERM apply_plan: the ACL refuses MSET; nothing was written", ErrorKind::PermissionDenied),
+            ("LOADING Redis is loading the dataset in memory", ErrorKind::ServerLoading),
+            ("WRONGPASS invalid username-password pair or user is disabled.", ErrorKind::AuthenticationFailed),
+            ("NOAUTH Authentication required.", ErrorKind::AuthenticationFailed),
+            ("ERR unknown command", ErrorKind::Backend),
+        ];
+        for (text, kind) in cases {
+            let e = err(text);
+            assert_eq!(e.kind(), kind, "{text}");
+            let retryable = matches!(kind, ErrorKind::ReadOnlyReplica | ErrorKind::ServerLoading);
+            assert_eq!(e.is_retryable(), retryable, "{text}");
+        }
+    }
+
+    #[test]
+    fn messages_never_span_lines() {
+        let source = redis::make_extension_error(
+            "ERR".to_owned(),
+            Some("Error running script\nuser_script:1: bad\r\nmore".to_owned()),
+        );
+        let text = Error::redis("apply", source).to_string();
+        assert!(!text.contains(['\n', '\r']), "{text}");
+        assert!(
+            text.contains("Error running script user_script:1: bad  more"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -20,6 +20,20 @@
 //!   [`MemorySessionStore`] and `ClusterSessionStore` name them; a cluster
 //!   needs the tagged layout (`ClusterConfig`).
 //!
+//! **Near cache** (opt-in, [`CacheConfig`] in `RedisConfig::cache` /
+//! `ClusterConfig::cache`): `get` and `get_for_user` of a session read
+//! before are answered from memory, invalidated by the server (`CLIENT
+//! TRACKING` over RESP3). Guarantees: read-your-writes (a write drops its
+//! keys' entries before it returns); a barrier ([`Store::sync`]: once it
+//! returns, no cached read returns a value older than what the server held
+//! when it began); a lost tracking connection (drop, reconnect, restart,
+//! failover) clears the whole cache before any further cached read;
+//! `max_staleness` bounds any entry's age and `max_entries` the memory
+//! (least recently used first out); `FLUSHALL`/`FLUSHDB` and the server's
+//! tracking-table evictions are honoured; a server or proxy that cannot
+//! track fails at connect (kind `config`, field `cache`). Only sessions the
+//! core validated are cached. See [`NearCache`] and `docs/design.md`.
+//!
 //! Outcomes, errors and ordering are identical on every backend. Domain
 //! rules (validation, encoding, keys, ordering, what to write) live in the
 //! core only.
@@ -29,7 +43,9 @@
 //! `revoke` ≤ 2 (`GET` + script), `revoke_all` ≤ 3 (`ZRANGEBYSCORE` +
 //! `MGET` + script) — independent of the number of sessions. In the
 //! tagged layout (a cluster's) `get_for_user` 1, `get` 2 (owner key, then
-//! record), `create` 2 (owner key, then record), `revoke` 3, `count` 1, a
+//! record; 1 for an id whose owner the store has seen: owner keys are
+//! immutable while they exist, so the store remembers a bounded number of
+//! them, and a miss through a remembered owner reads the owner key again), `create` 2 (owner key, then record), `revoke` 3, `count` 1, a
 //! `list_page` ≤ 2.
 //!
 //! ```
@@ -92,6 +108,7 @@ use authsession_core::{
 
 mod admin;
 pub mod backend;
+mod cache;
 mod check;
 #[cfg(feature = "cluster")]
 mod cluster_config;
@@ -102,6 +119,7 @@ mod error;
 mod memory;
 mod migrate;
 mod redis_store;
+mod revoke_all;
 mod store;
 mod telemetry;
 
@@ -110,12 +128,14 @@ pub use authsession_core::op::SweepReport;
 #[cfg(feature = "cluster")]
 pub use backend::ClusterBackend;
 pub use backend::{Backend, BackendInfo, MemoryBackend, RedisBackend};
+pub use cache::{CacheConfig, CacheStats, NearCache};
 pub use check::CheckReport;
 #[cfg(feature = "cluster")]
 pub use cluster_config::ClusterConfig;
 pub use config::{RedisConfig, RetryPolicy};
 pub use error::{Error, ErrorKind};
 pub use migrate::{MigrateDifference, MigrateReport};
+pub use revoke_all::RevokeAllOptions;
 pub use store::{Clock, Store};
 
 /// The core crate, re-exported so users name one version of its types.
@@ -192,11 +212,28 @@ pub trait SessionStore: Send + Sync {
         input: &RevokeSessionInput,
     ) -> impl Future<Output = Result<RevokeSessionOutcome, Error>> + Send;
 
-    /// Revokes every active session of the user created at or before the
-    /// revocation time (later ones stay active), in atomic batches;
-    /// returns them newest first, or `NoActiveSessions`. Errors: `corrupt`
-    /// when the active index names a missing, foreign, undecodable or
-    /// revoked session on a consistent read.
+    /// [`SessionStore::revoke`] in the "now" form: `input.revocation.at` is
+    /// the caller's current time, not a time it chose, so a session dated
+    /// after it (created by a service whose clock is ahead) is revoked all
+    /// the same, at its own creation time. (An explicit time before the
+    /// creation stays `invalid_input` with [`SessionStore::revoke`].)
+    fn revoke_now(
+        &self,
+        input: &RevokeSessionInput,
+    ) -> impl Future<Output = Result<RevokeSessionOutcome, Error>> + Send;
+
+    /// Revokes every session of the user that is active when the call
+    /// begins, whatever its creation time (one dated after the revocation
+    /// is revoked at its own creation time; sessions created while the
+    /// call runs may stay active), in atomic batches, also those the
+    /// active index lost (found through the all-sessions index); returns
+    /// them newest first, or `NoActiveSessions`. Retries retryable
+    /// failures while batches keep being applied
+    /// ([`RevokeAllOptions::default`]). Errors: `partially_revoked` when a
+    /// member or key could not be revoked (undecodable, another user's,
+    /// missing, wrong type) — every other session is revoked and
+    /// [`Error::revoke_all_report`] names the rest; after giving up,
+    /// the last failure's kind, with the report so far.
     fn revoke_all_by_user_id(
         &self,
         input: &RevokeUserSessionsInput,
@@ -207,6 +244,15 @@ pub trait SessionStore: Send + Sync {
     fn revoke_all_count(
         &self,
         input: &RevokeUserSessionsInput,
+    ) -> impl Future<Output = Result<RevokeAllReport, Error>> + Send;
+
+    /// [`SessionStore::revoke_all_by_user_id`] with `options` (collect or
+    /// count, failures in a row before giving up, an overall deadline, a
+    /// progress callback); the whole report, drift repaired included.
+    fn revoke_all_with(
+        &self,
+        input: &RevokeUserSessionsInput,
+        options: &RevokeAllOptions,
     ) -> impl Future<Output = Result<RevokeAllReport, Error>> + Send;
 
     /// Where this store keeps records and indexes.
@@ -264,11 +310,26 @@ impl<T: SessionStore + ?Sized> SessionStore for std::sync::Arc<T> {
         (**self).revoke(input)
     }
 
+    fn revoke_now(
+        &self,
+        input: &RevokeSessionInput,
+    ) -> impl Future<Output = Result<RevokeSessionOutcome, Error>> + Send {
+        (**self).revoke_now(input)
+    }
+
     fn revoke_all_by_user_id(
         &self,
         input: &RevokeUserSessionsInput,
     ) -> impl Future<Output = Result<RevokeUserSessionsOutcome, Error>> + Send {
         (**self).revoke_all_by_user_id(input)
+    }
+
+    fn revoke_all_with(
+        &self,
+        input: &RevokeUserSessionsInput,
+        options: &RevokeAllOptions,
+    ) -> impl Future<Output = Result<RevokeAllReport, Error>> + Send {
+        (**self).revoke_all_with(input, options)
     }
 
     fn revoke_all_count(
@@ -289,8 +350,23 @@ impl<T: SessionAdmin + ?Sized> SessionAdmin for std::sync::Arc<T> {
         (**self).check(mode)
     }
 
+    fn check_with_progress(
+        &self,
+        mode: CheckMode,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> impl Future<Output = Result<CheckReport, Error>> + Send {
+        (**self).check_with_progress(mode, progress)
+    }
+
     fn sweep(&self) -> impl Future<Output = Result<SweepReport, Error>> + Send {
         (**self).sweep()
+    }
+
+    fn sweep_with_progress(
+        &self,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> impl Future<Output = Result<SweepReport, Error>> + Send {
+        (**self).sweep_with_progress(progress)
     }
 
     fn purge(&self) -> impl Future<Output = Result<u64, Error>> + Send {

@@ -75,6 +75,18 @@ impl<A: Backend> Store<A> {
     /// different one is reported, never overwritten. The target's session
     /// limit is not applied (sessions are copied as they are).
     pub async fn migrate_to<B: Backend>(&self, target: &Store<B>) -> Result<MigrateReport, Error> {
+        self.migrate_to_with_progress(target, &crate::admin::no_progress)
+            .await
+    }
+
+    /// [`Store::migrate_to`], telling `progress` how many sessions it has
+    /// handled so far: copied (or found present), then verified — at the
+    /// end twice the sessions read.
+    pub async fn migrate_to_with_progress<B: Backend>(
+        &self,
+        target: &Store<B>,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<MigrateReport, Error> {
         let limit = PageLimit::new(self.policy.batch_size.get().min(PageLimit::MAX))
             .map_err(|e| Error::config("batch_size", e.to_string()))?;
         let users = self.users().await?;
@@ -87,6 +99,7 @@ impl<A: Backend> Store<A> {
             loop {
                 let page = self.list_page(user, &page_request(cursor, limit)).await?;
                 report.sessions += u64::try_from(page.sessions.len()).unwrap_or(u64::MAX);
+                progress(report.sessions);
                 let import = Import::new(&target.keys, target.policy, user.clone(), page.sessions);
                 let done = target.drive(import).await?;
                 report.copied += done.created;
@@ -106,8 +119,10 @@ impl<A: Backend> Store<A> {
         }
         // Verify: both sides walked in list order, merged.
         let mut verified = Vec::new();
+        let mut handled = report.sessions;
         for user in &users {
-            self.verify_user(target, user, limit, &mut verified).await?;
+            handled += self.verify_user(target, user, limit, &mut verified).await?;
+            progress(handled);
         }
         // A conflict found while copying shows up again in the verify pass
         // (as `differs`); report each session once, the copy's reason first.
@@ -129,7 +144,7 @@ impl<A: Backend> Store<A> {
         user: &UserId,
         limit: PageLimit,
         out: &mut Vec<MigrateDifference>,
-    ) -> Result<(), Error> {
+    ) -> Result<u64, Error> {
         let mut source = PageWalk::default();
         let mut dest = PageWalk::default();
         let diff = |s: &Session, kind| MigrateDifference {
@@ -137,14 +152,17 @@ impl<A: Backend> Store<A> {
             id: s.id().as_str().to_owned(),
             kind,
         };
+        // Source sessions compared, for progress.
+        let mut compared = 0;
         loop {
             source.fill(self, user, limit).await?;
             dest.fill(target, user, limit).await?;
             match (source.peek(), dest.peek()) {
-                (None, None) => return Ok(()),
+                (None, None) => return Ok(compared),
                 (Some(s), None) => {
                     out.push(diff(s, "missing_in_target"));
                     source.pop();
+                    compared += 1;
                 }
                 (None, Some(d)) => {
                     out.push(diff(d, ImportConflict::Differs.as_str()));
@@ -156,11 +174,13 @@ impl<A: Backend> Store<A> {
                             out.push(diff(s, ImportConflict::Differs.as_str()));
                         }
                         source.pop();
+                        compared += 1;
                         dest.pop();
                     }
                     Ordering::Less => {
                         out.push(diff(s, "missing_in_target"));
                         source.pop();
+                        compared += 1;
                     }
                     Ordering::Greater => {
                         out.push(diff(d, "extra_in_target"));

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use authsession_core::op::{
-    Count, Create, Created, Get, Input, List, ListPage, Operation, Page, PageRequest, Policy,
-    Revoke, RevokeAll, RevokeAllReport, Step,
+    Count, Create, Created, Input, List, ListPage, Operation, Page, PageRequest, Policy, Revoke,
+    RevokeAllReport, Step,
 };
-use authsession_core::plan::Applied;
+use authsession_core::plan::{Applied, Reply};
 use authsession_core::{
     DeviceSessionId, KeySpace, RevokeSessionInput, RevokeSessionOutcome, RevokeUserSessionsInput,
     RevokeUserSessionsOutcome, Session, Timestamp, TransitionError, UserId,
@@ -21,6 +21,7 @@ use tracing::Instrument as _;
 use crate::backend::Backend;
 use crate::config::RetryPolicy;
 use crate::error::Error;
+use crate::revoke_all::RevokeAllOptions;
 use crate::telemetry;
 
 /// Where "now" comes from: the system clock by default; tests inject
@@ -80,6 +81,8 @@ pub struct Store<B> {
     pub(crate) retry: RetryPolicy,
     pub(crate) timeout: Duration,
     pub(crate) clock: Clock,
+    /// Owners seen and the near cache (`cache/`).
+    pub(crate) hot: crate::cache::HotPath,
 }
 
 impl<B> Clone for Store<B> {
@@ -91,6 +94,7 @@ impl<B> Clone for Store<B> {
             retry: self.retry,
             timeout: self.timeout,
             clock: self.clock.clone(),
+            hot: self.hot.clone(),
         }
     }
 }
@@ -129,6 +133,7 @@ impl<B: Backend> Store<B> {
             retry: RetryPolicy::default(),
             timeout: Duration::from_secs(1),
             clock: Clock::system(),
+            hot: crate::cache::HotPath::default(),
         }
     }
 
@@ -186,20 +191,27 @@ impl<B: Backend> Store<B> {
     /// [`authsession_core::op::run_with`], with deadlines, jittered backoff,
     /// one span and (feature `metrics`) measurements.
     pub(crate) async fn drive<O: Operation>(&self, op: O) -> Result<O::Output, Error> {
-        self.drive_with(op, Budget::PerBatch).await
+        self.drive_with(op, Budget::PerBatch, None).await
     }
 
-    /// [`Store::drive`] for maintenance walks: no overall deadline.
-    #[allow(dead_code)] // used by the maintenance walks (sweep, check)
-    pub(crate) async fn drive_walk<O: Operation>(&self, op: O) -> Result<O::Output, Error> {
-        self.drive_with(op, Budget::PerRoundTrip).await
+    /// [`Store::drive`] for maintenance walks: no overall deadline, and
+    /// `progress` told the keys the walk's scans have returned so far.
+    pub(crate) async fn drive_walk<O: Operation>(
+        &self,
+        op: O,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<O::Output, Error> {
+        self.drive_with(op, Budget::PerRoundTrip, Some(progress))
+            .await
     }
 
     async fn drive_with<O: Operation>(
         &self,
         mut op: O,
         budget: Budget,
+        progress: Option<&(dyn Fn(u64) + Sync)>,
     ) -> Result<O::Output, Error> {
+        let mut scanned = 0u64;
         let name = op.name();
         let span = telemetry::operation_span(name, self.backend.info());
         let started = std::time::Instant::now();
@@ -213,15 +225,36 @@ impl<B: Backend> Store<B> {
                     Step::Read(reads) => {
                         let rt = batch.round_trip("read")?;
                         stats.round_trips += 1;
-                        Input::Replies(self.backend.read(rt, &reads).await?)
+                        let replies = self.backend.read(rt, &reads).await?;
+                        if let Some(progress) = progress {
+                            let keys = replies.iter().map(|reply| match reply {
+                                Reply::Keys(keys, _) => keys.len(),
+                                _ => 0,
+                            });
+                            let keys = u64::try_from(keys.sum::<usize>()).unwrap_or(u64::MAX);
+                            if keys > 0 {
+                                scanned = scanned.saturating_add(keys);
+                                progress(scanned);
+                            }
+                        }
+                        Input::Replies(replies)
                     }
-                    Step::Apply(plan) => {
+                    Step::Apply(plan) => 'apply: {
                         if plan.is_empty() {
                             Input::Applied(Applied::Done)
                         } else {
                             let rt = batch.round_trip("apply")?;
                             stats.round_trips += 1;
-                            let applied = self.backend.apply(rt, &plan).await?;
+                            let applied = match self.backend.apply(rt, &plan).await {
+                                // A read's lazy removal the store cannot
+                                // write: the operation answers without it.
+                                Err(e) if plan.is_best_effort() && e.is_write_refused() => {
+                                    let kind = e.kind().as_str();
+                                    tracing::debug!(error.type = kind, "authsession.skipped");
+                                    break 'apply Input::Skipped;
+                                }
+                                applied => applied?,
+                            };
                             if plan.writes().is_empty() {
                                 tracing::debug!(
                                     applied = applied == Applied::Done,
@@ -255,10 +288,6 @@ impl<B: Backend> Store<B> {
             result.as_ref().err(),
         );
         result
-    }
-
-    fn get_op(&self, id: &DeviceSessionId) -> Get {
-        Get::new(&self.keys, self.policy, self.now(), id.clone())
     }
 }
 
@@ -366,18 +395,11 @@ impl<B: Backend> crate::SessionStore for Store<B> {
     }
 
     async fn get(&self, id: &DeviceSessionId) -> Result<Session, Error> {
-        self.drive(self.get_op(id)).await
+        self.hot_get(id, None).await
     }
 
     async fn get_for_user(&self, user: &UserId, id: &DeviceSessionId) -> Result<Session, Error> {
-        let op = Get::for_user(
-            &self.keys,
-            self.policy,
-            self.now(),
-            user.clone(),
-            id.clone(),
-        );
-        self.drive(op).await
+        self.hot_get(id, Some(user)).await
     }
 
     async fn list_by_user_id(&self, user: &UserId) -> Result<Vec<Session>, Error> {
@@ -402,7 +424,10 @@ impl<B: Backend> crate::SessionStore for Store<B> {
 
     async fn create(&self, session: &Session) -> Result<Created, Error> {
         let op = Create::new(&self.keys, self.policy, self.now(), session.clone());
-        self.drive(op).await
+        let created = self.drive(op).await?;
+        self.hot
+            .saw(&self.keys, session.id(), Some(&created.session));
+        Ok(created)
     }
 
     async fn revoke(&self, input: &RevokeSessionInput) -> Result<RevokeSessionOutcome, Error> {
@@ -415,20 +440,38 @@ impl<B: Backend> crate::SessionStore for Store<B> {
         .await
     }
 
+    async fn revoke_now(&self, input: &RevokeSessionInput) -> Result<RevokeSessionOutcome, Error> {
+        self.drive(Revoke::now(
+            &self.keys,
+            self.policy,
+            self.now(),
+            input.clone(),
+        ))
+        .await
+    }
+
     async fn revoke_all_by_user_id(
         &self,
         input: &RevokeUserSessionsInput,
     ) -> Result<RevokeUserSessionsOutcome, Error> {
-        let op = RevokeAll::new(&self.keys, self.policy, input.clone(), true);
-        Ok(self.drive(op).await?.into_outcome())
+        let options = RevokeAllOptions::default().collect(true);
+        Ok(self.run_revoke_all(input, &options).await?.into_outcome())
     }
 
     async fn revoke_all_count(
         &self,
         input: &RevokeUserSessionsInput,
     ) -> Result<RevokeAllReport, Error> {
-        let op = RevokeAll::new(&self.keys, self.policy, input.clone(), false);
-        self.drive(op).await
+        self.run_revoke_all(input, &RevokeAllOptions::default())
+            .await
+    }
+
+    async fn revoke_all_with(
+        &self,
+        input: &RevokeUserSessionsInput,
+        options: &RevokeAllOptions,
+    ) -> Result<RevokeAllReport, Error> {
+        self.run_revoke_all(input, options).await
     }
 
     fn key_space(&self) -> &KeySpace {

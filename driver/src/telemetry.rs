@@ -33,6 +33,7 @@ macro_rules! op_span {
             batches = Empty,
             outcome = Empty,
             "error.type" = Empty,
+            cache = Empty,
         )
     };
 }

@@ -64,21 +64,22 @@ KEYS = [ACTIVE] + RECORDS
 MAX_SCORE = b"1796133365555103"
 VALUE = b"{" + b"x" * 328 + b"}"
 # The plan's encoding (driver/src/backend/script.rs): type table, one
-# range-equality precondition, then the grouped writes.
+# range-equality precondition, then the grouped writes in fail-safe order
+# (the revoked records, then their removal from the active index).
 ARGV = (
     [b"1", b"1", b"z", b"1", b"R", b"1", MAX_SCORE, b"5"]
     + MEMBERS
-    + [b"X", b"1", b"5"]
-    + MEMBERS
     + [b"M", b"5"]
     + sum(([str(i + 2).encode(), VALUE] for i in range(5)), [])
+    + [b"X", b"1", b"5"]
+    + MEMBERS
 )
 BY_HAND = """
 redis.call('TYPE', KEYS[1])
 redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[7], 'LIMIT', 0, 6)
-redis.call('ZREM', KEYS[1], ARGV[9], ARGV[10], ARGV[11], ARGV[12], ARGV[13])
-redis.call('MSET', KEYS[2], ARGV[25], KEYS[3], ARGV[27], KEYS[4], ARGV[29],
-  KEYS[5], ARGV[31], KEYS[6], ARGV[33])
+redis.call('MSET', KEYS[2], ARGV[17], KEYS[3], ARGV[19], KEYS[4], ARGV[21],
+  KEYS[5], ARGV[23], KEYS[6], ARGV[25])
+redis.call('ZREM', KEYS[1], ARGV[29], ARGV[30], ARGV[31], ARGV[32], ARGV[33])
 return 0
 """
 

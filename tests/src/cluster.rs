@@ -347,7 +347,8 @@ impl RedisCluster {
     fn spawn(&mut self, i: usize) -> Result<(), String> {
         let node = self.nodes.get_mut(i).expect("node index");
         let dir = node.dir.clone();
-        let mut cmd = Command::new("redis-server");
+        let binary = crate::server::server_binary();
+        let mut cmd = Command::new(&binary);
         cmd.args(["--port", &node.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--cluster-enabled", "yes", "--cluster-config-file"])
             .arg(dir.join("nodes.conf"))
@@ -367,7 +368,7 @@ impl RedisCluster {
             .stderr(Stdio::null());
         node.log_offset = node.log().len();
         let child = cmd.spawn().map_err(|e| {
-            format!("cannot run redis-server ({e}); install it: apt-get install -y redis-server")
+            format!("cannot run {binary} ({e}); install it: apt-get install -y redis-server")
         })?;
         node.child = Some(child);
         let started = Instant::now();
@@ -796,6 +797,15 @@ impl RedisCluster {
         con.set_read_timeout(Some(Duration::from_secs(2)))?;
         con.set_write_timeout(Some(Duration::from_secs(2)))?;
         cmd.query(&mut con)
+    }
+
+    /// What the nodes say they are (`INFO server` of the first live node).
+    pub fn info(&self) -> crate::ServerInfo {
+        let port = *self.live_ports().first().expect("a live node");
+        let text: String = self
+            .query(port, redis::cmd("INFO").arg("server"))
+            .expect("INFO server");
+        crate::ServerInfo::parse(&text).unwrap_or_else(|| panic!("no version in INFO: {text}"))
     }
 
     fn admin_url(&self, port: u16) -> String {

@@ -13,11 +13,12 @@
 use std::collections::BTreeSet;
 
 use authsession_driver::core::codec;
+use authsession_driver::core::op::RevokeAllReport;
 use authsession_driver::core::{
     DeviceSessionId, IndexScore, KeySpace, Layout, RevokeSessionOutcome, RevokeUserSessionsOutcome,
     UserId,
 };
-use authsession_driver::{CheckMode, ErrorKind, SessionAdmin, SessionStore};
+use authsession_driver::{CheckMode, ErrorKind, RevokeAllOptions, SessionAdmin, SessionStore};
 
 use crate::fixtures::{
     active, id, revocation, revocation_with, revoke_all_input, revoke_input, ts, user,
@@ -33,7 +34,7 @@ macro_rules! conformance_suite {
         $crate::conformance_suite!(@common $make);
         $crate::conformance_suite!(@each $make;
             create_writes_record_and_indexes,
-            revoke_all_only_at_or_before,
+            revoke_all_revokes_every_session_active_at_the_start,
             check_finds_and_repairs_index_drift,
             check_reports_unrepairable_records
         );
@@ -42,7 +43,7 @@ macro_rules! conformance_suite {
         $crate::conformance_suite!(@common $make);
         $crate::conformance_suite!(@each $make;
             create_writes_record_and_indexes,
-            revoke_all_only_at_or_before,
+            revoke_all_revokes_every_session_active_at_the_start,
             check_finds_and_repairs_index_drift,
             check_reports_unrepairable_records
         );
@@ -64,7 +65,11 @@ macro_rules! conformance_suite {
             corrupt_record_is_reported_with_its_key,
             record_under_another_ids_key_is_corrupt,
             list_reports_index_corruption,
-            revoke_all_reports_index_corruption_and_writes_nothing,
+            revoke_all_names_bad_members_and_revokes_the_rest,
+            revoke_all_existence_decides_not_clocks,
+            revoke_all_finds_sessions_the_active_index_lost,
+            revoke_all_skips_corrupt_records_at_any_batch_position,
+            revoke_all_reaches_every_session_past_a_wrong_type_index,
             purge_deletes_only_the_key_space,
             wrong_key_types_are_corrupt_and_write_nothing,
             get_for_user_of_another_users_session_is_not_found
@@ -324,28 +329,37 @@ pub async fn revoke_before_creation_is_invalid_and_writes_nothing<
     assert_eq!(store.count_active_by_user_id(&u).await.unwrap(), 1);
     assert_eq!(store.get(s1.id()).await.unwrap(), s1);
 
-    // revoke-all before every session: nothing to revoke, nothing written.
-    assert_eq!(
-        store
-            .revoke_all_by_user_id(&revoke_all_input("u-1", ts(10, 499)))
-            .await
-            .unwrap(),
-        RevokeUserSessionsOutcome::NoActiveSessions
-    );
-    assert_eq!(raw.get(&record_key).await, before);
-
     // Exactly at creation is fine.
     let outcome = store
         .revoke(&revoke_input("s-1", ts(10, 500)))
         .await
         .unwrap();
     assert_eq!(outcome.as_str(), "revoked");
+
+    // The "now" form: a session dated after the caller's clock is revoked
+    // at its own creation time.
+    let s2 = active("s-2", "u-1", ts(20, 7));
+    store.create(&s2).await.unwrap();
+    let outcome = store
+        .revoke_now(&revoke_input("s-2", ts(10, 0)))
+        .await
+        .unwrap();
+    let expected = s2
+        .clone()
+        .revoked(revocation(ts(20, 7)))
+        .expect("at creation");
+    assert_eq!(outcome, RevokeSessionOutcome::Revoked(expected.clone()));
+    assert_eq!(store.get(s2.id()).await.unwrap(), expected);
 }
 
-/// Revoke-all revokes the user's active sessions created at or before the
-/// revocation instant, newest first; later ones (even within the same
-/// microsecond) and other users' stay active.
-pub async fn revoke_all_only_at_or_before<S: SessionStore + SessionAdmin, R: RawKv>(
+/// Revoke-all revokes every session of the user active when it begins,
+/// newest first, whatever its creation time: one dated after the
+/// revocation (in the same microsecond or hours later) is revoked at its
+/// own creation time. Revoked sessions and other users' stay as they are.
+pub async fn revoke_all_revokes_every_session_active_at_the_start<
+    S: SessionStore + SessionAdmin,
+    R: RawKv,
+>(
     store: &S,
     raw: &R,
 ) {
@@ -354,9 +368,9 @@ pub async fn revoke_all_only_at_or_before<S: SessionStore + SessionAdmin, R: Raw
     let at = ts(3, 1_000);
     let a = active("a", "u-1", ts(1, 0));
     let b = active("b", "u-1", ts(2, 0));
-    let c = active("c", "u-1", at); // exactly at: revoked
-    let d = active("d", "u-1", ts(3, 1_500)); // same µs score, 500 ns later: stays
-    let e = active("e", "u-1", ts(4, 0)); // later: stays
+    let c = active("c", "u-1", at); // exactly at
+    let d = active("d", "u-1", ts(3, 1_500)); // same µs score, 500 ns later
+    let e = active("e", "u-1", ts(4, 0)); // later
     let r = active("r", "u-1", ts(0, 0))
         .revoked(revocation(ts(0, 1)))
         .unwrap(); // already revoked: untouched
@@ -368,9 +382,15 @@ pub async fn revoke_all_only_at_or_before<S: SessionStore + SessionAdmin, R: Raw
 
     let input = revoke_all_input("u-1", at);
     let outcome = store.revoke_all_by_user_id(&input).await.unwrap();
-    let expected: Vec<_> = [&c, &b, &a]
+    let expected: Vec<_> = [&e, &d, &c, &b, &a]
         .iter()
-        .map(|s| (*s).clone().revoked(input.revocation.clone()).unwrap())
+        .map(|s| {
+            let mut revocation = input.revocation.clone();
+            if s.created_at() > at {
+                revocation = revocation_with(s.created_at(), "logout", "ops-1");
+            }
+            (*s).clone().revoked(revocation).unwrap()
+        })
         .collect();
     assert_eq!(
         outcome,
@@ -380,24 +400,18 @@ pub async fn revoke_all_only_at_or_before<S: SessionStore + SessionAdmin, R: Raw
     for s in &expected {
         assert_eq!(&store.get(s.id()).await.unwrap(), s);
     }
-    for s in [&d, &e, &o] {
-        assert_eq!(&store.get(s.id()).await.unwrap(), s);
-    }
+    assert_eq!(&store.get(o.id()).await.unwrap(), &o);
     assert_eq!(raw.get(&keys.record_key(&u, r.id())).await, r_bytes);
-    assert_eq!(store.count_active_by_user_id(&u).await.unwrap(), 2);
+    assert_eq!(store.count_active_by_user_id(&u).await.unwrap(), 0);
     assert_eq!(
         store.count_active_by_user_id(&user("u-2")).await.unwrap(),
         1
     );
-    let active_members: BTreeSet<String> = raw
+    assert!(raw
         .zrange(&keys.user_active_sessions_key(&u))
         .await
-        .into_iter()
-        .map(|(m, _)| m)
-        .collect();
-    assert_eq!(active_members, BTreeSet::from(["d".into(), "e".into()]));
+        .is_empty());
 
-    // Nothing left at or before `at` (d is in the score range but later).
     assert_eq!(
         store.revoke_all_by_user_id(&input).await.unwrap(),
         RevokeUserSessionsOutcome::NoActiveSessions
@@ -409,14 +423,186 @@ pub async fn revoke_all_only_at_or_before<S: SessionStore + SessionAdmin, R: Raw
             .unwrap(),
         RevokeUserSessionsOutcome::NoActiveSessions
     );
-    let later = store
-        .revoke_all_by_user_id(&revoke_all_input("u-1", ts(9, 0)))
+    assert!(store.check(CheckMode::Report).await.unwrap().is_clean());
+}
+
+/// Clock skew: sessions dated minutes and days after the revocation (a
+/// fleet's clocks disagree) are revoked all the same, each at its own
+/// creation time, so every record stays valid for the reference.
+pub async fn revoke_all_existence_decides_not_clocks<S: SessionStore + SessionAdmin, R: RawKv>(
+    store: &S,
+    _raw: &R,
+) {
+    let u = user("u-1");
+    let at = ts(0, 0);
+    let sessions = [
+        active("past", "u-1", ts(-60, 0)),
+        active("minutes", "u-1", ts(5 * 60, 0)),
+        active("days", "u-1", ts(3 * 86_400, 123)),
+        active("years", "u-1", ts(400 * 86_400, 0)),
+    ];
+    for s in &sessions {
+        store.create(s).await.unwrap();
+    }
+    let report = store
+        .revoke_all_with(&revoke_all_input("u-1", at), &RevokeAllOptions::new())
         .await
         .unwrap();
-    let ids: Vec<&str> = later.sessions().iter().map(|s| s.id().as_str()).collect();
-    assert_eq!(ids, ["e", "d"]);
+    assert_eq!((report.count, report.drift_repaired), (4, 0));
+    for s in &sessions {
+        let now = store.get(s.id()).await.unwrap();
+        let revoked_at = now.revocation().expect("revoked").at();
+        assert_eq!(revoked_at, s.created_at().max(at), "{}", s.id());
+    }
     assert_eq!(store.count_active_by_user_id(&u).await.unwrap(), 0);
     assert!(store.check(CheckMode::Report).await.unwrap().is_clean());
+}
+
+/// Drift cannot hide a session: with any one entry gone from the active
+/// index, revoke-all finds the record through the all-sessions index,
+/// revokes it and counts the repair; with an entry gone from the
+/// all-sessions index, the active walk has it anyway.
+pub async fn revoke_all_finds_sessions_the_active_index_lost<
+    S: SessionStore + SessionAdmin,
+    R: RawKv,
+>(
+    store: &S,
+    raw: &R,
+) {
+    let keys = store.key_space().clone();
+    for (lost_from, drift) in [("active", 1), ("all", 0)] {
+        for gone in 0..4 {
+            let u_text = format!("u-{lost_from}-{gone}");
+            let u = user(&u_text);
+            let sessions: Vec<_> = (0..4)
+                .map(|i| active(&format!("{u_text}-s{i}"), &u_text, ts(i, 0)))
+                .collect();
+            for s in &sessions {
+                store.create(s).await.unwrap();
+            }
+            let index = if lost_from == "active" {
+                keys.user_active_sessions_key(&u)
+            } else {
+                keys.user_sessions_key(&u)
+            };
+            raw.zrem(&index, sessions[gone as usize].id().as_str())
+                .await;
+            let report = store
+                .revoke_all_with(
+                    &revoke_all_input(&u_text, ts(10, 0)),
+                    &RevokeAllOptions::new(),
+                )
+                .await
+                .unwrap();
+            assert_eq!(report.count, 4, "{u_text}");
+            assert_eq!(report.drift_repaired, drift, "{u_text}");
+            for s in &sessions {
+                assert!(!store.get(s.id()).await.unwrap().is_active(), "{u_text}");
+            }
+            assert_eq!(store.count_active_by_user_id(&u).await.unwrap(), 0);
+        }
+    }
+}
+
+/// A corrupt record as the first of the first batch, the first of a
+/// middle one and the only one of the last (default batch of 100) is
+/// skipped and named; every valid session is revoked; the bad bytes stay.
+pub async fn revoke_all_skips_corrupt_records_at_any_batch_position<
+    S: SessionStore + SessionAdmin,
+    R: RawKv,
+>(
+    store: &S,
+    raw: &R,
+) {
+    let keys = store.key_space().clone();
+    let u = user("u-1");
+    let sessions: Vec<_> = (0..201)
+        .map(|i| active(&format!("s{i:03}"), "u-1", ts(i, 0)))
+        .collect();
+    for s in &sessions {
+        store.create(s).await.unwrap();
+    }
+    let bad = [0usize, 100, 200];
+    for i in bad {
+        raw.set(&keys.record_key(&u, sessions[i].id()), b"{not json")
+            .await;
+    }
+    let err = store
+        .revoke_all_with(&revoke_all_input("u-1", ts(0, 0)), &RevokeAllOptions::new())
+        .await
+        .expect_err("partially revoked");
+    assert_eq!(err.kind(), ErrorKind::PartiallyRevoked, "{err}");
+    assert!(!err.is_retryable());
+    let report = err.revoke_all_report().expect("the report");
+    assert_eq!(report.count, 198);
+    let mut named: Vec<(&str, &str)> = report
+        .unrevocable
+        .iter()
+        .map(|x| (x.member.as_deref().unwrap_or(""), x.reason))
+        .collect();
+    named.sort_unstable();
+    assert_eq!(
+        named,
+        [
+            ("s000", "corrupt_record"),
+            ("s100", "corrupt_record"),
+            ("s200", "corrupt_record")
+        ]
+    );
+    for (i, s) in sessions.iter().enumerate() {
+        let key = keys.record_key(&u, s.id());
+        if bad.contains(&i) {
+            assert_eq!(raw.get(&key).await.as_deref(), Some(&b"{not json"[..]));
+        } else {
+            assert!(!store.get(s.id()).await.unwrap().is_active(), "s{i}");
+        }
+    }
+    assert_eq!(store.count_active_by_user_id(&u).await.unwrap(), 3);
+}
+
+/// An index of the wrong type is named (nothing written over it) and the
+/// other index still reaches every session.
+pub async fn revoke_all_reaches_every_session_past_a_wrong_type_index<
+    S: SessionStore + SessionAdmin,
+    R: RawKv,
+>(
+    store: &S,
+    raw: &R,
+) {
+    let keys = store.key_space().clone();
+    for which in ["active", "all"] {
+        let u_text = format!("u-{which}");
+        let u = user(&u_text);
+        let sessions: Vec<_> = (0..3)
+            .map(|i| active(&format!("{which}-s{i}"), &u_text, ts(i, 0)))
+            .collect();
+        for s in &sessions {
+            store.create(s).await.unwrap();
+        }
+        let index = if which == "active" {
+            keys.user_active_sessions_key(&u)
+        } else {
+            keys.user_sessions_key(&u)
+        };
+        raw.set(&index, b"not a sorted set").await;
+        let err = store
+            .revoke_all_by_user_id(&revoke_all_input(&u_text, ts(10, 0)))
+            .await
+            .expect_err("partially revoked");
+        assert_eq!(err.kind(), ErrorKind::PartiallyRevoked, "{err}");
+        let report: &RevokeAllReport = err.revoke_all_report().unwrap();
+        assert_eq!(report.count, 3, "{which}");
+        assert_eq!(report.unrevocable.len(), 1, "{which}");
+        assert_eq!(report.unrevocable[0].key, index);
+        assert_eq!(report.unrevocable[0].reason, "wrong_type");
+        assert_eq!(
+            raw.get(&index).await.as_deref(),
+            Some(&b"not a sorted set"[..])
+        );
+        for s in &sessions {
+            assert!(!store.get(s.id()).await.unwrap().is_active(), "{which}");
+        }
+    }
 }
 
 /// `list` is newest first by the records' nanosecond timestamps (not the
@@ -560,10 +746,10 @@ pub async fn list_reports_index_corruption<S: SessionStore + SessionAdmin, R: Ra
     assert_eq!(err.detail_kind(), Some("invalid_index_member"));
 }
 
-/// `revoke_all` reports a revoked, missing, foreign or undecodable session
-/// in the active index as corruption naming the key, and writes nothing
-/// (the user's healthy sessions stay active).
-pub async fn revoke_all_reports_index_corruption_and_writes_nothing<
+/// `revoke_all` names a missing, foreign or undecodable session in the
+/// active index (`partially_revoked`, the rest revoked), and takes a
+/// revoked one out of the active index (drift, repaired and counted).
+pub async fn revoke_all_names_bad_members_and_revokes_the_rest<
     S: SessionStore + SessionAdmin,
     R: RawKv,
 >(
@@ -574,13 +760,13 @@ pub async fn revoke_all_reports_index_corruption_and_writes_nothing<
     let at = ts(100, 0);
 
     // Each case: a healthy active session plus one planted problem.
-    let cases: [(&str, &str); 4] = [
-        ("u-revoked", "inactive_index_member"),
-        ("u-ghost", "dangling_index_member"),
-        ("u-foreign", foreign_member_detail(&keys)),
-        ("u-garbage", "corrupt_record"),
+    let cases: [(&str, &str, &str); 4] = [
+        ("u-revoked", "", ""),
+        ("u-ghost", "ghost", "dangling_index_member"),
+        ("u-foreign", "fo", foreign_member_detail(&keys)),
+        ("u-garbage", "ga", "corrupt_record"),
     ];
-    for (n, (u_text, _)) in cases.iter().enumerate() {
+    for (n, (u_text, _, _)) in cases.iter().enumerate() {
         let healthy = active(&format!("healthy-{n}"), u_text, ts(1, 0));
         store.create(&healthy).await.unwrap();
     }
@@ -589,6 +775,7 @@ pub async fn revoke_all_reports_index_corruption_and_writes_nothing<
     let r = active("rv", "u-revoked", ts(2, 0));
     store.create(&r).await.unwrap();
     store.revoke(&revoke_input("rv", ts(3, 0))).await.unwrap();
+    let rv_bytes = raw.get(&keys.record_key(&user("u-revoked"), r.id())).await;
     raw.zadd(
         &active_key("u-revoked"),
         "rv",
@@ -612,30 +799,48 @@ pub async fn revoke_all_reports_index_corruption_and_writes_nothing<
     let garbage_key = keys.record_key(&user("u-garbage"), g.id());
     raw.set(&garbage_key, b"\xff\xfe").await;
 
-    for (n, (u_text, detail)) in cases.iter().enumerate() {
-        let expected_key = if *detail == "corrupt_record" {
-            garbage_key.clone()
+    for (n, (u_text, member, reason)) in cases.iter().enumerate() {
+        let result = store
+            .revoke_all_by_user_id(&revoke_all_input(u_text, at))
+            .await;
+        if member.is_empty() {
+            // A revoked record in the active index: drift, repaired.
+            let outcome = result.unwrap();
+            assert_eq!(outcome.sessions().len(), 1);
         } else {
-            active_key(u_text)
-        };
-        let err = assert_error(
-            store
-                .revoke_all_by_user_id(&revoke_all_input(u_text, at))
-                .await,
-            ErrorKind::Corrupt,
-            &expected_key,
-        );
-        assert_eq!(err.detail_kind(), Some(*detail), "{u_text}");
+            let err = result.expect_err("partially revoked");
+            assert_eq!(err.kind(), ErrorKind::PartiallyRevoked, "{err}");
+            assert_eq!(err.to_string().lines().count(), 1, "{err}");
+            let report = err.revoke_all_report().unwrap();
+            assert_eq!(report.count, 1, "{u_text}");
+            assert_eq!(report.unrevocable.len(), 1, "{u_text}");
+            let named = &report.unrevocable[0];
+            assert_eq!(named.member.as_deref(), Some(*member), "{u_text}");
+            assert_eq!(named.reason, *reason, "{u_text}");
+            if *reason == "corrupt_record" {
+                assert_eq!(named.key, garbage_key);
+            }
+        }
         let healthy = store.get(&id(&format!("healthy-{n}"))).await.unwrap();
-        assert!(healthy.is_active(), "{u_text}: nothing may be written");
+        assert!(!healthy.is_active(), "{u_text}: the healthy one is revoked");
     }
+    // Another user's session is not ours to revoke; the revoked one is
+    // unchanged and out of the active index.
     assert!(store.get(o.id()).await.unwrap().is_active());
+    assert_eq!(
+        raw.get(&keys.record_key(&user("u-revoked"), r.id())).await,
+        rv_bytes
+    );
     assert_eq!(
         store
             .count_active_by_user_id(&user("u-revoked"))
             .await
             .unwrap(),
-        2
+        0
+    );
+    assert_eq!(
+        raw.get(&garbage_key).await.as_deref(),
+        Some(&b"\xff\xfe"[..])
     );
 }
 
@@ -827,12 +1032,16 @@ pub async fn wrong_key_types_are_corrupt_and_write_nothing<
         ErrorKind::Corrupt,
         &active_key,
     );
-    assert_error(
-        store
-            .revoke_all_by_user_id(&revoke_all_input("u-1", ts(1, 0)))
-            .await,
-        ErrorKind::Corrupt,
-        &active_key,
+    let err = store
+        .revoke_all_by_user_id(&revoke_all_input("u-1", ts(1, 0)))
+        .await
+        .expect_err("partially revoked");
+    assert_eq!(err.kind(), ErrorKind::PartiallyRevoked, "{err}");
+    let report = err.revoke_all_report().unwrap();
+    assert_eq!(report.unrevocable[0].key, active_key);
+    assert_eq!(
+        raw.get(&active_key).await.as_deref(),
+        Some(&b"not a sorted set"[..])
     );
 
     // A sorted set where a record belongs: get, create, and a list whose

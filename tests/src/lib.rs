@@ -13,6 +13,7 @@
     unreachable_pub
 )]
 
+pub mod cached;
 pub mod cluster;
 pub mod conformance;
 pub mod fixtures;
@@ -21,7 +22,9 @@ pub mod maintenance;
 pub mod monitor;
 pub mod raw;
 pub mod server;
+pub mod server_info;
 
 pub use cluster::RedisCluster;
 pub use raw::{ClusterRaw, MemoryRaw, RawKv, RedisRaw};
 pub use server::RedisServer;
+pub use server_info::{ServerInfo, ServerKind};

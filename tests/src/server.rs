@@ -26,6 +26,20 @@ pub struct RedisServer {
     log_offset: usize,
 }
 
+/// The environment variable naming the server binary the tests start
+/// (`redis-server` when unset): the test command points it at Redis 6.2
+/// and Valkey builds to run the same suites on each.
+pub const SERVER_ENV: &str = "AUTHSESSION_TEST_REDIS_SERVER";
+
+/// The server binary the tests start: `$AUTHSESSION_TEST_REDIS_SERVER`,
+/// else `redis-server` from `PATH`.
+pub fn server_binary() -> String {
+    std::env::var(SERVER_ENV)
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "redis-server".to_owned())
+}
+
 /// A port that was free a moment ago on 127.0.0.1.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -86,7 +100,8 @@ impl RedisServer {
     fn spawn(&mut self) -> Result<(), String> {
         let dir = self.dir.path();
         let port = self.port.to_string();
-        let mut cmd = Command::new("redis-server");
+        let binary = server_binary();
+        let mut cmd = Command::new(&binary);
         if self.tls {
             cmd.args(["--port", "0", "--tls-port", &port]);
         } else {
@@ -104,7 +119,7 @@ impl RedisServer {
             .stderr(Stdio::null());
         self.log_offset = self.log().len();
         let child = cmd.spawn().map_err(|e| {
-            format!("cannot run redis-server ({e}); install it: apt-get install -y redis-server")
+            format!("cannot run {binary} ({e}); install it: apt-get install -y redis-server")
         })?;
         self.child = Some(child);
         self.wait_ready()
@@ -217,6 +232,11 @@ impl RedisServer {
             .await
             .expect("raw connection to the test redis-server");
         crate::RedisRaw::new(conn)
+    }
+
+    /// What the server says it is (`INFO server`).
+    pub async fn info(&self) -> crate::ServerInfo {
+        crate::server_info::query_info(&mut self.raw().await.connection()).await
     }
 
     /// SIGKILL by pid and reap; the port is free afterwards.

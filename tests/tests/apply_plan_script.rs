@@ -10,7 +10,10 @@
 //! where any key may hold either type; plus hand-written cases for every
 //! precondition holding and failing, every wrong type, write order on one
 //! key, more removals and members than one Lua `unpack` takes, and empty
-//! plans.
+//! plans. Random plans run by an ACL user lacking one write command are
+//! refused (`permission_denied`, nothing written where the server checks
+//! the ACL up front), and the script's calls come in the plan's fail-safe
+//! order (MONITOR).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -967,4 +970,176 @@ async fn a_key_used_as_string_and_index_in_one_plan() {
         &Applied::WrongType { key: "k".into() },
     )
     .await;
+}
+
+/// The script's write commands, as ACL rules name them.
+const WRITE_COMMANDS: [&str; 4] = ["mset", "del", "zadd", "zrem"];
+
+/// Whether the server checks a script's writes against the ACL up front
+/// (`redis.acl_check_cmd`: Redis 7.0+ and Valkey), told by `INFO server`.
+async fn checks_acl(raw: &RedisRaw) -> bool {
+    let info: String = raw.query(redis::cmd("INFO").arg("server")).await;
+    if info.lines().any(|l| l.starts_with("valkey_version:")) {
+        return true;
+    }
+    let version = info
+        .lines()
+        .find_map(|l| l.strip_prefix("redis_version:"))
+        .expect("INFO server names a version");
+    let mut parts = version
+        .trim()
+        .split('.')
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0)) >= (7, 0)
+}
+
+/// The write commands the script sends for `plan` (string writes to one
+/// key collapse to the last one).
+fn commands_of(plan: &Plan) -> Vec<&'static str> {
+    let mut last: BTreeMap<&str, bool> = BTreeMap::new();
+    let mut out = Vec::new();
+    for write in plan.writes() {
+        match write {
+            Write::Set { key, .. } => drop(last.insert(key, true)),
+            Write::Delete { key } => drop(last.insert(key, false)),
+            Write::IndexAdd { .. } => out.push("zadd"),
+            Write::IndexRemove { .. } => out.push("zrem"),
+            _ => {}
+        }
+    }
+    out.extend(last.values().map(|set| if *set { "mset" } else { "del" }));
+    out
+}
+
+/// A backend logged in as a user with every right but `command`.
+async fn backend_without(redis: &Redis, command: &str) -> RedisBackend {
+    let name = format!("no-{command}");
+    let () = redis
+        .raw
+        .query(
+            redis::cmd("ACL")
+                .arg("SETUSER")
+                .arg(&name)
+                .arg(&["on", ">pw", "~*", "+@all"][..])
+                .arg(format!("-{command}")),
+        )
+        .await;
+    let config = authsession_driver::RedisConfig {
+        username: Some(name),
+        password: Some("pw".into()),
+        ..redis._server.config(KeySpace::default())
+    };
+    RedisBackend::connect(&config).await.unwrap()
+}
+
+/// Random plans run by a user lacking one write command: a plan whose
+/// preconditions fail answers as the model does (they come before any
+/// write); one that holds and makes no call of that command is applied
+/// as the model applies it; one that would call it is `permission_denied`
+/// — with nothing written where the server checks the ACL up front.
+#[test]
+fn random_plans_by_a_user_lacking_a_write_command() {
+    let (rt, redis, mut runner) = property_run(400);
+    let strict = rt.block_on(checks_acl(&redis.raw));
+    let backends: Vec<(&str, RedisBackend)> = WRITE_COMMANDS
+        .iter()
+        .map(|c| (*c, rt.block_on(backend_without(&redis, c))))
+        .collect();
+    let (refused, applied) = (std::cell::Cell::new(0), std::cell::Cell::new(0));
+    runner
+        .run(
+            &(arb_case(), 0..WRITE_COMMANDS.len()),
+            |((state, plan), c)| {
+                let (command, backend) = &backends[c];
+                let mut kv = memory_of(&state);
+                let in_memory = kv.apply(&plan);
+                rt.block_on(redis.plant(&state));
+                let result = rt.block_on(backend.apply(BUDGET, &plan));
+                let after = rt.block_on(redis.dump());
+                let uses = commands_of(&plan).contains(command);
+                match (in_memory, result) {
+                    (Applied::Done, Err(e)) if uses => {
+                        prop_assert_eq!(
+                            e.kind(),
+                            authsession_driver::ErrorKind::PermissionDenied,
+                            "{}",
+                            e
+                        );
+                        if strict {
+                            prop_assert_eq!(&after, &state, "refused, yet written");
+                        }
+                        refused.set(refused.get() + 1);
+                    }
+                    (expected, Ok(on_server)) if expected != Applied::Done || !uses => {
+                        prop_assert_eq!(&on_server, &expected, "{:?} without {}", plan, command);
+                        prop_assert_eq!(&after, &dump_memory(&kv));
+                        applied.set(applied.get() + 1);
+                    }
+                    (expected, other) => {
+                        return Err(TestCaseError::fail(format!(
+                            "{plan:?} without {command} on {state:?}: model {expected:?}, \
+                         server {other:?}"
+                        )))
+                    }
+                }
+                Ok(())
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (refused, applied) = (refused.get(), applied.get());
+    assert!(
+        refused >= 20 && applied >= 20,
+        "refused {refused}, applied {applied}"
+    );
+}
+
+/// The script makes its writes in the plan's fail-safe order (what a
+/// server that cannot check them up front leaves when one is refused):
+/// entries a new record needs, the records, removals and moves into
+/// another index, deletions — whatever the plan's own order.
+#[tokio::test]
+async fn writes_go_in_fail_safe_order() {
+    let redis = Redis::start().await;
+    let monitor = authsession_tests::monitor::Monitor::start(redis._server.port());
+    let writes = vec![
+        // An expiry (deletion first in the plan)...
+        Write::Delete { key: "old".into() },
+        remove("all", b"old"),
+        // ...a revocation (the record, then a move between indexes)...
+        set("rec", b"revoked"),
+        remove("act", b"rec"),
+        add("rev", 3.0, "rec"),
+        // ...and a create (the record before its entries).
+        set("new", b"active"),
+        add("all", 4.0, "new"),
+        add("act", 4.0, "new"),
+    ];
+    let mut monitor = monitor;
+    monitor.since_last_mark(&redis.raw).await;
+    same(
+        &redis,
+        &State::new(),
+        &plan(Vec::new(), writes),
+        &Applied::Done,
+    )
+    .await;
+    let calls: Vec<String> = monitor
+        .since_last_mark(&redis.raw)
+        .await
+        .into_iter()
+        .filter(|c| c.from_script() && WRITE_COMMANDS.contains(&c.name.as_str()))
+        .map(|c| c.name)
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            "zadd", // all <- new
+            "zadd", // act <- new
+            "mset", // rec, new
+            "zrem", // all -> old
+            "zrem", // act -> rec
+            "zadd", // rev <- rec (moved)
+            "del",  // old
+        ]
+    );
 }

@@ -26,7 +26,7 @@ async fn use_store(config: RedisConfig) -> Result<(), Error> {
 }
 
 fn assert_auth_error(err: &Error) {
-    assert_eq!(err.kind(), ErrorKind::Backend, "{err}");
+    assert_eq!(err.kind(), ErrorKind::AuthenticationFailed, "{err}");
     assert!(!err.is_retryable(), "{err}");
     assert!(
         err.to_string().to_lowercase().contains("auth"),

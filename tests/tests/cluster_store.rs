@@ -377,6 +377,12 @@ async fn scripts_load_where_needed_and_wait_confirms_the_replica() {
     let expect = |pairs: &[(&str, u64)]| -> BTreeMap<String, u64> {
         pairs.iter().map(|(n, c)| ((*n).to_owned(), *c)).collect()
     };
+    // Warm up: the first single-key read connects to its primary (and
+    // lists the slots); steady state is what is counted.
+    store
+        .get_for_user(&u, &authsession_tests::fixtures::id("c-0"))
+        .await
+        .unwrap();
     sent(&mut probes).await;
     let last = active("c-4", "counted", ts(4, 0));
     store.get_for_user(&u, last.id()).await.unwrap();
@@ -385,8 +391,10 @@ async fn scripts_load_where_needed_and_wait_confirms_the_replica() {
         expect(&[("get", 1)]),
         "get_for_user"
     );
+    // This store created it: the owner is known, the record is read at
+    // once.
     store.get(last.id()).await.unwrap();
-    assert_eq!(sent(&mut probes).await, expect(&[("get", 2)]), "get");
+    assert_eq!(sent(&mut probes).await, expect(&[("get", 1)]), "get");
     store.count_active_by_user_id(&u).await.unwrap();
     assert_eq!(sent(&mut probes).await, expect(&[("zcard", 1)]), "count");
     store
@@ -585,7 +593,7 @@ async fn credentials_from_the_config_or_the_urls() {
             ..config.clone()
         };
         let err = ClusterSessionStore::connect(bad).await.unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::Backend, "{what}: {err}");
+        assert_eq!(err.kind(), ErrorKind::AuthenticationFailed, "{what}: {err}");
         assert!(!err.is_retryable(), "{what}: {err}");
         let text = format!("{err} {err:?}");
         assert!(text.contains("authentication"), "{what}: {text}");

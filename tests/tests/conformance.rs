@@ -87,3 +87,80 @@ mod cluster {
 
     authsession_tests::conformance_suite!(make, tagged);
 }
+
+/// The near cache on: every raw planting is followed by the store's
+/// `sync` barrier, after which the cached reads must see it.
+mod redis_cached {
+    use authsession_driver::{RedisBackend, RedisSessionStore};
+    use authsession_tests::cached::{cache_config, SyncedRaw};
+    use authsession_tests::fixtures::fresh_key_space;
+    use authsession_tests::{RedisRaw, RedisServer};
+
+    async fn make() -> (
+        RedisServer,
+        RedisSessionStore,
+        SyncedRaw<RedisRaw, RedisBackend>,
+    ) {
+        let server = RedisServer::start();
+        let mut config = server.config(fresh_key_space("conformance-redis-cached"));
+        config.cache = Some(cache_config());
+        let store = RedisSessionStore::connect(config).await.unwrap();
+        let raw = SyncedRaw {
+            raw: server.raw().await,
+            store: store.clone(),
+        };
+        (server, store, raw)
+    }
+
+    authsession_tests::conformance_suite!(make);
+}
+
+mod redis_tagged_cached {
+    use authsession_driver::{RedisBackend, RedisSessionStore};
+    use authsession_tests::cached::{cache_config, SyncedRaw};
+    use authsession_tests::{RedisRaw, RedisServer};
+
+    async fn make() -> (
+        RedisServer,
+        RedisSessionStore,
+        SyncedRaw<RedisRaw, RedisBackend>,
+    ) {
+        let server = RedisServer::start();
+        let mut config = server.config(super::tagged("conformance-redis-tagged-cached"));
+        config.cache = Some(cache_config());
+        let store = RedisSessionStore::connect(config).await.unwrap();
+        let raw = SyncedRaw {
+            raw: server.raw().await,
+            store: store.clone(),
+        };
+        (server, store, raw)
+    }
+
+    authsession_tests::conformance_suite!(make, tagged);
+}
+
+mod cluster_cached {
+    use std::sync::Arc;
+
+    use authsession_driver::{ClusterBackend, ClusterSessionStore};
+    use authsession_tests::cached::{cache_config, SyncedRaw};
+    use authsession_tests::{ClusterRaw, RedisCluster};
+
+    async fn make() -> (
+        Arc<RedisCluster>,
+        ClusterSessionStore,
+        SyncedRaw<ClusterRaw, ClusterBackend>,
+    ) {
+        let cluster = RedisCluster::shared();
+        let mut config = cluster.config(super::tagged("conformance-cluster-cached"));
+        config.cache = Some(cache_config());
+        let store = ClusterSessionStore::connect(config).await.unwrap();
+        let raw = SyncedRaw {
+            raw: cluster.raw().await,
+            store: store.clone(),
+        };
+        (cluster, store, raw)
+    }
+
+    authsession_tests::conformance_suite!(make, tagged);
+}

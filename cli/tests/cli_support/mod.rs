@@ -46,12 +46,17 @@ impl Run {
             .collect()
     }
 
-    /// Asserts failure (exit 1, nothing on stdout) naming `kind` on stderr.
+    /// Asserts failure (exit 1, or 2 for `usage`) naming `kind` on stderr
+    /// in one `authsession: error: … (kind: KIND)` line.
     pub fn assert_error(&self, kind: &str) {
-        assert_eq!(self.code, Some(1), "expected failure: {self:?}");
+        let code = if kind == "usage" { 2 } else { 1 };
+        assert_eq!(self.code, Some(code), "expected failure: {self:?}");
+        let suffix = format!("(kind: {kind})");
         assert!(
-            self.stderr.contains(&format!("(kind: {kind})")),
-            "expected kind {kind}: {self:?}"
+            self.stderr
+                .lines()
+                .any(|line| line.starts_with("authsession: error: ") && line.ends_with(&suffix)),
+            "expected one error line of kind {kind}: {self:?}"
         );
         assert!(!self.stderr.contains("panicked"), "{self:?}");
     }

@@ -9,7 +9,8 @@ use crate::op::members::{
     check_members, confirmed, ids_and_keys, member_id, revoke_writes, violated_key, wrong_type,
 };
 use crate::op::{
-    applied, out_of_sequence, replies, Input, OnLimit, Operation, Policy, Step, TransitionError,
+    applied, best_effort_applied, out_of_sequence, replies, Input, OnLimit, Operation, Policy,
+    Step, TransitionError,
 };
 use crate::plan::{
     Applied, IndexRange, Member, OnViolation, Outline, Plan, Precondition, Read, Reply, ScoreBound,
@@ -567,7 +568,7 @@ impl Operation for Create {
             },
             // Whatever became of that owner key, on to the next.
             CreateState::RemovingOwners(owners, evicted) => {
-                applied(input, "create")?;
+                best_effort_applied(input, "create")?;
                 Ok(self.remove_owners(owners, evicted))
             }
             CreateState::Finished => out_of_sequence("create"),
@@ -577,7 +578,8 @@ impl Operation for Create {
 
 impl Create {
     fn remove_owners(&mut self, mut owners: OwnerRemovals, evicted: Vec<Session>) -> Step<Created> {
-        match owners.next() {
+        // Lazy: the answer stands whether or not the store can write it.
+        match owners.next().map(Plan::best_effort) {
             Some(plan) => {
                 self.state = CreateState::RemovingOwners(owners, evicted);
                 Step::Apply(plan)

@@ -2,6 +2,7 @@
 
 use crate::codec::DecodeError;
 use crate::error::ValidationError;
+use crate::op::RevokeAllReport;
 use crate::plan::KeyType;
 
 /// A stable, machine-readable error kind (snake_case), shared by the
@@ -138,6 +139,11 @@ pub enum TransitionError {
         /// The key whose change invalidated the last attempt.
         key: String,
     },
+    /// `revoke all` revoked every session it could, but left some of the
+    /// user's index members or keys unrevoked (undecodable, another user's,
+    /// missing, of the wrong type): the report names each, with why.
+    #[error("{}", .0.summary())]
+    PartiallyRevoked(Box<RevokeAllReport>),
 }
 
 impl Kind for TransitionError {
@@ -165,6 +171,7 @@ impl TransitionError {
             TransitionError::ForeignIndexMember { .. } => "foreign_index_member",
             TransitionError::InactiveIndexMember { .. } => "inactive_index_member",
             TransitionError::ContentionExhausted { .. } => "contention_exhausted",
+            TransitionError::PartiallyRevoked(_) => "partially_revoked",
         }
     }
 
@@ -189,7 +196,8 @@ impl TransitionError {
         match self {
             TransitionError::Invalid(_)
             | TransitionError::SessionLimit { .. }
-            | TransitionError::InvalidCursor { .. } => None,
+            | TransitionError::InvalidCursor { .. }
+            | TransitionError::PartiallyRevoked(_) => None,
             TransitionError::NotFound { key }
             | TransitionError::Conflict { key }
             | TransitionError::CorruptRecord { key, .. }

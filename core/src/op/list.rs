@@ -5,7 +5,8 @@ use crate::keys::KeySpace;
 use crate::op::expiry::{expire_plan, lazy_removals, OwnerRemovals};
 use crate::op::members::{check_members, confirmed, ids_and_keys, split_expired, wrong_type};
 use crate::op::{
-    applied, out_of_sequence, replies, Input, Operation, Policy, Step, TransitionError,
+    applied, best_effort_applied, out_of_sequence, replies, Input, Operation, Policy, Step,
+    TransitionError,
 };
 use crate::order::sort_newest_first;
 use crate::plan::{Applied, IndexRange, KeyType, Plan, Read, Reply, ScoreBound};
@@ -102,7 +103,8 @@ impl List {
         mut owners: OwnerRemovals,
         visible: Vec<Session>,
     ) -> Step<Vec<Session>> {
-        match owners.next() {
+        // Lazy: the answer stands whether or not the store can write it.
+        match owners.next().map(Plan::best_effort) {
             Some(plan) => {
                 self.state = ListState::RemovingOwners(owners, visible);
                 Step::Apply(plan)
@@ -165,7 +167,8 @@ impl Operation for List {
                         let mut expired = expired;
                         expired.truncate(lazy_removals(&self.keys, self.policy.batch_size.get()));
                         let plan =
-                            expire_plan(&self.keys, expired.iter().map(|(s, b)| (s, &b[..])));
+                            expire_plan(&self.keys, expired.iter().map(|(s, b)| (s, &b[..])))
+                                .best_effort();
                         let owners = OwnerRemovals::of(
                             &self.keys,
                             expired.iter().map(|(s, _)| (s.user_id(), s.id())),
@@ -184,16 +187,18 @@ impl Operation for List {
                 self.state = ListState::Start;
                 Ok(step)
             }
-            ListState::Expiring(plan, owners, visible) => match applied(input, "list")? {
-                Applied::WrongType { key } => Err(wrong_type(&plan, key)),
+            ListState::Expiring(plan, owners, visible) => match best_effort_applied(input, "list")?
+            {
+                Some(Applied::WrongType { key }) => Err(wrong_type(&plan, key)),
                 // Removed by us: their owner keys go with them.
-                Applied::Done => Ok(self.remove_owners(owners, visible)),
-                // Removed (or changed) by someone else meanwhile.
-                Applied::Violated { .. } => Ok(Step::Done(visible)),
+                Some(Applied::Done) => Ok(self.remove_owners(owners, visible)),
+                // Removed (or changed) by someone else meanwhile, or
+                // skipped (the store could not write): hidden all the same.
+                _ => Ok(Step::Done(visible)),
             },
             // Whatever became of that owner key, on to the next.
             ListState::RemovingOwners(owners, visible) => {
-                applied(input, "list")?;
+                best_effort_applied(input, "list")?;
                 Ok(self.remove_owners(owners, visible))
             }
             ListState::Finished => out_of_sequence("list"),

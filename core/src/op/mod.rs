@@ -35,6 +35,8 @@ mod create;
 mod error;
 mod expiry;
 #[cfg(test)]
+mod fail_safe;
+#[cfg(test)]
 mod fixtures;
 mod get;
 mod import;
@@ -60,7 +62,7 @@ pub use list::List;
 pub use owners::{OwnerRecheck, OwnerSighting, RecheckOwners};
 pub use page::{ListPage, Page, PageCursor, PageLimit, PageRequest, StatusFilter};
 pub use revoke::Revoke;
-pub use revoke_all::{RevokeAll, RevokeAllReport};
+pub use revoke_all::{RevokeAll, RevokeAllReport, Unrevocable};
 pub use sweep::{Sweep, SweepReport};
 
 use crate::model::MemoryKv;
@@ -245,6 +247,11 @@ pub enum Input {
     Applied(Applied),
     /// The backoff after [`Step::Backoff`] is over.
     Resumed,
+    /// The last [`Step::Apply`] held a best-effort plan
+    /// ([`Plan::best_effort`]) that the store could not write (a read-only
+    /// replica, an ACL user without the write, out of memory): nothing was
+    /// written, and the operation answers as if it had been applied.
+    Skipped,
 }
 
 /// A sans-IO operation: a state machine of reads and plans.
@@ -257,6 +264,21 @@ pub trait Operation {
 
     /// Advances with `input` (the answer to the previous step).
     fn resume(&mut self, input: Input) -> Result<Step<Self::Output>, TransitionError>;
+}
+
+/// An operation borrowed is an operation: a driver that must look into it
+/// between runs (e.g. [`RevokeAll::restart`] after a lost answer) drives
+/// it through `&mut`.
+impl<O: Operation + ?Sized> Operation for &mut O {
+    type Output = O::Output;
+
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+
+    fn resume(&mut self, input: Input) -> Result<Step<Self::Output>, TransitionError> {
+        (**self).resume(input)
+    }
 }
 
 /// An input that does not answer the step the operation is waiting on: a
@@ -332,6 +354,18 @@ pub(crate) fn replies(input: Input, op: &'static str) -> Result<Vec<Reply>, Tran
     match input {
         Input::Replies(replies) => Ok(replies),
         _ => out_of_sequence(op),
+    }
+}
+
+/// The outcome of a best-effort plan's apply: `None` when the driver
+/// skipped it ([`Input::Skipped`]), or an out-of-sequence error.
+pub(crate) fn best_effort_applied(
+    input: Input,
+    op: &'static str,
+) -> Result<Option<Applied>, TransitionError> {
+    match input {
+        Input::Skipped => Ok(None),
+        input => applied(input, op).map(Some),
     }
 }
 

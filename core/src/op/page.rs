@@ -11,7 +11,8 @@ use crate::op::expiry::{expire_plan, lazy_removals, OwnerRemovals};
 use crate::op::list::{range_members, scored_members, values};
 use crate::op::members::{check_members, confirmed, ids_and_keys, wrong_type};
 use crate::op::{
-    applied, out_of_sequence, replies, Input, Operation, Policy, Step, TransitionError,
+    applied, best_effort_applied, out_of_sequence, replies, Input, Operation, Policy, Step,
+    TransitionError,
 };
 use crate::order::{newest_first, sort_newest_first};
 use crate::plan::{Applied, IndexRange, Member, Plan, Read, ScoreBound};
@@ -305,7 +306,8 @@ impl ListPage {
     }
 
     fn remove_owners(&mut self, mut owners: OwnerRemovals, page: Page) -> Step<Page> {
-        match owners.next() {
+        // Lazy: the answer stands whether or not the store can write it.
+        match owners.next().map(Plan::best_effort) {
             Some(plan) => {
                 self.state = PageState::RemovingOwners(owners, page);
                 Step::Apply(plan)
@@ -470,7 +472,8 @@ impl Operation for ListPage {
                         let mut expired = expired;
                         expired.truncate(lazy_removals(&self.keys, self.policy.batch_size.get()));
                         let plan =
-                            expire_plan(&self.keys, expired.iter().map(|(s, b)| (s, &b[..])));
+                            expire_plan(&self.keys, expired.iter().map(|(s, b)| (s, &b[..])))
+                                .best_effort();
                         let owners = OwnerRemovals::of(
                             &self.keys,
                             expired.iter().map(|(s, _)| (s.user_id(), s.id())),
@@ -489,16 +492,19 @@ impl Operation for ListPage {
                 self.state = PageState::Start;
                 Ok(step)
             }
-            PageState::Expiring(plan, owners, page) => match applied(input, "list_page")? {
-                Applied::WrongType { key } => Err(wrong_type(&plan, key)),
-                // Removed by us: their owner keys go with them.
-                Applied::Done => Ok(self.remove_owners(owners, page)),
-                // Removed (or changed) by someone else meanwhile.
-                Applied::Violated { .. } => Ok(Step::Done(page)),
-            },
+            PageState::Expiring(plan, owners, page) => {
+                match best_effort_applied(input, "list_page")? {
+                    Some(Applied::WrongType { key }) => Err(wrong_type(&plan, key)),
+                    // Removed by us: their owner keys go with them.
+                    Some(Applied::Done) => Ok(self.remove_owners(owners, page)),
+                    // Removed (or changed) by someone else meanwhile, or
+                    // skipped (the store could not write).
+                    _ => Ok(Step::Done(page)),
+                }
+            }
             // Whatever became of that owner key, on to the next.
             PageState::RemovingOwners(owners, page) => {
-                applied(input, "list_page")?;
+                best_effort_applied(input, "list_page")?;
                 Ok(self.remove_owners(owners, page))
             }
             PageState::Finished => out_of_sequence("list_page"),

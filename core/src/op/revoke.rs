@@ -7,7 +7,8 @@ use crate::op::expiry::{expire_plan, owner_removal};
 use crate::op::get::single_value;
 use crate::op::members::{revoke_writes, violated_key, wrong_type};
 use crate::op::{
-    applied, out_of_sequence, replies, Input, Operation, Policy, Step, TransitionError,
+    applied, best_effort_applied, out_of_sequence, replies, Input, Operation, Policy, Step,
+    TransitionError,
 };
 use crate::plan::{Applied, OnViolation, Outline, Plan, Precondition, Read};
 use crate::session::{RevokeSessionInput, RevokeSessionOutcome};
@@ -23,6 +24,9 @@ pub struct Revoke {
     policy: Policy,
     now: Timestamp,
     input: RevokeSessionInput,
+    /// The "now" form: a session created after the revocation time is
+    /// revoked at its own creation time instead of refused.
+    raise_to_creation: bool,
     state: RevokeState,
 }
 
@@ -47,7 +51,21 @@ impl Revoke {
             policy,
             now,
             input,
+            raise_to_creation: false,
             state: RevokeState::Start,
+        }
+    }
+
+    /// The "now" form: `input.revocation.at` is the caller's current time,
+    /// not a time it chose. A session dated after it (created by a service
+    /// whose clock is ahead) is revoked all the same, at its own creation
+    /// time, so the record stays valid. [`Revoke::new`] refuses that case
+    /// (`revoked_before_created`): an explicit time before creation is an
+    /// error in the input.
+    pub fn now(keys: &KeySpace, policy: Policy, now: Timestamp, input: RevokeSessionInput) -> Self {
+        Self {
+            raise_to_creation: true,
+            ..Self::new(keys, policy, now, input)
         }
     }
 
@@ -103,7 +121,7 @@ impl Operation for Revoke {
                         }
                     })?;
                 if self.policy.is_expired(&current, self.now) {
-                    let plan = expire_plan(&self.keys, [(&current, &bytes[..])]);
+                    let plan = expire_plan(&self.keys, [(&current, &bytes[..])]).best_effort();
                     let user = current.user_id().clone();
                     self.state = RevokeState::Expiring(plan.clone(), key, user);
                     return Ok(Step::Apply(plan));
@@ -111,7 +129,11 @@ impl Operation for Revoke {
                 if !current.is_active() {
                     return Ok(Step::Done(RevokeSessionOutcome::AlreadyRevoked(current)));
                 }
-                let next = current.revoked(self.input.revocation.clone())?;
+                let next = if self.raise_to_creation {
+                    current.revoked_no_earlier_than_creation(self.input.revocation.clone())
+                } else {
+                    current.revoked(self.input.revocation.clone())?
+                };
                 let mut writes = Vec::with_capacity(3);
                 revoke_writes(&self.keys, &self.policy, &next, key.clone(), &mut writes);
                 let plan = Plan::new(
@@ -133,23 +155,24 @@ impl Operation for Revoke {
                 }
                 Applied::WrongType { key } => Err(wrong_type(&plan, key)),
             },
-            RevokeState::Expiring(plan, key, user) => match applied(input, "revoke")? {
-                Applied::WrongType { key } => Err(wrong_type(&plan, key)),
+            RevokeState::Expiring(plan, key, user) => match best_effort_applied(input, "revoke")? {
+                Some(Applied::WrongType { key }) => Err(wrong_type(&plan, key)),
                 // Removed by us: its owner key goes with it.
-                Applied::Done => {
+                Some(Applied::Done) => {
                     match owner_removal(&self.keys, &user, &self.input.device_session_id) {
                         Some(owner) => {
                             self.state = RevokeState::RemovingOwner(key);
-                            Ok(Step::Apply(owner))
+                            Ok(Step::Apply(owner.best_effort()))
                         }
                         None => Err(TransitionError::NotFound { key }),
                     }
                 }
-                Applied::Violated { .. } => Err(TransitionError::NotFound { key }),
+                // Removed by someone else, or skipped: gone either way.
+                _ => Err(TransitionError::NotFound { key }),
             },
             // Whatever became of the owner key, the session is gone.
             RevokeState::RemovingOwner(key) => {
-                applied(input, "revoke")?;
+                best_effort_applied(input, "revoke")?;
                 Err(TransitionError::NotFound { key })
             }
             RevokeState::Finished => {

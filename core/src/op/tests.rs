@@ -417,6 +417,124 @@ fn get_in_the_tagged_layout_reads_the_owner_then_the_record() {
     );
 }
 
+#[test]
+fn get_with_a_known_owner_reads_the_record_at_once_and_the_owner_after_a_miss() {
+    let keys = KeySpace::default().in_layout(Layout::Tagged).unwrap();
+    let mut kv = MemoryKv::new();
+    let s = session("dev-1", "user-1", t(0, 0));
+    create(&mut kv, &keys, &s);
+    let known = |owner: &str| {
+        Get::new(&keys, Policy::default(), t(0, 0), id("dev-1")).with_known_owner(user(owner))
+    };
+    let (got, trace) = run_traced(&mut kv, known("user-1"));
+    assert_eq!(got.unwrap(), s);
+    assert_eq!(trace.reads, 1, "a remembered owner: the record only");
+
+    // The id was removed and created again for another user: the miss
+    // under the remembered owner reads the owner key, then the record.
+    let mut moved = MemoryKv::new();
+    let other = session("dev-1", "user-2", t(0, 0));
+    create(&mut moved, &keys, &other);
+    let (got, trace) = run_traced(&mut moved, known("user-1"));
+    assert_eq!(got.unwrap(), other);
+    assert_eq!(trace.reads, 3);
+
+    // Gone altogether: not found at the owner key, as without the hint.
+    let owner = keys.owner_key(s.id()).unwrap();
+    let err = run(&mut MemoryKv::new(), known("user-1"), 1).unwrap_err();
+    assert_eq!((err.kind(), err.key()), ("not_found", Some(owner.as_str())));
+
+    // A record under the remembered owner that is not that owner's (or not
+    // readable) is not trusted: the owner key decides.
+    let mut planted = kv.clone();
+    planted.set_raw(&keys.record_key(&user("user-3"), s.id()), codec::encode(&s));
+    let (got, trace) = run_traced(&mut planted, known("user-3"));
+    assert_eq!(got.unwrap(), s);
+    assert_eq!(trace.reads, 3);
+    let mut garbage = kv.clone();
+    garbage.set_raw(&keys.record_key(s.user_id(), s.id()), "{garbage");
+    let err = run(&mut garbage, known("user-1"), 1).unwrap_err();
+    assert_eq!(err.kind(), "corrupt_record");
+
+    // The hint means nothing in the reference layout.
+    let reference = KeySpace::default();
+    let mut kv = MemoryKv::new();
+    create(&mut kv, &reference, &s);
+    let get = Get::new(&reference, Policy::default(), t(0, 0), id("dev-1"))
+        .with_known_owner(user("user-9"));
+    let (got, trace) = run_traced(&mut kv, get);
+    assert_eq!((got.unwrap(), trace.reads), (s, 1));
+}
+
+#[test]
+fn get_with_a_remembered_session_applies_the_rules_without_a_read() {
+    for keys in spaces() {
+        let s = session("dev-1", "user-1", t(0, 0));
+        let mut kv = MemoryKv::new();
+        create(&mut kv, &keys, &s);
+        let get = || {
+            let op = Get::new(&keys, Policy::default(), t(0, 0), id("dev-1"));
+            if keys.layout() == Layout::Tagged {
+                op.with_known_owner(user("user-1"))
+            } else {
+                op
+            }
+        };
+        assert_eq!(
+            get().first_record_key(),
+            Some(keys.record_key(s.user_id(), s.id()))
+        );
+        // Remembered: no read at all, even where the store now holds
+        // nothing (the caller vouches the record is unchanged).
+        let (got, trace) = run_traced(&mut MemoryKv::new(), get().with_remembered(s.clone()));
+        assert_eq!((got.unwrap(), trace.reads), (s.clone(), 0));
+        // Another user's session is not found for get_for_user.
+        let for_user = Get::for_user(
+            &keys,
+            Policy::default(),
+            t(0, 0),
+            user("user-2"),
+            id("dev-1"),
+        )
+        .with_remembered(s.clone());
+        let (got, trace) = run_traced(&mut kv, for_user);
+        assert_eq!((got.unwrap_err().kind(), trace.reads), ("not_found", 0));
+        // A session of another id is ignored: the record is read.
+        let other = session("dev-2", "user-1", t(0, 0));
+        let (got, trace) = run_traced(&mut kv, get().with_remembered(other));
+        assert_eq!((got.unwrap(), trace.reads), (s.clone(), 1));
+        // Past its retention: read again, then removed and not found.
+        let revoked = s.clone().revoked(revocation(t(10, 0))).unwrap();
+        let mut expired = MemoryKv::new();
+        create_under(&mut expired, &keys, retention(1), &revoked);
+        let op = Get::new(&keys, retention(1), t(3600, 0), id("dev-1"));
+        let op = if keys.layout() == Layout::Tagged {
+            op.with_known_owner(user("user-1"))
+        } else {
+            op
+        };
+        let (got, trace) = run_traced(&mut expired, op.with_remembered(revoked));
+        assert_eq!((got.unwrap_err().kind(), trace.reads), ("not_found", 1));
+        assert_eq!(trace.applies, 1);
+    }
+    // Tagged: a remembered session that is not the known owner's is not
+    // trusted.
+    let keys = KeySpace::default().in_layout(Layout::Tagged).unwrap();
+    let s = session("dev-1", "user-1", t(0, 0));
+    let mut kv = MemoryKv::new();
+    create(&mut kv, &keys, &s);
+    let op = Get::new(&keys, Policy::default(), t(0, 0), id("dev-1"))
+        .with_known_owner(user("user-1"))
+        .with_remembered(session("dev-1", "user-2", t(0, 0)));
+    let (got, trace) = run_traced(&mut kv, op);
+    assert_eq!((got.unwrap(), trace.reads), (s, 1));
+    // Without a known owner there is no first record key.
+    assert_eq!(
+        Get::new(&keys, Policy::default(), t(0, 0), id("dev-1")).first_record_key(),
+        None
+    );
+}
+
 // ---------------------------------------------------------------- revoke
 
 #[test]
@@ -701,7 +819,7 @@ fn revoke_all(
 }
 
 #[test]
-fn revoke_all_revokes_only_sessions_that_existed_at_the_instant() {
+fn revoke_all_revokes_every_session_that_existed_at_the_start() {
     for keys in spaces() {
         let mut kv = MemoryKv::new();
         create(&mut kv, &keys, &session("old", "user-1", t(0, 0)));
@@ -711,15 +829,17 @@ fn revoke_all_revokes_only_sessions_that_existed_at_the_instant() {
         create(&mut kv, &keys, &session("other", "user-2", t(0, 0)));
         let input = revoke_all_input("user-1", t(3600, 400));
         let report = revoke_all(&mut kv, &keys, Policy::default(), input.clone());
-        // "same" shares the microsecond score but was created 100 ns later.
-        assert_eq!(ids(&report.revoked), ["exact", "old"]);
-        assert_eq!((report.count, report.batches), (2, 1));
+        // Existence decides, not clocks: "same" (100 ns after the instant)
+        // and "later" are revoked too, at their own creation times.
+        assert_eq!(ids(&report.revoked), ["later", "same", "exact", "old"]);
+        assert_eq!((report.count, report.batches), (4, 1));
+        for s in &report.revoked {
+            let at = s.revocation().unwrap().at();
+            assert_eq!(at, s.created_at().max(t(3600, 400)), "{}", s.id());
+        }
         let outcome = report.into_outcome();
         assert!(outcome.is_consistent_for(&input.user_id));
-        assert_eq!(
-            members(&kv, &keys.user_active_sessions_key(&user("user-1"))),
-            ["same", "later"]
-        );
+        assert!(members(&kv, &keys.user_active_sessions_key(&user("user-1"))).is_empty());
         assert_eq!(
             kv.key_type(&keys.user_revoked_sessions_key(&user("user-1"))),
             None
@@ -841,7 +961,7 @@ fn revoke_all_confirms_a_revoked_member_of_the_active_index() {
     let active_key = keys.user_active_sessions_key(s.user_id());
     let input = revoke_all_input("user-1", t(3600, 0));
     // A concurrent revoke lands between the index read and the record
-    // read: a race, not corruption.
+    // read: a race, not drift.
     let mut reads = 0;
     let report = run_with(
         &mut kv,
@@ -850,35 +970,38 @@ fn revoke_all_confirms_a_revoked_member_of_the_active_index() {
         |kv, at| {
             if at == Between::Read {
                 reads += 1;
-                if reads == 1 {
+                if reads == 2 {
                     revoke(kv, &KeySpace::default(), "a", t(1800, 0));
                 }
             }
         },
     )
     .unwrap();
-    assert_eq!(reads, 3, "index, records, index again");
+    assert_eq!(report.drift_repaired, 0);
     assert_eq!(
         report.into_outcome(),
         RevokeUserSessionsOutcome::NoActiveSessions
     );
 
-    // Planted for real: confirmed, reported, nothing written.
+    // Planted for real: the revoked record stays as it is, its stray
+    // active-index entry goes, and the repair is counted.
     kv.index_add_raw(
         &active_key,
         b"a".to_vec(),
         IndexScore::of(s.created_at()).as_f64(),
     );
-    let before = kv.clone();
-    let err = run(
+    let record_key = keys.session_key(s.id());
+    let record = kv.get(&record_key).unwrap().to_vec();
+    let report = run(
         &mut kv,
         RevokeAll::new(&keys, Policy::default(), input, true),
         ATTEMPTS,
     )
-    .unwrap_err();
-    assert_eq!(err.kind(), "inactive_index_member");
-    assert_eq!(err.key(), Some(active_key.as_str()));
-    assert_eq!(kv, before);
+    .unwrap();
+    assert_eq!((report.count, report.drift_repaired), (0, 1));
+    assert!(report.unrevocable.is_empty());
+    assert_eq!(kv.get(&record_key), Some(record.as_slice()));
+    assert_eq!(kv.key_type(&active_key), None);
 }
 
 /// s0..s9 created one second apart, plus one created later.
@@ -905,12 +1028,14 @@ fn revoke_all_in_batches() {
         let (report, trace) =
             run_traced(&mut kv, RevokeAll::new(&keys, batches_of(3), input, true));
         let report = report.unwrap();
-        assert_eq!(report.count, 11);
-        assert_eq!(report.batches, 4);
-        assert_eq!(trace.applies, 4);
+        assert_eq!(report.count, 13);
+        assert_eq!(report.batches, 5);
+        assert_eq!(trace.applies, 5);
         assert_eq!(
             ids(&report.revoked),
             [
+                "later",
+                "edge-after",
                 "edge-before",
                 "s9",
                 "s8",
@@ -924,15 +1049,12 @@ fn revoke_all_in_batches() {
                 "s0"
             ]
         );
-        assert_eq!(
-            members(&kv, &keys.user_active_sessions_key(&user("user-1"))),
-            ["edge-after", "later"]
-        );
+        assert!(members(&kv, &keys.user_active_sessions_key(&user("user-1"))).is_empty());
     }
 }
 
 #[test]
-fn revoke_all_is_not_stopped_by_a_batch_of_sessions_created_just_after_the_instant() {
+fn revoke_all_revokes_a_batch_of_sessions_created_just_after_the_instant() {
     // One microsecond holds sessions created before and after the instant;
     // in index order (id bytes) the "after" ones fill a whole batch.
     let keys = KeySpace::default();
@@ -953,11 +1075,11 @@ fn revoke_all_is_not_stopped_by_a_batch_of_sessions_created_just_after_the_insta
         batches_of(3),
         revoke_all_input("user-1", t(10, 500)),
     );
-    assert_eq!(ids(&report.revoked), ["b", "e"]);
-    assert_eq!(
-        members(&kv, &keys.user_active_sessions_key(&user("user-1"))),
-        ["a", "c", "d", "f"]
-    );
+    assert_eq!(ids(&report.revoked), ["a", "c", "d", "f", "b", "e"]);
+    for s in &report.revoked {
+        assert_eq!(s.revocation().unwrap().at(), s.created_at().max(t(10, 500)));
+    }
+    assert!(members(&kv, &keys.user_active_sessions_key(&user("user-1"))).is_empty());
 }
 
 #[test]
@@ -990,12 +1112,9 @@ fn revoke_all_sees_sessions_created_between_batches() {
         },
     )
     .unwrap();
-    assert_eq!(report.count, 11);
+    assert_eq!(report.count, 12);
     assert!(ids(&report.revoked).contains(&"backdated"));
-    assert_eq!(
-        members(&kv, &keys.user_active_sessions_key(&user("user-1"))),
-        ["later"]
-    );
+    assert!(members(&kv, &keys.user_active_sessions_key(&user("user-1"))).is_empty());
 }
 
 #[test]
@@ -1018,7 +1137,8 @@ fn revoke_all_retries_only_the_batch_whose_plan_was_violated() {
         |kv, at| match at {
             Between::Read => {
                 reads += 1;
-                // The second batch's record read: s4 is revoked elsewhere.
+                // The second batch's record read (the first read also
+                // takes the bounds): s4 is revoked elsewhere.
                 if reads == 4 {
                     revoke(kv, &KeySpace::default(), "s4", t(20, 0));
                 }
@@ -1032,10 +1152,10 @@ fn revoke_all_retries_only_the_batch_whose_plan_was_violated() {
         },
     )
     .unwrap();
-    assert_eq!(report.count, 9, "s4 was revoked by the other client");
-    assert_eq!(report.batches, 3);
-    // 3 applied batches + the violated one.
-    assert_eq!(applies, 4);
+    assert_eq!(report.count, 10, "s4 was revoked by the other client");
+    assert_eq!(report.batches, 4);
+    // 4 applied batches + the violated one.
+    assert_eq!(applies, 5);
     // The first batch was not redone: its records are as it wrote them.
     let after_first = after_first.unwrap();
     for i in 0..3 {
@@ -1044,10 +1164,7 @@ fn revoke_all_retries_only_the_batch_whose_plan_was_violated() {
     }
     let s4 = codec::decode(&id("s4"), kv.get(&keys.session_key(&id("s4"))).unwrap()).unwrap();
     assert_eq!(s4.revocation().unwrap().at(), t(20, 0));
-    assert_eq!(
-        members(&kv, &keys.user_active_sessions_key(&user("user-1"))),
-        ["later"]
-    );
+    assert!(members(&kv, &keys.user_active_sessions_key(&user("user-1"))).is_empty());
 }
 
 #[test]
@@ -1079,7 +1196,7 @@ fn revoke_all_resumes_after_a_crash_without_rewriting_revoked_sessions() {
         let mut input = revoke_all_input("user-1", t(60, 0));
         input.revocation = revocation_by(t(60, 0), "compromised");
         let report = revoke_all(&mut kv, &keys, batches_of(3), input);
-        assert_eq!(ids(&report.revoked), ["s9", "s8", "s7", "s6"]);
+        assert_eq!(ids(&report.revoked), ["later", "s9", "s8", "s7", "s6"]);
         for i in 0..6 {
             let key = keys.record_key(&user("user-1"), &id(&format!("s{i}")));
             assert_eq!(kv.get(&key), snapshot.get(&key), "s{i} not rewritten");
@@ -1110,10 +1227,10 @@ fn revoke_all_count_form_keeps_no_sessions() {
     )
     .unwrap();
     assert!(report.revoked.is_empty());
-    assert_eq!((report.count, report.batches), (10, 3));
+    assert_eq!((report.count, report.batches), (11, 3));
     assert_eq!(
         run(&mut kv, Count::new(&keys, &user("user-1")), 1).unwrap(),
-        1
+        0
     );
 }
 

@@ -3,6 +3,12 @@
 //! failures), the same Redis translation as the standalone backend
 //! ([`super::script`]), and the routing a cluster needs on top:
 //!
+//! - **Single-key reads** (every `get`) go straight to the key's primary
+//!   on a connection of our own (one per primary, opened at connect; the
+//!   near cache's tracking connections when there is a cache): the
+//!   cluster client's routing costs about as much as the read. Any
+//!   failure there lists the slots again and sends that read through the
+//!   cluster client.
 //! - **Reads**: the reads of one step are grouped by hash slot; each
 //!   slot's reads go as one pipeline to that slot's primary, every group
 //!   at once (one round trip in time). A store's step names keys of one
@@ -45,10 +51,12 @@ use redis::cluster_routing::{
 use redis::{ErrorKind as RedisErrorKind, RedisError, ServerErrorKind, Value};
 use tokio::time::Instant;
 
-use super::redis::{check_replicated, wait_command};
+use super::redis::{check_replicated, open_client, wait_command};
 use super::script::{self, APPLY_PLAN_LUA};
 use super::{bounded, Backend, BackendInfo};
+use crate::cache::{direct_read, tracked_read, Links, MakeClient, NearCache};
 use crate::cluster_config::ClusterConfig;
+use crate::config::RedisConfig;
 use crate::error::Error;
 
 /// Number of hash slots of a Redis Cluster.
@@ -78,8 +86,12 @@ pub struct ClusterBackend {
     script_hash: String,
     wait_replicas: u32,
     wait_timeout: Duration,
-    /// The slot ranges of the primaries, as last listed (for scans).
+    /// The slot ranges of the primaries, as last listed (for scans, and
+    /// the near cache's tracking connections).
     slots: Arc<Mutex<Vec<SlotRange>>>,
+    near: Option<Arc<NearCache>>,
+    /// Connections of our own to each primary, for single-key reads.
+    direct: Option<Arc<Links>>,
 }
 
 impl std::fmt::Debug for ClusterBackend {
@@ -124,6 +136,8 @@ impl ClusterBackend {
             wait_replicas: 0,
             wait_timeout: Duration::from_secs(1),
             slots: Arc::new(Mutex::new(Vec::new())),
+            near: None,
+            direct: None,
         }
     }
 
@@ -195,7 +209,30 @@ impl ClusterBackend {
         )
         .with_wait_replicas(config.wait_replicas, timeout);
         backend.ping(timeout).await?;
-        Ok(backend)
+        let near = match config.cache {
+            Some(cache) => {
+                let first = seeds_first(config)?;
+                let make = node_client(config);
+                Some(Arc::new(
+                    NearCache::connect(cache, make, first, timeout).await?,
+                ))
+            }
+            None => None,
+        };
+        let direct = Arc::new(Links::new(node_client(config), timeout, None));
+        // Every primary connected now: the first reads pay no connect.
+        if let Ok(ranges) = backend.refresh_slots(Instant::now() + timeout).await {
+            let primaries: Vec<Node> = shards(&ranges).into_iter().map(|(_, n)| n).collect();
+            direct.warm(&primaries, timeout).await;
+            if let Some(near) = &near {
+                near.links().warm(&primaries, timeout).await;
+            }
+        }
+        Ok(Self {
+            near,
+            direct: Some(direct),
+            ..backend
+        })
     }
 
     /// Sends `cmds` as one pipeline to `route` (or, after `ASK`, to the
@@ -388,6 +425,45 @@ impl ClusterBackend {
             ranges = self.refresh_slots(deadline).await?;
         }
     }
+}
+
+/// The first seed, where the near cache checks the servers can track.
+fn seeds_first(config: &ClusterConfig) -> Result<Node, Error> {
+    config
+        .seeds()?
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::config("nodes", "name at least one seed node"))
+}
+
+/// Clients for the near cache's tracking connections: any node, with the
+/// cluster's credentials and TLS, over RESP3.
+fn node_client(config: &ClusterConfig) -> MakeClient {
+    let config = config.clone();
+    Box::new(move |host: &str, port: u16| {
+        let addr = if config.tls {
+            tls_addr(host.to_owned(), port)?
+        } else {
+            redis::ConnectionAddr::Tcp(host.to_owned(), port)
+        };
+        let mut settings =
+            redis::RedisConnectionInfo::default().set_protocol(redis::ProtocolVersion::RESP3);
+        if let Some(username) = &config.username {
+            settings = settings.set_username(username);
+        }
+        if let Some(password) = &config.password {
+            settings = settings.set_password(password);
+        }
+        let info = redis::IntoConnectionInfo::into_connection_info(addr)
+            .map_err(|e| Error::config("nodes", e.to_string()))?
+            .set_redis_settings(settings);
+        let tls = RedisConfig {
+            tls: config.tls,
+            tls_ca_pem: config.tls_ca_pem.clone(),
+            ..RedisConfig::default()
+        };
+        open_client(info, &tls)
+    })
 }
 
 #[cfg(feature = "tls")]
@@ -741,7 +817,96 @@ impl Backend for ClusterBackend {
         Ok(())
     }
 
+    fn near_cache(&self) -> Option<&NearCache> {
+        self.near.as_deref()
+    }
+
     async fn read(&self, budget: Duration, reads: &[Read]) -> Result<Vec<Reply>, Error> {
+        if let [Read::Value { key }] = reads {
+            // One key: straight to its primary on a connection of our own
+            // (the cluster client's routing costs about as much as the
+            // read); through the near cache's tracking connection with a
+            // cache.
+            let deadline = Instant::now() + budget;
+            let read = match (&self.near, &self.direct) {
+                (Some(near), _) => {
+                    let node = self.node_of(deadline, key).await;
+                    match node {
+                        Ok(node) => tracked_read(near, &node, budget, reads).await,
+                        Err(_) => None,
+                    }
+                }
+                (None, Some(direct)) => match self.node_of(deadline, key).await {
+                    Ok(node) => direct_read(direct, &node, budget, reads).await,
+                    Err(_) => None,
+                },
+                (None, None) => None,
+            };
+            match read {
+                Some(Ok(replies)) => return Ok(replies),
+                Some(Err(e)) => {
+                    // Another node serves the key now, or its node is gone
+                    // (a failover): list the primaries again, and read it
+                    // through the cluster client this once (never filled).
+                    if let Some(near) = &self.near {
+                        near.wrote([key.as_str()]);
+                    }
+                    let _ = self.refresh_slots(deadline).await;
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(e.into_error());
+                    }
+                    return self.read_plain(left, reads).await;
+                }
+                None => {
+                    if let Some(near) = &self.near {
+                        near.wrote([key.as_str()]);
+                    }
+                }
+            }
+        }
+        self.read_plain(budget, reads).await
+    }
+
+    async fn delete(&self, budget: Duration, keys: &[String]) -> Result<u64, Error> {
+        let deleted = self.delete_plain(budget, keys).await;
+        if let Some(near) = &self.near {
+            near.wrote(keys.iter().map(String::as_str));
+        }
+        deleted
+    }
+
+    async fn apply(&self, budget: Duration, plan: &Plan) -> Result<Applied, Error> {
+        let applied = self.apply_plan(budget, plan).await;
+        if let Some(near) = &self.near {
+            // Whatever the outcome (a timeout's is unknown): read-your-writes.
+            near.wrote(plan.writes().iter().map(|w| w.key()));
+        }
+        applied
+    }
+}
+
+impl ClusterBackend {
+    /// The primary serving `key`'s slot, as last listed (listed now if
+    /// never).
+    async fn node_of(&self, deadline: Instant, key: &str) -> Result<Node, RedisError> {
+        let slot = key_slot(key.as_bytes());
+        let cached = owner(
+            &self.slots.lock().unwrap_or_else(PoisonError::into_inner),
+            slot,
+        );
+        match cached {
+            Some(node) => Ok(node),
+            None => {
+                let ranges = self.refresh_slots(deadline).await?;
+                owner(&ranges, slot).ok_or_else(|| {
+                    RedisError::from((RedisErrorKind::Parse, "no primary serves a slot"))
+                })
+            }
+        }
+    }
+
+    async fn read_plain(&self, budget: Duration, reads: &[Read]) -> Result<Vec<Reply>, Error> {
         let plan = ReadPlan::new(reads)?;
         let deadline = Instant::now() + budget;
         let groups = plan.by_slot.iter().map(|(slot, (cmds, _))| async move {
@@ -826,7 +991,7 @@ impl Backend for ClusterBackend {
             .collect()
     }
 
-    async fn delete(&self, budget: Duration, keys: &[String]) -> Result<u64, Error> {
+    async fn delete_plain(&self, budget: Duration, keys: &[String]) -> Result<u64, Error> {
         let mut by_slot: BTreeMap<u16, Vec<&str>> = BTreeMap::new();
         for key in keys {
             by_slot
@@ -847,7 +1012,7 @@ impl Backend for ClusterBackend {
         Ok(counts.into_iter().sum())
     }
 
-    async fn apply(&self, budget: Duration, plan: &Plan) -> Result<Applied, Error> {
+    async fn apply_plan(&self, budget: Duration, plan: &Plan) -> Result<Applied, Error> {
         let (keys, argv) = script::plan_args(plan)?;
         let Some((first, rest)) = keys.split_first() else {
             return Ok(Applied::Done);

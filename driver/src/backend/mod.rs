@@ -70,6 +70,11 @@ pub trait Backend: Send + Sync + 'static {
         keys: &[String],
     ) -> impl Future<Output = Result<u64, Error>> + Send;
 
+    /// The near cache, when this backend keeps one (`cache` in its config).
+    fn near_cache(&self) -> Option<&crate::NearCache> {
+        None
+    }
+
     /// Waits `pause` before the next attempt of a contended operation.
     fn pause(&self, pause: Duration) -> impl Future<Output = ()> + Send {
         tokio::time::sleep(pause)

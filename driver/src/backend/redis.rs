@@ -9,8 +9,11 @@ use authsession_core::plan::{Applied, Plan, Read, Reply, ScanCursor};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::IntoConnectionInfo as _;
 
+use std::sync::Arc;
+
 use super::script::{self, apply_plan_script};
 use super::{bounded, Backend, BackendInfo};
+use crate::cache::{tracked_read, MakeClient, NearCache, Node, TrackedError};
 use crate::config::RedisConfig;
 use crate::error::Error;
 
@@ -24,6 +27,8 @@ pub struct RedisBackend {
     info: BackendInfo,
     wait_replicas: u32,
     wait_timeout: Duration,
+    /// The near cache and the server its tracking connection goes to.
+    near: Option<(Arc<NearCache>, Node)>,
 }
 
 impl std::fmt::Debug for RedisBackend {
@@ -45,6 +50,7 @@ impl RedisBackend {
             info,
             wait_replicas: 0,
             wait_timeout: Duration::from_secs(1),
+            near: None,
         }
     }
 
@@ -80,8 +86,24 @@ impl RedisBackend {
             .into_connection_info()
             .map_err(|e| Error::config("addr", e.to_string()))?
             .set_redis_settings(settings);
-        let client = open_client(info, config)?;
+        let client = open_client(info.clone(), config)?;
         let timeout = config.operation_timeout;
+        let near = match config.cache {
+            Some(cache) => {
+                // The same server, credentials and TLS, over RESP3 (pushes).
+                let settings = info
+                    .redis_settings()
+                    .clone()
+                    .set_protocol(redis::ProtocolVersion::RESP3);
+                let info = info.clone().set_redis_settings(settings);
+                let config = config.clone();
+                let make: MakeClient = Box::new(move |_, _| open_client(info.clone(), &config));
+                let node = (host.clone(), port);
+                let near = NearCache::connect(cache, make, node.clone(), timeout).await?;
+                Some((Arc::new(near), node))
+            }
+            None => None,
+        };
         // One connection attempt per reconnect, bounded by the operation
         // timeout: while the server is down, callers get the connection
         // error at once instead of queueing behind a backoff loop, and the
@@ -113,6 +135,7 @@ impl RedisBackend {
             },
         )
         .with_wait_replicas(config.wait_replicas, timeout);
+        let backend = Self { near, ..backend };
         // Without credentials the server accepts the connection and refuses
         // the first command: surface that (and any other refusal) here, as
         // a clear error of `connect`, not of some later operation.
@@ -140,7 +163,10 @@ fn tls_addr(_: String, _: u16) -> Result<redis::ConnectionAddr, Error> {
 }
 
 #[cfg(feature = "tls")]
-fn open_client(info: redis::ConnectionInfo, config: &RedisConfig) -> Result<redis::Client, Error> {
+pub(crate) fn open_client(
+    info: redis::ConnectionInfo,
+    config: &RedisConfig,
+) -> Result<redis::Client, Error> {
     match &config.tls_ca_pem {
         Some(pem) => redis::Client::build_with_tls(
             info,
@@ -155,7 +181,10 @@ fn open_client(info: redis::ConnectionInfo, config: &RedisConfig) -> Result<redi
 }
 
 #[cfg(not(feature = "tls"))]
-fn open_client(info: redis::ConnectionInfo, _: &RedisConfig) -> Result<redis::Client, Error> {
+pub(crate) fn open_client(
+    info: redis::ConnectionInfo,
+    _: &RedisConfig,
+) -> Result<redis::Client, Error> {
     redis::Client::open(info).map_err(|e| Error::config("addr", e.to_string()))
 }
 
@@ -209,7 +238,16 @@ impl Backend for RedisBackend {
         Ok(())
     }
 
+    fn near_cache(&self) -> Option<&NearCache> {
+        self.near.as_ref().map(|(near, _)| &**near)
+    }
+
     async fn read(&self, budget: Duration, reads: &[Read]) -> Result<Vec<Reply>, Error> {
+        if let Some((near, node)) = &self.near {
+            if let Some(replies) = tracked_read(near, node, budget, reads).await {
+                return replies.map_err(TrackedError::into_error);
+            }
+        }
         if let [read] = reads {
             // One command needs no pipeline (and none of its buffers).
             let cursor = match read {
@@ -265,15 +303,30 @@ impl Backend for RedisBackend {
             return Ok(0);
         }
         let mut conn = self.conn.clone();
-        bounded(
+        let deleted = bounded(
             budget,
             "unlink",
             redis::cmd("UNLINK").arg(keys).query_async(&mut conn),
         )
-        .await
+        .await;
+        if let Some((near, _)) = &self.near {
+            near.wrote(keys.iter().map(String::as_str));
+        }
+        deleted
     }
 
     async fn apply(&self, budget: Duration, plan: &Plan) -> Result<Applied, Error> {
+        let applied = self.apply_plan(budget, plan).await;
+        if let Some((near, _)) = &self.near {
+            // Whatever the outcome (a timeout's is unknown).
+            near.wrote(plan.writes().iter().map(|w| w.key()));
+        }
+        applied
+    }
+}
+
+impl RedisBackend {
+    async fn apply_plan(&self, budget: Duration, plan: &Plan) -> Result<Applied, Error> {
         // EVALSHA written straight from the plan: every argument is copied
         // once, into the command (a `ScriptInvocation` would hold its own
         // copies first).

@@ -4,7 +4,7 @@
 
 use authsession_core::plan::{
     Applied, IndexRange, KeyTable, KeyType, Plan, Precondition, Read, Reply, ScanCursor,
-    ScoreBound, Write,
+    ScoreBound, Write, WritePhase,
 };
 use authsession_core::IndexScore;
 use redis::Value;
@@ -106,24 +106,30 @@ pub(crate) fn encode_args(
             other => return Err(Error::unsupported(format!("{other:?}"))),
         }
     }
-    // The writes, grouped so the script makes one call per group. Writes
-    // to different keys commute, so only each key's own order matters:
-    // index writes become runs (one key, one kind, in plan order; a new
-    // run when that key sees the other kind), sent in the order they
-    // start; string writes to one key race only with themselves (a key
-    // holds strings or sorted sets, never both), so the last one wins and
-    // they go last, as one MSET and one DEL.
+    // The writes, grouped so the script makes one call per group, in the
+    // plan's fail-safe order (`Plan::write_phases`): phase by phase, so a
+    // server that refuses a write part-way (one without
+    // `redis.acl_check_cmd`) keeps a safe prefix. Within a phase, index
+    // writes become runs (one key, one kind, in plan order; a new run when
+    // that key sees the other kind), sent in the order they start; string
+    // writes to one key race only with themselves (a key holds strings or
+    // sorted sets, never both), so the last one wins, in its phase, as one
+    // MSET and one DEL per phase.
     struct Run<'p> {
+        phase: WritePhase,
         key: usize,
         add: bool,
         items: Vec<&'p Write>,
     }
+    let phases = plan.write_phases();
     let keys = table.keys().len();
     let mut runs: Vec<Run<'_>> = Vec::new();
     let mut open: Vec<Option<usize>> = vec![None; keys];
-    let mut strings: Vec<Option<Option<&[u8]>>> = vec![None; keys];
+    // Per string key, its last write (`Some(value)`: a set) and phase.
+    type Last<'p> = Option<(Option<&'p [u8]>, WritePhase)>;
+    let mut strings: Vec<Last<'_>> = vec![None; keys];
     let mut string_order = Vec::new();
-    for write in plan.writes() {
+    for (write, phase) in plan.writes().iter().zip(phases) {
         let key = table.position_of_use(next_use()).unwrap_or_default();
         match write {
             Write::Set { .. } | Write::Delete { .. } => {
@@ -135,19 +141,20 @@ pub(crate) fn encode_args(
                     if slot.is_none() {
                         string_order.push(key);
                     }
-                    *slot = Some(value);
+                    *slot = Some((value, phase));
                 }
             }
             Write::IndexAdd { .. } | Write::IndexRemove { .. } => {
                 let add = matches!(write, Write::IndexAdd { .. });
                 let current = open.get(key).copied().flatten();
                 match current.and_then(|i| runs.get_mut(i)) {
-                    Some(run) if run.add == add => run.items.push(write),
+                    Some(run) if run.add == add && run.phase == phase => run.items.push(write),
                     _ => {
                         if let Some(slot) = open.get_mut(key) {
                             *slot = Some(runs.len());
                         }
                         runs.push(Run {
+                            phase,
                             key,
                             add,
                             items: vec![write],
@@ -159,46 +166,56 @@ pub(crate) fn encode_args(
         }
     }
     let mut position = itoa_buffer();
-    for run in &runs {
-        push(if run.add { b"Z" } else { b"X" });
-        push(position.format(run.key + 1).as_bytes());
-        count(run.items.len(), &mut push);
-        for write in &run.items {
-            match write {
-                Write::IndexAdd { score, member, .. } => {
-                    push(score.to_string().as_bytes());
-                    push(member.as_bytes());
+    for phase in [
+        WritePhase::Cover,
+        WritePhase::Record,
+        WritePhase::Follow,
+        WritePhase::Delete,
+    ] {
+        for run in runs.iter().filter(|r| r.phase == phase) {
+            push(if run.add { b"Z" } else { b"X" });
+            push(position.format(run.key + 1).as_bytes());
+            count(run.items.len(), &mut push);
+            for write in &run.items {
+                match write {
+                    Write::IndexAdd { score, member, .. } => {
+                        push(score.to_string().as_bytes());
+                        push(member.as_bytes());
+                    }
+                    Write::IndexRemove { member, .. } => push(member),
+                    _ => {}
                 }
-                Write::IndexRemove { member, .. } => push(member),
-                _ => {}
             }
         }
-    }
-    let sets: Vec<(usize, &[u8])> = string_order
-        .iter()
-        .filter_map(|k| match strings.get(*k) {
-            Some(Some(Some(value))) => Some((*k, *value)),
+        let in_phase = |k: &usize| match strings.get(*k) {
+            Some(Some((value, p))) if *p == phase => Some((*k, *value)),
             _ => None,
-        })
-        .collect();
-    if !sets.is_empty() {
-        push(b"M");
-        count(sets.len(), &mut push);
-        for (key, value) in sets {
-            push(position.format(key + 1).as_bytes());
-            push(value);
+        };
+        let sets: Vec<(usize, &[u8])> = string_order
+            .iter()
+            .filter_map(in_phase)
+            .filter_map(|(k, v)| v.map(|v| (k, v)))
+            .collect();
+        if !sets.is_empty() {
+            push(b"M");
+            count(sets.len(), &mut push);
+            for (key, value) in sets {
+                push(position.format(key + 1).as_bytes());
+                push(value);
+            }
         }
-    }
-    let deletes: Vec<usize> = string_order
-        .iter()
-        .copied()
-        .filter(|k| matches!(strings.get(*k), Some(Some(None))))
-        .collect();
-    if !deletes.is_empty() {
-        push(b"D");
-        count(deletes.len(), &mut push);
-        for key in deletes {
-            push(position.format(key + 1).as_bytes());
+        let deletes: Vec<usize> = string_order
+            .iter()
+            .filter_map(in_phase)
+            .filter(|(_, v)| v.is_none())
+            .map(|(k, _)| k)
+            .collect();
+        if !deletes.is_empty() {
+            push(b"D");
+            count(deletes.len(), &mut push);
+            for key in deletes {
+                push(position.format(key + 1).as_bytes());
+            }
         }
     }
     Ok(())
@@ -507,20 +524,21 @@ mod tests {
                 "V",
                 "3",
                 "old",
-                // Writes in groups: z's runs in plan order, then the sets.
+                // Writes in groups, in fail-safe order: z's new entry,
+                // the set, then z's removal.
                 "Z",
                 "2",
                 "1",
                 "1714979289123456",
                 "m3",
-                "X",
-                "2",
-                "1",
-                "m1",
                 "M",
                 "1",
                 "1",
-                "v"
+                "v",
+                "X",
+                "2",
+                "1",
+                "m1"
             ]
         );
     }
