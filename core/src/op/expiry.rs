@@ -176,6 +176,49 @@ mod tests {
     }
 
     #[test]
+    fn a_get_whose_owner_removal_is_skipped_still_answers_not_found() {
+        use crate::op::{Get, Input, Operation, Policy, Step};
+        let keys = KeySpace::default().in_layout(Layout::Tagged).unwrap();
+        let s = session("d", "u", 1).revoked(revocation(2)).unwrap();
+        let mut kv = MemoryKv::new();
+        kv.set_raw(keys.owner_key(s.id()).unwrap(), "u");
+        kv.set_raw(
+            keys.record_key(s.user_id(), s.id()),
+            crate::codec::encode(&s),
+        );
+        let policy = Policy {
+            revoked_retention: Some(std::time::Duration::from_secs(1)),
+            ..Policy::default()
+        };
+        let now = crate::op::fixtures::ts(100);
+        let mut op = Get::new(&keys, policy, now, s.id().clone());
+        let mut input = Input::Start;
+        let mut plans = 0;
+        let result = loop {
+            match op.resume(input) {
+                Ok(Step::Read(reads)) => input = Input::Replies(kv.read_all(&reads)),
+                Ok(Step::Apply(plan)) => {
+                    assert!(plan.is_best_effort(), "{plan:?}");
+                    plans += 1;
+                    // The record's removal is written; the owner key's
+                    // cannot be (a replica, say).
+                    input = if plans == 1 {
+                        Input::Applied(kv.apply(&plan))
+                    } else {
+                        Input::Skipped
+                    };
+                }
+                Ok(other) => panic!("{other:?}"),
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(result.kind(), "not_found");
+        assert_eq!(plans, 2);
+        // Left dangling, for sweep and check --repair.
+        assert_eq!(kv.get(&keys.owner_key(s.id()).unwrap()), Some(&b"u"[..]));
+    }
+
+    #[test]
     fn an_owner_key_naming_someone_else_stays() {
         let keys = KeySpace::default().in_layout(Layout::Tagged).unwrap();
         let s = session("d", "u", 1);
