@@ -74,8 +74,6 @@ pub struct Create {
 enum CreateState {
     Start,
     Owner(String),
-    /// The owner key was there: claimed again if it is this user's.
-    OwnerAgain(String),
     Main,
     Reads,
     OldestMore {
@@ -422,11 +420,11 @@ impl Operation for Create {
         match std::mem::replace(&mut self.state, CreateState::Finished) {
             CreateState::Start => match self.keys.owner_key(self.session.id()) {
                 Some(owner) => {
-                    // First as a new claim: one that finds the key already
-                    // there learns the id was this user's before.
-                    let plan = Plan::new(
-                        vec![Precondition::Absent { key: owner.clone() }],
-                        vec![self.owner_write(&owner)],
+                    // Absent or this user's (else `conflict`); and absent
+                    // (else it was this user's already: see
+                    // `reclaim_owner`). One round trip either way.
+                    let plan = self.owner_claim(&owner).require(
+                        Precondition::Absent { key: owner.clone() },
                         OnViolation::Retry,
                     );
                     self.state = CreateState::Owner(owner);
@@ -436,27 +434,16 @@ impl Operation for Create {
             },
             CreateState::Owner(owner) => match applied(input, "create")? {
                 Applied::Done => self.main(),
+                Applied::Violated { index: 0 } => Err(TransitionError::Conflict { key: owner }),
                 Applied::Violated { .. } => {
-                    let plan = self.owner_claim(&owner);
-                    self.state = CreateState::OwnerAgain(owner);
-                    Ok(Step::Apply(plan))
-                }
-                Applied::WrongType { key } => Err(TransitionError::WrongType {
-                    key,
-                    expected: crate::plan::KeyType::String,
-                }),
-            },
-            CreateState::OwnerAgain(owner) => match applied(input, "create")? {
-                Applied::Done => {
-                    // The owner key was already there (an earlier session
-                    // of this id, or a create that stopped half-way): a
-                    // retention removal of that session may take it away
-                    // before this record lands, so it is claimed again
-                    // once the record is written.
+                    // The owner key was already this user's (an earlier
+                    // session of this id, or a create that stopped
+                    // half-way): a retention removal of that session may
+                    // take it away before this record lands, so it is
+                    // claimed again once the record is written.
                     self.reclaim_owner = true;
                     self.main()
                 }
-                Applied::Violated { .. } => Err(TransitionError::Conflict { key: owner }),
                 Applied::WrongType { key } => Err(TransitionError::WrongType {
                     key,
                     expected: crate::plan::KeyType::String,
