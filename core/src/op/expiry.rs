@@ -141,7 +141,7 @@ enum OwnerState {
     Idle,
     Deleting(UserId, DeviceSessionId),
     Verifying,
-    Restoring,
+    Restoring(DeviceSessionId),
 }
 
 /// The owner keys to remove after their sessions were removed (tagged
@@ -162,8 +162,8 @@ pub(crate) struct OwnerRemovals {
     pending: VecDeque<(UserId, DeviceSessionId)>,
     deleted: Vec<(UserId, DeviceSessionId)>,
     verified: bool,
-    restores: VecDeque<Plan>,
-    restored: u64,
+    restores: VecDeque<(DeviceSessionId, Plan)>,
+    restored: Vec<DeviceSessionId>,
     state: OwnerState,
 }
 
@@ -201,9 +201,15 @@ impl OwnerRemovals {
 
     /// Owner keys removed and not put back.
     pub(crate) fn removed(&self) -> u64 {
-        u64::try_from(self.deleted.len())
-            .unwrap_or(u64::MAX)
-            .saturating_sub(self.restored)
+        u64::try_from(self.removed_ids().count()).unwrap_or(u64::MAX)
+    }
+
+    /// The ids whose owner key was removed and not put back.
+    pub(crate) fn removed_ids(&self) -> impl Iterator<Item = &DeviceSessionId> {
+        self.deleted
+            .iter()
+            .map(|(_, id)| id)
+            .filter(|id| !self.restored.contains(id))
     }
 
     fn plan(&self, plan: Plan) -> Plan {
@@ -239,20 +245,20 @@ impl OwnerRemovals {
                     if record.is_some() {
                         if let Some(key) = keys.owner_key(id) {
                             let plan = self.plan(owner_restore(key, user));
-                            self.restores.push_back(plan);
+                            self.restores.push_back((id.clone(), plan));
                         }
                     }
                 }
             }
-            (OwnerState::Restoring, Some(input)) => {
+            (OwnerState::Restoring(id), Some(input)) => {
                 if best_effort_applied(input, op)? == Some(Applied::Done) {
-                    self.restored += 1;
+                    self.restored.push(id);
                 }
             }
             _ => return out_of_sequence(op),
         }
-        if let Some(plan) = self.restores.pop_front() {
-            self.state = OwnerState::Restoring;
+        if let Some((id, plan)) = self.restores.pop_front() {
+            self.state = OwnerState::Restoring(id);
             return Ok(OwnerStep::Apply(plan));
         }
         while let Some((user, id)) = self.pending.pop_front() {
