@@ -244,7 +244,7 @@ enum RecheckState {
     Read(Vec<OwnerSighting>),
     Removing {
         batch: Vec<OwnerSighting>,
-        owners: OwnerRemovals,
+        owners: Box<OwnerRemovals>,
     },
     Finished,
 }
@@ -311,7 +311,7 @@ impl RecheckOwners {
     fn remove(
         &mut self,
         batch: Vec<OwnerSighting>,
-        mut owners: OwnerRemovals,
+        mut owners: Box<OwnerRemovals>,
         input: Option<Input>,
     ) -> Result<Step<OwnerRecheck>, TransitionError> {
         if let Some(step) = owners.step(input, OP)?.into_step() {
@@ -361,7 +361,7 @@ impl Operation for RecheckOwners {
                     }
                 }
                 let owners = OwnerRemovals::of(&self.keys, still.iter().map(|s| (&s.user, &s.id)));
-                self.remove(still, owners, None)
+                self.remove(still, Box::new(owners), None)
             }
             RecheckState::Removing { batch, owners } => self.remove(batch, owners, Some(input)),
             RecheckState::Finished => out_of_sequence(OP),
