@@ -111,10 +111,11 @@ struct GlobalArgs {
         value_name = "DURATION"
     )]
     revoked_retention: Option<String>,
-    /// Tagged layout: `check --repair` and `sweep` remove an owner key
-    /// without its record only if it still is this long after they first
-    /// saw it (a create writes its owner key just before its record); they
-    /// wait that long when they saw one. Default 1m.
+    /// Tagged layout: an owner key without its record may be a create in
+    /// flight (a create writes it just before the record), so `check` and
+    /// `sweep` look at one again this long after their walk (waiting for
+    /// it when they saw any); only one still without its record is a
+    /// problem, which `check --repair` and `sweep` remove. Default 1m.
     #[arg(
         long,
         env = "AUTHSESSION_OWNER_GRACE",
