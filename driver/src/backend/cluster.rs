@@ -57,7 +57,7 @@ use super::{bounded, Backend, BackendInfo};
 use crate::cache::{direct_read, tracked_read, Links, MakeClient, NearCache};
 use crate::cluster_config::ClusterConfig;
 use crate::config::RedisConfig;
-use crate::error::Error;
+use crate::error::{retry_of, Error, Retry};
 
 /// Number of hash slots of a Redis Cluster.
 const SLOTS: u16 = 16384;
@@ -506,22 +506,13 @@ fn with_ca(
     Ok(builder)
 }
 
-/// The hash slot of `key` (CRC16/XMODEM of the key, or of its `{tag}`
-/// when it has a non-empty one, modulo 16384), as Redis computes it.
+/// The hash slot of `key`, as Redis and redis-rs compute it: CRC16/XMODEM
+/// (the `crc16` crate redis-rs uses) of the key, or of its `{tag}` when it
+/// has a non-empty one, modulo 16384. (redis-rs computes the same in
+/// `Slot::for_key` but does not expose the number.)
 pub(crate) fn key_slot(key: &[u8]) -> u16 {
     let hashed = hash_tag(key).unwrap_or(key);
-    let mut crc: u16 = 0;
-    for &byte in hashed {
-        crc ^= u16::from(byte) << 8;
-        for _ in 0..8 {
-            crc = if crc & 0x8000 == 0 {
-                crc << 1
-            } else {
-                (crc << 1) ^ 0x1021
-            };
-        }
-    }
-    crc % SLOTS
+    crc16::State::<crc16::XMODEM>::calculate(hashed) % SLOTS
 }
 
 fn hash_tag(key: &[u8]) -> Option<&[u8]> {
@@ -553,29 +544,15 @@ fn is_keyless(cmd: &redis::Cmd) -> bool {
     )
 }
 
-/// Whether the server surely did not run the request: it refused it
-/// (redirect, cluster down, loading, replica) or it was never sent.
-fn refused(err: &RedisError) -> bool {
-    match err.kind() {
-        RedisErrorKind::Server(
-            ServerErrorKind::Moved
-            | ServerErrorKind::Ask
-            | ServerErrorKind::TryAgain
-            | ServerErrorKind::ClusterDown
-            | ServerErrorKind::MasterDown
-            | ServerErrorKind::BusyLoading
-            | ServerErrorKind::ReadOnly,
-        )
-        | RedisErrorKind::ClusterConnectionNotFound => true,
-        _ => err.is_connection_refusal(),
-    }
-}
-
+/// Whether `err` lets the request be sent again: always when the server
+/// surely did not run it, and after an I/O error too for requests that
+/// change nothing.
 fn may_resend(err: &RedisError, resend: Resend) -> bool {
-    refused(err)
-        || (resend == Resend::IfUnanswered
-            && (err.is_io_error() || err.is_connection_dropped())
-            && !err.is_timeout())
+    match retry_of(err) {
+        Retry::Refused => true,
+        Retry::Unanswered => resend == Resend::IfUnanswered,
+        Retry::TimedOut | Retry::Never => false,
+    }
 }
 
 /// A jittered pause before send number `attempt + 2`: from 1–2 ms,
