@@ -43,7 +43,6 @@ use std::time::Duration;
 
 use authsession_core::plan::{Applied, Plan, Read, Reply, ScanCursor};
 use futures_util::future::{try_join, try_join_all};
-use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{
     MultipleNodeRoutingInfo, ResponsePolicy, Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr,
@@ -51,12 +50,11 @@ use redis::cluster_routing::{
 use redis::{ErrorKind as RedisErrorKind, RedisError, ServerErrorKind, Value};
 use tokio::time::Instant;
 
-use super::redis::{check_replicated, open_client, wait_command};
+use super::redis::{check_replicated, wait_command};
 use super::script::{self, APPLY_PLAN_LUA};
 use super::{bounded, Backend, BackendInfo};
-use crate::cache::{direct_read, tracked_read, Links, MakeClient, NearCache};
+use crate::cache::{direct_read, tracked_read, Links, NearCache};
 use crate::cluster_config::ClusterConfig;
-use crate::config::RedisConfig;
 use crate::error::{retry_of, Error, Retry};
 
 /// Number of hash slots of a Redis Cluster.
@@ -163,31 +161,13 @@ impl ClusterBackend {
         config.validate()?;
         let seeds = config.seeds()?;
         let timeout = config.operation_timeout;
-        let mut nodes = Vec::with_capacity(seeds.len());
-        for (host, port) in &seeds {
-            let addr = if config.tls {
-                tls_addr(host.clone(), *port)?
-            } else {
-                redis::ConnectionAddr::Tcp(host.clone(), *port)
-            };
-            nodes.push(
-                redis::IntoConnectionInfo::into_connection_info(addr)
-                    .map_err(|e| Error::config("nodes", e.to_string()))?,
-            );
-        }
-        let mut builder = ClusterClient::builder(nodes)
+        let access = config.access();
+        let client = access
+            .cluster_builder(&seeds)?
             .connection_timeout(timeout)
             .response_timeout(timeout)
             // See the module header: resend only what surely did not run.
-            .retries(0);
-        if let Some(username) = &config.username {
-            builder = builder.username(username);
-        }
-        if let Some(password) = &config.password {
-            builder = builder.password(password);
-        }
-        builder = with_ca(builder, config)?;
-        let client = builder
+            .retries(0)
             .build()
             .map_err(|e| Error::config("nodes", e.to_string()))?;
         let conn = match tokio::time::timeout(timeout, client.get_async_connection()).await {
@@ -212,14 +192,14 @@ impl ClusterBackend {
         let near = match config.cache {
             Some(cache) => {
                 let first = seeds_first(config)?;
-                let make = node_client(config);
+                let make = access.clone().tracking_clients(0);
                 Some(Arc::new(
                     NearCache::connect(cache, make, first, timeout).await?,
                 ))
             }
             None => None,
         };
-        let direct = Arc::new(Links::new(node_client(config), timeout, None));
+        let direct = Arc::new(Links::new(access.tracking_clients(0), timeout, None));
         // Every primary connected now: the first reads pay no connect.
         if let Ok(ranges) = backend.refresh_slots(Instant::now() + timeout).await {
             let primaries: Vec<Node> = shards(&ranges).into_iter().map(|(_, n)| n).collect();
@@ -434,76 +414,6 @@ fn seeds_first(config: &ClusterConfig) -> Result<Node, Error> {
         .into_iter()
         .next()
         .ok_or_else(|| Error::config("nodes", "name at least one seed node"))
-}
-
-/// Clients for the near cache's tracking connections: any node, with the
-/// cluster's credentials and TLS, over RESP3.
-fn node_client(config: &ClusterConfig) -> MakeClient {
-    let config = config.clone();
-    Box::new(move |host: &str, port: u16| {
-        let addr = if config.tls {
-            tls_addr(host.to_owned(), port)?
-        } else {
-            redis::ConnectionAddr::Tcp(host.to_owned(), port)
-        };
-        let mut settings =
-            redis::RedisConnectionInfo::default().set_protocol(redis::ProtocolVersion::RESP3);
-        if let Some(username) = &config.username {
-            settings = settings.set_username(username);
-        }
-        if let Some(password) = &config.password {
-            settings = settings.set_password(password);
-        }
-        let info = redis::IntoConnectionInfo::into_connection_info(addr)
-            .map_err(|e| Error::config("nodes", e.to_string()))?
-            .set_redis_settings(settings);
-        let tls = RedisConfig {
-            tls: config.tls,
-            tls_ca_pem: config.tls_ca_pem.clone(),
-            ..RedisConfig::default()
-        };
-        open_client(info, &tls)
-    })
-}
-
-#[cfg(feature = "tls")]
-fn tls_addr(host: String, port: u16) -> Result<redis::ConnectionAddr, Error> {
-    Ok(redis::ConnectionAddr::TcpTls {
-        host,
-        port,
-        insecure: false,
-        tls_params: None,
-    })
-}
-
-#[cfg(not(feature = "tls"))]
-fn tls_addr(_: String, _: u16) -> Result<redis::ConnectionAddr, Error> {
-    Err(Error::config(
-        "tls",
-        "this build has no TLS support (enable the `tls` feature)",
-    ))
-}
-
-#[cfg(feature = "tls")]
-fn with_ca(
-    builder: redis::cluster::ClusterClientBuilder,
-    config: &ClusterConfig,
-) -> Result<redis::cluster::ClusterClientBuilder, Error> {
-    Ok(match &config.tls_ca_pem {
-        Some(pem) => builder.certs(redis::TlsCertificates {
-            client_tls: None,
-            root_cert: Some(pem.clone()),
-        }),
-        None => builder,
-    })
-}
-
-#[cfg(not(feature = "tls"))]
-fn with_ca(
-    builder: redis::cluster::ClusterClientBuilder,
-    _: &ClusterConfig,
-) -> Result<redis::cluster::ClusterClientBuilder, Error> {
-    Ok(builder)
 }
 
 /// The hash slot of `key`, as Redis and redis-rs compute it: CRC16/XMODEM

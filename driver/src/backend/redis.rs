@@ -7,13 +7,12 @@ use std::time::Duration;
 
 use authsession_core::plan::{Applied, Plan, Read, Reply, ScanCursor};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::IntoConnectionInfo as _;
 
 use std::sync::Arc;
 
 use super::script::{self, apply_plan_script};
 use super::{bounded, Backend, BackendInfo};
-use crate::cache::{tracked_read, MakeClient, NearCache, Node, TrackedError};
+use crate::cache::{tracked_read, NearCache, Node, TrackedError};
 use crate::config::RedisConfig;
 use crate::error::Error;
 
@@ -70,34 +69,13 @@ impl RedisBackend {
     pub async fn connect(config: &RedisConfig) -> Result<Self, Error> {
         config.validate()?;
         let (host, port) = config.host_port()?;
-        let addr = if config.tls {
-            tls_addr(host.clone(), port)?
-        } else {
-            redis::ConnectionAddr::Tcp(host.clone(), port)
-        };
-        let mut settings = redis::RedisConnectionInfo::default().set_db(config.db);
-        if let Some(username) = &config.username {
-            settings = settings.set_username(username);
-        }
-        if let Some(password) = &config.password {
-            settings = settings.set_password(password);
-        }
-        let info = addr
-            .into_connection_info()
-            .map_err(|e| Error::config("addr", e.to_string()))?
-            .set_redis_settings(settings);
-        let client = open_client(info.clone(), config)?;
+        let access = config.access();
+        let client = access.client(access.info(&host, port, config.db)?)?;
         let timeout = config.operation_timeout;
         let near = match config.cache {
             Some(cache) => {
                 // The same server, credentials and TLS, over RESP3 (pushes).
-                let settings = info
-                    .redis_settings()
-                    .clone()
-                    .set_protocol(redis::ProtocolVersion::RESP3);
-                let info = info.clone().set_redis_settings(settings);
-                let config = config.clone();
-                let make: MakeClient = Box::new(move |_, _| open_client(info.clone(), &config));
+                let make = access.tracking_clients(config.db);
                 let node = (host.clone(), port);
                 let near = NearCache::connect(cache, make, node.clone(), timeout).await?;
                 Some((Arc::new(near), node))
@@ -142,50 +120,6 @@ impl RedisBackend {
         backend.ping(timeout).await?;
         Ok(backend)
     }
-}
-
-#[cfg(feature = "tls")]
-fn tls_addr(host: String, port: u16) -> Result<redis::ConnectionAddr, Error> {
-    Ok(redis::ConnectionAddr::TcpTls {
-        host,
-        port,
-        insecure: false,
-        tls_params: None,
-    })
-}
-
-#[cfg(not(feature = "tls"))]
-fn tls_addr(_: String, _: u16) -> Result<redis::ConnectionAddr, Error> {
-    Err(Error::config(
-        "tls",
-        "this build has no TLS support (enable the `tls` feature)",
-    ))
-}
-
-#[cfg(feature = "tls")]
-pub(crate) fn open_client(
-    info: redis::ConnectionInfo,
-    config: &RedisConfig,
-) -> Result<redis::Client, Error> {
-    match &config.tls_ca_pem {
-        Some(pem) => redis::Client::build_with_tls(
-            info,
-            redis::TlsCertificates {
-                client_tls: None,
-                root_cert: Some(pem.clone()),
-            },
-        )
-        .map_err(|e| Error::config("tls_ca_pem", e.to_string())),
-        None => redis::Client::open(info).map_err(|e| Error::config("addr", e.to_string())),
-    }
-}
-
-#[cfg(not(feature = "tls"))]
-pub(crate) fn open_client(
-    info: redis::ConnectionInfo,
-    _: &RedisConfig,
-) -> Result<redis::Client, Error> {
-    redis::Client::open(info).map_err(|e| Error::config("addr", e.to_string()))
 }
 
 /// Runs `WAIT replicas timeout` after a write on `conn` (the replication
