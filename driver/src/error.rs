@@ -280,16 +280,6 @@ impl Error {
         )
     }
 
-    /// The server does not know the script (`NOSCRIPT`): load it, run again.
-    pub(crate) fn is_noscript(&self) -> bool {
-        self.is_server_code("NOSCRIPT")
-    }
-
-    /// Whether the server answered with the error code `code`.
-    pub(crate) fn is_server_code(&self, code: &str) -> bool {
-        matches!(&*self.0, Repr::Redis { source, .. } if source.code() == Some(code))
-    }
-
     pub(crate) fn unsupported(what: String) -> Self {
         Self::new(Repr::Unsupported { what })
     }

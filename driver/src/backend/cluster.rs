@@ -37,6 +37,7 @@
 //!   idempotent — but the operation would then report what the second run
 //!   saw, e.g. `conflict` for its own `create`.)
 
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -50,8 +51,7 @@ use redis::cluster_routing::{
 use redis::{ErrorKind as RedisErrorKind, RedisError, ServerErrorKind, Value};
 use tokio::time::Instant;
 
-use super::redis::{check_replicated, wait_command};
-use super::script::{self, APPLY_PLAN_LUA};
+use super::script;
 use super::{bounded, Backend, BackendInfo};
 use crate::cache::{direct_read, tracked_read, Links, NearCache};
 use crate::cluster_config::ClusterConfig;
@@ -81,7 +81,6 @@ const MAX_PAUSE: Duration = Duration::from_millis(100);
 pub struct ClusterBackend {
     conn: ClusterConnection,
     info: BackendInfo,
-    script_hash: String,
     wait_replicas: u32,
     wait_timeout: Duration,
     /// The slot ranges of the primaries, as last listed (for scans, and
@@ -130,7 +129,6 @@ impl ClusterBackend {
         Self {
             conn,
             info,
-            script_hash: redis::Script::new(APPLY_PLAN_LUA).get_hash().to_owned(),
             wait_replicas: 0,
             wait_timeout: Duration::from_secs(1),
             slots: Arc::new(Mutex::new(Vec::new())),
@@ -222,7 +220,7 @@ impl ClusterBackend {
         &self,
         deadline: Instant,
         route: &SingleNodeRoutingInfo,
-        cmds: &[redis::Cmd],
+        cmds: &[impl Borrow<redis::Cmd> + Sync],
         resend: Resend,
     ) -> Result<Vec<Value>, RedisError> {
         let mut attempt = 0u32;
@@ -257,11 +255,12 @@ impl ClusterBackend {
     async fn send_once(
         &self,
         route: &SingleNodeRoutingInfo,
-        cmds: &[redis::Cmd],
+        cmds: &[impl Borrow<redis::Cmd>],
         asking: bool,
     ) -> Result<Vec<Value>, RedisError> {
         let mut pipe = redis::pipe();
         for cmd in cmds {
+            let cmd = cmd.borrow();
             if asking && !is_keyless(cmd) {
                 pipe.cmd("ASKING");
             }
@@ -278,7 +277,7 @@ impl ClusterBackend {
         let mut out = Vec::with_capacity(cmds.len());
         let mut values = values.into_iter();
         for cmd in cmds {
-            if !is_keyless(cmd) {
+            if !is_keyless(cmd.borrow()) {
                 values.next();
             }
             out.extend(values.next());
@@ -900,12 +899,14 @@ impl ClusterBackend {
     }
 
     async fn apply_plan(&self, budget: Duration, plan: &Plan) -> Result<Applied, Error> {
-        let (keys, argv) = script::plan_args(plan)?;
-        let Some((first, rest)) = keys.split_first() else {
+        let wait = (self.wait_replicas, self.wait_timeout);
+        let invocation = script::Invocation::new(plan, wait, budget)?;
+        let mut keys = invocation.keys();
+        let Some(first) = keys.next() else {
             return Ok(Applied::Done);
         };
         let slot = key_slot(first.as_bytes());
-        if let Some(other) = rest.iter().find(|k| key_slot(k.as_bytes()) != slot) {
+        if let Some(other) = keys.find(|k| key_slot(k.as_bytes()) != slot) {
             return Err(Error::cross_slot(
                 first,
                 slot,
@@ -913,64 +914,54 @@ impl ClusterBackend {
                 key_slot(other.as_bytes()),
             ));
         }
-        let mut evalsha = redis::cmd("EVALSHA");
-        evalsha.arg(&self.script_hash).arg(keys.len()).arg(&keys);
-        for arg in &argv {
-            evalsha.arg(arg.as_slice());
-        }
-        let wait = self.wait_replicas > 0 && !plan.writes().is_empty();
-        let mut cmds = vec![evalsha];
-        if wait {
-            cmds.push(wait_command(self.wait_replicas, self.wait_timeout, budget));
-        }
-        let deadline = Instant::now() + budget;
-        let route = slot_route(slot);
-        let values = bounded(budget, "apply", async {
-            let values = self
-                .send(deadline, &route, &cmds, Resend::IfRefused)
-                .await?;
-            if !is_noscript(values.first()) {
-                return Ok(values);
-            }
-            // Load it where it was missing — that primary only — and run
-            // it again, in one pipeline: both reach the same node even if
-            // the slot changes hands meanwhile (a replica just promoted
-            // has no scripts).
-            let mut load_and_run = vec![redis::cmd("SCRIPT")
-                .arg("LOAD")
-                .arg(APPLY_PLAN_LUA)
-                .to_owned()];
-            load_and_run.extend(cmds.iter().cloned());
-            let values = self
-                .send(deadline, &route, &load_and_run, Resend::IfRefused)
-                .await?;
-            let mut values = values.into_iter();
-            values.next().unwrap_or(Value::Nil).extract_error()?;
-            Ok(values.collect::<Vec<_>>())
-        })
-        .await?;
-        let mut values = values.into_iter();
-        let result = values.next().unwrap_or(Value::Nil);
-        let result: i64 = result
-            .extract_error()
-            .and_then(|v| redis::from_redis_value(v).map_err(RedisError::from))
-            .map_err(|e| Error::redis("apply", e))?;
-        let applied = script::applied(|i| keys.get(i).copied(), result);
-        if wait && applied == Applied::Done {
-            let acked: u64 = values
-                .next()
-                .unwrap_or(Value::Nil)
-                .extract_error()
-                .and_then(|v| redis::from_redis_value(v).map_err(RedisError::from))
-                .map_err(|e| Error::redis("wait", e))?;
-            check_replicated(self.wait_replicas, acked)?;
-        }
-        Ok(applied)
+        let mut primary = SlotPrimary {
+            backend: self,
+            route: slot_route(slot),
+            deadline: Instant::now() + budget,
+        };
+        script::invoke(&mut primary, &invocation, budget).await
     }
 }
 
-fn is_noscript(value: Option<&Value>) -> bool {
-    matches!(value, Some(Value::ServerError(e)) if e.code() == "NOSCRIPT")
+/// The primary of one slot as a connection, for [`script::invoke`]: each
+/// pipeline goes to whichever node serves the slot, and is resent (within
+/// `deadline`) only when it surely did not run there.
+struct SlotPrimary<'a> {
+    backend: &'a ClusterBackend,
+    route: SingleNodeRoutingInfo,
+    deadline: Instant,
+}
+
+impl redis::aio::ConnectionLike for SlotPrimary<'_> {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> redis::RedisFuture<'a, Value> {
+        Box::pin(async move {
+            let values = self
+                .backend
+                .send(self.deadline, &self.route, &[cmd], Resend::IfRefused)
+                .await?;
+            Ok(values.into_iter().next().unwrap_or(Value::Nil))
+        })
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<Value>> {
+        Box::pin(async move {
+            let cmds: Vec<&redis::Cmd> = pipeline.cmd_iter().collect();
+            let values = self
+                .backend
+                .send(self.deadline, &self.route, &cmds, Resend::IfRefused)
+                .await?;
+            Ok(values.into_iter().skip(offset).take(count).collect())
+        })
+    }
+
+    fn get_db(&self) -> i64 {
+        0
+    }
 }
 
 fn read_mismatch() -> Error {

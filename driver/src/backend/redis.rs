@@ -10,7 +10,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use std::sync::Arc;
 
-use super::script::{self, apply_plan_script};
+use super::script;
 use super::{bounded, Backend, BackendInfo};
 use crate::cache::{tracked_read, NearCache, Node, TrackedError};
 use crate::config::RedisConfig;
@@ -22,7 +22,6 @@ use crate::error::Error;
 #[derive(Clone)]
 pub struct RedisBackend {
     conn: ConnectionManager,
-    apply_plan: redis::Script,
     info: BackendInfo,
     wait_replicas: u32,
     wait_timeout: Duration,
@@ -45,7 +44,6 @@ impl RedisBackend {
     pub fn from_connection(conn: ConnectionManager, info: BackendInfo) -> Self {
         Self {
             conn,
-            apply_plan: apply_plan_script(),
             info,
             wait_replicas: 0,
             wait_timeout: Duration::from_secs(1),
@@ -120,45 +118,6 @@ impl RedisBackend {
         backend.ping(timeout).await?;
         Ok(backend)
     }
-}
-
-/// Runs `WAIT replicas timeout` after a write on `conn` (the replication
-/// offset `WAIT` waits for is the connection's own last write).
-pub(crate) async fn wait_for_replicas<C: redis::aio::ConnectionLike + Send>(
-    conn: &mut C,
-    replicas: u32,
-    wait_timeout: Duration,
-    budget: Duration,
-) -> Result<(), Error> {
-    let acked: u64 = bounded(
-        budget,
-        "wait",
-        wait_command(replicas, wait_timeout, budget).query_async(conn),
-    )
-    .await?;
-    check_replicated(replicas, acked)
-}
-
-/// `WAIT replicas ms`, waiting at most `wait_timeout` and at most 90 % of
-/// the round trip's `budget`: the server's answer (how many replicas
-/// confirmed) then arrives before the round trip times out, so a missing
-/// confirmation is reported as such (`write_unconfirmed`), not as a
-/// timeout of unknown outcome.
-pub(crate) fn wait_command(replicas: u32, wait_timeout: Duration, budget: Duration) -> redis::Cmd {
-    let usable = budget.saturating_sub(budget / 10);
-    let millis = u64::try_from(wait_timeout.min(usable).as_millis())
-        .unwrap_or(u64::MAX)
-        .max(1);
-    redis::cmd("WAIT").arg(replicas).arg(millis).to_owned()
-}
-
-/// `WAIT`'s answer: `acked` replicas confirmed the write, `replicas` were
-/// wanted.
-pub(crate) fn check_replicated(replicas: u32, acked: u64) -> Result<(), Error> {
-    if acked < u64::from(replicas) {
-        return Err(Error::unreplicated(replicas, acked));
-    }
-    Ok(())
 }
 
 impl Backend for RedisBackend {
@@ -261,38 +220,8 @@ impl Backend for RedisBackend {
 
 impl RedisBackend {
     async fn apply_plan(&self, budget: Duration, plan: &Plan) -> Result<Applied, Error> {
-        // EVALSHA written straight from the plan: every argument is copied
-        // once, into the command (a `ScriptInvocation` would hold its own
-        // copies first).
-        let table = plan.key_table();
-        let (args, bytes) = script::size_hint(plan, &table);
-        let mut evalsha = redis::Cmd::with_capacity(args, bytes);
-        evalsha.arg("EVALSHA");
-        evalsha
-            .arg(self.apply_plan.get_hash())
-            .arg(table.keys().len());
-        for (key, _) in table.keys() {
-            evalsha.arg(*key);
-        }
-        script::encode_args(plan, &table, |arg| {
-            evalsha.arg(arg);
-        })?;
-        let mut conn = self.conn.clone();
-        let first: Result<i64, Error> =
-            bounded(budget, "apply", evalsha.query_async(&mut conn)).await;
-        let result = match first {
-            Err(e) if e.is_noscript() => {
-                // A restarted or flushed server: load it and run again.
-                let load = self.apply_plan.load_async(&mut conn);
-                let _: String = bounded(budget, "script load", load).await?;
-                bounded(budget, "apply", evalsha.query_async(&mut conn)).await?
-            }
-            other => other?,
-        };
-        let applied = script::applied(|i| table.keys().get(i).map(|(k, _)| *k), result);
-        if applied == Applied::Done && self.wait_replicas > 0 && !plan.writes().is_empty() {
-            wait_for_replicas(&mut conn, self.wait_replicas, self.wait_timeout, budget).await?;
-        }
-        Ok(applied)
+        let wait = (self.wait_replicas, self.wait_timeout);
+        let invocation = script::Invocation::new(plan, wait, budget)?;
+        script::invoke(&mut self.conn.clone(), &invocation, budget).await
     }
 }
