@@ -168,10 +168,7 @@ impl ClusterBackend {
             .retries(0)
             .build()
             .map_err(|e| Error::config("nodes", e.to_string()))?;
-        let conn = match tokio::time::timeout(timeout, client.get_async_connection()).await {
-            Ok(conn) => conn.map_err(|e| Error::redis("connect", e))?,
-            Err(_) => return Err(Error::timeout("connect", timeout)),
-        };
+        let conn = bounded(timeout, "connect", client.get_async_connection()).await?;
         let (host, port) = seeds
             .into_iter()
             .next()

@@ -92,15 +92,8 @@ impl RedisBackend {
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(None)
             .set_number_of_retries(0);
-        let conn = match tokio::time::timeout(
-            timeout,
-            ConnectionManager::new_with_config(client, manager_config),
-        )
-        .await
-        {
-            Ok(conn) => conn.map_err(|e| Error::redis("connect", e))?,
-            Err(_) => return Err(Error::timeout("connect", timeout)),
-        };
+        let manager = ConnectionManager::new_with_config(client, manager_config);
+        let conn = bounded(timeout, "connect", manager).await?;
         let backend = Self::from_connection(
             conn,
             BackendInfo {
