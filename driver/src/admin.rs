@@ -46,7 +46,6 @@ impl<B: Backend> Store<B> {
 
     /// Every key under `prefix` holding `key_type`, page by page (held in
     /// memory: for callers that need the whole list).
-    #[allow(dead_code)] // used by migration
     pub(crate) async fn scan_all(
         &self,
         prefix: &str,
