@@ -6,12 +6,20 @@ use authsession_core::{
     ClientPublicKey, DeviceSessionId, Revocation, RevokeActorId, RevokeActorType, RevokeReasonCode,
     RevokeSessionInput, RevokeUserSessionsInput, Session, UserId,
 };
-use authsession_driver::{CheckMode, CheckReport, RevokeAllOptions, SessionAdmin, SessionStore};
+use std::process::ExitCode;
+
+use authsession_driver::{
+    Backend, CheckMode, CheckReport, RevokeAllOptions, SessionAdmin, SessionStore, Store,
+};
 use serde::Serialize;
 
+use crate::args::GlobalArgs;
 use crate::clock;
+use crate::dispatch::runtime;
 use crate::error::CliError;
 use crate::output::{self, CountOut, RevokeAllOut, RevokeOut};
+use crate::scratch::{fresh_options, purge_after};
+use crate::target::{OnStore, StoreTarget};
 
 const SESSIONS: u8 = 3;
 
@@ -34,7 +42,7 @@ struct Step<'a, T> {
     body: T,
 }
 
-pub(crate) fn step(name: &str, body: impl Serialize) -> Result<(), CliError> {
+fn step(name: &str, body: impl Serialize) -> Result<(), CliError> {
     output::print(&Step { step: name, body })
 }
 
@@ -71,10 +79,7 @@ fn revocation(reason: &str) -> Result<Revocation, CliError> {
 
 /// Runs the lifecycle on `store`: create, get, list, count, revoke, revoke
 /// again, revoke all, count, check.
-pub(crate) async fn run<S: SessionStore + SessionAdmin>(
-    store: &S,
-    backend: &str,
-) -> Result<(), CliError> {
+async fn run<S: SessionStore + SessionAdmin>(store: &S, backend: &str) -> Result<(), CliError> {
     step(
         "start",
         Start {
@@ -203,4 +208,42 @@ pub(crate) async fn run<S: SessionStore + SessionAdmin>(
         format!("{} problems", report.problems.len())
     })?;
     step("check", Checked { report: &report })
+}
+
+/// `authsession demo`: in memory, or on a server under a fresh key space
+/// (purged afterwards).
+pub(crate) fn run_demo(global: &GlobalArgs) -> Result<ExitCode, CliError> {
+    let rt = runtime(false)?;
+    let target = global.target(None);
+    let options = match target {
+        StoreTarget::Memory => global.options(&target)?,
+        _ => fresh_options(global, &target, "demo")?,
+    };
+    rt.block_on(target.open_and_run(&options, Demo))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The demo on the store the flags select.
+struct Demo;
+
+impl OnStore for Demo {
+    type Output = ();
+
+    async fn run<B: Backend>(self, store: Store<B>, target: &StoreTarget) -> Result<(), CliError> {
+        if *target == StoreTarget::Memory {
+            return run(&store, target.name()).await;
+        }
+        let result = run(&store, target.name()).await;
+        let ((), deleted) = purge_after(&store, result).await?;
+        #[derive(serde::Serialize)]
+        struct Purged {
+            keys_deleted: u64,
+        }
+        step(
+            "purge",
+            Purged {
+                keys_deleted: deleted,
+            },
+        )
+    }
 }
