@@ -88,6 +88,60 @@ async fn run<S: SessionStore + SessionAdmin>(store: &S, backend: &str) -> Result
         },
     )?;
     let user = UserId::parse("demo-user")?;
+    let created = create(store, &user).await?;
+    let (Some(first), Some(second)) = (created.first(), created.get(1)) else {
+        return Err(CliError::new("demo_mismatch", "no sessions were created"));
+    };
+    read(store, &user, &created, second).await?;
+    revoke(store, &user, first).await?;
+
+    let report = store.check(CheckMode::Report).await?;
+    expect("check", report.problems.is_empty(), || {
+        format!("{} problems", report.problems.len())
+    })?;
+    step("check", Checked { report: &report })
+}
+
+/// `authsession demo`: in memory, or on a server under a fresh key space
+/// (purged afterwards).
+pub(crate) fn run_demo(global: &GlobalArgs) -> Result<ExitCode, CliError> {
+    let rt = runtime(false)?;
+    let target = global.target(None);
+    let options = match target {
+        StoreTarget::Memory => global.options(&target)?,
+        _ => fresh_options(global, &target, "demo")?,
+    };
+    rt.block_on(target.open_and_run(&options, Demo))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The demo on the store the flags select.
+struct Demo;
+
+impl OnStore for Demo {
+    type Output = ();
+
+    async fn run<B: Backend>(self, store: Store<B>, target: &StoreTarget) -> Result<(), CliError> {
+        if *target == StoreTarget::Memory {
+            return run(&store, target.name()).await;
+        }
+        let result = run(&store, target.name()).await;
+        let ((), deleted) = purge_after(&store, result).await?;
+        #[derive(serde::Serialize)]
+        struct Purged {
+            keys_deleted: u64,
+        }
+        step(
+            "purge",
+            Purged {
+                keys_deleted: deleted,
+            },
+        )
+    }
+}
+
+/// The demo's sessions, created in the recent past.
+async fn create<S: SessionStore>(store: &S, user: &UserId) -> Result<Vec<Session>, CliError> {
     let now = clock::now()?;
     let mut created = Vec::new();
     for n in 1..=SESSIONS {
@@ -104,15 +158,21 @@ async fn run<S: SessionStore + SessionAdmin>(store: &S, backend: &str) -> Result
         step("create", One { session: &session })?;
         created.push(session);
     }
-    let (Some(first), Some(second)) = (created.first(), created.get(1)) else {
-        return Err(CliError::new("demo_mismatch", "no sessions were created"));
-    };
+    Ok(created)
+}
 
+/// `get`, `list` and `count` answer what was created.
+async fn read<S: SessionStore>(
+    store: &S,
+    user: &UserId,
+    created: &[Session],
+    second: &Session,
+) -> Result<(), CliError> {
     let got = store.get(second.id()).await?;
     expect("get", &got == second, || format!("got {got:?}"))?;
     step("get", One { session: &got })?;
 
-    let listed = store.list_by_user_id(&user).await?;
+    let listed = store.list_by_user_id(user).await?;
     let newest_first: Vec<&Session> = created.iter().rev().collect();
     expect("list", listed.iter().eq(newest_first), || {
         format!("listed {listed:?}")
@@ -120,23 +180,32 @@ async fn run<S: SessionStore + SessionAdmin>(store: &S, backend: &str) -> Result
     step(
         "list",
         Listed {
-            user_id: &user,
+            user_id: user,
             sessions: &listed,
         },
     )?;
 
-    let active = store.count_active_by_user_id(&user).await?;
+    let active = store.count_active_by_user_id(user).await?;
     expect("count", active == u64::from(SESSIONS), || {
         format!("{active}")
     })?;
     step(
         "count",
         CountOut {
-            user_id: &user,
+            user_id: user,
             active,
         },
     )?;
+    Ok(())
+}
 
+/// `revoke` (twice: the second finds it already revoked), `revoke-all` of
+/// the rest, and a count of none left.
+async fn revoke<S: SessionStore>(
+    store: &S,
+    user: &UserId,
+    first: &Session,
+) -> Result<(), CliError> {
     let input = RevokeSessionInput {
         device_session_id: first.id().clone(),
         revocation: revocation("user_logout")?,
@@ -193,57 +262,14 @@ async fn run<S: SessionStore + SessionAdmin>(store: &S, backend: &str) -> Result
         },
     )?;
 
-    let active = store.count_active_by_user_id(&user).await?;
+    let active = store.count_active_by_user_id(user).await?;
     expect("count_after", active == 0, || format!("{active}"))?;
     step(
         "count_after",
         CountOut {
-            user_id: &user,
+            user_id: user,
             active,
         },
     )?;
-
-    let report = store.check(CheckMode::Report).await?;
-    expect("check", report.problems.is_empty(), || {
-        format!("{} problems", report.problems.len())
-    })?;
-    step("check", Checked { report: &report })
-}
-
-/// `authsession demo`: in memory, or on a server under a fresh key space
-/// (purged afterwards).
-pub(crate) fn run_demo(global: &GlobalArgs) -> Result<ExitCode, CliError> {
-    let rt = runtime(false)?;
-    let target = global.target(None);
-    let options = match target {
-        StoreTarget::Memory => global.options(&target)?,
-        _ => fresh_options(global, &target, "demo")?,
-    };
-    rt.block_on(target.open_and_run(&options, Demo))?;
-    Ok(ExitCode::SUCCESS)
-}
-
-/// The demo on the store the flags select.
-struct Demo;
-
-impl OnStore for Demo {
-    type Output = ();
-
-    async fn run<B: Backend>(self, store: Store<B>, target: &StoreTarget) -> Result<(), CliError> {
-        if *target == StoreTarget::Memory {
-            return run(&store, target.name()).await;
-        }
-        let result = run(&store, target.name()).await;
-        let ((), deleted) = purge_after(&store, result).await?;
-        #[derive(serde::Serialize)]
-        struct Purged {
-            keys_deleted: u64,
-        }
-        step(
-            "purge",
-            Purged {
-                keys_deleted: deleted,
-            },
-        )
-    }
+    Ok(())
 }
