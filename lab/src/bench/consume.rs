@@ -4,19 +4,23 @@
 //! the timed total reaches the duration; each batch is sized by the rate
 //! the last one measured.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use authsession_core::{DeviceSessionId, RevokeSessionInput, RevokeUserSessionsInput, UserId};
+use authsession_core::{
+    DeviceSessionId, Revocation, RevokeSessionInput, RevokeUserSessionsInput, UserId,
+};
 use authsession_driver::{SessionAdmin, SessionStore};
 use rand::rngs::SmallRng;
 use rand::seq::SliceRandom as _;
 
-use super::load::{load_users, preload, Loaded};
+use super::load::{load_users, preload, Fixtures, Loaded};
 use super::runner::{fair_turn, run_adapters, run_workers, Stats, MAX_BATCH_SESSIONS};
 use super::server::Adapters;
 use super::{interrupted, running, Bench, BenchOp, Measured};
+use crate::reference::GoAdapter;
 use crate::LabError;
 
 /// What one op of a consuming workload revokes.
@@ -129,6 +133,95 @@ async fn load_sessions<S: SessionStore + SessionAdmin + 'static>(
     Ok(loaded)
 }
 
+/// One revocation a consuming workload times.
+enum Call {
+    Session(RevokeSessionInput),
+    User(RevokeUserSessionsInput),
+}
+
+impl Call {
+    fn of(target: &Target, revocation: Revocation) -> Self {
+        match target {
+            Target::User(user) => Call::User(RevokeUserSessionsInput {
+                user_id: user.clone(),
+                revocation,
+            }),
+            Target::Session(id) => Call::Session(RevokeSessionInput {
+                device_session_id: id.clone(),
+                revocation,
+            }),
+        }
+    }
+}
+
+/// What a consuming worker revokes through: the store, or a Go adapter.
+/// Answers the outcome, or the error's kind.
+trait Revoker {
+    /// Whether the worker must let the others run now and then: the
+    /// in-memory store never suspends (see [`fair_turn`]); the Go adapters
+    /// never took that turn.
+    const TAKES_TURNS: bool;
+
+    fn revoke_call(
+        &mut self,
+        call: &Call,
+    ) -> impl Future<Output = Result<&'static str, &'static str>> + Send;
+}
+
+impl<S: SessionStore + SessionAdmin> Revoker for Arc<S> {
+    const TAKES_TURNS: bool = true;
+
+    async fn revoke_call(&mut self, call: &Call) -> Result<&'static str, &'static str> {
+        let kind = |e: authsession_driver::Error| e.kind().as_str();
+        match call {
+            Call::Session(input) => self.revoke(input).await.map(|o| o.as_str()).map_err(kind),
+            Call::User(input) => self
+                .revoke_all_by_user_id(input)
+                .await
+                .map(|o| o.as_str())
+                .map_err(kind),
+        }
+    }
+}
+
+impl Revoker for GoAdapter {
+    const TAKES_TURNS: bool = false;
+
+    async fn revoke_call(&mut self, call: &Call) -> Result<&'static str, &'static str> {
+        match call {
+            Call::Session(input) => self.revoke(input).await.map(|o| o.as_str()),
+            Call::User(input) => self.revoke_all(input).await.map(|o| o.as_str()),
+        }
+        .map_err(|e| e.kind())
+    }
+}
+
+/// One worker's share of a round: the next target until none is left or
+/// the time is up, each revoked (timed) through `via`.
+async fn consume_targets<R: Revoker>(
+    via: &mut R,
+    fixtures: &Fixtures,
+    targets: &Targets,
+    deadline: Instant,
+    stats: &mut Stats,
+) -> Result<(), LabError> {
+    while running(deadline) {
+        if R::TAKES_TURNS {
+            fair_turn().await;
+        }
+        let Some(target) = targets.next() else {
+            break;
+        };
+        let call = Call::of(target, fixtures.revocation()?);
+        let t = Instant::now();
+        let r = via.revoke_call(&call).await;
+        if let Some(outcome) = stats.record_kind(t, r) {
+            stats.outcome(outcome);
+        }
+    }
+    Ok(())
+}
+
 /// One timed round on the store.
 async fn consume<S: SessionStore + SessionAdmin + 'static>(
     bench: &Bench<'_, S>,
@@ -136,39 +229,10 @@ async fn consume<S: SessionStore + SessionAdmin + 'static>(
     deadline: Instant,
 ) -> Result<(Stats, Duration), LabError> {
     run_workers(bench.params.concurrency, bench.server, |_, mut stats| {
-        let (shared, targets) = (bench.shared.clone(), targets.clone());
+        let (mut shared, targets) = (bench.shared.clone(), targets.clone());
         async move {
-            while running(deadline) {
-                fair_turn().await;
-                let Some(target) = targets.next() else {
-                    break;
-                };
-                let revocation = shared.fixtures.revocation()?;
-                match target {
-                    Target::User(user) => {
-                        let input = RevokeUserSessionsInput {
-                            user_id: user.clone(),
-                            revocation,
-                        };
-                        let t = Instant::now();
-                        let r = shared.store.revoke_all_by_user_id(&input).await;
-                        if let Some(outcome) = stats.record(t, r) {
-                            stats.outcome(outcome.as_str());
-                        }
-                    }
-                    Target::Session(id) => {
-                        let input = RevokeSessionInput {
-                            device_session_id: id.clone(),
-                            revocation,
-                        };
-                        let t = Instant::now();
-                        let r = shared.store.revoke(&input).await;
-                        if let Some(outcome) = stats.record(t, r) {
-                            stats.outcome(outcome.as_str());
-                        }
-                    }
-                }
-            }
+            let via = &mut shared.store;
+            consume_targets(via, &shared.fixtures, &targets, deadline, &mut stats).await?;
             Ok(stats)
         }
     })
@@ -185,36 +249,7 @@ async fn consume_reference<S>(
     run_adapters(adapters, bench.server, |_, mut adapter, mut stats| {
         let (fixtures, targets) = (bench.shared.fixtures.clone(), targets.clone());
         async move {
-            while running(deadline) {
-                let Some(target) = targets.next() else {
-                    break;
-                };
-                let revocation = fixtures.revocation()?;
-                match target {
-                    Target::User(user) => {
-                        let input = RevokeUserSessionsInput {
-                            user_id: user.clone(),
-                            revocation,
-                        };
-                        let t = Instant::now();
-                        let r = adapter.revoke_all(&input).await;
-                        if let Some(outcome) = stats.record_go(t, r) {
-                            stats.outcome(outcome.as_str());
-                        }
-                    }
-                    Target::Session(id) => {
-                        let input = RevokeSessionInput {
-                            device_session_id: id.clone(),
-                            revocation,
-                        };
-                        let t = Instant::now();
-                        let r = adapter.revoke(&input).await;
-                        if let Some(outcome) = stats.record_go(t, r) {
-                            stats.outcome(outcome.as_str());
-                        }
-                    }
-                }
-            }
+            consume_targets(&mut adapter, &fixtures, &targets, deadline, &mut stats).await?;
             Ok((adapter, stats))
         }
     })

@@ -83,7 +83,12 @@ impl Stats {
         self.latency_ns.saturating_record(elapsed.max(1));
     }
 
-    fn record_kind<T>(&mut self, started: Instant, result: Result<T, &'static str>) -> Option<T> {
+    /// [`Stats::record`] for a call that failed with a kind.
+    pub(crate) fn record_kind<T>(
+        &mut self,
+        started: Instant,
+        result: Result<T, &'static str>,
+    ) -> Option<T> {
         match result {
             Ok(value) => {
                 self.ok(started);

@@ -89,12 +89,16 @@ impl Server {
         Ok(Self { client })
     }
 
+    /// A blocking connection of its own, for the figures the store does
+    /// not expose.
+    fn probe(&self) -> redis::RedisResult<redis::Connection> {
+        self.client.get_connection_with_timeout(REFERENCE_TIMEOUT)
+    }
+
+    /// The server's keys (`DBSIZE`) and `used_memory` now.
     pub(crate) fn footprint(&self) -> Result<Footprint, LabError> {
         let failed = |e: redis::RedisError| LabError::new("backend", format!("DBSIZE/INFO: {e}"));
-        let mut conn = self
-            .client
-            .get_connection_with_timeout(REFERENCE_TIMEOUT)
-            .map_err(failed)?;
+        let mut conn = self.probe().map_err(failed)?;
         let keys: u64 = redis::cmd("DBSIZE").query(&mut conn).map_err(failed)?;
         let info: String = redis::cmd("INFO")
             .arg("memory")
@@ -112,10 +116,7 @@ impl Server {
     /// (`INFO`, the connection's `CLIENT SETINFO`) are left out.
     pub(crate) fn usage(&self) -> Result<ServerUsage, LabError> {
         let failed = |e: redis::RedisError| LabError::new("backend", format!("INFO: {e}"));
-        let mut conn = self
-            .client
-            .get_connection_with_timeout(REFERENCE_TIMEOUT)
-            .map_err(failed)?;
+        let mut conn = self.probe().map_err(failed)?;
         // One section per INFO (Redis 6.2 takes only one), pipelined.
         let (cpu, commandstats): (String, String) = redis::pipe()
             .cmd("INFO")
