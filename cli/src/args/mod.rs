@@ -284,11 +284,15 @@ pub(crate) enum Command {
     /// revoked (`check --repair` then makes the user fully revocable).
     /// Retries dropped connections and timeouts while it makes progress;
     /// progress on stderr.
+    #[command(mut_arg("at", |at| at.help(
+        "Revocation time in any RFC 3339 form, stored in UTC; default now. Sessions created \
+         after it are revoked too, at their own creation time",
+    )))]
     RevokeAll {
         /// User id.
         user: String,
         #[command(flatten)]
-        revocation: RevokeAllArgs,
+        revocation: RevocationArgs,
         /// Print counts instead of every session (constant memory at any
         /// number of sessions).
         #[arg(long)]
@@ -407,37 +411,6 @@ pub(crate) struct RevocationArgs {
     /// Revocation time in any RFC 3339 form, stored in UTC; default now.
     #[arg(long, value_name = "TS")]
     pub(crate) at: Option<String>,
-}
-
-/// `revoke-all`'s revocation flags: as `revoke`'s, with its own words for
-/// `--at`.
-#[derive(Debug, Args)]
-pub(crate) struct RevokeAllArgs {
-    /// Reason code (`[a-z][a-z0-9_]*`, ≤ 64 bytes).
-    #[arg(long, value_name = "CODE")]
-    pub(crate) reason: String,
-    /// Actor type (`[a-z][a-z0-9_]*`, ≤ 32 bytes).
-    #[arg(long, value_name = "TYPE")]
-    pub(crate) actor_type: String,
-    /// Actor id (optional).
-    #[arg(long, value_name = "A")]
-    pub(crate) actor_id: Option<String>,
-    /// Revocation time in any RFC 3339 form, stored in UTC; default now.
-    /// Sessions created after it are revoked too, at their own creation
-    /// time.
-    #[arg(long, value_name = "TS")]
-    pub(crate) at: Option<String>,
-}
-
-impl RevokeAllArgs {
-    pub(crate) fn flags(&self) -> RevocationFlags<'_> {
-        RevocationFlags {
-            reason: &self.reason,
-            actor_type: &self.actor_type,
-            actor_id: self.actor_id.as_deref(),
-            at: self.at.as_deref(),
-        }
-    }
 }
 
 impl RevocationArgs {
