@@ -102,7 +102,13 @@ pub(crate) fn run_bench(global: &GlobalArgs, args: &BenchArgs) -> Result<ExitCod
     }
     let rt = runtime(true)?;
     stop_on_ctrl_c(&rt)?;
-    let report = rt.block_on(target.open_and_run(&options, Bench { params: &params }))?;
+    let report = rt.block_on(target.open_and_run(
+        &options,
+        Bench {
+            params: &params,
+            target: &target,
+        },
+    ))?;
     output::print(&report)?;
     if bench::interrupted() {
         error::report("bench", "interrupted", "interrupted");
@@ -119,16 +125,14 @@ pub(crate) fn run_bench(global: &GlobalArgs, args: &BenchArgs) -> Result<ExitCod
 /// afterwards.
 struct Bench<'a> {
     params: &'a BenchParams,
+    target: &'a StoreTarget,
 }
 
 impl OnStore for Bench<'_> {
     type Output = BenchReport;
 
-    async fn run<B: Backend>(
-        self,
-        store: Store<B>,
-        target: &StoreTarget,
-    ) -> Result<BenchReport, CliError> {
+    async fn run<B: Backend>(self, store: Store<B>) -> Result<BenchReport, CliError> {
+        let target = self.target;
         // The store validated the URL (without echoing it) first.
         let server = match target {
             StoreTarget::Redis(url) => Some(Server::open(url)?),

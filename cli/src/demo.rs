@@ -111,17 +111,20 @@ pub(crate) fn run_demo(global: &GlobalArgs) -> Result<ExitCode, CliError> {
         StoreTarget::Memory => global.options(&target)?,
         _ => fresh_options(global, &target, "demo")?,
     };
-    rt.block_on(target.open_and_run(&options, Demo))?;
+    rt.block_on(target.open_and_run(&options, Demo { target: &target }))?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// The demo on the store the flags select.
-struct Demo;
+struct Demo<'a> {
+    target: &'a StoreTarget,
+}
 
-impl OnStore for Demo {
+impl OnStore for Demo<'_> {
     type Output = ();
 
-    async fn run<B: Backend>(self, store: Store<B>, target: &StoreTarget) -> Result<(), CliError> {
+    async fn run<B: Backend>(self, store: Store<B>) -> Result<(), CliError> {
+        let target = self.target;
         if *target == StoreTarget::Memory {
             return run(&store, target.name()).await;
         }

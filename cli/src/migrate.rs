@@ -61,11 +61,7 @@ struct Migrate<'a> {
 impl OnStore for Migrate<'_> {
     type Output = ExitCode;
 
-    async fn run<A: Backend>(
-        self,
-        source: Store<A>,
-        _: &StoreTarget,
-    ) -> Result<ExitCode, CliError> {
+    async fn run<A: Backend>(self, source: Store<A>) -> Result<ExitCode, CliError> {
         let into = MigrateInto { source: &source };
         self.target
             .open_and_run_as(self.options, "--to-url", into)
@@ -82,11 +78,7 @@ struct MigrateInto<'a, A> {
 impl<A: Backend> OnStore for MigrateInto<'_, A> {
     type Output = ExitCode;
 
-    async fn run<B: Backend>(
-        self,
-        target: Store<B>,
-        _: &StoreTarget,
-    ) -> Result<ExitCode, CliError> {
+    async fn run<B: Backend>(self, target: Store<B>) -> Result<ExitCode, CliError> {
         let progress = Progress::new("migrate");
         let update = |sessions| progress.update(sessions);
         let report = self

@@ -22,7 +22,7 @@ use crate::clock;
 use crate::error::CliError;
 use crate::output::{self, CountOut, CreatedOut, PageOut, RevokeAllOut, RevokeOut, UnrevocableOut};
 use crate::progress::Progress;
-use crate::target::{OnStore, StoreTarget};
+use crate::target::OnStore;
 use crate::timestamp;
 
 /// Everything a store is built with besides where it is: the key space
@@ -159,7 +159,7 @@ pub(crate) fn memory_store(options: &StoreOptions) -> Result<MemorySessionStore,
 impl OnStore for StoreCommand {
     type Output = ExitCode;
 
-    async fn run<B: Backend>(self, store: Store<B>, _: &StoreTarget) -> Result<ExitCode, CliError> {
+    async fn run<B: Backend>(self, store: Store<B>) -> Result<ExitCode, CliError> {
         run(&store, self).await
     }
 }

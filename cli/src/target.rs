@@ -24,12 +24,8 @@ pub(crate) enum StoreTarget {
 pub(crate) trait OnStore {
     type Output;
 
-    /// Runs on `store`, opened on `target`.
-    async fn run<B: Backend>(
-        self,
-        store: Store<B>,
-        target: &StoreTarget,
-    ) -> Result<Self::Output, CliError>;
+    /// Runs on `store`.
+    async fn run<B: Backend>(self, store: Store<B>) -> Result<Self::Output, CliError>;
 }
 
 impl StoreTarget {
@@ -59,14 +55,14 @@ impl StoreTarget {
         command: C,
     ) -> Result<C::Output, CliError> {
         match self {
-            StoreTarget::Memory => command.run(store::memory_store(options)?, self).await,
+            StoreTarget::Memory => command.run(store::memory_store(options)?).await,
             StoreTarget::Redis(url) => {
                 let store = store::connect_redis_as(url, options, flag).await?;
-                command.run(store, self).await
+                command.run(store).await
             }
             StoreTarget::Cluster(nodes) => {
                 let store = cluster::connect_cluster(nodes, options).await?;
-                command.run(store, self).await
+                command.run(store).await
             }
         }
     }

@@ -148,7 +148,7 @@ struct Watch {
 impl OnStore for Watch {
     type Output = ExitCode;
 
-    async fn run<B: Backend>(self, store: Store<B>, _: &StoreTarget) -> Result<ExitCode, CliError> {
+    async fn run<B: Backend>(self, store: Store<B>) -> Result<ExitCode, CliError> {
         watch(&store, &self.ids, self.timeout).await
     }
 }
