@@ -324,11 +324,11 @@ fn revoke_all_count_prints_totals_in_batches() {
     };
     assert_eq!(
         count("2"),
-        json!({"outcome": "revoked", "revoked": 5, "batches": 3})
+        json!({"outcome": "revoked", "revoked": 5, "batches": 3, "drift_repaired": 0, "unrevocable": []})
     );
     assert_eq!(
         count("2"),
-        json!({"outcome": "no_active_sessions", "revoked": 0, "batches": 0})
+        json!({"outcome": "no_active_sessions", "revoked": 0, "batches": 0, "drift_repaired": 0, "unrevocable": []})
     );
     let listed = on(&server, p, &["list", "u"]).json();
     assert!(listed

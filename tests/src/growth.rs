@@ -777,7 +777,8 @@ pub async fn churn_in_the_tagged_layout_stays_within_twice_the_reference<G, S, R
 }
 
 /// `revoke_all` in batches of three through the store: the classic form
-/// and the count form, "at or before" the instant.
+/// and the count form; every session existing at the start, whatever its
+/// creation time (after the instant: revoked at its own creation time).
 pub async fn revoke_all_in_batches<G, S, R, F>(make: impl Fn(Policy, Clock) -> F)
 where
     F: Future<Output = (G, S, R)>,
@@ -818,23 +819,24 @@ where
     let RevokeUserSessionsOutcome::Revoked(revoked) = outcome else {
         panic!("{outcome:?}")
     };
-    assert_eq!(revoked.len(), 12);
-    assert_eq!(&ids(&revoked)[..2], ["e-b", "e-e"]);
+    assert_eq!(revoked.len(), 16);
+    assert_eq!(
+        &ids(&revoked)[..6],
+        ["later", "e-a", "e-c", "e-d", "e-b", "e-e"]
+    );
+    for s in &revoked {
+        let at = s.revocation().unwrap().at();
+        assert_eq!(at, s.created_at().max(ts(50, 500)), "{}", s.id());
+    }
     let view = assert_consistent(&raw, &keys, "revoke all").await;
-    let still: Vec<&str> = view
-        .records
-        .values()
-        .filter(|s| s.is_active())
-        .map(|s| s.id().as_str())
-        .collect();
-    assert_eq!(still, ["e-a", "e-c", "e-d", "later"]);
+    assert!(view.records.values().all(|s| !s.is_active()));
 
-    // The count form, later: the rest.
+    // The count form, later: nothing left.
     let report = store
         .revoke_all_count(&revoke_all_input("u-1", ts(100, 0)))
         .await
         .unwrap();
-    assert_eq!((report.count, report.batches), (4, 2));
+    assert_eq!((report.count, report.batches), (0, 0));
     assert!(report.revoked.is_empty());
     assert_eq!(store.count_active_by_user_id(&u).await.unwrap(), 0);
     let again = store

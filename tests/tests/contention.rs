@@ -84,8 +84,12 @@ async fn hammer<S: SessionStore + Clone + 'static>(store: S) -> Tally {
                         .await
                         .unwrap_or_else(|e| panic!("revoke_all: {} {e}", e.kind().as_str()));
                     assert!(outcome.is_consistent_for(&input.user_id), "{outcome:?}");
+                    // Existence decides: a session created after `at` by a
+                    // creator's clock is revoked at its own creation time.
                     let at = input.revocation.at();
-                    assert!(outcome.sessions().iter().all(|s| s.created_at() <= at));
+                    assert!(outcome.sessions().iter().all(|s| s
+                        .revocation()
+                        .is_some_and(|r| r.at() == s.created_at().max(at))));
                     let mut t = tally.lock().unwrap();
                     t.revoked_all_calls += 1;
                     match outcome {

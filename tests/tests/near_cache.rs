@@ -154,14 +154,25 @@ async fn the_servers_tracking_table_evictions_are_honoured() {
                 .arg(1),
         )
         .await;
-    let first = cached_session(&store, "first").await;
-    // Tracking a second key evicts the first from the server's table: the
-    // server invalidates it (it can no longer tell us about changes).
-    let _second = cached_session(&store, "second").await;
+    let first = active("first", "user-1", ts(0, 0));
+    let second = active("second", "user-1", ts(0, 0));
+    store.create(&first).await.unwrap();
+    store.create(&second).await.unwrap();
+    let invalidations = store.cache_stats().unwrap().invalidations;
+    // Tracking a second key pushes one of the two out of the server's
+    // table (which one is the server's choice): the server invalidates it,
+    // since it could no longer tell us about changes.
+    assert_eq!(store.get(first.id()).await.unwrap(), first);
+    assert_eq!(store.get(second.id()).await.unwrap(), second);
     store.sync().await.unwrap();
+    assert!(store.cache_stats().unwrap().invalidations > invalidations);
     let misses = store.cache_stats().unwrap().misses;
     assert_eq!(store.get(first.id()).await.unwrap(), first);
-    assert_eq!(store.cache_stats().unwrap().misses, misses + 1);
+    assert_eq!(store.get(second.id()).await.unwrap(), second);
+    assert!(
+        store.cache_stats().unwrap().misses > misses,
+        "the evicted one is read again"
+    );
 }
 
 /// The tracking connection's id, from CLIENT LIST (flag `t`: tracking).
@@ -431,4 +442,51 @@ mod interleavings {
             })
             .unwrap_or_else(|e| panic!("{e}"));
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bounds_hold_age_and_entries() {
+    let server = RedisServer::start();
+    let keys = fresh_key_space("cache-bounds");
+    let raw = server.raw().await;
+    let a = active("bound-a", "user-1", ts(0, 0));
+    let b = active("bound-b", "user-1", ts(0, 0));
+    let writer = server.store(keys.clone()).await;
+    writer.create(&a).await.unwrap();
+    writer.create(&b).await.unwrap();
+
+    // No entry may be older than a nanosecond: every read goes to the
+    // server.
+    let mut config = server.config(keys.clone());
+    config.cache = Some(authsession_driver::CacheConfig {
+        max_entries: 100,
+        max_staleness: std::time::Duration::from_nanos(1),
+    });
+    let stale = RedisSessionStore::connect(config).await.unwrap();
+    let before = gets(&raw).await;
+    for _ in 0..5 {
+        assert_eq!(stale.get(a.id()).await.unwrap(), a);
+    }
+    assert_eq!(gets(&raw).await, before + 5);
+    assert_eq!(stale.cache_stats().unwrap().hits, 0);
+
+    // One entry at most: reading b pushes a out (least recently used).
+    let mut config = server.config(keys);
+    config.cache = Some(authsession_driver::CacheConfig {
+        max_entries: 1,
+        max_staleness: std::time::Duration::from_secs(600),
+    });
+    let small = RedisSessionStore::connect(config).await.unwrap();
+    small.get(a.id()).await.unwrap();
+    small.get(a.id()).await.unwrap();
+    assert_eq!(small.cache_stats().unwrap().hits, 1);
+    small.get(b.id()).await.unwrap();
+    let misses = small.cache_stats().unwrap().misses;
+    small.get(a.id()).await.unwrap();
+    assert_eq!(
+        small.cache_stats().unwrap().misses,
+        misses + 1,
+        "a was evicted"
+    );
+    assert_eq!(small.cache_stats().unwrap().entries, 1);
 }

@@ -172,3 +172,41 @@ async fn every_operation_has_one_span_with_db_fields_and_no_key_material() {
         );
     }
 }
+
+/// With the near cache: a `get` answered from memory has a span with
+/// `cache = "hit"` and no round trip; one read from the server has
+/// `cache = "miss"`; invalidations and flushes are debug events.
+#[tokio::test]
+async fn cached_gets_say_hit_or_miss() {
+    let server = RedisServer::start();
+    let mut config = server.config(fresh_key_space("tracing-cache"));
+    config.cache = Some(authsession_tests::cached::cache_config());
+    let store = RedisSessionStore::connect(config).await.unwrap();
+    let other = server.store(store.key_space().clone()).await;
+    let s = active("trace-cached", "trace-user", ts(1, 0));
+    store.create(&s).await.unwrap();
+
+    let capture = Capture::default();
+    let subscriber = tracing_subscriber::registry().with(capture.clone());
+    let _guard = tracing::subscriber::set_default(subscriber);
+    store.get(s.id()).await.unwrap();
+    store.get(s.id()).await.unwrap();
+    other
+        .revoke(&revoke_input("trace-cached", ts(2, 0)))
+        .await
+        .unwrap();
+    store.sync().await.unwrap();
+
+    let spans: Vec<Captured> = capture.spans.lock().unwrap().values().cloned().collect();
+    let gets: Vec<(&str, &str)> = spans
+        .iter()
+        .filter(|s| s.name == "authsession.get")
+        .map(|s| (s.fields["cache"].as_str(), s.fields["round_trips"].as_str()))
+        .collect();
+    assert_eq!(gets, [("miss", "1"), ("hit", "0")]);
+    let events = capture.events.lock().unwrap().join("\n");
+    assert!(
+        events.contains("keys=1 message=authsession.cache.invalidate"),
+        "{events}"
+    );
+}

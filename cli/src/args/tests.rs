@@ -112,6 +112,37 @@ fn backend_selection() {
 }
 
 #[test]
+fn cache_flags() {
+    assert_eq!(global(&[]).cache_config().unwrap(), None);
+    let config = global(&[
+        "--cache",
+        "--cache-max-entries",
+        "50",
+        "--cache-max-staleness",
+        "5s",
+    ])
+    .cache_config()
+    .unwrap()
+    .unwrap();
+    assert_eq!(config.max_entries, 50);
+    assert_eq!(config.max_staleness, Duration::from_secs(5));
+    assert_eq!(
+        global(&["--cache"]).cache_config().unwrap(),
+        Some(authsession_driver::CacheConfig::default())
+    );
+    let kind = |args: &[&str]| global(args).cache_config().unwrap_err().kind().to_owned();
+    assert_eq!(kind(&["--cache-max-entries", "5"]), "usage");
+    assert_eq!(
+        kind(&["--cache", "--cache-max-entries", "0"]),
+        "out_of_range"
+    );
+    assert_eq!(
+        kind(&["--cache", "--cache-max-staleness", "soon"]),
+        "invalid_duration"
+    );
+}
+
+#[test]
 fn policy_flags() {
     let policy = global(&[
         "--revoked-retention",

@@ -401,7 +401,11 @@ impl Links {
         key: &str,
     ) -> Result<Value, TrackedError> {
         let started = tokio::time::Instant::now();
-        let (id, mut conn) = self.link(node, budget).await?;
+        // Waiting for another caller's connect counts against the budget.
+        let (id, mut conn) = match tokio::time::timeout(budget, self.link(node, budget)).await {
+            Ok(link) => link?,
+            Err(_) => return Err(TrackedError::Timeout(budget)),
+        };
         let left = budget.saturating_sub(started.elapsed());
         let cmd = redis::cmd("GET").arg(key).to_owned();
         match tokio::time::timeout(left, cmd.query_async::<Value>(&mut conn)).await {
@@ -422,6 +426,7 @@ impl Links {
 
     /// Connects to each of `nodes` not connected yet (errors left for the
     /// first read to meet).
+    #[cfg(feature = "cluster")]
     pub(crate) async fn warm(&self, nodes: &[Node], budget: Duration) {
         for node in nodes {
             let _ = self.link(node, budget).await;
@@ -510,7 +515,8 @@ impl Links {
             let on_push = move |info: PushInfo| -> Result<(), Infallible> {
                 match info.kind {
                     PushKind::Invalidate => shared.invalidate(&info.data),
-                    // The first notice flushes; the flag makes later ones no-ops.
+                    // Once per connection (a failed request may have
+                    // noticed first).
                     PushKind::Disconnection if !flag.swap(true, Ordering::AcqRel) => {
                         shared.flush("connection_lost");
                     }

@@ -213,7 +213,7 @@ pub enum Action {
         /// Index into [`REASONS`].
         reason: u8,
     },
-    /// Revoke all of a user's sessions created at or before `now + at`.
+    /// Revoke all of a user's active sessions, revocation time `now + at`.
     RevokeAll {
         /// Index into [`USERS`].
         user: u8,
@@ -2024,6 +2024,7 @@ impl World {
             );
             let mut copy = self.kv.clone();
             assert_survivable(&execute(&ctx, &mut copy, &revoke_all, &mut no_hook).outcome);
+            assert_revoke_all_fails_safe(&ctx, &self.kv, &user);
             let fresh =
                 Session::active(id(w), user.clone(), ClientPublicKey::from([w; 32]), ctx.now);
             if let Ok(fresh) = fresh {
@@ -2299,6 +2300,83 @@ fn shrink_over_limit(ctx: &mut Ctx, kv: &MemoryKv) {
         *allowed = (*allowed).min(kv.index_len(&keys.user_active_sessions_key(&user)));
         *allowed > max
     });
+}
+
+/// Revoke all never fails open, whatever the damage: afterwards no
+/// decodable active session of `user` reachable from either of its indexes
+/// at the start is still active (each revoked no earlier than created),
+/// and every active-index member left from the start is named (or the
+/// index itself is). Runs on a copy of `kv`.
+fn assert_revoke_all_fails_safe(ctx: &Ctx, kv: &MemoryKv, user: &UserId) {
+    let keys = &ctx.keys;
+    let input = RevokeUserSessionsInput {
+        user_id: user.clone(),
+        revocation: revocation(ctx.now, 0).expect("valid instant"),
+    };
+    let mut after = kv.clone();
+    let run = op::run(
+        &mut after,
+        RevokeAll::new(keys, ctx.policy, input, false),
+        MAX_ATTEMPTS,
+    );
+    let report = match run {
+        Ok(report) => {
+            assert!(report.unrevocable.is_empty(), "{report:?}");
+            report
+        }
+        Err(TransitionError::PartiallyRevoked(report)) => *report,
+        // Contention cannot happen here: no one else writes.
+        Err(e) => panic!("revoke all on damage: {} {e}", e.kind()),
+    };
+    let active_key = keys.user_active_sessions_key(user);
+    for index in [active_key.clone(), keys.user_sessions_key(user)] {
+        for (member, _) in kv.index_range(&index, None) {
+            let Some(sid) = std::str::from_utf8(&member)
+                .ok()
+                .and_then(|t| DeviceSessionId::parse(t).ok())
+            else {
+                continue;
+            };
+            let record_key = keys.record_key(user, &sid);
+            let Some(was) = kv
+                .get(&record_key)
+                .and_then(|b| codec::decode(&sid, b).ok())
+            else {
+                continue;
+            };
+            if was.user_id() != user || !was.is_active() {
+                continue;
+            }
+            let now = after
+                .get(&record_key)
+                .and_then(|b| codec::decode(&sid, b).ok())
+                .unwrap_or_else(|| panic!("{record_key} lost by revoke all"));
+            let revocation = now
+                .revocation()
+                .unwrap_or_else(|| panic!("revoke all left {sid:?} active: {report:?}"));
+            assert!(revocation.at() >= now.created_at());
+        }
+    }
+    let index_named = report.unrevocable.iter().any(|u| u.key == active_key);
+    let before: Vec<Vec<u8>> = kv
+        .index_range(&active_key, None)
+        .into_iter()
+        .map(|(m, _)| m)
+        .collect();
+    for (member, _) in after.index_range(&active_key, None) {
+        if !before.contains(&member) {
+            continue;
+        }
+        let text = String::from_utf8_lossy(&member).into_owned();
+        let named = report
+            .unrevocable
+            .iter()
+            .any(|u| u.member.as_deref() == Some(text.as_str()));
+        assert!(
+            named || index_named,
+            "revoke all left {text:?} in {active_key} unnamed: {report:?}"
+        );
+    }
 }
 
 /// Kinds that report damaged stored data.
