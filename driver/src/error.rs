@@ -172,6 +172,8 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         match &*self.0 {
             Repr::Transition(e) => match e {
+                // The core says which of its errors report corrupt data.
+                e if e.is_corruption() => ErrorKind::Corrupt,
                 TransitionError::Invalid(_) => ErrorKind::InvalidInput,
                 TransitionError::NotFound { .. } => ErrorKind::NotFound,
                 TransitionError::Conflict { .. } => ErrorKind::Conflict,
@@ -181,7 +183,10 @@ impl Error {
                 TransitionError::PartiallyRevoked(_) => ErrorKind::PartiallyRevoked,
                 // A driving loop's bug, not the data's or the caller's.
                 TransitionError::OutOfSequence { .. } => ErrorKind::Internal,
-                _ => ErrorKind::Corrupt,
+                // The corruption variants (answered above), and any error a
+                // newer core adds before this mapping names it: a fault of
+                // the library, not of the data or the caller.
+                _ => ErrorKind::Internal,
             },
             Repr::Timeout { .. } | Repr::DeadlinePassed { .. } => ErrorKind::Timeout,
             Repr::Auth { .. } => ErrorKind::AuthenticationFailed,
@@ -234,21 +239,7 @@ impl Error {
                 matches!(kind, ErrorKind::ReadOnlyReplica | ErrorKind::ServerLoading)
             }
             Repr::RevokeAllGaveUp { source, .. } => source.is_retryable(),
-            Repr::Redis { source, .. } => {
-                source.is_io_error()
-                    || source.is_timeout()
-                    || source.is_connection_dropped()
-                    || source.is_connection_refusal()
-                    || matches!(
-                        source.retry_method(),
-                        redis::RetryMethod::WaitAndRetry
-                            | redis::RetryMethod::RetryImmediately
-                            | redis::RetryMethod::MovedRedirect
-                            | redis::RetryMethod::AskRedirect
-                            | redis::RetryMethod::RefreshSlotsAndRetry
-                            | redis::RetryMethod::ReconnectFromInitialConnections
-                    )
-            }
+            Repr::Redis { source, .. } => retry_of(source) != Retry::Never,
             _ => false,
         }
     }
@@ -289,16 +280,6 @@ impl Error {
             self.kind(),
             ErrorKind::ReadOnlyReplica | ErrorKind::PermissionDenied | ErrorKind::OutOfMemory
         )
-    }
-
-    /// The server does not know the script (`NOSCRIPT`): load it, run again.
-    pub(crate) fn is_noscript(&self) -> bool {
-        self.is_server_code("NOSCRIPT")
-    }
-
-    /// Whether the server answered with the error code `code`.
-    pub(crate) fn is_server_code(&self, code: &str) -> bool {
-        matches!(&*self.0, Repr::Redis { source, .. } if source.code() == Some(code))
     }
 
     pub(crate) fn unsupported(what: String) -> Self {
@@ -357,6 +338,45 @@ impl Error {
 
     fn new(repr: Repr) -> Self {
         Self(Box::new(repr))
+    }
+}
+
+/// Whether, and how, a request that failed with a redis-rs error may be
+/// tried again (redis-rs's own `retry_method`, read once for both the
+/// error's [`Error::is_retryable`] and the cluster backend's resends).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Retry {
+    /// The server surely did not run it: it refused it (a redirect, a
+    /// cluster without quorum or failing over, a loading server, a
+    /// replica) or it was never sent (connection refused, no connection to
+    /// the node). Anything may be sent again.
+    Refused,
+    /// It failed in transit: it may have run. Only a request that changes
+    /// nothing may be sent again as is.
+    Unanswered,
+    /// No answer in time: it may have run, and the round trip's budget is
+    /// spent; the caller may try the operation again.
+    TimedOut,
+    /// Trying again as is will not help.
+    Never,
+}
+
+pub(crate) fn retry_of(err: &redis::RedisError) -> Retry {
+    use redis::RetryMethod as M;
+    if err.is_timeout() {
+        return Retry::TimedOut;
+    }
+    if err.is_connection_refusal() {
+        return Retry::Refused;
+    }
+    match err.retry_method() {
+        M::MovedRedirect
+        | M::AskRedirect
+        | M::WaitAndRetry
+        | M::RefreshSlotsAndRetry
+        | M::ReconnectFromInitialConnections => Retry::Refused,
+        _ if err.is_io_error() || err.is_connection_dropped() => Retry::Unanswered,
+        _ => Retry::Never,
     }
 }
 
