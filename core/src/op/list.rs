@@ -2,7 +2,7 @@
 
 use crate::ids::{DeviceSessionId, UserId};
 use crate::keys::KeySpace;
-use crate::op::confirm::{check_members, confirmed};
+use crate::op::confirm::{check_members, confirmed, SessionsRead};
 use crate::op::decode::ids_and_keys;
 use crate::op::expiry::{expire_plan, lazy_removals, OwnerRemovals};
 use crate::op::replies::{range_members, values, wrong_type};
@@ -121,17 +121,7 @@ impl Operation for List {
                         if expired.is_empty() {
                             return Ok(Step::Done(visible));
                         }
-                        // One bounded script: the rest (omitted all the
-                        // same) goes with the next calls or a sweep.
-                        let mut expired = expired;
-                        expired.truncate(lazy_removals(&self.keys, self.policy.batch_size.get()));
-                        let plan =
-                            expire_plan(&self.keys, expired.iter().map(|(s, b)| (s, &b[..])))
-                                .best_effort();
-                        let owners = OwnerRemovals::lazy(
-                            &self.keys,
-                            expired.iter().map(|(s, _)| (s.user_id(), s.id())),
-                        );
+                        let (plan, owners) = lazy_expiry(&self.keys, &self.policy, expired);
                         self.state = ListState::Expiring(plan.clone(), owners, visible);
                         Ok(Step::Apply(plan))
                     }
@@ -179,4 +169,18 @@ pub(crate) fn split_expired(
         }
     }
     (visible, expired)
+}
+
+/// The lazy removal a listing makes of the `expired` sessions it omits:
+/// one bounded best-effort script (the rest, omitted all the same, goes
+/// with the next calls or a sweep), then their owner keys.
+pub(crate) fn lazy_expiry(
+    keys: &KeySpace,
+    policy: &Policy,
+    mut expired: SessionsRead,
+) -> (Plan, OwnerRemovals) {
+    expired.truncate(lazy_removals(keys, policy.batch_size.get()));
+    let plan = expire_plan(keys, expired.iter().map(|(s, b)| (s, &b[..]))).best_effort();
+    let owners = OwnerRemovals::lazy(keys, expired.iter().map(|(s, _)| (s.user_id(), s.id())));
+    (plan, owners)
 }

@@ -32,7 +32,9 @@ use std::collections::VecDeque;
 use crate::audit::{CheckReport, Problem, Unrepaired, UnrepairedReason};
 use crate::ids::{DeviceSessionId, UserId};
 use crate::keys::{KeySpace, Layout};
+use crate::op::decode::user_id as parse_user;
 use crate::op::expiry::OwnerRemovals;
+use crate::op::replies::values;
 use crate::op::walk::KeyScan;
 use crate::op::{out_of_sequence, replies, Input, Operation, Step, SweepReport, TransitionError};
 use crate::plan::{KeyType, Read, Reply};
@@ -169,7 +171,7 @@ impl OwnerPass {
                 Ok(self.next(findings))
             }
             PassState::Values(entries) => {
-                let values = values_of(replies.next(), op)?;
+                let values = values(replies.next(), op)?;
                 let mut named = Vec::new();
                 for ((key, id), value) in entries.into_iter().zip(values) {
                     // Gone since the scan: nothing to judge.
@@ -193,7 +195,7 @@ impl OwnerPass {
                 Ok(Some(vec![read]))
             }
             PassState::Records(named) => {
-                let records = values_of(replies.next(), op)?;
+                let records = values(replies.next(), op)?;
                 for ((owner_key, id, user), record) in named.into_iter().zip(records) {
                     if record.is_none() {
                         findings.push(OwnerFinding::Dangling(OwnerSighting {
@@ -206,22 +208,6 @@ impl OwnerPass {
                 Ok(self.next(findings))
             }
         }
-    }
-}
-
-fn parse_user(value: &[u8]) -> Option<UserId> {
-    std::str::from_utf8(value)
-        .ok()
-        .and_then(|text| UserId::parse(text).ok())
-}
-
-fn values_of(
-    reply: Option<Reply>,
-    op: &'static str,
-) -> Result<Vec<Option<Vec<u8>>>, TransitionError> {
-    match reply {
-        Some(Reply::Values(values)) => Ok(values),
-        _ => out_of_sequence(op),
     }
 }
 
@@ -347,8 +333,8 @@ impl Operation for RecheckOwners {
             },
             RecheckState::Read(batch) => {
                 let mut replies = replies(input, OP)?.into_iter();
-                let owners = values_of(replies.next(), OP)?;
-                let records = values_of(replies.next(), OP)?;
+                let owners = values(replies.next(), OP)?;
+                let records = values(replies.next(), OP)?;
                 let mut still = Vec::new();
                 for ((sighting, owner), record) in batch.into_iter().zip(owners).zip(records) {
                     let same = owner.as_deref() == Some(sighting.user.as_str().as_bytes());

@@ -9,7 +9,8 @@ use crate::ids::{DeviceSessionId, UserId};
 use crate::keys::{IndexScore, KeySpace};
 use crate::op::confirm::{check_members, confirmed};
 use crate::op::decode::{ids_and_keys, session_id};
-use crate::op::expiry::{expire_plan, lazy_removals, OwnerRemovals};
+use crate::op::expiry::OwnerRemovals;
+use crate::op::list::lazy_expiry;
 use crate::op::replies::{range_members, scored_members, values, wrong_type};
 use crate::op::{
     applied, best_effort_applied, out_of_sequence, replies, Input, Operation, Policy, Step,
@@ -473,15 +474,7 @@ impl Operation for ListPage {
                         if expired.is_empty() {
                             return Ok(Step::Done(page));
                         }
-                        let mut expired = expired;
-                        expired.truncate(lazy_removals(&self.keys, self.policy.batch_size.get()));
-                        let plan =
-                            expire_plan(&self.keys, expired.iter().map(|(s, b)| (s, &b[..])))
-                                .best_effort();
-                        let owners = OwnerRemovals::lazy(
-                            &self.keys,
-                            expired.iter().map(|(s, _)| (s.user_id(), s.id())),
-                        );
+                        let (plan, owners) = lazy_expiry(&self.keys, &self.policy, expired);
                         self.state = PageState::Expiring(plan.clone(), owners, page);
                         Ok(Step::Apply(plan))
                     }
