@@ -42,6 +42,7 @@ use crate::audit::{CheckMode, CheckReport, Problem, StrayReason, Unrepaired, Unr
 use crate::codec;
 use crate::ids::{DeviceSessionId, UserId};
 use crate::keys::{IndexScore, KeySpace, Layout};
+use crate::op::decode::session_id;
 use crate::op::owners::{first_look, OwnerFinding, OwnerPass};
 use crate::op::walk::{IndexWalk, KeyScan, Window};
 use crate::op::{
@@ -794,13 +795,10 @@ impl Check {
                 Window::Again => (Vec::new(), false),
             };
             for (member, _) in window {
-                let record = std::str::from_utf8(&member)
-                    .ok()
-                    .and_then(|text| DeviceSessionId::parse(text).ok())
-                    .map(|id| {
-                        let key = self.keys.record_key(&walker.user, &id);
-                        (id, key)
-                    });
+                let record = session_id(&member).map(|id| {
+                    let key = self.keys.record_key(&walker.user, &id);
+                    (id, key)
+                });
                 members.push(MemberRead {
                     walker: i,
                     member,

@@ -8,6 +8,7 @@ use crate::codec;
 use crate::ids::{DeviceSessionId, UserId};
 use crate::keys::KeySpace;
 use crate::op::check::{chunked, user_group, MAX_BATCH_READS, MAX_PLAN_SESSIONS};
+use crate::op::decode::session_id;
 use crate::op::expiry::{expire_plan, OwnerRemovals};
 use crate::op::owners::{OwnerFinding, OwnerPass};
 use crate::op::walk::{IndexWalk, KeyScan, Window};
@@ -280,10 +281,7 @@ impl Sweep {
             };
             let mut ids = Vec::with_capacity(window.len());
             for (member, _) in window {
-                match std::str::from_utf8(&member)
-                    .ok()
-                    .and_then(|text| DeviceSessionId::parse(text).ok())
-                {
+                match session_id(&member) {
                     Some(id) => ids.push(id),
                     None => self.round_skipped += 1,
                 }
