@@ -232,44 +232,8 @@ impl Create {
             },
             OnViolation::Conflict,
         );
-        if let Some(limit) = self.limit() {
-            match (limit.on_limit, observed_len) {
-                (OnLimit::RevokeOldest, Some(len)) => {
-                    // At most `max - 1 + evicting` active now: the
-                    // evictions (still active, checked below) and the new
-                    // session then leave at most the limit, whatever the
-                    // count and range reads saw (two reads of one round
-                    // trip need not agree). Only above the limit by more
-                    // than a batch (the limit was lowered) the bound is the
-                    // count read: each create then shrinks it by a batch.
-                    let max = u64::from(limit.max_active());
-                    let evicting = u64::try_from(evicted.len()).unwrap_or(u64::MAX);
-                    let batch = u64::try_from(self.policy.batch_size.get()).unwrap_or(u64::MAX);
-                    let bound = if (len + 1).saturating_sub(max) > batch {
-                        len
-                    } else {
-                        max.saturating_sub(1).saturating_add(evicting)
-                    };
-                    plan = plan.require(
-                        Precondition::IndexCountAtMost {
-                            key: self.active_key(),
-                            max_score: None,
-                            max: bound,
-                        },
-                        OnViolation::Retry,
-                    );
-                }
-                _ => {
-                    plan = plan.require(
-                        Precondition::IndexCountAtMost {
-                            key: self.active_key(),
-                            max_score: None,
-                            max: u64::from(limit.max_active()).saturating_sub(1),
-                        },
-                        OnViolation::SessionLimit,
-                    );
-                }
-            }
+        if let Some((guard, on_violation)) = self.limit_guard(observed_len, evicted.len()) {
+            plan = plan.require(guard, on_violation);
         }
         let evict_guard = (!evicted.is_empty()).then(|| plan.preconditions().len());
         if !evicted.is_empty() {
@@ -313,6 +277,141 @@ impl Create {
                 }
             }
         }
+        let revoked_now = self.revoke_evicted(evicted, &mut writes);
+        writes.extend(create_writes(&self.keys, &self.policy, &self.session));
+        let plan = plan.with_writes(writes);
+        let owners = OwnerRemovals::lazy(&self.keys, removed.iter().map(|id| (user, id)));
+        self.state = CreateState::Applying {
+            plan: plan.outline(),
+            evict_guard,
+            evicted: revoked_now,
+            owners,
+        };
+        Step::Apply(plan)
+    }
+
+    /// The limit's and retention's reads answered: the plan, or the
+    /// oldest active sessions to read first.
+    fn on_reads(&mut self, input: Input) -> Result<Step<Created>, TransitionError> {
+        let mut replies = replies(input, "create")?.into_iter();
+        let expired = if self.expiry_score().is_some() {
+            range_members(replies.next(), &self.revoked_key(), "create")?
+        } else {
+            Vec::new()
+        };
+        let Some(limit) = self.limit().filter(|l| l.on_limit == OnLimit::RevokeOldest) else {
+            return Ok(self.apply(None, Vec::new(), expired));
+        };
+        let len = index_len(replies.next(), &self.active_key(), "create")?;
+        let oldest = range_members(replies.next(), &self.active_key(), "create")?;
+        let max = u64::from(limit.max_active());
+        let needed = (len + 1).saturating_sub(max);
+        if needed == 0 {
+            return Ok(self.apply(Some(len), Vec::new(), expired));
+        }
+        let needed = usize::try_from(needed)
+            .unwrap_or(usize::MAX)
+            .min(self.policy.batch_size.get());
+        // The first read holds 1 + spread members: enough unless
+        // more than one eviction is needed (or it saw none).
+        if needed > 1 || oldest.is_empty() {
+            self.state = CreateState::OldestMore {
+                len,
+                needed,
+                expired,
+            };
+            return Ok(Step::Read(vec![Read::IndexRange(IndexRange {
+                key: self.active_key(),
+                min: ScoreBound::Unbounded,
+                max: ScoreBound::Unbounded,
+                newest_first: false,
+                limit: Some(needed.saturating_add(self.spread())),
+                with_scores: false,
+            })]));
+        }
+        self.read_oldest(len, needed, expired, oldest)
+    }
+
+    /// The create plan's answer.
+    fn on_applied(
+        &mut self,
+        input: Input,
+        plan: &Outline,
+        evict_guard: Option<usize>,
+        evicted: Vec<Session>,
+        owners: OwnerRemovals,
+    ) -> Result<Step<Created>, TransitionError> {
+        match applied(input, "create")? {
+            Applied::Done => match self.reclaim() {
+                Some(plan) => {
+                    self.state = CreateState::Reclaiming(owners, evicted);
+                    Ok(Step::Apply(plan))
+                }
+                None => self.remove_owners(owners, None, evicted),
+            },
+            Applied::Violated { index } => match plan.on_violation(index) {
+                OnViolation::Conflict => Err(TransitionError::Conflict {
+                    key: violated_key(plan, index),
+                }),
+                OnViolation::SessionLimit => Err(TransitionError::SessionLimit {
+                    user: self.session.user_id().as_str().to_owned(),
+                    max: self.limit().map_or(0, |l| l.max_active()),
+                }),
+                _ => {
+                    // Another create took the sessions this one meant
+                    // to evict: spread out next time.
+                    if evict_guard == Some(index) {
+                        self.contended = self.contended.saturating_add(1);
+                    }
+                    self.state = CreateState::Main;
+                    Ok(Step::Backoff {
+                        key: violated_key(plan, index),
+                    })
+                }
+            },
+            Applied::WrongType { key } => Err(wrong_type(plan, key)),
+        }
+    }
+
+    /// The limit's precondition on the active count, and what its
+    /// violation means; `None` without a limit.
+    fn limit_guard(
+        &self,
+        observed_len: Option<u64>,
+        evicting: usize,
+    ) -> Option<(Precondition, OnViolation)> {
+        let limit = self.limit()?;
+        let max = u64::from(limit.max_active());
+        let guard = |max| Precondition::IndexCountAtMost {
+            key: self.active_key(),
+            max_score: None,
+            max,
+        };
+        match (limit.on_limit, observed_len) {
+            (OnLimit::RevokeOldest, Some(len)) => {
+                // At most `max - 1 + evicting` active now: the evictions
+                // (still active, checked apart) and the new session then
+                // leave at most the limit, whatever the count and range
+                // reads saw (two reads of one round trip need not agree).
+                // Only above the limit by more than a batch (the limit was
+                // lowered) the bound is the count read: each create then
+                // shrinks it by a batch.
+                let evicting = u64::try_from(evicting).unwrap_or(u64::MAX);
+                let batch = u64::try_from(self.policy.batch_size.get()).unwrap_or(u64::MAX);
+                let bound = if (len + 1).saturating_sub(max) > batch {
+                    len
+                } else {
+                    max.saturating_sub(1).saturating_add(evicting)
+                };
+                Some((guard(bound), OnViolation::Retry))
+            }
+            _ => Some((guard(max.saturating_sub(1)), OnViolation::SessionLimit)),
+        }
+    }
+
+    /// The writes revoking the limit's `evicted` sessions; the revoked
+    /// sessions.
+    fn revoke_evicted(&self, evicted: Vec<Session>, writes: &mut Vec<Write>) -> Vec<Session> {
         let mut revoked_now = Vec::with_capacity(evicted.len());
         for old in evicted {
             // Never before the session's creation, and never Go's zero
@@ -328,20 +427,11 @@ impl Create {
             // neither Go's zero time nor before the creation.
             if let Ok(next) = revocation.and_then(|r| old.revoked(r)) {
                 let record_key = self.keys.record_key(next.user_id(), next.id());
-                revoke_writes(&self.keys, &self.policy, &next, record_key, &mut writes);
+                revoke_writes(&self.keys, &self.policy, &next, record_key, writes);
                 revoked_now.push(next);
             }
         }
-        writes.extend(create_writes(&self.keys, &self.policy, &self.session));
-        let plan = plan.with_writes(writes);
-        let owners = OwnerRemovals::lazy(&self.keys, removed.iter().map(|id| (user, id)));
-        self.state = CreateState::Applying {
-            plan: plan.outline(),
-            evict_guard,
-            evicted: revoked_now,
-            owners,
-        };
-        Step::Apply(plan)
+        revoked_now
     }
 }
 
@@ -438,46 +528,7 @@ impl Operation for Create {
                 }),
             },
             CreateState::Main => self.main(),
-            CreateState::Reads => {
-                let mut replies = replies(input, "create")?.into_iter();
-                let expired = if self.expiry_score().is_some() {
-                    range_members(replies.next(), &self.revoked_key(), "create")?
-                } else {
-                    Vec::new()
-                };
-                let Some(limit) = self.limit().filter(|l| l.on_limit == OnLimit::RevokeOldest)
-                else {
-                    return Ok(self.apply(None, Vec::new(), expired));
-                };
-                let len = index_len(replies.next(), &self.active_key(), "create")?;
-                let oldest = range_members(replies.next(), &self.active_key(), "create")?;
-                let max = u64::from(limit.max_active());
-                let needed = (len + 1).saturating_sub(max);
-                if needed == 0 {
-                    return Ok(self.apply(Some(len), Vec::new(), expired));
-                }
-                let needed = usize::try_from(needed)
-                    .unwrap_or(usize::MAX)
-                    .min(self.policy.batch_size.get());
-                // The first read holds 1 + spread members: enough unless
-                // more than one eviction is needed (or it saw none).
-                if needed > 1 || oldest.is_empty() {
-                    self.state = CreateState::OldestMore {
-                        len,
-                        needed,
-                        expired,
-                    };
-                    return Ok(Step::Read(vec![Read::IndexRange(IndexRange {
-                        key: self.active_key(),
-                        min: ScoreBound::Unbounded,
-                        max: ScoreBound::Unbounded,
-                        newest_first: false,
-                        limit: Some(needed.saturating_add(self.spread())),
-                        with_scores: false,
-                    })]));
-                }
-                self.read_oldest(len, needed, expired, oldest)
-            }
+            CreateState::Reads => self.on_reads(input),
             CreateState::OldestMore {
                 len,
                 needed,
@@ -526,36 +577,7 @@ impl Operation for Create {
                 evict_guard,
                 evicted,
                 owners,
-            } => match applied(input, "create")? {
-                Applied::Done => match self.reclaim() {
-                    Some(plan) => {
-                        self.state = CreateState::Reclaiming(owners, evicted);
-                        Ok(Step::Apply(plan))
-                    }
-                    None => self.remove_owners(owners, None, evicted),
-                },
-                Applied::Violated { index } => match plan.on_violation(index) {
-                    OnViolation::Conflict => Err(TransitionError::Conflict {
-                        key: violated_key(&plan, index),
-                    }),
-                    OnViolation::SessionLimit => Err(TransitionError::SessionLimit {
-                        user: self.session.user_id().as_str().to_owned(),
-                        max: self.limit().map_or(0, |l| l.max_active()),
-                    }),
-                    _ => {
-                        // Another create took the sessions this one meant
-                        // to evict: spread out next time.
-                        if evict_guard == Some(index) {
-                            self.contended = self.contended.saturating_add(1);
-                        }
-                        self.state = CreateState::Main;
-                        Ok(Step::Backoff {
-                            key: violated_key(&plan, index),
-                        })
-                    }
-                },
-                Applied::WrongType { key } => Err(wrong_type(&plan, key)),
-            },
+            } => self.on_applied(input, &plan, evict_guard, evicted, owners),
             // Created whatever the answer: an owner key that went to
             // another user meanwhile is `check`'s to report.
             CreateState::Reclaiming(owners, evicted) => {

@@ -364,6 +364,56 @@ impl ListPage {
     }
 }
 
+impl ListPage {
+    /// The first reads: the cursor's score group (whole) and one member
+    /// more than a page below it.
+    fn start(&mut self, index_key: String) -> Result<Step<Page>, TransitionError> {
+        let limit = self.request.limit.get();
+        let mut reads = Vec::with_capacity(2);
+        let below = match &self.request.cursor {
+            None => ScoreBound::Unbounded,
+            Some(cursor) => {
+                if cursor.status != self.request.status || cursor.user_tag != user_tag(&self.user) {
+                    return Err(TransitionError::InvalidCursor {
+                        reason: "issued for another user or status filter",
+                    });
+                }
+                let score = IndexScore::of(cursor.created_at);
+                // The cursor's own score group, whole: its order
+                // (nanoseconds, then id) is not the index's.
+                reads.push(score_group(index_key.clone(), score));
+                ScoreBound::Exclusive(score)
+            }
+        };
+        // One member more than a page: when the window is full,
+        // its lowest score group may be cut and is left to the
+        // next page, and only a group larger than the page fills
+        // the whole window.
+        reads.push(Read::IndexRange(IndexRange {
+            key: index_key,
+            min: ScoreBound::Unbounded,
+            max: below,
+            newest_first: true,
+            limit: Some(limit.saturating_add(1)),
+            with_scores: true,
+        }));
+        self.state = PageState::Ranges;
+        Ok(Step::Read(reads))
+    }
+}
+
+/// The whole group of members scored `score` in the index at `key`.
+fn score_group(key: String, score: IndexScore) -> Read {
+    Read::IndexRange(IndexRange {
+        key,
+        min: ScoreBound::Inclusive(score),
+        max: ScoreBound::Inclusive(score),
+        newest_first: false,
+        limit: None,
+        with_scores: false,
+    })
+}
+
 impl Operation for ListPage {
     type Output = Page;
 
@@ -374,48 +424,7 @@ impl Operation for ListPage {
     fn resume(&mut self, input: Input) -> Result<Step<Page>, TransitionError> {
         let index_key = self.index_key();
         match std::mem::replace(&mut self.state, PageState::Finished) {
-            PageState::Start => {
-                let limit = self.request.limit.get();
-                let mut reads = Vec::with_capacity(2);
-                let below = match &self.request.cursor {
-                    None => ScoreBound::Unbounded,
-                    Some(cursor) => {
-                        if cursor.status != self.request.status
-                            || cursor.user_tag != user_tag(&self.user)
-                        {
-                            return Err(TransitionError::InvalidCursor {
-                                reason: "issued for another user or status filter",
-                            });
-                        }
-                        let score = IndexScore::of(cursor.created_at);
-                        // The cursor's own score group, whole: its order
-                        // (nanoseconds, then id) is not the index's.
-                        reads.push(Read::IndexRange(IndexRange {
-                            key: index_key.clone(),
-                            min: ScoreBound::Inclusive(score),
-                            max: ScoreBound::Inclusive(score),
-                            newest_first: false,
-                            limit: None,
-                            with_scores: false,
-                        }));
-                        ScoreBound::Exclusive(score)
-                    }
-                };
-                // One member more than a page: when the window is full,
-                // its lowest score group may be cut and is left to the
-                // next page, and only a group larger than the page fills
-                // the whole window.
-                reads.push(Read::IndexRange(IndexRange {
-                    key: index_key,
-                    min: ScoreBound::Unbounded,
-                    max: below,
-                    newest_first: true,
-                    limit: Some(limit.saturating_add(1)),
-                    with_scores: true,
-                }));
-                self.state = PageState::Ranges;
-                Ok(Step::Read(reads))
-            }
+            PageState::Start => self.start(index_key),
             PageState::Ranges => {
                 let mut replies = replies(input, "list_page")?.into_iter();
                 let mut members: Vec<Member> = Vec::new();
@@ -436,14 +445,7 @@ impl Operation for ListPage {
                             more,
                         };
                         let score = IndexScore::from_f64(last_score);
-                        return Ok(Step::Read(vec![Read::IndexRange(IndexRange {
-                            key: index_key,
-                            min: ScoreBound::Inclusive(score),
-                            max: ScoreBound::Inclusive(score),
-                            newest_first: false,
-                            limit: None,
-                            with_scores: false,
-                        })]));
+                        return Ok(Step::Read(vec![score_group(index_key, score)]));
                     }
                     // The lowest score group may be cut: leave it to the
                     // next page.

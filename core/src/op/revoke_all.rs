@@ -196,6 +196,18 @@ pub struct RevokeAll {
 /// One member to handle: its bytes, id and record key.
 type Todo = (Member, DeviceSessionId, String);
 
+/// A batch's records, sorted by what becomes of them.
+#[derive(Default)]
+struct Sorted {
+    /// Missing or another user's: confirmed by `suspect_checks` first.
+    suspects: Vec<(Member, String, TransitionError)>,
+    suspect_checks: Vec<Precondition>,
+    /// Active: revoked.
+    actives: Vec<(Member, Session, String)>,
+    /// Revoked but in the active index: out of it.
+    cleared: Vec<(Member, String, Vec<u8>)>,
+}
+
 #[derive(Debug)]
 enum State {
     Bounds,
@@ -555,60 +567,20 @@ impl RevokeAll {
         input: Input,
         members: Vec<Member>,
         todo: Vec<Todo>,
-        mut last: bool,
+        last: bool,
     ) -> Result<Step<RevokeAllReport>, TransitionError> {
-        let active_key = self.active_key();
-        let user = self.input.user_id.clone();
         let records = values(
             replies(input, "revoke_all")?.into_iter().next(),
             "revoke_all",
         )?;
-        let mut records = records.into_iter();
-        let mut suspects = Vec::new();
-        let mut suspect_checks = Vec::new();
-        let mut actives = Vec::new();
-        let mut cleared = Vec::new();
-        for (member, id, record_key) in todo {
-            let Some(bytes) = records.next().flatten() else {
-                let error = TransitionError::DanglingIndexMember {
-                    index_key: active_key.clone(),
-                    member: id.as_str().to_owned(),
-                    record_key: record_key.clone(),
-                };
-                suspect_checks.push(Precondition::Absent {
-                    key: record_key.clone(),
-                });
-                suspects.push((member, record_key, error));
-                continue;
-            };
-            match codec::decode(&id, &bytes) {
-                Err(source) => {
-                    // Never a race: no writer stores undecodable bytes.
-                    let error = TransitionError::CorruptRecord {
-                        key: record_key.clone(),
-                        source,
-                    };
-                    self.report
-                        .name(Unrevocable::of(&error, &record_key, Some(&member)));
-                    self.skipped.insert(member);
-                }
-                Ok(session) if session.user_id() != &user => {
-                    let error = TransitionError::ForeignIndexMember {
-                        index_key: active_key.clone(),
-                        member: id.as_str().to_owned(),
-                        owner: session.user_id().as_str().to_owned(),
-                    };
-                    suspect_checks.push(Precondition::ValueEquals {
-                        key: record_key.clone(),
-                        value: bytes,
-                    });
-                    suspects.push((member, record_key, error));
-                }
-                Ok(session) if !session.is_active() => cleared.push((member, record_key, bytes)),
-                Ok(session) => actives.push((member, session, record_key)),
-            }
-        }
+        let Sorted {
+            suspects,
+            suspect_checks,
+            actives,
+            cleared,
+        } = self.sort(todo, records);
         if !suspects.is_empty() {
+            let active_key = self.active_key();
             // Missing or another user's: a race or the real state? One
             // consistent read decides; the batch is read again after.
             let mut plan = Plan::new(
@@ -628,6 +600,72 @@ impl RevokeAll {
             };
             return Ok(Step::Apply(plan));
         }
+        self.batch_plan(members, actives, cleared, last)
+    }
+
+    /// Sorts the batch's records: actives to revoke, revoked ones to clear
+    /// from the active index, suspects to confirm; undecodable ones are
+    /// named and skipped.
+    fn sort(&mut self, todo: Vec<Todo>, records: Vec<Option<Vec<u8>>>) -> Sorted {
+        let active_key = self.active_key();
+        let user = self.input.user_id.clone();
+        let mut records = records.into_iter();
+        let mut sorted = Sorted::default();
+        for (member, id, record_key) in todo {
+            let Some(bytes) = records.next().flatten() else {
+                let error = TransitionError::DanglingIndexMember {
+                    index_key: active_key.clone(),
+                    member: id.as_str().to_owned(),
+                    record_key: record_key.clone(),
+                };
+                sorted.suspect_checks.push(Precondition::Absent {
+                    key: record_key.clone(),
+                });
+                sorted.suspects.push((member, record_key, error));
+                continue;
+            };
+            match codec::decode(&id, &bytes) {
+                Err(source) => {
+                    // Never a race: no writer stores undecodable bytes.
+                    let error = TransitionError::CorruptRecord {
+                        key: record_key.clone(),
+                        source,
+                    };
+                    self.report
+                        .name(Unrevocable::of(&error, &record_key, Some(&member)));
+                    self.skipped.insert(member);
+                }
+                Ok(session) if session.user_id() != &user => {
+                    let error = TransitionError::ForeignIndexMember {
+                        index_key: active_key.clone(),
+                        member: id.as_str().to_owned(),
+                        owner: session.user_id().as_str().to_owned(),
+                    };
+                    sorted.suspect_checks.push(Precondition::ValueEquals {
+                        key: record_key.clone(),
+                        value: bytes,
+                    });
+                    sorted.suspects.push((member, record_key, error));
+                }
+                Ok(session) if !session.is_active() => {
+                    sorted.cleared.push((member, record_key, bytes))
+                }
+                Ok(session) => sorted.actives.push((member, session, record_key)),
+            }
+        }
+        sorted
+    }
+
+    /// The batch's plan: revoke the actives, clear the revoked ones, as
+    /// long as the active index still holds what was read.
+    fn batch_plan(
+        &mut self,
+        members: Vec<Member>,
+        mut actives: Vec<(Member, Session, String)>,
+        cleared: Vec<(Member, String, Vec<u8>)>,
+        mut last: bool,
+    ) -> Result<Step<RevokeAllReport>, TransitionError> {
+        let active_key = self.active_key();
         let batch = self.batch();
         if actives.len() > batch {
             // Sessions revoked meanwhile made room for more than a batch:
