@@ -734,6 +734,34 @@ impl RevokeAll {
         Ok(Step::Apply(plan))
     }
 
+    /// A batch's plan answered: `done` when it applied; a violated one
+    /// reads the batch again after a backoff; a wrong type at one of the
+    /// plan's own keys is named and the walk goes on.
+    fn answered(
+        &mut self,
+        plan: &Outline,
+        applied: Applied,
+        record_keys: &[(String, Member)],
+        done: impl FnOnce(&mut Self) -> Result<Step<RevokeAllReport>, TransitionError>,
+    ) -> Result<Step<RevokeAllReport>, TransitionError> {
+        match applied {
+            Applied::Done => done(self),
+            Applied::Violated { index } => {
+                self.state = State::Batch;
+                Ok(Step::Backoff {
+                    key: violated_key(plan, index),
+                })
+            }
+            Applied::WrongType { key } => {
+                if self.wrong_type_at(&key, record_keys) {
+                    self.read_batch()
+                } else {
+                    Err(wrong_type(plan, key))
+                }
+            }
+        }
+    }
+
     /// A plan answered `WrongType` at `key`: the index is named and left
     /// alone, or the record's member named and skipped; `false` when the
     /// key is none of the plan's own.
@@ -908,61 +936,39 @@ impl Operation for RevokeAll {
                 todo,
                 last,
             } => self.records(input, members, todo, last),
-            State::Confirm { plan, suspects } => match applied(input, "revoke_all")? {
-                Applied::Done => {
+            State::Confirm { plan, suspects } => {
+                let applied = applied(input, "revoke_all")?;
+                let keys: Vec<(String, Member)> = suspects
+                    .iter()
+                    .map(|(m, k, _)| (k.clone(), m.clone()))
+                    .collect();
+                self.answered(&plan, applied, &keys, |this| {
                     for (member, record_key, error) in suspects {
-                        self.report
+                        this.report
                             .name(Unrevocable::of(&error, &record_key, Some(&member)));
-                        self.skipped.insert(member);
+                        this.skipped.insert(member);
                     }
-                    self.read_batch()
-                }
-                Applied::Violated { index } => {
-                    self.state = State::Batch;
-                    Ok(Step::Backoff {
-                        key: violated_key(&plan, index),
-                    })
-                }
-                Applied::WrongType { key } => {
-                    let keys: Vec<(String, Member)> =
-                        suspects.into_iter().map(|(m, k, _)| (k, m)).collect();
-                    if self.wrong_type_at(&key, &keys) {
-                        self.read_batch()
-                    } else {
-                        Err(wrong_type(&plan, key))
-                    }
-                }
-            },
+                    this.read_batch()
+                })
+            }
             State::Applying {
                 plan,
                 sessions,
                 cleared,
                 record_keys,
                 last,
-            } => match applied(input, "revoke_all")? {
-                Applied::Done => {
-                    self.report.drift_repaired += cleared;
-                    self.revoked(sessions);
+            } => {
+                let applied = applied(input, "revoke_all")?;
+                self.answered(&plan, applied, &record_keys, |this| {
+                    this.report.drift_repaired += cleared;
+                    this.revoked(sessions);
                     if last {
-                        self.read_window()
+                        this.read_window()
                     } else {
-                        self.read_batch()
+                        this.read_batch()
                     }
-                }
-                Applied::Violated { index } => {
-                    self.state = State::Batch;
-                    Ok(Step::Backoff {
-                        key: violated_key(&plan, index),
-                    })
-                }
-                Applied::WrongType { key } => {
-                    if self.wrong_type_at(&key, &record_keys) {
-                        self.read_batch()
-                    } else {
-                        Err(wrong_type(&plan, key))
-                    }
-                }
-            },
+                })
+            }
             State::Window => self.read_window(),
             State::WindowRead => {
                 let reply = replies(input, "revoke_all")?.into_iter().next();
