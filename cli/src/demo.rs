@@ -6,12 +6,20 @@ use authsession_core::{
     ClientPublicKey, DeviceSessionId, Revocation, RevokeActorId, RevokeActorType, RevokeReasonCode,
     RevokeSessionInput, RevokeUserSessionsInput, Session, UserId,
 };
-use authsession_driver::{CheckMode, CheckReport, RevokeAllOptions, SessionAdmin, SessionStore};
+use std::process::ExitCode;
+
+use authsession_driver::{
+    Backend, CheckMode, CheckReport, RevokeAllOptions, SessionAdmin, SessionStore, Store,
+};
 use serde::Serialize;
 
+use crate::args::GlobalArgs;
 use crate::clock;
+use crate::dispatch::runtime;
 use crate::error::CliError;
 use crate::output::{self, CountOut, RevokeAllOut, RevokeOut};
+use crate::scratch::{fresh_options, purge_after};
+use crate::target::{OnStore, StoreTarget};
 
 const SESSIONS: u8 = 3;
 
@@ -34,7 +42,7 @@ struct Step<'a, T> {
     body: T,
 }
 
-pub(crate) fn step(name: &str, body: impl Serialize) -> Result<(), CliError> {
+fn step(name: &str, body: impl Serialize) -> Result<(), CliError> {
     output::print(&Step { step: name, body })
 }
 
@@ -71,10 +79,7 @@ fn revocation(reason: &str) -> Result<Revocation, CliError> {
 
 /// Runs the lifecycle on `store`: create, get, list, count, revoke, revoke
 /// again, revoke all, count, check.
-pub(crate) async fn run<S: SessionStore + SessionAdmin>(
-    store: &S,
-    backend: &str,
-) -> Result<(), CliError> {
+async fn run<S: SessionStore + SessionAdmin>(store: &S, backend: &str) -> Result<(), CliError> {
     step(
         "start",
         Start {
@@ -83,6 +88,63 @@ pub(crate) async fn run<S: SessionStore + SessionAdmin>(
         },
     )?;
     let user = UserId::parse("demo-user")?;
+    let created = create(store, &user).await?;
+    let (Some(first), Some(second)) = (created.first(), created.get(1)) else {
+        return Err(CliError::new("demo_mismatch", "no sessions were created"));
+    };
+    read(store, &user, &created, second).await?;
+    revoke(store, &user, first).await?;
+
+    let report = store.check(CheckMode::Report).await?;
+    expect("check", report.problems.is_empty(), || {
+        format!("{} problems", report.problems.len())
+    })?;
+    step("check", Checked { report: &report })
+}
+
+/// `authsession demo`: in memory, or on a server under a fresh key space
+/// (purged afterwards).
+pub(crate) fn run_demo(global: &GlobalArgs) -> Result<ExitCode, CliError> {
+    let rt = runtime(false)?;
+    let target = global.target(None);
+    let options = match target {
+        StoreTarget::Memory => global.options(&target)?,
+        _ => fresh_options(global, &target, "demo")?,
+    };
+    rt.block_on(target.open_and_run(&options, Demo { target: &target }))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The demo on the store the flags select.
+struct Demo<'a> {
+    target: &'a StoreTarget,
+}
+
+impl OnStore for Demo<'_> {
+    type Output = ();
+
+    async fn run<B: Backend>(self, store: Store<B>) -> Result<(), CliError> {
+        let target = self.target;
+        if *target == StoreTarget::Memory {
+            return run(&store, target.name()).await;
+        }
+        let result = run(&store, target.name()).await;
+        let ((), deleted) = purge_after(&store, result).await?;
+        #[derive(serde::Serialize)]
+        struct Purged {
+            keys_deleted: u64,
+        }
+        step(
+            "purge",
+            Purged {
+                keys_deleted: deleted,
+            },
+        )
+    }
+}
+
+/// The demo's sessions, created in the recent past.
+async fn create<S: SessionStore>(store: &S, user: &UserId) -> Result<Vec<Session>, CliError> {
     let now = clock::now()?;
     let mut created = Vec::new();
     for n in 1..=SESSIONS {
@@ -99,15 +161,21 @@ pub(crate) async fn run<S: SessionStore + SessionAdmin>(
         step("create", One { session: &session })?;
         created.push(session);
     }
-    let (Some(first), Some(second)) = (created.first(), created.get(1)) else {
-        return Err(CliError::new("demo_mismatch", "no sessions were created"));
-    };
+    Ok(created)
+}
 
+/// `get`, `list` and `count` answer what was created.
+async fn read<S: SessionStore>(
+    store: &S,
+    user: &UserId,
+    created: &[Session],
+    second: &Session,
+) -> Result<(), CliError> {
     let got = store.get(second.id()).await?;
     expect("get", &got == second, || format!("got {got:?}"))?;
     step("get", One { session: &got })?;
 
-    let listed = store.list_by_user_id(&user).await?;
+    let listed = store.list_by_user_id(user).await?;
     let newest_first: Vec<&Session> = created.iter().rev().collect();
     expect("list", listed.iter().eq(newest_first), || {
         format!("listed {listed:?}")
@@ -115,23 +183,32 @@ pub(crate) async fn run<S: SessionStore + SessionAdmin>(
     step(
         "list",
         Listed {
-            user_id: &user,
+            user_id: user,
             sessions: &listed,
         },
     )?;
 
-    let active = store.count_active_by_user_id(&user).await?;
+    let active = store.count_active_by_user_id(user).await?;
     expect("count", active == u64::from(SESSIONS), || {
         format!("{active}")
     })?;
     step(
         "count",
         CountOut {
-            user_id: &user,
+            user_id: user,
             active,
         },
     )?;
+    Ok(())
+}
 
+/// `revoke` (twice: the second finds it already revoked), `revoke-all` of
+/// the rest, and a count of none left.
+async fn revoke<S: SessionStore>(
+    store: &S,
+    user: &UserId,
+    first: &Session,
+) -> Result<(), CliError> {
     let input = RevokeSessionInput {
         device_session_id: first.id().clone(),
         revocation: revocation("user_logout")?,
@@ -188,19 +265,14 @@ pub(crate) async fn run<S: SessionStore + SessionAdmin>(
         },
     )?;
 
-    let active = store.count_active_by_user_id(&user).await?;
+    let active = store.count_active_by_user_id(user).await?;
     expect("count_after", active == 0, || format!("{active}"))?;
     step(
         "count_after",
         CountOut {
-            user_id: &user,
+            user_id: user,
             active,
         },
     )?;
-
-    let report = store.check(CheckMode::Report).await?;
-    expect("check", report.problems.is_empty(), || {
-        format!("{} problems", report.problems.len())
-    })?;
-    step("check", Checked { report: &report })
+    Ok(())
 }

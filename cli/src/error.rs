@@ -118,6 +118,13 @@ impl From<TransitionError> for CliError {
     }
 }
 
+#[cfg(feature = "bench")]
+impl From<authsession_lab::LabError> for CliError {
+    fn from(error: authsession_lab::LabError) -> Self {
+        Self::new(error.kind().to_owned(), error.message())
+    }
+}
+
 impl From<authsession_driver::Error> for CliError {
     fn from(error: authsession_driver::Error) -> Self {
         Self::new(error.kind().as_str(), error.to_string())

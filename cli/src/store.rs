@@ -1,5 +1,5 @@
 //! The commands that talk to a store (`create`, `get`, `list`, `count`,
-//! `revoke`, `revoke-all`, `check`, `sweep`, `migrate`), written once over
+//! `revoke`, `revoke-all`, `check`, `sweep`), written once over
 //! [`SessionStore`] / [`SessionAdmin`] and run against the in-memory, the
 //! Redis or the cluster store. Every value is validated by core before the
 //! store is touched.
@@ -19,10 +19,10 @@ use authsession_driver::{
 };
 
 use crate::clock;
-use crate::cluster;
 use crate::error::CliError;
 use crate::output::{self, CountOut, CreatedOut, PageOut, RevokeAllOut, RevokeOut, UnrevocableOut};
 use crate::progress::Progress;
+use crate::target::OnStore;
 use crate::timestamp;
 
 /// Everything a store is built with besides where it is: the key space
@@ -125,15 +125,7 @@ impl RevocationFlags<'_> {
     }
 }
 
-/// Connects to the standalone Redis server at `url`.
-pub(crate) async fn connect_redis(
-    url: &str,
-    options: &StoreOptions,
-) -> Result<RedisSessionStore, CliError> {
-    connect_redis_as(url, options, "--redis-url").await
-}
-
-/// [`connect_redis`] for a URL given as `flag`.
+/// Connects to the standalone Redis server at `url`, given as `flag`.
 pub(crate) async fn connect_redis_as(
     url: &str,
     options: &StoreOptions,
@@ -164,8 +156,16 @@ pub(crate) fn memory_store(options: &StoreOptions) -> Result<MemorySessionStore,
     Ok(MemorySessionStore::new(options.keys.clone()).with_policy(options.policy))
 }
 
+impl OnStore for StoreCommand {
+    type Output = ExitCode;
+
+    async fn run<B: Backend>(self, store: Store<B>) -> Result<ExitCode, CliError> {
+        run(&store, self).await
+    }
+}
+
 /// Runs `command` on `store`, printing its JSON result.
-pub(crate) async fn run<S: SessionStore + SessionAdmin>(
+async fn run<S: SessionStore + SessionAdmin>(
     store: &S,
     command: StoreCommand,
 ) -> Result<ExitCode, CliError> {
@@ -357,55 +357,4 @@ async fn check<S: SessionAdmin>(store: &S, repair: bool) -> Result<ExitCode, Cli
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Where `migrate` copies to.
-#[derive(Debug, Clone)]
-pub(crate) enum MigrateTarget {
-    Url(String),
-    Cluster(Vec<String>),
-}
-
-/// `migrate`: copies `source` into the target built with `options`,
-/// prints the summary and fails when the verify pass found differences.
-pub(crate) async fn migrate<A: Backend>(
-    source: &Store<A>,
-    target: &MigrateTarget,
-    options: &StoreOptions,
-) -> Result<ExitCode, CliError> {
-    let progress = Progress::new("migrate");
-    let update = |sessions| progress.update(sessions);
-    let report = match target {
-        MigrateTarget::Url(url) => {
-            let target = connect_redis_as(url, options, "--to-url").await?;
-            source.migrate_to_with_progress(&target, &update).await
-        }
-        MigrateTarget::Cluster(nodes) => {
-            let target = cluster::connect_cluster(nodes, options).await?;
-            source.migrate_to_with_progress(&target, &update).await
-        }
-    }
-    .map_err(|e| CliError::from(e).context("migrate"))?;
-    progress.finish(&format!(
-        "{} users, {} sessions, {} copied, {} already present, {} difference(s); sessions copied then verified",
-        report.users,
-        report.sessions,
-        report.copied,
-        report.already_present,
-        report.differences.len()
-    ));
-    output::print(&report)?;
-    if report.differences.is_empty() {
-        Ok(ExitCode::SUCCESS)
-    } else {
-        crate::error::report(
-            "migrate",
-            &format!(
-                "{} session(s) differ between source and target",
-                report.differences.len()
-            ),
-            "migrate_differences",
-        );
-        Ok(ExitCode::FAILURE)
-    }
 }

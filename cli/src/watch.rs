@@ -9,8 +9,12 @@ use authsession_core::{DeviceSessionId, Session};
 use authsession_driver::{Backend, ErrorKind, SessionStore, Store};
 use serde::Serialize;
 
+use crate::args::{GlobalArgs, DEFAULT_REDIS_URL};
+use crate::dispatch::{parse_id, runtime};
+use crate::duration;
 use crate::error::CliError;
 use crate::output;
+use crate::target::{OnStore, StoreTarget};
 
 /// One line of `watch`.
 #[derive(Debug, Serialize)]
@@ -63,7 +67,7 @@ fn print(id: &DeviceSessionId, state: &State) -> Result<(), CliError> {
 
 /// Watches `ids` on `store` (which has a near cache) until each is revoked
 /// or gone (exit 0), or `timeout` passes (kind `timeout`).
-pub(crate) async fn watch<B: Backend>(
+async fn watch<B: Backend>(
     store: &Store<B>,
     ids: &[DeviceSessionId],
     timeout: Option<Duration>,
@@ -108,5 +112,43 @@ pub(crate) async fn watch<B: Backend>(
                 ),
             )),
         },
+    }
+}
+
+/// `authsession watch`: validates the ids and the timeout, then watches on
+/// the server the flags select (never in memory: it has no invalidations).
+pub(crate) fn run_watch(
+    global: &GlobalArgs,
+    ids: &[String],
+    timeout: Option<&str>,
+) -> Result<ExitCode, CliError> {
+    let ids = ids
+        .iter()
+        .map(|id| parse_id(id))
+        .collect::<Result<Vec<_>, _>>()?;
+    let timeout = timeout
+        .map(|text| duration::parse(text, "--timeout"))
+        .transpose()?;
+    let target = global.target(Some(DEFAULT_REDIS_URL));
+    let mut options = global.options(&target)?;
+    if target == StoreTarget::Memory {
+        return Err(CliError::usage("watch needs a Redis server (not --memory)"));
+    }
+    // Watching is driven by the cache's invalidations.
+    options.cache = Some(options.cache.unwrap_or_default());
+    runtime(false)?.block_on(target.open_and_run(&options, Watch { ids, timeout }))
+}
+
+/// `watch` on the store the flags select.
+struct Watch {
+    ids: Vec<DeviceSessionId>,
+    timeout: Option<Duration>,
+}
+
+impl OnStore for Watch {
+    type Output = ExitCode;
+
+    async fn run<B: Backend>(self, store: Store<B>) -> Result<ExitCode, CliError> {
+        watch(&store, &self.ids, self.timeout).await
     }
 }

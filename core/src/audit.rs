@@ -279,8 +279,8 @@ impl Problem {
 pub enum UnrepairedReason {
     /// The check ran without repair.
     ReportOnly,
-    /// A repair never writes it: corrupt data is left for a human
-    /// ([`Problem::is_repairable`]).
+    /// A repair never writes it: data the store cannot read is left for a
+    /// human ([`Problem::is_repairable`]).
     NotRepairable,
     /// An owner key seen without its record and not looked at again yet:
     /// a create in flight looks the same for a moment, so it is a problem
@@ -319,9 +319,9 @@ impl fmt::Display for UnrepairedReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             UnrepairedReason::ReportOnly => f.write_str("not repaired: check ran without repair"),
-            UnrepairedReason::NotRepairable => {
-                f.write_str("not repairable: corrupt data is left for a human")
-            }
+            UnrepairedReason::NotRepairable => f.write_str(
+                "not repairable: the store cannot read it, so a repair never changes it; left for a human",
+            ),
             UnrepairedReason::AwaitingGrace => f.write_str(
                 "not repaired yet: may be a create in flight; looked at again after the grace",
             ),

@@ -534,12 +534,6 @@ impl Plan {
             .collect()
     }
 
-    /// Every key the plan reads or writes, first use first, without
-    /// duplicates (for declaring keys to the server, e.g. Lua `KEYS`).
-    pub fn keys(&self) -> Vec<&str> {
-        self.key_table().keys.into_iter().map(|(k, _)| k).collect()
-    }
-
     /// What to keep of the plan to read its answer (see [`Outline`]).
     pub fn outline(&self) -> Outline {
         Outline {

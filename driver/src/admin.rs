@@ -46,7 +46,6 @@ impl<B: Backend> Store<B> {
 
     /// Every key under `prefix` holding `key_type`, page by page (held in
     /// memory: for callers that need the whole list).
-    #[allow(dead_code)] // used by migration
     pub(crate) async fn scan_all(
         &self,
         prefix: &str,
@@ -134,6 +133,10 @@ impl<B: Backend> SessionAdmin for Store<B> {
         let repair = mode == CheckMode::Repair;
         if let Some(recheck) = report.owner_recheck(&self.keys, repair, batch) {
             // Every first look is over: the second comes a grace later.
+            tracing::info!(
+                grace_ms = self.policy.owner_grace.as_millis(),
+                "authsession.check: owner keys without their record; looking again after the grace"
+            );
             tokio::time::sleep(self.policy.owner_grace).await;
             let outcome = self.drive_walk(recheck, progress).await?;
             report.absorb_owner_recheck(&self.keys, outcome, repair);
@@ -148,6 +151,10 @@ impl<B: Backend> SessionAdmin for Store<B> {
         let sweep = Sweep::new(&self.keys, self.policy, self.now());
         let mut report = self.drive_walk(sweep, progress).await?;
         if let Some(recheck) = report.owner_recheck(&self.keys, self.policy.batch_size) {
+            tracing::info!(
+                grace_ms = self.policy.owner_grace.as_millis(),
+                "authsession.sweep: owner keys without their record; looking again after the grace"
+            );
             tokio::time::sleep(self.policy.owner_grace).await;
             let outcome = self.drive_walk(recheck, progress).await?;
             report.absorb_owner_recheck(&outcome);

@@ -8,7 +8,8 @@ use std::time::Duration;
 use authsession_core::op::Policy;
 use authsession_core::{KeySpace, Layout};
 
-use crate::config::{parse_host_port, parse_pem_certificates, RedisConfig, RetryPolicy};
+use crate::config::{parse_host_port, shared, RedisConfig, RetryPolicy};
+use crate::connect::Access;
 use crate::error::Error;
 
 /// Connection settings of a [`ClusterSessionStore`](crate::ClusterSessionStore).
@@ -151,34 +152,20 @@ impl ClusterConfig {
         for node in &self.nodes {
             parse_host_port(node, "nodes")?;
         }
-        if self.username.is_some() && self.password.is_none() {
-            return Err(Error::config(
-                "username",
-                "an ACL user name needs a password",
-            ));
-        }
-        if let Some(pem) = &self.tls_ca_pem {
-            if !self.tls {
-                return Err(Error::config("tls_ca_pem", "only meaningful with tls"));
-            }
-            parse_pem_certificates(pem)?;
-        }
         if self.key_space.layout() != Layout::Tagged {
             return Err(Error::config(
                 "key_space",
                 "a cluster needs the tagged layout (each user's keys in one hash slot)",
             ));
         }
-        if self.operation_timeout.is_zero() {
-            return Err(Error::config("operation_timeout", "must be > 0"));
-        }
-        if let Some(cache) = &self.cache {
-            cache.validate()?;
-        }
-        self.retry.validate()
+        shared!(self).validate()
     }
 
-    /// The seeds split into host and port.
+    /// The credentials and TLS to connect with.
+    pub(crate) fn access(&self) -> Access {
+        shared!(self).access()
+    }
+
     pub(crate) fn seeds(&self) -> Result<Vec<(String, u16)>, Error> {
         self.nodes
             .iter()

@@ -8,7 +8,26 @@ use authsession_core::op::Policy;
 use authsession_core::KeySpace;
 use redis::IntoConnectionInfo as _;
 
+use crate::connect::Access;
 use crate::error::Error;
+
+/// The [`Shared`] settings of a [`RedisConfig`] or a `ClusterConfig` (the
+/// same field names in both).
+macro_rules! shared {
+    ($config:expr) => {
+        $crate::config::Shared {
+            username: $config.username.as_deref(),
+            password: $config.password.as_deref(),
+            tls: $config.tls,
+            tls_ca_pem: $config.tls_ca_pem.as_deref(),
+            operation_timeout: $config.operation_timeout,
+            retry: &$config.retry,
+            cache: $config.cache.as_ref(),
+        }
+    };
+}
+#[cfg(feature = "cluster")]
+pub(crate) use shared;
 
 /// How mutations retry when a concurrent change invalidated their reads.
 ///
@@ -209,14 +228,44 @@ impl RedisConfig {
     /// `retry.*`).
     pub fn validate(&self) -> Result<(), Error> {
         self.host_port()?;
+        if self.db < 0 {
+            return Err(Error::config("db", "must be >= 0"));
+        }
+        shared!(self).validate()
+    }
+
+    /// The credentials and TLS to connect with.
+    pub(crate) fn access(&self) -> Access {
+        shared!(self).access()
+    }
+
+    pub(crate) fn host_port(&self) -> Result<(String, u16), Error> {
+        parse_host_port(&self.addr, "addr")
+    }
+}
+
+/// `host:port` (IPv6 hosts in brackets) split into host and port; errors
+/// name `field`.
+/// The settings a standalone and a cluster config share, validated once
+/// for both: credentials, TLS, the operation timeout, the retry policy and
+/// the near cache.
+pub(crate) struct Shared<'a> {
+    pub(crate) username: Option<&'a str>,
+    pub(crate) password: Option<&'a str>,
+    pub(crate) tls: bool,
+    pub(crate) tls_ca_pem: Option<&'a [u8]>,
+    pub(crate) operation_timeout: Duration,
+    pub(crate) retry: &'a RetryPolicy,
+    pub(crate) cache: Option<&'a crate::CacheConfig>,
+}
+
+impl Shared<'_> {
+    pub(crate) fn validate(&self) -> Result<(), Error> {
         if self.username.is_some() && self.password.is_none() {
             return Err(Error::config(
                 "username",
                 "an ACL user name needs a password",
             ));
-        }
-        if self.db < 0 {
-            return Err(Error::config("db", "must be >= 0"));
         }
         #[cfg(not(feature = "tls"))]
         if self.tls {
@@ -226,26 +275,30 @@ impl RedisConfig {
             return Err(Error::config("tls_ca_pem", "only meaningful with tls"));
         }
         #[cfg(feature = "tls")]
-        if let Some(pem) = &self.tls_ca_pem {
+        if let Some(pem) = self.tls_ca_pem {
             parse_pem_certificates(pem)?;
         }
         if self.operation_timeout.is_zero() {
             return Err(Error::config("operation_timeout", "must be > 0"));
         }
-        if let Some(cache) = &self.cache {
+        if let Some(cache) = self.cache {
             cache.validate()?;
         }
         self.retry.validate()
     }
 
-    /// `addr` split into host and port.
-    pub(crate) fn host_port(&self) -> Result<(String, u16), Error> {
-        parse_host_port(&self.addr, "addr")
+    /// The credentials and TLS to connect with.
+    pub(crate) fn access(&self) -> Access {
+        Access {
+            username: self.username.map(str::to_owned),
+            password: self.password.map(str::to_owned),
+            tls: self.tls,
+            #[cfg(feature = "tls")]
+            tls_ca_pem: self.tls_ca_pem.map(<[u8]>::to_vec),
+        }
     }
 }
 
-/// `host:port` (IPv6 hosts in brackets) split into host and port; errors
-/// name `field`.
 pub(crate) fn parse_host_port(addr: &str, field: &'static str) -> Result<(String, u16), Error> {
     let bad = |reason: &str| Error::config(field, reason.to_owned());
     let (host, port) = addr

@@ -115,6 +115,7 @@ mod cluster_config;
 #[cfg(feature = "cluster")]
 mod cluster_store;
 mod config;
+mod connect;
 mod error;
 mod memory;
 mod migrate;

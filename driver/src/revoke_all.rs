@@ -132,11 +132,15 @@ impl<B: Backend> Store<B> {
         let mut failures = 0u32;
         let mut batches_seen = 0u64;
         loop {
-            let run = self.drive(Reporting {
+            // Each round trip is bounded, not the whole walk: after the
+            // active batches, the all-sessions walk only reads, so a
+            // per-batch deadline would cut off a user with many sessions.
+            let reporting = Reporting {
                 op: &mut op,
                 progress: options.progress.as_ref(),
                 told: &mut told,
-            });
+            };
+            let run = self.drive_walk(reporting, &crate::admin::no_progress);
             let result = match deadline {
                 None => run.await,
                 Some(at) => match tokio::time::timeout_at(at, run).await {

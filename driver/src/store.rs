@@ -113,7 +113,6 @@ impl<B: Backend + fmt::Debug> fmt::Debug for Store<B> {
 
 /// How long an operation may run.
 #[derive(Debug, Clone, Copy)]
-#[allow(dead_code)]
 enum Budget {
     /// The operation timeout for each batch (reset after every applied
     /// plan with writes) and for every round trip.

@@ -907,9 +907,10 @@ pub async fn dangling_owner_keys_are_reported_and_removed_after_the_grace<B: Bac
 }
 
 /// Tagged layout: retention takes owner keys with their sessions — lazily
-/// (a `get` of an expired session) and by `sweep`, which also removes an
-/// owner key left without its record; afterwards no owner key lacks its
-/// record and `check` is clean. The reference layout has none to take.
+/// (`get`, `list` and `create` meeting expired sessions) and by `sweep`,
+/// which also removes an owner key left without its record; afterwards no
+/// owner key lacks its record and `check` is clean. The reference layout
+/// has none to take.
 pub async fn owner_keys_go_with_their_sessions<B: Backend, R: RawKv>(store: Store<B>, raw: &R) {
     let now = Arc::new(AtomicI64::new(100));
     let clock = {
@@ -947,11 +948,28 @@ pub async fn owner_keys_go_with_their_sessions<B: Backend, R: RawKv>(store: Stor
     if let Some(owner) = owner_of("o0-0") {
         assert_eq!(raw.get(&owner).await, None);
     }
+    // A list of u1 and a create of u2 take theirs.
+    let listed = store.list_by_user_id(&user("u1")).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    store
+        .create(&active("o2-new", "u2", ts(1000, 0)))
+        .await
+        .unwrap();
+    for u in 1..3 {
+        for s in 0..3 {
+            let name = format!("o{u}-{s}");
+            let record = keys.record_key(&user(&format!("u{u}")), &id(&name));
+            assert_eq!(raw.get(&record).await, None, "{name}");
+            if let Some(owner) = owner_of(&name) {
+                assert_eq!(raw.get(&owner).await, None, "{name}");
+            }
+        }
+    }
     // The sweep takes the rest, and the dangling one.
     let report = store.sweep().await.unwrap();
-    assert_eq!(report.sessions_removed, 8, "{report:?}");
+    assert_eq!(report.sessions_removed, 2, "{report:?}");
     let expected_owners = if keys.layout() == Layout::Tagged {
-        9
+        3
     } else {
         0
     };
@@ -971,7 +989,7 @@ pub async fn owner_keys_go_with_their_sessions<B: Backend, R: RawKv>(store: Stor
     // No owner key without its record: the check's own walk says so.
     let after = store.check(CheckMode::Report).await.unwrap();
     assert!(after.is_clean(), "{after:#?}");
-    assert_eq!(after.records, 3);
+    assert_eq!(after.records, 4);
     let again = store.sweep().await.unwrap();
     assert_eq!((again.sessions_removed, again.owner_keys_removed), (0, 0));
 }

@@ -9,8 +9,7 @@ use crate::op::members::{
     check_members, confirmed, ids_and_keys, member_id, revoke_writes, violated_key, wrong_type,
 };
 use crate::op::{
-    applied, best_effort_applied, out_of_sequence, replies, Input, OnLimit, Operation, Policy,
-    Step, TransitionError,
+    applied, out_of_sequence, replies, Input, OnLimit, Operation, Policy, Step, TransitionError,
 };
 use crate::plan::{
     Applied, IndexRange, Member, OnViolation, Outline, Plan, Precondition, Read, Reply, ScoreBound,
@@ -65,6 +64,9 @@ pub struct Create {
     session: Session,
     /// Attempts whose evictions another create took first.
     contended: u32,
+    /// The owner key was there before this create (tagged layout): claim
+    /// it again after the record is written.
+    reclaim_owner: bool,
     state: CreateState,
 }
 
@@ -97,6 +99,8 @@ enum CreateState {
         /// The owner keys of the expired sessions the plan removes.
         owners: OwnerRemovals,
     },
+    /// Created: the owner key claimed again (see `reclaim_owner`).
+    Reclaiming(OwnerRemovals, Vec<Session>),
     /// Created: the removed sessions' owner keys (tagged layout), one by
     /// one.
     RemovingOwners(OwnerRemovals, Vec<Session>),
@@ -112,6 +116,7 @@ impl Create {
             now,
             session,
             contended: 0,
+            reclaim_owner: false,
             state: CreateState::Start,
         }
     }
@@ -329,7 +334,7 @@ impl Create {
         }
         writes.extend(create_writes(&self.keys, &self.policy, &self.session));
         let plan = plan.with_writes(writes);
-        let owners = OwnerRemovals::of(&self.keys, removed.iter().map(|id| (user, id)));
+        let owners = OwnerRemovals::lazy(&self.keys, removed.iter().map(|id| (user, id)));
         self.state = CreateState::Applying {
             plan: plan.outline(),
             evict_guard,
@@ -415,16 +420,12 @@ impl Operation for Create {
         match std::mem::replace(&mut self.state, CreateState::Finished) {
             CreateState::Start => match self.keys.owner_key(self.session.id()) {
                 Some(owner) => {
-                    let plan = Plan::new(
-                        vec![Precondition::AbsentOrEquals {
-                            key: owner.clone(),
-                            value: self.session.user_id().as_str().as_bytes().to_vec(),
-                        }],
-                        vec![Write::Set {
-                            key: owner.clone(),
-                            value: self.session.user_id().as_str().as_bytes().to_vec(),
-                        }],
-                        OnViolation::Conflict,
+                    // Absent or this user's (else `conflict`); and absent
+                    // (else it was this user's already: see
+                    // `reclaim_owner`). One round trip either way.
+                    let plan = self.owner_claim(&owner).require(
+                        Precondition::Absent { key: owner.clone() },
+                        OnViolation::Retry,
                     );
                     self.state = CreateState::Owner(owner);
                     Ok(Step::Apply(plan))
@@ -433,7 +434,16 @@ impl Operation for Create {
             },
             CreateState::Owner(owner) => match applied(input, "create")? {
                 Applied::Done => self.main(),
-                Applied::Violated { .. } => Err(TransitionError::Conflict { key: owner }),
+                Applied::Violated { index: 0 } => Err(TransitionError::Conflict { key: owner }),
+                Applied::Violated { .. } => {
+                    // The owner key was already this user's (an earlier
+                    // session of this id, or a create that stopped
+                    // half-way): a retention removal of that session may
+                    // take it away before this record lands, so it is
+                    // claimed again once the record is written.
+                    self.reclaim_owner = true;
+                    self.main()
+                }
                 Applied::WrongType { key } => Err(TransitionError::WrongType {
                     key,
                     expected: crate::plan::KeyType::String,
@@ -543,7 +553,13 @@ impl Operation for Create {
                 evicted,
                 owners,
             } => match applied(input, "create")? {
-                Applied::Done => Ok(self.remove_owners(owners, evicted)),
+                Applied::Done => match self.reclaim() {
+                    Some(plan) => {
+                        self.state = CreateState::Reclaiming(owners, evicted);
+                        Ok(Step::Apply(plan))
+                    }
+                    None => self.remove_owners(owners, None, evicted),
+                },
                 Applied::Violated { index } => match plan.on_violation(index) {
                     OnViolation::Conflict => Err(TransitionError::Conflict {
                         key: violated_key(&plan, index),
@@ -566,10 +582,14 @@ impl Operation for Create {
                 },
                 Applied::WrongType { key } => Err(wrong_type(&plan, key)),
             },
-            // Whatever became of that owner key, on to the next.
+            // Created whatever the answer: an owner key that went to
+            // another user meanwhile is `check`'s to report.
+            CreateState::Reclaiming(owners, evicted) => {
+                applied(input, "create")?;
+                self.remove_owners(owners, None, evicted)
+            }
             CreateState::RemovingOwners(owners, evicted) => {
-                best_effort_applied(input, "create")?;
-                Ok(self.remove_owners(owners, evicted))
+                self.remove_owners(owners, Some(input), evicted)
             }
             CreateState::Finished => out_of_sequence("create"),
         }
@@ -577,17 +597,51 @@ impl Operation for Create {
 }
 
 impl Create {
-    fn remove_owners(&mut self, mut owners: OwnerRemovals, evicted: Vec<Session>) -> Step<Created> {
-        // Lazy: the answer stands whether or not the store can write it.
-        match owners.next().map(Plan::best_effort) {
-            Some(plan) => {
+    fn owner_write(&self, owner: &str) -> Write {
+        Write::Set {
+            key: owner.to_owned(),
+            value: self.session.user_id().as_str().as_bytes().to_vec(),
+        }
+    }
+
+    /// The owner key set to this user unless it names another.
+    fn owner_claim(&self, owner: &str) -> Plan {
+        Plan::new(
+            vec![Precondition::AbsentOrEquals {
+                key: owner.to_owned(),
+                value: self.session.user_id().as_str().as_bytes().to_vec(),
+            }],
+            vec![self.owner_write(owner)],
+            OnViolation::Conflict,
+        )
+    }
+
+    /// The claim again after the record, when the owner key was there.
+    fn reclaim(&self) -> Option<Plan> {
+        if !self.reclaim_owner {
+            return None;
+        }
+        let owner = self.keys.owner_key(self.session.id())?;
+        Some(self.owner_claim(&owner))
+    }
+
+    /// The removed sessions' owner keys (tagged layout), then the answer
+    /// (which stands whether or not the store can write them).
+    fn remove_owners(
+        &mut self,
+        mut owners: OwnerRemovals,
+        input: Option<Input>,
+        evicted: Vec<Session>,
+    ) -> Result<Step<Created>, TransitionError> {
+        match owners.step(input, "create")?.into_step() {
+            Some(step) => {
                 self.state = CreateState::RemovingOwners(owners, evicted);
-                Step::Apply(plan)
+                Ok(step)
             }
-            None => Step::Done(Created {
+            None => Ok(Step::Done(Created {
                 session: self.session.clone(),
                 evicted,
-            }),
+            })),
         }
     }
 

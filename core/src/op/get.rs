@@ -3,7 +3,7 @@
 use crate::codec;
 use crate::ids::{DeviceSessionId, UserId};
 use crate::keys::KeySpace;
-use crate::op::expiry::{expire_plan, owner_removal};
+use crate::op::expiry::{expire_plan, OwnerRemovals};
 use crate::op::members::wrong_type;
 use crate::op::{
     best_effort_applied, out_of_sequence, replies, Input, Operation, Policy, Step, TransitionError,
@@ -40,7 +40,7 @@ enum GetState {
     },
     Expiring(crate::plan::Plan, String, UserId),
     /// The record is gone: its owner key next (tagged layout).
-    RemovingOwner(String),
+    RemovingOwner(OwnerRemovals, String),
     /// The record under a remembered owner: anything but a valid session
     /// of that owner sends the read back to the owner key.
     Remembered {
@@ -51,6 +51,22 @@ enum GetState {
 }
 
 impl Get {
+    /// The expired session's owner key (tagged layout), then `not_found`.
+    fn remove_owner(
+        &mut self,
+        mut owners: OwnerRemovals,
+        input: Option<Input>,
+        key: String,
+    ) -> Result<Step<Session>, TransitionError> {
+        match owners.step(input, "get")?.into_step() {
+            Some(step) => {
+                self.state = GetState::RemovingOwner(owners, key);
+                Ok(step)
+            }
+            None => Err(TransitionError::NotFound { key }),
+        }
+    }
+
     /// `get(id)`.
     pub fn new(keys: &KeySpace, policy: Policy, now: Timestamp, id: DeviceSessionId) -> Self {
         Self {
@@ -286,22 +302,15 @@ impl Operation for Get {
                     Some(crate::plan::Applied::WrongType { key }) => Err(wrong_type(&plan, key)),
                     Some(crate::plan::Applied::Done) => {
                         // Removed by us: its owner key goes with it.
-                        match owner_removal(&self.keys, &user, &self.id) {
-                            Some(owner) => {
-                                self.state = GetState::RemovingOwner(key);
-                                Ok(Step::Apply(owner.best_effort()))
-                            }
-                            None => Err(TransitionError::NotFound { key }),
-                        }
+                        let id = self.id.clone();
+                        let owners = OwnerRemovals::lazy(&self.keys, [(&user, &id)]);
+                        self.remove_owner(owners, None, key)
                     }
                     _ => Err(TransitionError::NotFound { key }),
                 }
             }
             // Whatever became of the owner key, the session is gone.
-            GetState::RemovingOwner(key) => {
-                best_effort_applied(input, "get")?;
-                Err(TransitionError::NotFound { key })
-            }
+            GetState::RemovingOwner(owners, key) => self.remove_owner(owners, Some(input), key),
             GetState::Finished => out_of_sequence("get"),
         }
     }

@@ -98,18 +98,20 @@ pub(crate) fn values(
 }
 
 impl List {
+    /// The removed sessions' owner keys (tagged layout), then the answer
+    /// (which stands whether or not the store can write them).
     fn remove_owners(
         &mut self,
         mut owners: OwnerRemovals,
+        input: Option<Input>,
         visible: Vec<Session>,
-    ) -> Step<Vec<Session>> {
-        // Lazy: the answer stands whether or not the store can write it.
-        match owners.next().map(Plan::best_effort) {
-            Some(plan) => {
+    ) -> Result<Step<Vec<Session>>, TransitionError> {
+        match owners.step(input, "list")?.into_step() {
+            Some(step) => {
                 self.state = ListState::RemovingOwners(owners, visible);
-                Step::Apply(plan)
+                Ok(step)
             }
-            None => Step::Done(visible),
+            None => Ok(Step::Done(visible)),
         }
     }
 }
@@ -169,7 +171,7 @@ impl Operation for List {
                         let plan =
                             expire_plan(&self.keys, expired.iter().map(|(s, b)| (s, &b[..])))
                                 .best_effort();
-                        let owners = OwnerRemovals::of(
+                        let owners = OwnerRemovals::lazy(
                             &self.keys,
                             expired.iter().map(|(s, _)| (s.user_id(), s.id())),
                         );
@@ -191,15 +193,13 @@ impl Operation for List {
             {
                 Some(Applied::WrongType { key }) => Err(wrong_type(&plan, key)),
                 // Removed by us: their owner keys go with them.
-                Some(Applied::Done) => Ok(self.remove_owners(owners, visible)),
+                Some(Applied::Done) => self.remove_owners(owners, None, visible),
                 // Removed (or changed) by someone else meanwhile, or
                 // skipped (the store could not write): hidden all the same.
                 _ => Ok(Step::Done(visible)),
             },
-            // Whatever became of that owner key, on to the next.
             ListState::RemovingOwners(owners, visible) => {
-                best_effort_applied(input, "list")?;
-                Ok(self.remove_owners(owners, visible))
+                self.remove_owners(owners, Some(input), visible)
             }
             ListState::Finished => out_of_sequence("list"),
         }

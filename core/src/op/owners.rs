@@ -32,11 +32,10 @@ use std::collections::VecDeque;
 use crate::audit::{CheckReport, Problem, Unrepaired, UnrepairedReason};
 use crate::ids::{DeviceSessionId, UserId};
 use crate::keys::{KeySpace, Layout};
+use crate::op::expiry::OwnerRemovals;
 use crate::op::walk::KeyScan;
-use crate::op::{
-    applied, out_of_sequence, replies, Input, Operation, Step, SweepReport, TransitionError,
-};
-use crate::plan::{Applied, KeyType, OnViolation, Plan, Precondition, Read, Reply, Write};
+use crate::op::{out_of_sequence, replies, Input, Operation, Step, SweepReport, TransitionError};
+use crate::plan::{KeyType, Read, Reply};
 
 const OP: &str = "recheck_owners";
 
@@ -232,8 +231,7 @@ fn values_of(
 pub struct OwnerRecheck {
     /// Still dangling, and removed.
     pub removed: Vec<OwnerSighting>,
-    /// Still dangling, left in place (a look without repair, or a key of
-    /// the wrong type at removal).
+    /// Still dangling, left in place (a look without repair).
     pub dangling: Vec<OwnerSighting>,
     /// No longer dangling: the record arrived (a create in flight at the
     /// first look), or the owner key went or changed.
@@ -245,8 +243,8 @@ enum RecheckState {
     Next,
     Read(Vec<OwnerSighting>),
     Removing {
-        current: OwnerSighting,
-        rest: VecDeque<OwnerSighting>,
+        batch: Vec<OwnerSighting>,
+        owners: Box<OwnerRemovals>,
     },
     Finished,
 }
@@ -255,8 +253,10 @@ enum RecheckState {
 /// again with its record (a batch per round trip) and, when `remove` is
 /// set and it is still dangling with the same value, removed by a plan
 /// guarded by that value (the record is in another slot: see the module
-/// documentation for why the grace, not a guard, covers it). Run it only
-/// once the grace has passed since the first look.
+/// documentation for why the grace, not a guard, covers it), then the
+/// records read once more and any that came back given its owner key
+/// back, as retention's removals do. Run it only once the grace has
+/// passed since the first look.
 #[derive(Debug)]
 pub struct RecheckOwners {
     keys: KeySpace,
@@ -305,22 +305,30 @@ impl RecheckOwners {
         Step::Read(reads)
     }
 
-    fn remove_next(&mut self, mut rest: VecDeque<OwnerSighting>) -> Step<OwnerRecheck> {
-        let Some(current) = rest.pop_front() else {
-            return self.next();
-        };
-        let plan = Plan::new(
-            vec![Precondition::ValueEquals {
-                key: current.owner_key.clone(),
-                value: current.user.as_str().as_bytes().to_vec(),
-            }],
-            vec![Write::Delete {
-                key: current.owner_key.clone(),
-            }],
-            OnViolation::Retry,
-        );
-        self.state = RecheckState::Removing { current, rest };
-        Step::Apply(plan)
+    /// Removes the owner keys of `batch` still dangling, as retention
+    /// removes them (guarded by their value, then a look that their
+    /// records are still gone, any that came back getting its key back).
+    fn remove(
+        &mut self,
+        batch: Vec<OwnerSighting>,
+        mut owners: Box<OwnerRemovals>,
+        input: Option<Input>,
+    ) -> Result<Step<OwnerRecheck>, TransitionError> {
+        if let Some(step) = owners.step(input, OP)?.into_step() {
+            self.state = RecheckState::Removing { batch, owners };
+            return Ok(step);
+        }
+        let removed: Vec<DeviceSessionId> = owners.removed_ids().cloned().collect();
+        for sighting in batch {
+            if removed.contains(&sighting.id) {
+                self.out.removed.push(sighting);
+            } else {
+                // Changed since the read (a create took it up again), or
+                // put back: its record came back.
+                self.out.resolved.push(sighting);
+            }
+        }
+        Ok(self.next())
     }
 }
 
@@ -341,29 +349,21 @@ impl Operation for RecheckOwners {
                 let mut replies = replies(input, OP)?.into_iter();
                 let owners = values_of(replies.next(), OP)?;
                 let records = values_of(replies.next(), OP)?;
-                let mut still = VecDeque::new();
+                let mut still = Vec::new();
                 for ((sighting, owner), record) in batch.into_iter().zip(owners).zip(records) {
                     let same = owner.as_deref() == Some(sighting.user.as_str().as_bytes());
                     if !same || record.is_some() {
                         self.out.resolved.push(sighting);
                     } else if self.remove {
-                        still.push_back(sighting);
+                        still.push(sighting);
                     } else {
                         self.out.dangling.push(sighting);
                     }
                 }
-                Ok(self.remove_next(still))
+                let owners = OwnerRemovals::of(&self.keys, still.iter().map(|s| (&s.user, &s.id)));
+                self.remove(still, Box::new(owners), None)
             }
-            RecheckState::Removing { current, rest } => {
-                match applied(input, OP)? {
-                    Applied::Done => self.out.removed.push(current),
-                    // Changed since the read: a create took it up again.
-                    Applied::Violated { .. } => self.out.resolved.push(current),
-                    // Not a string any more: `check` reports the type.
-                    Applied::WrongType { .. } => self.out.dangling.push(current),
-                }
-                Ok(self.remove_next(rest))
-            }
+            RecheckState::Removing { batch, owners } => self.remove(batch, owners, Some(input)),
             RecheckState::Finished => out_of_sequence(OP),
         }
     }

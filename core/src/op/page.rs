@@ -305,14 +305,20 @@ impl ListPage {
         Ok(Step::Read(vec![read]))
     }
 
-    fn remove_owners(&mut self, mut owners: OwnerRemovals, page: Page) -> Step<Page> {
-        // Lazy: the answer stands whether or not the store can write it.
-        match owners.next().map(Plan::best_effort) {
-            Some(plan) => {
+    /// The removed sessions' owner keys (tagged layout), then the answer
+    /// (which stands whether or not the store can write them).
+    fn remove_owners(
+        &mut self,
+        mut owners: OwnerRemovals,
+        input: Option<Input>,
+        page: Page,
+    ) -> Result<Step<Page>, TransitionError> {
+        match owners.step(input, "list_page")?.into_step() {
+            Some(step) => {
                 self.state = PageState::RemovingOwners(owners, page);
-                Step::Apply(plan)
+                Ok(step)
             }
-            None => Step::Done(page),
+            None => Ok(Step::Done(page)),
         }
     }
 
@@ -474,7 +480,7 @@ impl Operation for ListPage {
                         let plan =
                             expire_plan(&self.keys, expired.iter().map(|(s, b)| (s, &b[..])))
                                 .best_effort();
-                        let owners = OwnerRemovals::of(
+                        let owners = OwnerRemovals::lazy(
                             &self.keys,
                             expired.iter().map(|(s, _)| (s.user_id(), s.id())),
                         );
@@ -496,16 +502,14 @@ impl Operation for ListPage {
                 match best_effort_applied(input, "list_page")? {
                     Some(Applied::WrongType { key }) => Err(wrong_type(&plan, key)),
                     // Removed by us: their owner keys go with them.
-                    Some(Applied::Done) => Ok(self.remove_owners(owners, page)),
+                    Some(Applied::Done) => self.remove_owners(owners, None, page),
                     // Removed (or changed) by someone else meanwhile, or
                     // skipped (the store could not write).
                     _ => Ok(Step::Done(page)),
                 }
             }
-            // Whatever became of that owner key, on to the next.
             PageState::RemovingOwners(owners, page) => {
-                best_effort_applied(input, "list_page")?;
-                Ok(self.remove_owners(owners, page))
+                self.remove_owners(owners, Some(input), page)
             }
             PageState::Finished => out_of_sequence("list_page"),
         }

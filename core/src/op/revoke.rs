@@ -3,7 +3,7 @@
 use crate::codec;
 use crate::ids::UserId;
 use crate::keys::KeySpace;
-use crate::op::expiry::{expire_plan, owner_removal};
+use crate::op::expiry::{expire_plan, OwnerRemovals};
 use crate::op::get::single_value;
 use crate::op::members::{revoke_writes, violated_key, wrong_type};
 use crate::op::{
@@ -38,11 +38,27 @@ enum RevokeState {
     Applying(Outline, RevokeSessionOutcome),
     Expiring(Plan, String, UserId),
     /// The record is gone: its owner key next (tagged layout).
-    RemovingOwner(String),
+    RemovingOwner(OwnerRemovals, String),
     Finished,
 }
 
 impl Revoke {
+    /// The expired session's owner key (tagged layout), then `not_found`.
+    fn remove_owner(
+        &mut self,
+        mut owners: OwnerRemovals,
+        input: Option<Input>,
+        key: String,
+    ) -> Result<Step<RevokeSessionOutcome>, TransitionError> {
+        match owners.step(input, "revoke")?.into_step() {
+            Some(step) => {
+                self.state = RevokeState::RemovingOwner(owners, key);
+                Ok(step)
+            }
+            None => Err(TransitionError::NotFound { key }),
+        }
+    }
+
     /// Revokes `input.device_session_id` with `input.revocation`; `now` is
     /// for retention.
     pub fn new(keys: &KeySpace, policy: Policy, now: Timestamp, input: RevokeSessionInput) -> Self {
@@ -159,22 +175,15 @@ impl Operation for Revoke {
                 Some(Applied::WrongType { key }) => Err(wrong_type(&plan, key)),
                 // Removed by us: its owner key goes with it.
                 Some(Applied::Done) => {
-                    match owner_removal(&self.keys, &user, &self.input.device_session_id) {
-                        Some(owner) => {
-                            self.state = RevokeState::RemovingOwner(key);
-                            Ok(Step::Apply(owner.best_effort()))
-                        }
-                        None => Err(TransitionError::NotFound { key }),
-                    }
+                    let id = self.input.device_session_id.clone();
+                    let owners = OwnerRemovals::lazy(&self.keys, [(&user, &id)]);
+                    self.remove_owner(owners, None, key)
                 }
                 // Removed by someone else, or skipped: gone either way.
                 _ => Err(TransitionError::NotFound { key }),
             },
             // Whatever became of the owner key, the session is gone.
-            RevokeState::RemovingOwner(key) => {
-                best_effort_applied(input, "revoke")?;
-                Err(TransitionError::NotFound { key })
-            }
+            RevokeState::RemovingOwner(owners, key) => self.remove_owner(owners, Some(input), key),
             RevokeState::Finished => {
                 // Resumed after a backoff lands in Start.
                 out_of_sequence("revoke")

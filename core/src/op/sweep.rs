@@ -70,7 +70,7 @@ struct Settle {
     advanced: Vec<(Walker, bool)>,
     groups: VecDeque<Vec<(usize, Session, Vec<u8>)>>,
     current: Option<Vec<(usize, Session, Vec<u8>)>>,
-    /// The owner keys of the sessions removed (tagged layout), applied
+    /// The owner keys of the group just removed (tagged layout), removed
     /// before the next group.
     owners: OwnerRemovals,
     failed: u64,
@@ -102,6 +102,8 @@ enum State {
         candidates: Vec<Candidate>,
     },
     Applying(Settle),
+    /// The removed sessions' owner keys (tagged layout).
+    RemovingOwners(Settle),
     Owners,
     Finished,
 }
@@ -432,11 +434,23 @@ impl Sweep {
         })
     }
 
-    fn apply_next(&mut self, mut settle: Settle) -> Result<Step<SweepReport>, TransitionError> {
-        if let Some(plan) = settle.owners.next() {
-            self.state = State::Applying(settle);
-            return Ok(Step::Apply(plan));
+    /// The owner keys of the group just removed (tagged layout), then the
+    /// next group.
+    fn remove_owners(
+        &mut self,
+        mut settle: Settle,
+        input: Option<Input>,
+    ) -> Result<Step<SweepReport>, TransitionError> {
+        if let Some(step) = settle.owners.step(input, OP)?.into_step() {
+            self.state = State::RemovingOwners(settle);
+            return Ok(step);
         }
+        self.report.owner_keys_removed += settle.owners.removed();
+        settle.owners = OwnerRemovals::default();
+        self.apply_next(settle)
+    }
+
+    fn apply_next(&mut self, mut settle: Settle) -> Result<Step<SweepReport>, TransitionError> {
         if let Some(group) = settle.groups.pop_front() {
             let plan = expire_plan(&self.keys, group.iter().map(|(_, s, b)| (s, &b[..])));
             settle.current = Some(group);
@@ -467,12 +481,7 @@ impl Sweep {
         outcome: Applied,
     ) -> Result<Step<SweepReport>, TransitionError> {
         let Some(group) = settle.current.take() else {
-            // An owner key's removal: gone now, or by someone else, or
-            // another user's since (then it stays).
-            if outcome == Applied::Done {
-                self.report.owner_keys_removed += 1;
-            }
-            return self.apply_next(settle);
+            return out_of_sequence(OP);
         };
         let n = u64::try_from(group.len()).unwrap_or(u64::MAX);
         match outcome {
@@ -489,6 +498,7 @@ impl Sweep {
                     &self.keys,
                     group.iter().map(|(_, s, _)| (s.user_id(), s.id())),
                 );
+                return self.remove_owners(settle, None);
             }
             Applied::Violated { .. } => settle.failed += n,
             // One of the user's keys holds another type: `check` reports
@@ -561,6 +571,7 @@ impl Operation for Sweep {
                 let outcome = applied(input, OP)?;
                 self.on_applied(settle, outcome)
             }
+            State::RemovingOwners(settle) => self.remove_owners(settle, Some(input)),
             State::Owners => {
                 let mut found = Vec::new();
                 let reads = self.owners.resume(replies(input, OP)?, &mut found, OP)?;

@@ -37,13 +37,13 @@
 //!   idempotent — but the operation would then report what the second run
 //!   saw, e.g. `conflict` for its own `create`.)
 
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use authsession_core::plan::{Applied, Plan, Read, Reply, ScanCursor};
 use futures_util::future::{try_join, try_join_all};
-use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{
     MultipleNodeRoutingInfo, ResponsePolicy, Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr,
@@ -51,13 +51,11 @@ use redis::cluster_routing::{
 use redis::{ErrorKind as RedisErrorKind, RedisError, ServerErrorKind, Value};
 use tokio::time::Instant;
 
-use super::redis::{check_replicated, open_client, wait_command};
-use super::script::{self, APPLY_PLAN_LUA};
+use super::script;
 use super::{bounded, Backend, BackendInfo};
-use crate::cache::{direct_read, tracked_read, Links, MakeClient, NearCache};
+use crate::cache::{direct_read, tracked_read, Links, NearCache};
 use crate::cluster_config::ClusterConfig;
-use crate::config::RedisConfig;
-use crate::error::Error;
+use crate::error::{retry_of, Error, Retry};
 
 /// Number of hash slots of a Redis Cluster.
 const SLOTS: u16 = 16384;
@@ -83,7 +81,6 @@ const MAX_PAUSE: Duration = Duration::from_millis(100);
 pub struct ClusterBackend {
     conn: ClusterConnection,
     info: BackendInfo,
-    script_hash: String,
     wait_replicas: u32,
     wait_timeout: Duration,
     /// The slot ranges of the primaries, as last listed (for scans, and
@@ -132,7 +129,6 @@ impl ClusterBackend {
         Self {
             conn,
             info,
-            script_hash: redis::Script::new(APPLY_PLAN_LUA).get_hash().to_owned(),
             wait_replicas: 0,
             wait_timeout: Duration::from_secs(1),
             slots: Arc::new(Mutex::new(Vec::new())),
@@ -163,37 +159,16 @@ impl ClusterBackend {
         config.validate()?;
         let seeds = config.seeds()?;
         let timeout = config.operation_timeout;
-        let mut nodes = Vec::with_capacity(seeds.len());
-        for (host, port) in &seeds {
-            let addr = if config.tls {
-                tls_addr(host.clone(), *port)?
-            } else {
-                redis::ConnectionAddr::Tcp(host.clone(), *port)
-            };
-            nodes.push(
-                redis::IntoConnectionInfo::into_connection_info(addr)
-                    .map_err(|e| Error::config("nodes", e.to_string()))?,
-            );
-        }
-        let mut builder = ClusterClient::builder(nodes)
+        let access = config.access();
+        let client = access
+            .cluster_builder(&seeds)?
             .connection_timeout(timeout)
             .response_timeout(timeout)
             // See the module header: resend only what surely did not run.
-            .retries(0);
-        if let Some(username) = &config.username {
-            builder = builder.username(username);
-        }
-        if let Some(password) = &config.password {
-            builder = builder.password(password);
-        }
-        builder = with_ca(builder, config)?;
-        let client = builder
+            .retries(0)
             .build()
             .map_err(|e| Error::config("nodes", e.to_string()))?;
-        let conn = match tokio::time::timeout(timeout, client.get_async_connection()).await {
-            Ok(conn) => conn.map_err(|e| Error::redis("connect", e))?,
-            Err(_) => return Err(Error::timeout("connect", timeout)),
-        };
+        let conn = bounded(timeout, "connect", client.get_async_connection()).await?;
         let (host, port) = seeds
             .into_iter()
             .next()
@@ -212,14 +187,14 @@ impl ClusterBackend {
         let near = match config.cache {
             Some(cache) => {
                 let first = seeds_first(config)?;
-                let make = node_client(config);
+                let make = access.clone().tracking_clients(0);
                 Some(Arc::new(
                     NearCache::connect(cache, make, first, timeout).await?,
                 ))
             }
             None => None,
         };
-        let direct = Arc::new(Links::new(node_client(config), timeout, None));
+        let direct = Arc::new(Links::new(access.tracking_clients(0), timeout, None));
         // Every primary connected now: the first reads pay no connect.
         if let Ok(ranges) = backend.refresh_slots(Instant::now() + timeout).await {
             let primaries: Vec<Node> = shards(&ranges).into_iter().map(|(_, n)| n).collect();
@@ -242,7 +217,7 @@ impl ClusterBackend {
         &self,
         deadline: Instant,
         route: &SingleNodeRoutingInfo,
-        cmds: &[redis::Cmd],
+        cmds: &[impl Borrow<redis::Cmd> + Sync],
         resend: Resend,
     ) -> Result<Vec<Value>, RedisError> {
         let mut attempt = 0u32;
@@ -277,11 +252,12 @@ impl ClusterBackend {
     async fn send_once(
         &self,
         route: &SingleNodeRoutingInfo,
-        cmds: &[redis::Cmd],
+        cmds: &[impl Borrow<redis::Cmd>],
         asking: bool,
     ) -> Result<Vec<Value>, RedisError> {
         let mut pipe = redis::pipe();
         for cmd in cmds {
+            let cmd = cmd.borrow();
             if asking && !is_keyless(cmd) {
                 pipe.cmd("ASKING");
             }
@@ -298,7 +274,7 @@ impl ClusterBackend {
         let mut out = Vec::with_capacity(cmds.len());
         let mut values = values.into_iter();
         for cmd in cmds {
-            if !is_keyless(cmd) {
+            if !is_keyless(cmd.borrow()) {
                 values.next();
             }
             out.extend(values.next());
@@ -436,92 +412,13 @@ fn seeds_first(config: &ClusterConfig) -> Result<Node, Error> {
         .ok_or_else(|| Error::config("nodes", "name at least one seed node"))
 }
 
-/// Clients for the near cache's tracking connections: any node, with the
-/// cluster's credentials and TLS, over RESP3.
-fn node_client(config: &ClusterConfig) -> MakeClient {
-    let config = config.clone();
-    Box::new(move |host: &str, port: u16| {
-        let addr = if config.tls {
-            tls_addr(host.to_owned(), port)?
-        } else {
-            redis::ConnectionAddr::Tcp(host.to_owned(), port)
-        };
-        let mut settings =
-            redis::RedisConnectionInfo::default().set_protocol(redis::ProtocolVersion::RESP3);
-        if let Some(username) = &config.username {
-            settings = settings.set_username(username);
-        }
-        if let Some(password) = &config.password {
-            settings = settings.set_password(password);
-        }
-        let info = redis::IntoConnectionInfo::into_connection_info(addr)
-            .map_err(|e| Error::config("nodes", e.to_string()))?
-            .set_redis_settings(settings);
-        let tls = RedisConfig {
-            tls: config.tls,
-            tls_ca_pem: config.tls_ca_pem.clone(),
-            ..RedisConfig::default()
-        };
-        open_client(info, &tls)
-    })
-}
-
-#[cfg(feature = "tls")]
-fn tls_addr(host: String, port: u16) -> Result<redis::ConnectionAddr, Error> {
-    Ok(redis::ConnectionAddr::TcpTls {
-        host,
-        port,
-        insecure: false,
-        tls_params: None,
-    })
-}
-
-#[cfg(not(feature = "tls"))]
-fn tls_addr(_: String, _: u16) -> Result<redis::ConnectionAddr, Error> {
-    Err(Error::config(
-        "tls",
-        "this build has no TLS support (enable the `tls` feature)",
-    ))
-}
-
-#[cfg(feature = "tls")]
-fn with_ca(
-    builder: redis::cluster::ClusterClientBuilder,
-    config: &ClusterConfig,
-) -> Result<redis::cluster::ClusterClientBuilder, Error> {
-    Ok(match &config.tls_ca_pem {
-        Some(pem) => builder.certs(redis::TlsCertificates {
-            client_tls: None,
-            root_cert: Some(pem.clone()),
-        }),
-        None => builder,
-    })
-}
-
-#[cfg(not(feature = "tls"))]
-fn with_ca(
-    builder: redis::cluster::ClusterClientBuilder,
-    _: &ClusterConfig,
-) -> Result<redis::cluster::ClusterClientBuilder, Error> {
-    Ok(builder)
-}
-
-/// The hash slot of `key` (CRC16/XMODEM of the key, or of its `{tag}`
-/// when it has a non-empty one, modulo 16384), as Redis computes it.
+/// The hash slot of `key`, as Redis and redis-rs compute it: CRC16/XMODEM
+/// (the `crc16` crate redis-rs uses) of the key, or of its `{tag}` when it
+/// has a non-empty one, modulo 16384. (redis-rs computes the same in
+/// `Slot::for_key` but does not expose the number.)
 pub(crate) fn key_slot(key: &[u8]) -> u16 {
     let hashed = hash_tag(key).unwrap_or(key);
-    let mut crc: u16 = 0;
-    for &byte in hashed {
-        crc ^= u16::from(byte) << 8;
-        for _ in 0..8 {
-            crc = if crc & 0x8000 == 0 {
-                crc << 1
-            } else {
-                (crc << 1) ^ 0x1021
-            };
-        }
-    }
-    crc % SLOTS
+    crc16::State::<crc16::XMODEM>::calculate(hashed) % SLOTS
 }
 
 fn hash_tag(key: &[u8]) -> Option<&[u8]> {
@@ -553,29 +450,15 @@ fn is_keyless(cmd: &redis::Cmd) -> bool {
     )
 }
 
-/// Whether the server surely did not run the request: it refused it
-/// (redirect, cluster down, loading, replica) or it was never sent.
-fn refused(err: &RedisError) -> bool {
-    match err.kind() {
-        RedisErrorKind::Server(
-            ServerErrorKind::Moved
-            | ServerErrorKind::Ask
-            | ServerErrorKind::TryAgain
-            | ServerErrorKind::ClusterDown
-            | ServerErrorKind::MasterDown
-            | ServerErrorKind::BusyLoading
-            | ServerErrorKind::ReadOnly,
-        )
-        | RedisErrorKind::ClusterConnectionNotFound => true,
-        _ => err.is_connection_refusal(),
-    }
-}
-
+/// Whether `err` lets the request be sent again: always when the server
+/// surely did not run it, and after an I/O error too for requests that
+/// change nothing.
 fn may_resend(err: &RedisError, resend: Resend) -> bool {
-    refused(err)
-        || (resend == Resend::IfUnanswered
-            && (err.is_io_error() || err.is_connection_dropped())
-            && !err.is_timeout())
+    match retry_of(err) {
+        Retry::Refused => true,
+        Retry::Unanswered => resend == Resend::IfUnanswered,
+        Retry::TimedOut | Retry::Never => false,
+    }
 }
 
 /// A jittered pause before send number `attempt + 2`: from 1–2 ms,
@@ -1013,12 +896,14 @@ impl ClusterBackend {
     }
 
     async fn apply_plan(&self, budget: Duration, plan: &Plan) -> Result<Applied, Error> {
-        let (keys, argv) = script::plan_args(plan)?;
-        let Some((first, rest)) = keys.split_first() else {
+        let wait = (self.wait_replicas, self.wait_timeout);
+        let invocation = script::Invocation::new(plan, wait, budget)?;
+        let mut keys = invocation.keys();
+        let Some(first) = keys.next() else {
             return Ok(Applied::Done);
         };
         let slot = key_slot(first.as_bytes());
-        if let Some(other) = rest.iter().find(|k| key_slot(k.as_bytes()) != slot) {
+        if let Some(other) = keys.find(|k| key_slot(k.as_bytes()) != slot) {
             return Err(Error::cross_slot(
                 first,
                 slot,
@@ -1026,64 +911,54 @@ impl ClusterBackend {
                 key_slot(other.as_bytes()),
             ));
         }
-        let mut evalsha = redis::cmd("EVALSHA");
-        evalsha.arg(&self.script_hash).arg(keys.len()).arg(&keys);
-        for arg in &argv {
-            evalsha.arg(arg.as_slice());
-        }
-        let wait = self.wait_replicas > 0 && !plan.writes().is_empty();
-        let mut cmds = vec![evalsha];
-        if wait {
-            cmds.push(wait_command(self.wait_replicas, self.wait_timeout, budget));
-        }
-        let deadline = Instant::now() + budget;
-        let route = slot_route(slot);
-        let values = bounded(budget, "apply", async {
-            let values = self
-                .send(deadline, &route, &cmds, Resend::IfRefused)
-                .await?;
-            if !is_noscript(values.first()) {
-                return Ok(values);
-            }
-            // Load it where it was missing — that primary only — and run
-            // it again, in one pipeline: both reach the same node even if
-            // the slot changes hands meanwhile (a replica just promoted
-            // has no scripts).
-            let mut load_and_run = vec![redis::cmd("SCRIPT")
-                .arg("LOAD")
-                .arg(APPLY_PLAN_LUA)
-                .to_owned()];
-            load_and_run.extend(cmds.iter().cloned());
-            let values = self
-                .send(deadline, &route, &load_and_run, Resend::IfRefused)
-                .await?;
-            let mut values = values.into_iter();
-            values.next().unwrap_or(Value::Nil).extract_error()?;
-            Ok(values.collect::<Vec<_>>())
-        })
-        .await?;
-        let mut values = values.into_iter();
-        let result = values.next().unwrap_or(Value::Nil);
-        let result: i64 = result
-            .extract_error()
-            .and_then(|v| redis::from_redis_value(v).map_err(RedisError::from))
-            .map_err(|e| Error::redis("apply", e))?;
-        let applied = script::applied(|i| keys.get(i).copied(), result);
-        if wait && applied == Applied::Done {
-            let acked: u64 = values
-                .next()
-                .unwrap_or(Value::Nil)
-                .extract_error()
-                .and_then(|v| redis::from_redis_value(v).map_err(RedisError::from))
-                .map_err(|e| Error::redis("wait", e))?;
-            check_replicated(self.wait_replicas, acked)?;
-        }
-        Ok(applied)
+        let mut primary = SlotPrimary {
+            backend: self,
+            route: slot_route(slot),
+            deadline: Instant::now() + budget,
+        };
+        script::invoke(&mut primary, &invocation, budget).await
     }
 }
 
-fn is_noscript(value: Option<&Value>) -> bool {
-    matches!(value, Some(Value::ServerError(e)) if e.code() == "NOSCRIPT")
+/// The primary of one slot as a connection, for [`script::invoke`]: each
+/// pipeline goes to whichever node serves the slot, and is resent (within
+/// `deadline`) only when it surely did not run there.
+struct SlotPrimary<'a> {
+    backend: &'a ClusterBackend,
+    route: SingleNodeRoutingInfo,
+    deadline: Instant,
+}
+
+impl redis::aio::ConnectionLike for SlotPrimary<'_> {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> redis::RedisFuture<'a, Value> {
+        Box::pin(async move {
+            let values = self
+                .backend
+                .send(self.deadline, &self.route, &[cmd], Resend::IfRefused)
+                .await?;
+            Ok(values.into_iter().next().unwrap_or(Value::Nil))
+        })
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<Value>> {
+        Box::pin(async move {
+            let cmds: Vec<&redis::Cmd> = pipeline.cmd_iter().collect();
+            let values = self
+                .backend
+                .send(self.deadline, &self.route, &cmds, Resend::IfRefused)
+                .await?;
+            Ok(values.into_iter().skip(offset).take(count).collect())
+        })
+    }
+
+    fn get_db(&self) -> i64 {
+        0
+    }
 }
 
 fn read_mismatch() -> Error {

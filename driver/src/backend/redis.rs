@@ -7,13 +7,12 @@ use std::time::Duration;
 
 use authsession_core::plan::{Applied, Plan, Read, Reply, ScanCursor};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::IntoConnectionInfo as _;
 
 use std::sync::Arc;
 
-use super::script::{self, apply_plan_script};
+use super::script;
 use super::{bounded, Backend, BackendInfo};
-use crate::cache::{tracked_read, MakeClient, NearCache, Node, TrackedError};
+use crate::cache::{tracked_read, NearCache, Node, TrackedError};
 use crate::config::RedisConfig;
 use crate::error::Error;
 
@@ -23,7 +22,6 @@ use crate::error::Error;
 #[derive(Clone)]
 pub struct RedisBackend {
     conn: ConnectionManager,
-    apply_plan: redis::Script,
     info: BackendInfo,
     wait_replicas: u32,
     wait_timeout: Duration,
@@ -46,7 +44,6 @@ impl RedisBackend {
     pub fn from_connection(conn: ConnectionManager, info: BackendInfo) -> Self {
         Self {
             conn,
-            apply_plan: apply_plan_script(),
             info,
             wait_replicas: 0,
             wait_timeout: Duration::from_secs(1),
@@ -70,34 +67,13 @@ impl RedisBackend {
     pub async fn connect(config: &RedisConfig) -> Result<Self, Error> {
         config.validate()?;
         let (host, port) = config.host_port()?;
-        let addr = if config.tls {
-            tls_addr(host.clone(), port)?
-        } else {
-            redis::ConnectionAddr::Tcp(host.clone(), port)
-        };
-        let mut settings = redis::RedisConnectionInfo::default().set_db(config.db);
-        if let Some(username) = &config.username {
-            settings = settings.set_username(username);
-        }
-        if let Some(password) = &config.password {
-            settings = settings.set_password(password);
-        }
-        let info = addr
-            .into_connection_info()
-            .map_err(|e| Error::config("addr", e.to_string()))?
-            .set_redis_settings(settings);
-        let client = open_client(info.clone(), config)?;
+        let access = config.access();
+        let client = access.client(access.info(&host, port, config.db)?)?;
         let timeout = config.operation_timeout;
         let near = match config.cache {
             Some(cache) => {
                 // The same server, credentials and TLS, over RESP3 (pushes).
-                let settings = info
-                    .redis_settings()
-                    .clone()
-                    .set_protocol(redis::ProtocolVersion::RESP3);
-                let info = info.clone().set_redis_settings(settings);
-                let config = config.clone();
-                let make: MakeClient = Box::new(move |_, _| open_client(info.clone(), &config));
+                let make = access.tracking_clients(config.db);
                 let node = (host.clone(), port);
                 let near = NearCache::connect(cache, make, node.clone(), timeout).await?;
                 Some((Arc::new(near), node))
@@ -116,15 +92,8 @@ impl RedisBackend {
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(None)
             .set_number_of_retries(0);
-        let conn = match tokio::time::timeout(
-            timeout,
-            ConnectionManager::new_with_config(client, manager_config),
-        )
-        .await
-        {
-            Ok(conn) => conn.map_err(|e| Error::redis("connect", e))?,
-            Err(_) => return Err(Error::timeout("connect", timeout)),
-        };
+        let manager = ConnectionManager::new_with_config(client, manager_config);
+        let conn = bounded(timeout, "connect", manager).await?;
         let backend = Self::from_connection(
             conn,
             BackendInfo {
@@ -142,89 +111,6 @@ impl RedisBackend {
         backend.ping(timeout).await?;
         Ok(backend)
     }
-}
-
-#[cfg(feature = "tls")]
-fn tls_addr(host: String, port: u16) -> Result<redis::ConnectionAddr, Error> {
-    Ok(redis::ConnectionAddr::TcpTls {
-        host,
-        port,
-        insecure: false,
-        tls_params: None,
-    })
-}
-
-#[cfg(not(feature = "tls"))]
-fn tls_addr(_: String, _: u16) -> Result<redis::ConnectionAddr, Error> {
-    Err(Error::config(
-        "tls",
-        "this build has no TLS support (enable the `tls` feature)",
-    ))
-}
-
-#[cfg(feature = "tls")]
-pub(crate) fn open_client(
-    info: redis::ConnectionInfo,
-    config: &RedisConfig,
-) -> Result<redis::Client, Error> {
-    match &config.tls_ca_pem {
-        Some(pem) => redis::Client::build_with_tls(
-            info,
-            redis::TlsCertificates {
-                client_tls: None,
-                root_cert: Some(pem.clone()),
-            },
-        )
-        .map_err(|e| Error::config("tls_ca_pem", e.to_string())),
-        None => redis::Client::open(info).map_err(|e| Error::config("addr", e.to_string())),
-    }
-}
-
-#[cfg(not(feature = "tls"))]
-pub(crate) fn open_client(
-    info: redis::ConnectionInfo,
-    _: &RedisConfig,
-) -> Result<redis::Client, Error> {
-    redis::Client::open(info).map_err(|e| Error::config("addr", e.to_string()))
-}
-
-/// Runs `WAIT replicas timeout` after a write on `conn` (the replication
-/// offset `WAIT` waits for is the connection's own last write).
-pub(crate) async fn wait_for_replicas<C: redis::aio::ConnectionLike + Send>(
-    conn: &mut C,
-    replicas: u32,
-    wait_timeout: Duration,
-    budget: Duration,
-) -> Result<(), Error> {
-    let acked: u64 = bounded(
-        budget,
-        "wait",
-        wait_command(replicas, wait_timeout, budget).query_async(conn),
-    )
-    .await?;
-    check_replicated(replicas, acked)
-}
-
-/// `WAIT replicas ms`, waiting at most `wait_timeout` and at most 90 % of
-/// the round trip's `budget`: the server's answer (how many replicas
-/// confirmed) then arrives before the round trip times out, so a missing
-/// confirmation is reported as such (`write_unconfirmed`), not as a
-/// timeout of unknown outcome.
-pub(crate) fn wait_command(replicas: u32, wait_timeout: Duration, budget: Duration) -> redis::Cmd {
-    let usable = budget.saturating_sub(budget / 10);
-    let millis = u64::try_from(wait_timeout.min(usable).as_millis())
-        .unwrap_or(u64::MAX)
-        .max(1);
-    redis::cmd("WAIT").arg(replicas).arg(millis).to_owned()
-}
-
-/// `WAIT`'s answer: `acked` replicas confirmed the write, `replicas` were
-/// wanted.
-pub(crate) fn check_replicated(replicas: u32, acked: u64) -> Result<(), Error> {
-    if acked < u64::from(replicas) {
-        return Err(Error::unreplicated(replicas, acked));
-    }
-    Ok(())
 }
 
 impl Backend for RedisBackend {
@@ -327,38 +213,8 @@ impl Backend for RedisBackend {
 
 impl RedisBackend {
     async fn apply_plan(&self, budget: Duration, plan: &Plan) -> Result<Applied, Error> {
-        // EVALSHA written straight from the plan: every argument is copied
-        // once, into the command (a `ScriptInvocation` would hold its own
-        // copies first).
-        let table = plan.key_table();
-        let (args, bytes) = script::size_hint(plan, &table);
-        let mut evalsha = redis::Cmd::with_capacity(args, bytes);
-        evalsha.arg("EVALSHA");
-        evalsha
-            .arg(self.apply_plan.get_hash())
-            .arg(table.keys().len());
-        for (key, _) in table.keys() {
-            evalsha.arg(*key);
-        }
-        script::encode_args(plan, &table, |arg| {
-            evalsha.arg(arg);
-        })?;
-        let mut conn = self.conn.clone();
-        let first: Result<i64, Error> =
-            bounded(budget, "apply", evalsha.query_async(&mut conn)).await;
-        let result = match first {
-            Err(e) if e.is_noscript() => {
-                // A restarted or flushed server: load it and run again.
-                let load = self.apply_plan.load_async(&mut conn);
-                let _: String = bounded(budget, "script load", load).await?;
-                bounded(budget, "apply", evalsha.query_async(&mut conn)).await?
-            }
-            other => other?,
-        };
-        let applied = script::applied(|i| table.keys().get(i).map(|(k, _)| *k), result);
-        if applied == Applied::Done && self.wait_replicas > 0 && !plan.writes().is_empty() {
-            wait_for_replicas(&mut conn, self.wait_replicas, self.wait_timeout, budget).await?;
-        }
-        Ok(applied)
+        let wait = (self.wait_replicas, self.wait_timeout);
+        let invocation = script::Invocation::new(plan, wait, budget)?;
+        script::invoke(&mut self.conn.clone(), &invocation, budget).await
     }
 }

@@ -7,34 +7,149 @@ use authsession_core::plan::{
     ScoreBound, Write, WritePhase,
 };
 use authsession_core::IndexScore;
+use std::sync::OnceLock;
+use std::time::Duration;
+
 use redis::Value;
+
+use super::bounded;
 
 use crate::error::Error;
 
 /// The plan applier (see its header for the encoding).
 pub(crate) const APPLY_PLAN_LUA: &str = include_str!("apply_plan.lua");
 
-/// The script, ready for `EVALSHA` with `SCRIPT LOAD` fallback.
-pub(crate) fn apply_plan_script() -> redis::Script {
-    redis::Script::new(APPLY_PLAN_LUA)
+/// The SHA-1 `EVALSHA` names the script by (computed once).
+fn script_hash() -> &'static str {
+    static HASH: OnceLock<String> = OnceLock::new();
+    HASH.get_or_init(|| redis::Script::new(APPLY_PLAN_LUA).get_hash().to_owned())
 }
 
-/// The script's `KEYS` and `ARGV` for `plan`, or an error when the plan
-/// holds a precondition or write this driver cannot encode (refused before
-/// anything is sent).
-#[cfg(any(test, feature = "cluster"))]
-pub(crate) fn plan_args(plan: &Plan) -> Result<(Vec<&str>, Vec<Vec<u8>>), Error> {
-    let table = plan.key_table();
-    let mut argv = Vec::new();
-    encode_args(plan, &table, |arg| argv.push(arg.to_vec()))?;
-    Ok((table.keys().iter().map(|(k, _)| *k).collect(), argv))
+/// One run of the script for one plan, built once from it (redis-rs's
+/// `ScriptInvocation`, but every argument is written straight from the
+/// plan into the command, copied once): `EVALSHA` with the plan's `KEYS`
+/// and `ARGV`, followed — when the plan writes and replicas must confirm
+/// it — by `WAIT`, in one pipeline so that it runs on the same connection
+/// right after the script. [`invoke`] runs it on any connection.
+pub(crate) struct Invocation<'p> {
+    table: KeyTable<'p>,
+    cmds: redis::Pipeline,
+    /// The replicas `WAIT` must hear from.
+    wait: Option<u32>,
+}
+
+impl<'p> Invocation<'p> {
+    /// `plan`'s invocation; `wait`: the replicas that must confirm its
+    /// writes and how long `WAIT` may wait for them within `budget` (0
+    /// replicas: no `WAIT`). Fails when the plan holds a precondition or
+    /// write this driver cannot encode (refused before anything is sent).
+    pub(crate) fn new(
+        plan: &'p Plan,
+        (replicas, wait_timeout): (u32, Duration),
+        budget: Duration,
+    ) -> Result<Self, Error> {
+        let table = plan.key_table();
+        let (args, bytes) = size_hint(plan, &table);
+        let mut evalsha = redis::Cmd::with_capacity(args, bytes);
+        evalsha
+            .arg("EVALSHA")
+            .arg(script_hash())
+            .arg(table.keys().len());
+        for (key, _) in table.keys() {
+            evalsha.arg(*key);
+        }
+        encode_args(plan, &table, |arg| {
+            evalsha.arg(arg);
+        })?;
+        let wait = (replicas > 0 && !plan.writes().is_empty()).then_some(replicas);
+        let mut cmds = redis::Pipeline::with_capacity(2);
+        cmds.add_command(evalsha);
+        if wait.is_some() {
+            cmds.add_command(wait_command(replicas, wait_timeout, budget));
+        }
+        Ok(Self { table, cmds, wait })
+    }
+
+    /// The plan's keys, in `KEYS` order.
+    #[cfg(any(test, feature = "cluster"))]
+    pub(crate) fn keys(&self) -> impl Iterator<Item = &'p str> + '_ {
+        self.table.keys().iter().map(|(key, _)| *key)
+    }
+}
+
+/// Runs `invocation` on `conn` within `budget`: one pipeline; on
+/// `NOSCRIPT` (a restarted or flushed server, a replica just promoted)
+/// `SCRIPT LOAD` and the same pipeline again, as one pipeline, so both
+/// reach the same node even if a cluster slot changes hands meanwhile.
+pub(crate) async fn invoke<C: redis::aio::ConnectionLike + Send>(
+    conn: &mut C,
+    invocation: &Invocation<'_>,
+    budget: Duration,
+) -> Result<Applied, Error> {
+    let cmds = &invocation.cmds;
+    let values = bounded(budget, "apply", async {
+        let values = conn.req_packed_commands(cmds, 0, cmds.len()).await?;
+        if !matches!(values.first(), Some(Value::ServerError(e)) if e.code() == "NOSCRIPT") {
+            return Ok(values);
+        }
+        let mut load_and_run = redis::Pipeline::with_capacity(cmds.len() + 1);
+        load_and_run.cmd("SCRIPT").arg("LOAD").arg(APPLY_PLAN_LUA);
+        for cmd in cmds.cmd_iter() {
+            load_and_run.add_command(cmd.clone());
+        }
+        let values = conn
+            .req_packed_commands(&load_and_run, 0, load_and_run.len())
+            .await?;
+        let mut values = values.into_iter();
+        values.next().unwrap_or(Value::Nil).extract_error()?;
+        Ok(values.collect::<Vec<_>>())
+    })
+    .await?;
+    let mut values = values.into_iter();
+    let result: i64 = value_of(values.next(), "apply")?;
+    let applied = applied(|i| invocation.table.keys().get(i).map(|(k, _)| *k), result);
+    if let (Some(replicas), Applied::Done) = (invocation.wait, &applied) {
+        check_replicated(replicas, value_of(values.next(), "wait")?)?;
+    }
+    Ok(applied)
+}
+
+/// A pipeline's reply to `op` as `T`, or the server's error.
+fn value_of<T: redis::FromRedisValue>(value: Option<Value>, op: &'static str) -> Result<T, Error> {
+    value
+        .unwrap_or(Value::Nil)
+        .extract_error()
+        .and_then(|v| redis::from_redis_value(v).map_err(redis::RedisError::from))
+        .map_err(|e| Error::redis(op, e))
+}
+
+/// `WAIT replicas ms`, waiting at most `wait_timeout` and at most 90 % of
+/// the round trip's `budget`: the server's answer (how many replicas
+/// confirmed) then arrives before the round trip times out, so a missing
+/// confirmation is reported as such (`write_unconfirmed`), not as a
+/// timeout of unknown outcome.
+fn wait_command(replicas: u32, wait_timeout: Duration, budget: Duration) -> redis::Cmd {
+    let usable = budget.saturating_sub(budget / 10);
+    let millis = u64::try_from(wait_timeout.min(usable).as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1);
+    redis::cmd("WAIT").arg(replicas).arg(millis).to_owned()
+}
+
+/// `WAIT`'s answer: `acked` replicas confirmed the write, `replicas` were
+/// wanted.
+fn check_replicated(replicas: u32, acked: u64) -> Result<(), Error> {
+    if acked < u64::from(replicas) {
+        return Err(Error::unreplicated(replicas, acked));
+    }
+    Ok(())
 }
 
 /// The script's `ARGV` for `plan` (whose keys are `table`, in `KEYS`
 /// order), each argument handed to `push` as it is encoded: callers write
 /// them straight into a command, without an intermediate copy per
 /// argument.
-pub(crate) fn encode_args(
+fn encode_args(
     plan: &Plan,
     table: &KeyTable<'_>,
     mut push: impl FnMut(&[u8]),
@@ -224,7 +339,7 @@ pub(crate) fn encode_args(
 /// About how many arguments and bytes `KEYS` and `ARGV` of `plan` take, to
 /// size the command once (growing it argument by argument copies every
 /// record again on each doubling).
-pub(crate) fn size_hint(plan: &Plan, table: &KeyTable<'_>) -> (usize, usize) {
+fn size_hint(plan: &Plan, table: &KeyTable<'_>) -> (usize, usize) {
     // Opcodes, key positions, counts and scores: short texts.
     const SHORT: usize = 24;
     let keys: usize = table.keys().iter().map(|(k, _)| k.len()).sum();
@@ -496,12 +611,21 @@ mod tests {
             ],
             OnViolation::Retry,
         );
-        let (keys, argv) = plan_args(&plan).unwrap();
-        assert_eq!(keys, ["k1", "z", "k2"]);
-        let argv: Vec<String> = argv
-            .into_iter()
-            .map(|a| String::from_utf8(a).unwrap())
+        let budget = Duration::from_secs(1);
+        let invocation = Invocation::new(&plan, (0, budget), budget).unwrap();
+        assert_eq!(invocation.keys().collect::<Vec<_>>(), ["k1", "z", "k2"]);
+        let mut cmds = invocation.cmds.cmd_iter();
+        let evalsha = cmds.next().unwrap();
+        assert!(cmds.next().is_none(), "no WAIT without replicas");
+        let args: Vec<String> = evalsha
+            .args_iter()
+            .map(|a| match a {
+                redis::Arg::Simple(a) => String::from_utf8(a.to_vec()).unwrap(),
+                _ => String::new(),
+            })
             .collect();
+        assert_eq!(args[..6], ["EVALSHA", script_hash(), "3", "k1", "z", "k2"]);
+        let argv = &args[6..];
         assert_eq!(
             argv,
             [

@@ -45,7 +45,8 @@ const MUTATION_RETRY_LIMIT: usize = 3;
 
 /// Why an emulated call failed, by the same kinds the store reports.
 #[derive(Debug)]
-pub(crate) enum GoError {
+#[non_exhaustive]
+pub enum GoError {
     /// `ports.ErrNotFound`.
     NotFound,
     /// `ports.ErrConflict`.
@@ -63,7 +64,7 @@ pub(crate) enum GoError {
 
 impl GoError {
     /// The stable kind, as the store names it.
-    pub(crate) fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> &'static str {
         match self {
             GoError::NotFound => "not_found",
             GoError::Conflict => "conflict",
@@ -91,7 +92,7 @@ impl From<redis::RedisError> for GoError {
 }
 
 /// The adapter on one connection of its own.
-pub(crate) struct GoAdapter {
+pub struct GoAdapter {
     conn: MultiplexedConnection,
     keys: KeySpace,
 }
@@ -106,7 +107,7 @@ impl GoAdapter {
     /// Opens a connection of its own to `client`'s server (`timeout`
     /// bounds connecting and every reply, like the adapter's
     /// `OperationTimeout`). `keys` must be in the reference layout.
-    pub(crate) async fn connect(
+    pub async fn connect(
         client: &redis::Client,
         keys: KeySpace,
         timeout: Duration,
@@ -156,12 +157,12 @@ impl GoAdapter {
     }
 
     /// `Store.Get`.
-    pub(crate) async fn get(&mut self, id: &DeviceSessionId) -> Result<Session, GoError> {
+    pub async fn get(&mut self, id: &DeviceSessionId) -> Result<Session, GoError> {
         self.load(id).await
     }
 
     /// `Store.ListByUserID`.
-    pub(crate) async fn list(&mut self, user: &UserId) -> Result<Vec<Session>, GoError> {
+    pub async fn list(&mut self, user: &UserId) -> Result<Vec<Session>, GoError> {
         let ids: Vec<String> = redis::cmd("ZREVRANGE")
             .arg(self.keys.user_sessions_key(user))
             .arg(0)
@@ -182,7 +183,7 @@ impl GoAdapter {
     }
 
     /// `Store.Create`.
-    pub(crate) async fn create(&mut self, session: &Session) -> Result<(), GoError> {
+    pub async fn create(&mut self, session: &Session) -> Result<(), GoError> {
         let payload = codec::encode(session);
         let key = self.record_key(session.id());
         self.watch(&key).await?;
@@ -230,7 +231,7 @@ impl GoAdapter {
 
     /// `Store.Revoke` (`runMutation`: up to three attempts, the next at
     /// once after an aborted EXEC).
-    pub(crate) async fn revoke(
+    pub async fn revoke(
         &mut self,
         input: &RevokeSessionInput,
     ) -> Result<RevokeSessionOutcome, GoError> {
@@ -276,7 +277,7 @@ impl GoAdapter {
     }
 
     /// `Store.RevokeAllByUserID` (`runMutation` as for revoke).
-    pub(crate) async fn revoke_all(
+    pub async fn revoke_all(
         &mut self,
         input: &RevokeUserSessionsInput,
     ) -> Result<RevokeUserSessionsOutcome, GoError> {
