@@ -360,13 +360,35 @@ fn check_reports_planted_corruption_and_repair_fixes_index_drift() {
     assert_eq!(on(&server, p, &["check"]).json()["problems"], json!([]));
     assert_eq!(on(&server, p, &["count", "user-1"]).json()["active"], 2);
 
-    // A corrupt record is reported and left alone: check fails even after
-    // --repair, and get names the key.
+    // A corrupt record shields nothing: revoke-all revokes every valid
+    // session and names it — the outcome first on stdout, then kind
+    // partially_revoked.
     let _: () = redis::cmd("SET")
         .arg("t2:session:ZGV2LTE")
         .arg("{garbage")
         .query(&mut conn)
         .unwrap();
+    let out = on(
+        &server,
+        p,
+        &["revoke-all", "user-1", "--reason", "x", "--actor-type", "y"],
+    );
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("(kind: partially_revoked)"), "{out:?}");
+    let outcome: Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_eq!(outcome["outcome"], "partially_revoked", "{outcome}");
+    assert_eq!(outcome["revoked"], 1, "{outcome}");
+    assert_eq!(outcome["sessions"][0]["id"], "dev-2", "{outcome}");
+    let unrevocable = outcome["unrevocable"].as_array().unwrap();
+    assert_eq!(unrevocable.len(), 1, "{outcome}");
+    assert_eq!(unrevocable[0]["key"], "t2:session:ZGV2LTE");
+    assert_eq!(unrevocable[0]["member"], "dev-1");
+    assert_eq!(unrevocable[0]["reason"], "corrupt_record");
+    assert_eq!(on(&server, p, &["count", "user-1"]).json()["active"], 1);
+
+    // check --repair takes the member out of the indexes and leaves the
+    // bad bytes for inspection: check still fails (the record is still
+    // corrupt), get names the key, and the user is fully revocable again.
     let out = on(&server, p, &["check", "--repair"]);
     assert_eq!(out.code, Some(1), "{out:?}");
     let report: Value = serde_json::from_str(out.stdout.trim()).unwrap();
@@ -386,26 +408,14 @@ fn check_reports_planted_corruption_and_repair_fixes_index_drift() {
         .query(&mut conn)
         .unwrap();
     assert_eq!(raw, "{garbage");
-
-    // revoke-all revokes every valid session and names the corrupt record:
-    // the outcome first on stdout, then kind partially_revoked.
-    let out = on(
+    assert_eq!(on(&server, p, &["count", "user-1"]).json()["active"], 0);
+    let outcome = on(
         &server,
         p,
         &["revoke-all", "user-1", "--reason", "x", "--actor-type", "y"],
-    );
-    assert_eq!(out.code, Some(1), "{out:?}");
-    assert!(out.stderr.contains("(kind: partially_revoked)"), "{out:?}");
-    let outcome: Value = serde_json::from_str(out.stdout.trim()).unwrap();
-    assert_eq!(outcome["outcome"], "partially_revoked", "{outcome}");
-    assert_eq!(outcome["revoked"], 1, "{outcome}");
-    assert_eq!(outcome["sessions"][0]["id"], "dev-2", "{outcome}");
-    let unrevocable = outcome["unrevocable"].as_array().unwrap();
-    assert_eq!(unrevocable.len(), 1, "{outcome}");
-    assert_eq!(unrevocable[0]["key"], "t2:session:ZGV2LTE");
-    assert_eq!(unrevocable[0]["member"], "dev-1");
-    assert_eq!(unrevocable[0]["reason"], "corrupt_record");
-    assert_eq!(on(&server, p, &["count", "user-1"]).json()["active"], 1);
+    )
+    .json();
+    assert_eq!(outcome["outcome"], "no_active_sessions", "{outcome}");
 }
 
 #[test]

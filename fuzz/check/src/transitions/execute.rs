@@ -192,12 +192,15 @@ pub(super) fn execute(
             Outcome::RevokedAll(
                 run.map(|report| {
                     let batch = u64::try_from(policy.batch_size.get()).expect("small batch");
+                    // Every batch revokes a session or repairs drift (a
+                    // revoked record left in the active index).
                     assert!(
-                        report.batches <= report.count
+                        report.batches <= report.count + report.drift_repaired
                             && report.batches >= report.count.div_ceil(batch),
-                        "{} batches of at most {batch} for {} sessions",
+                        "{} batches of at most {batch} for {} sessions ({} drift repaired)",
                         report.batches,
-                        report.count
+                        report.count,
+                        report.drift_repaired
                     );
                     if *collect {
                         assert_eq!(u64::try_from(report.revoked.len()).ok(), Some(report.count));
