@@ -154,17 +154,22 @@ fn encode_args(
     table: &KeyTable<'_>,
     mut push: impl FnMut(&[u8]),
 ) -> Result<(), Error> {
-    let mut number = itoa_buffer();
-    // The 1-based `KEYS` index of the key of the plan's `use_`-th use.
-    let mut at = |use_: usize, push: &mut dyn FnMut(&[u8])| {
-        let n = table.position_of_use(use_).map_or(0, |i| i + 1);
-        push(number.format(n).as_bytes());
-    };
-    let mut use_ = 0..;
-    let mut next_use = move || use_.next().unwrap_or_default();
-    let count = |n: usize, push: &mut dyn FnMut(&[u8])| push(n.to_string().as_bytes());
+    encode_type_table(table, &mut push);
+    encode_preconditions(plan, table, &mut push)?;
+    WriteGroups::of(plan, table)?.encode(&mut push);
+    Ok(())
+}
+
+/// Pushes a count (of keys, members, writes) as text.
+fn push_count(n: usize, push: &mut dyn FnMut(&[u8])) {
+    push(n.to_string().as_bytes());
+}
+
+/// The type table: how many keys are checked, then per key its 1-based
+/// `KEYS` index and the type it must have (`x`: used both ways).
+fn encode_type_table(table: &KeyTable<'_>, push: &mut dyn FnMut(&[u8])) {
     let checked = table.keys().iter().filter(|(_, t)| t.is_some()).count();
-    count(checked, &mut push);
+    push_count(checked, push);
     let mut index = itoa_buffer();
     for (i, (_, key_type)) in table.keys().iter().enumerate() {
         let Some(key_type) = key_type else { continue };
@@ -175,165 +180,204 @@ fn encode_args(
             _ => b"s",
         });
     }
-    count(plan.preconditions().len(), &mut push);
-    for precondition in plan.preconditions() {
-        let use_ = next_use();
+}
+
+/// The preconditions: their count, then each as an opcode, its key's
+/// `KEYS` index and its operands. The plan's uses are numbered
+/// preconditions first, so the `i`-th precondition is use `i`.
+fn encode_preconditions(
+    plan: &Plan,
+    table: &KeyTable<'_>,
+    push: &mut dyn FnMut(&[u8]),
+) -> Result<(), Error> {
+    let mut number = itoa_buffer();
+    // The 1-based `KEYS` index of the key of the plan's `use_`-th use.
+    let mut at = |use_: usize, push: &mut dyn FnMut(&[u8])| {
+        let n = table.position_of_use(use_).map_or(0, |i| i + 1);
+        push(number.format(n).as_bytes());
+    };
+    push_count(plan.preconditions().len(), push);
+    for (use_, precondition) in plan.preconditions().enumerate() {
         match precondition {
             Precondition::Absent { .. } => {
                 push(b"A");
-                at(use_, &mut push);
+                at(use_, push);
             }
             Precondition::ValueEquals { value, .. } => {
                 push(b"V");
-                at(use_, &mut push);
+                at(use_, push);
                 push(value);
             }
             Precondition::AbsentOrEquals { value, .. } => {
                 push(b"O");
-                at(use_, &mut push);
+                at(use_, push);
                 push(value);
             }
             Precondition::IndexRangeEquals {
                 max_score, members, ..
             } => {
                 push(b"R");
-                at(use_, &mut push);
+                at(use_, push);
                 push(max_text(*max_score).as_bytes());
-                count(members.len(), &mut push);
+                push_count(members.len(), push);
                 for member in members {
                     push(member);
                 }
             }
             Precondition::IndexContains { members, .. } => {
                 push(b"C");
-                at(use_, &mut push);
-                count(members.len(), &mut push);
+                at(use_, push);
+                push_count(members.len(), push);
                 for member in members {
                     push(member);
                 }
             }
             Precondition::IndexCountAtMost { max_score, max, .. } => {
                 push(b"N");
-                at(use_, &mut push);
+                at(use_, push);
                 push(max_text(*max_score).as_bytes());
                 push(max.to_string().as_bytes());
             }
             other => return Err(Error::unsupported(format!("{other:?}"))),
         }
     }
-    // The writes, grouped so the script makes one call per group, in the
-    // plan's fail-safe order (`Plan::write_phases`): phase by phase, so a
-    // server that refuses a write part-way (one without
-    // `redis.acl_check_cmd`) keeps a safe prefix. Within a phase, index
-    // writes become runs (one key, one kind, in plan order; a new run when
-    // that key sees the other kind), sent in the order they start; string
-    // writes to one key race only with themselves (a key holds strings or
-    // sorted sets, never both), so the last one wins, in its phase, as one
-    // MSET and one DEL per phase.
-    struct Run<'p> {
-        phase: WritePhase,
-        key: usize,
-        add: bool,
-        items: Vec<&'p Write>,
-    }
-    let phases = plan.write_phases();
-    let keys = table.keys().len();
-    let mut runs: Vec<Run<'_>> = Vec::new();
-    let mut open: Vec<Option<usize>> = vec![None; keys];
-    // Per string key, its last write (`Some(value)`: a set) and phase.
-    type Last<'p> = Option<(Option<&'p [u8]>, WritePhase)>;
-    let mut strings: Vec<Last<'_>> = vec![None; keys];
-    let mut string_order = Vec::new();
-    for (write, phase) in plan.writes().iter().zip(phases) {
-        let key = table.position_of_use(next_use()).unwrap_or_default();
-        match write {
-            Write::Set { .. } | Write::Delete { .. } => {
-                let value = match write {
-                    Write::Set { value, .. } => Some(value.as_slice()),
-                    _ => None,
-                };
-                if let Some(slot) = strings.get_mut(key) {
-                    if slot.is_none() {
-                        string_order.push(key);
-                    }
-                    *slot = Some((value, phase));
-                }
-            }
-            Write::IndexAdd { .. } | Write::IndexRemove { .. } => {
-                let add = matches!(write, Write::IndexAdd { .. });
-                let current = open.get(key).copied().flatten();
-                match current.and_then(|i| runs.get_mut(i)) {
-                    Some(run) if run.add == add && run.phase == phase => run.items.push(write),
-                    _ => {
-                        if let Some(slot) = open.get_mut(key) {
-                            *slot = Some(runs.len());
-                        }
-                        runs.push(Run {
-                            phase,
-                            key,
-                            add,
-                            items: vec![write],
-                        });
-                    }
-                }
-            }
-            other => return Err(Error::unsupported(format!("{other:?}"))),
-        }
-    }
-    let mut position = itoa_buffer();
-    for phase in [
-        WritePhase::Cover,
-        WritePhase::Record,
-        WritePhase::Follow,
-        WritePhase::Delete,
-    ] {
-        for run in runs.iter().filter(|r| r.phase == phase) {
-            push(if run.add { b"Z" } else { b"X" });
-            push(position.format(run.key + 1).as_bytes());
-            count(run.items.len(), &mut push);
-            for write in &run.items {
-                match write {
-                    Write::IndexAdd { score, member, .. } => {
-                        push(score.to_string().as_bytes());
-                        push(member.as_bytes());
-                    }
-                    Write::IndexRemove { member, .. } => push(member),
-                    _ => {}
-                }
-            }
-        }
-        let in_phase = |k: &usize| match strings.get(*k) {
-            Some(Some((value, p))) if *p == phase => Some((*k, *value)),
-            _ => None,
-        };
-        let sets: Vec<(usize, &[u8])> = string_order
-            .iter()
-            .filter_map(in_phase)
-            .filter_map(|(k, v)| v.map(|v| (k, v)))
-            .collect();
-        if !sets.is_empty() {
-            push(b"M");
-            count(sets.len(), &mut push);
-            for (key, value) in sets {
-                push(position.format(key + 1).as_bytes());
-                push(value);
-            }
-        }
-        let deletes: Vec<usize> = string_order
-            .iter()
-            .filter_map(in_phase)
-            .filter(|(_, v)| v.is_none())
-            .map(|(k, _)| k)
-            .collect();
-        if !deletes.is_empty() {
-            push(b"D");
-            count(deletes.len(), &mut push);
-            for key in deletes {
-                push(position.format(key + 1).as_bytes());
-            }
-        }
-    }
     Ok(())
+}
+
+/// One call's worth of index writes: one key, one kind, one phase.
+struct Run<'p> {
+    phase: WritePhase,
+    key: usize,
+    add: bool,
+    items: Vec<&'p Write>,
+}
+
+/// Per string key, its last write (`Some(value)`: a set) and its phase.
+type LastString<'p> = Option<(Option<&'p [u8]>, WritePhase)>;
+
+/// The writes, grouped so the script makes one call per group, in the
+/// plan's fail-safe order (`Plan::write_phases`): phase by phase, so a
+/// server that refuses a write part-way (one without
+/// `redis.acl_check_cmd`) keeps a safe prefix. Within a phase, index
+/// writes become runs (one key, one kind, in plan order; a new run when
+/// that key sees the other kind), sent in the order they start; string
+/// writes to one key race only with themselves (a key holds strings or
+/// sorted sets, never both), so the last one wins, in its phase, as one
+/// MSET and one DEL per phase.
+struct WriteGroups<'p> {
+    runs: Vec<Run<'p>>,
+    strings: Vec<LastString<'p>>,
+    string_order: Vec<usize>,
+}
+
+impl<'p> WriteGroups<'p> {
+    fn of(plan: &'p Plan, table: &KeyTable<'_>) -> Result<Self, Error> {
+        let keys = table.keys().len();
+        let mut groups = Self {
+            runs: Vec::new(),
+            strings: vec![None; keys],
+            string_order: Vec::new(),
+        };
+        let mut open: Vec<Option<usize>> = vec![None; keys];
+        // Writes are numbered after the preconditions among the uses.
+        let first_use = plan.preconditions().len();
+        for (i, (write, phase)) in plan.writes().iter().zip(plan.write_phases()).enumerate() {
+            let key = table.position_of_use(first_use + i).unwrap_or_default();
+            match write {
+                Write::Set { .. } | Write::Delete { .. } => {
+                    let value = match write {
+                        Write::Set { value, .. } => Some(value.as_slice()),
+                        _ => None,
+                    };
+                    if let Some(slot) = groups.strings.get_mut(key) {
+                        if slot.is_none() {
+                            groups.string_order.push(key);
+                        }
+                        *slot = Some((value, phase));
+                    }
+                }
+                Write::IndexAdd { .. } | Write::IndexRemove { .. } => {
+                    let add = matches!(write, Write::IndexAdd { .. });
+                    let current = open.get(key).copied().flatten();
+                    match current.and_then(|i| groups.runs.get_mut(i)) {
+                        Some(run) if run.add == add && run.phase == phase => run.items.push(write),
+                        _ => {
+                            if let Some(slot) = open.get_mut(key) {
+                                *slot = Some(groups.runs.len());
+                            }
+                            groups.runs.push(Run {
+                                phase,
+                                key,
+                                add,
+                                items: vec![write],
+                            });
+                        }
+                    }
+                }
+                other => return Err(Error::unsupported(format!("{other:?}"))),
+            }
+        }
+        Ok(groups)
+    }
+
+    /// The groups, phase by phase: index runs, then one MSET, then one DEL.
+    fn encode(&self, push: &mut dyn FnMut(&[u8])) {
+        let mut position = itoa_buffer();
+        for phase in [
+            WritePhase::Cover,
+            WritePhase::Record,
+            WritePhase::Follow,
+            WritePhase::Delete,
+        ] {
+            for run in self.runs.iter().filter(|r| r.phase == phase) {
+                push(if run.add { b"Z" } else { b"X" });
+                push(position.format(run.key + 1).as_bytes());
+                push_count(run.items.len(), push);
+                for write in &run.items {
+                    match write {
+                        Write::IndexAdd { score, member, .. } => {
+                            push(score.to_string().as_bytes());
+                            push(member.as_bytes());
+                        }
+                        Write::IndexRemove { member, .. } => push(member),
+                        _ => {}
+                    }
+                }
+            }
+            let in_phase: Vec<(usize, Option<&[u8]>)> = self
+                .string_order
+                .iter()
+                .filter_map(|k| match self.strings.get(*k) {
+                    Some(Some((value, p))) if *p == phase => Some((*k, *value)),
+                    _ => None,
+                })
+                .collect();
+            let sets: Vec<(usize, &[u8])> = in_phase
+                .iter()
+                .filter_map(|(k, v)| v.map(|v| (*k, v)))
+                .collect();
+            if !sets.is_empty() {
+                push(b"M");
+                push_count(sets.len(), push);
+                for (key, value) in sets {
+                    push(position.format(key + 1).as_bytes());
+                    push(value);
+                }
+            }
+            let deletes: Vec<usize> = in_phase
+                .iter()
+                .filter(|(_, v)| v.is_none())
+                .map(|(k, _)| *k)
+                .collect();
+            if !deletes.is_empty() {
+                push(b"D");
+                push_count(deletes.len(), push);
+                for key in deletes {
+                    push(position.format(key + 1).as_bytes());
+                }
+            }
+        }
+    }
 }
 
 /// About how many arguments and bytes `KEYS` and `ARGV` of `plan` take, to
