@@ -84,7 +84,7 @@ async fn run<S: SessionStore + SessionAdmin>(store: &S, backend: &str) -> Result
         "start",
         Start {
             backend,
-            key_prefixes: store.key_space().prefixes(),
+            key_prefixes: store.key_space().reference_prefixes(),
         },
     )?;
     let user = UserId::parse("demo-user")?;

@@ -50,6 +50,58 @@ impl std::str::FromStr for Layout {
     }
 }
 
+/// One of a user's three sorted-set indexes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Index {
+    /// Every session of the user, scored by creation time (the Go
+    /// adapter's `user_sessions`).
+    All,
+    /// The active sessions, scored by creation time (the Go adapter's
+    /// `user_active_sessions`).
+    Active,
+    /// The revoked sessions, scored by revocation time (ours alone: what
+    /// retention walks).
+    Revoked,
+}
+
+impl Index {
+    /// The three, in the order a walk visits them.
+    pub const ALL: [Index; 3] = [Index::All, Index::Active, Index::Revoked];
+
+    /// `all`, `active` or `revoked`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Index::All => "all",
+            Index::Active => "active",
+            Index::Revoked => "revoked",
+        }
+    }
+}
+
+/// What the keys under one prefix hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum KeyKind {
+    /// Session records (strings).
+    Record,
+    /// One of the users' indexes (sorted sets).
+    Index(Index),
+    /// Owner keys, id → user (strings; tagged layout).
+    Owner,
+}
+
+impl KeyKind {
+    /// Every kind, records first.
+    pub const ALL: [KeyKind; 5] = [
+        KeyKind::Record,
+        KeyKind::Index(Index::All),
+        KeyKind::Index(Index::Active),
+        KeyKind::Index(Index::Revoked),
+        KeyKind::Owner,
+    ];
+}
+
 /// All key derivation. Plans name keys only through this value, so the
 /// transitions are the same in every [`Layout`].
 ///
@@ -120,7 +172,7 @@ impl KeySpace {
             revoked_prefix: revoked_prefix.into(),
             owner_prefix: owner_prefix.into(),
         };
-        let all = keys.all_prefixes();
+        let all: Vec<&str> = keys.prefixes().map(|(_, prefix)| prefix).collect();
         if all.iter().any(|p| p.trim().is_empty()) {
             return Err(ValidationError::InvalidKeyPrefix {
                 reason: "prefixes must not be empty",
@@ -179,34 +231,37 @@ impl KeySpace {
         self.layout
     }
 
-    /// The three reference prefixes: session, user sessions, user active
-    /// sessions.
-    pub fn prefixes(&self) -> [&str; 3] {
-        [
-            &self.session_prefix,
-            &self.user_sessions_prefix,
-            &self.user_active_sessions_prefix,
-        ]
-    }
-
-    /// Every prefix this key space writes under (the owner prefix only in
-    /// the tagged layout).
-    pub fn all_prefixes(&self) -> Vec<&str> {
-        let mut all = vec![
-            &*self.session_prefix,
-            &self.user_sessions_prefix,
-            &self.user_active_sessions_prefix,
-            &self.revoked_prefix,
-        ];
-        if self.layout == Layout::Tagged {
-            all.push(&self.owner_prefix);
+    /// The prefix under which keys of `kind` live. The owner prefix is
+    /// named in either layout, but only the tagged layout writes under it
+    /// (see [`KeySpace::prefixes`]).
+    pub fn prefix(&self, kind: KeyKind) -> &str {
+        match kind {
+            KeyKind::Record => &self.session_prefix,
+            KeyKind::Index(Index::All) => &self.user_sessions_prefix,
+            KeyKind::Index(Index::Active) => &self.user_active_sessions_prefix,
+            KeyKind::Index(Index::Revoked) => &self.revoked_prefix,
+            KeyKind::Owner => &self.owner_prefix,
         }
-        all
     }
 
-    /// Prefix of the revoked indexes.
-    pub fn revoked_prefix(&self) -> &str {
-        &self.revoked_prefix
+    /// The three prefixes the Go adapter knows: records, all-sessions
+    /// indexes, active indexes.
+    pub fn reference_prefixes(&self) -> [&str; 3] {
+        [
+            KeyKind::Record,
+            KeyKind::Index(Index::All),
+            KeyKind::Index(Index::Active),
+        ]
+        .map(|kind| self.prefix(kind))
+    }
+
+    /// Every prefix this key space writes under, with what it holds (the
+    /// owner prefix only in the tagged layout).
+    pub fn prefixes(&self) -> impl Iterator<Item = (KeyKind, &str)> + '_ {
+        KeyKind::ALL
+            .into_iter()
+            .filter(|kind| *kind != KeyKind::Owner || self.layout == Layout::Tagged)
+            .map(|kind| (kind, self.prefix(kind)))
     }
 
     /// Key of the record of `id`, a session of `user`.
@@ -228,9 +283,9 @@ impl KeySpace {
         (self.layout == Layout::Reference).then(|| join(&self.session_prefix, id.as_str()))
     }
 
-    /// The reference layout's record key of `id` (whatever this key
-    /// space's layout): what the Go adapter reads.
-    pub fn session_key(&self, id: &DeviceSessionId) -> String {
+    /// The reference layout's record key of `id`, whatever this key
+    /// space's layout: what the Go adapter reads.
+    pub fn reference_record_key(&self, id: &DeviceSessionId) -> String {
         join(&self.session_prefix, id.as_str())
     }
 
@@ -241,21 +296,23 @@ impl KeySpace {
 
     /// Key of the sorted set of all sessions of `user`.
     pub fn user_sessions_key(&self, user: &UserId) -> String {
-        self.user_key(&self.user_sessions_prefix, user)
+        self.index_key(Index::All, user)
     }
 
     /// Key of the sorted set of active sessions of `user`.
     pub fn user_active_sessions_key(&self, user: &UserId) -> String {
-        self.user_key(&self.user_active_sessions_prefix, user)
+        self.index_key(Index::Active, user)
     }
 
     /// Key of the sorted set of revoked sessions of `user`, scored by
     /// revocation time.
     pub fn user_revoked_sessions_key(&self, user: &UserId) -> String {
-        self.user_key(&self.revoked_prefix, user)
+        self.index_key(Index::Revoked, user)
     }
 
-    fn user_key(&self, prefix: &str, user: &UserId) -> String {
+    /// Key of `index` of `user`.
+    pub fn index_key(&self, index: Index, user: &UserId) -> String {
+        let prefix = self.prefix(KeyKind::Index(index));
         match self.layout {
             Layout::Reference => join(prefix, user.as_str()),
             Layout::Tagged => tagged(prefix, user.as_str()),
@@ -281,7 +338,7 @@ impl KeySpace {
     }
 
     /// The device session id a reference-layout record key names.
-    pub fn parse_session_key(&self, key: &str) -> Option<DeviceSessionId> {
+    pub fn parse_reference_record_key(&self, key: &str) -> Option<DeviceSessionId> {
         split(&self.session_prefix, key).and_then(|t| DeviceSessionId::parse(t).ok())
     }
 
@@ -297,19 +354,16 @@ impl KeySpace {
         DeviceSessionId::parse(text).ok()
     }
 
-    /// The user an all-sessions index key names, if `key` is one.
-    pub fn parse_user_sessions_key(&self, key: &str) -> Option<UserId> {
-        self.parse_user_key(&self.user_sessions_prefix, key)
+    /// The user `key` names if it is a key of `index`.
+    pub fn parse_index_key(&self, index: Index, key: &str) -> Option<UserId> {
+        self.parse_user_key(self.prefix(KeyKind::Index(index)), key)
     }
 
-    /// The user an active-sessions index key names, if `key` is one.
-    pub fn parse_user_active_sessions_key(&self, key: &str) -> Option<UserId> {
-        self.parse_user_key(&self.user_active_sessions_prefix, key)
-    }
-
-    /// The user a revoked-sessions index key names, if `key` is one.
-    pub fn parse_user_revoked_sessions_key(&self, key: &str) -> Option<UserId> {
-        self.parse_user_key(&self.revoked_prefix, key)
+    /// Which index of which user `key` is, if it is an index key.
+    pub fn parse_any_index_key(&self, key: &str) -> Option<(Index, UserId)> {
+        Index::ALL
+            .into_iter()
+            .find_map(|index| Some((index, self.parse_index_key(index, key)?)))
     }
 
     fn parse_user_key(&self, prefix: &str, key: &str) -> Option<UserId> {
@@ -506,7 +560,10 @@ mod tests {
         let keys = KeySpace::default();
         let id = DeviceSessionId::parse("dev-1").unwrap();
         let user = UserId::parse("user-1").unwrap();
-        assert_eq!(keys.session_key(&id), "authsession:session:ZGV2LTE");
+        assert_eq!(
+            keys.reference_record_key(&id),
+            "authsession:session:ZGV2LTE"
+        );
         assert_eq!(
             keys.user_sessions_key(&user),
             "authsession:user_sessions:dXNlci0x"
@@ -516,22 +573,47 @@ mod tests {
             "authsession:user_active_sessions:dXNlci0x"
         );
         assert_eq!(
-            keys.parse_session_key("authsession:session:ZGV2LTE"),
+            keys.parse_reference_record_key("authsession:session:ZGV2LTE"),
             Some(id)
         );
         assert_eq!(
-            keys.parse_user_sessions_key("authsession:user_sessions:dXNlci0x"),
+            keys.parse_index_key(Index::All, "authsession:user_sessions:dXNlci0x"),
             Some(user.clone())
         );
         assert_eq!(
-            keys.parse_user_active_sessions_key("authsession:user_active_sessions:dXNlci0x"),
+            keys.parse_index_key(Index::Active, "authsession:user_active_sessions:dXNlci0x"),
             Some(user)
         );
-        assert_eq!(keys.parse_session_key("authsession:session:ZGV2LTF"), None);
         assert_eq!(
-            keys.parse_session_key("authsession:user_sessions:dXNlci0x"),
+            keys.parse_reference_record_key("authsession:session:ZGV2LTF"),
             None
         );
+        assert_eq!(
+            keys.parse_reference_record_key("authsession:user_sessions:dXNlci0x"),
+            None
+        );
+    }
+
+    #[test]
+    fn prefixes_are_named_by_what_they_hold_and_parse_back() {
+        let user = UserId::parse("user-1").unwrap();
+        for layout in [Layout::Reference, Layout::Tagged] {
+            let keys = KeySpace::with_base_and_layout(DEFAULT_KEY_BASE, layout).unwrap();
+            let kinds: Vec<KeyKind> = keys.prefixes().map(|(kind, _)| kind).collect();
+            let owner = layout == Layout::Tagged;
+            assert_eq!(kinds.contains(&KeyKind::Owner), owner, "{layout:?}");
+            assert_eq!(kinds.len(), 4 + usize::from(owner));
+            for index in Index::ALL {
+                let key = keys.index_key(index, &user);
+                assert!(key.starts_with(keys.prefix(KeyKind::Index(index))));
+                assert_eq!(keys.parse_any_index_key(&key), Some((index, user.clone())));
+                for other in Index::ALL.into_iter().filter(|o| *o != index) {
+                    assert_eq!(keys.parse_index_key(other, &key), None);
+                }
+            }
+            let record = keys.record_key(&user, &DeviceSessionId::parse("d").unwrap());
+            assert_eq!(keys.parse_any_index_key(&record), None);
+        }
     }
 
     #[test]
@@ -539,10 +621,10 @@ mod tests {
         let keys = KeySpace::default();
         let id = DeviceSessionId::parse("dev-1").unwrap();
         let user = UserId::parse("user-1").unwrap();
-        let [session, all, active] = keys.prefixes();
+        let [session, all, active] = keys.reference_prefixes();
         assert_eq!(
             prefixed_key(session, id.as_str()).unwrap(),
-            keys.session_key(&id)
+            keys.reference_record_key(&id)
         );
         assert_eq!(
             prefixed_key(all, user.as_str()).unwrap(),
@@ -566,7 +648,13 @@ mod tests {
         let keys = KeySpace::with_base_and_layout(DEFAULT_KEY_BASE, Layout::Tagged).unwrap();
         let id = DeviceSessionId::parse("dev-1").unwrap();
         let user = UserId::parse("user-1").unwrap();
-        let [session, all, active] = keys.prefixes();
+        let [session, all, active, revoked] = [
+            KeyKind::Record,
+            KeyKind::Index(Index::All),
+            KeyKind::Index(Index::Active),
+            KeyKind::Index(Index::Revoked),
+        ]
+        .map(|kind| keys.prefix(kind));
         let tagged = |prefix, tag, component| tagged_key(prefix, tag, component).unwrap();
         assert_eq!(
             tagged(session, user.as_str(), Some(id.as_str())),
@@ -585,7 +673,7 @@ mod tests {
             keys.user_active_sessions_key(&user)
         );
         assert_eq!(
-            tagged(keys.revoked_prefix(), user.as_str(), None),
+            tagged(revoked, user.as_str(), None),
             keys.user_revoked_sessions_key(&user)
         );
         assert_eq!(

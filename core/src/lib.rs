@@ -63,7 +63,9 @@ pub use expect::{Expectation, ExpectationError};
 pub use ids::{
     ClientPublicKey, DeviceSessionId, RevokeActorId, RevokeActorType, RevokeReasonCode, UserId,
 };
-pub use keys::{prefixed_key, tagged_key, IndexScore, KeySpace, Layout, DEFAULT_KEY_BASE};
+pub use keys::{
+    prefixed_key, tagged_key, Index, IndexScore, KeyKind, KeySpace, Layout, DEFAULT_KEY_BASE,
+};
 pub use op::{Kind, TransitionError};
 pub use order::{newest_first, sort_newest_first};
 pub use plan::Plan;

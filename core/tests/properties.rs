@@ -7,7 +7,7 @@
 )]
 
 use authsession_core::{
-    decode, encode, ClientPublicKey, DeviceSessionId, KeySpace, Revocation, RevokeActorId,
+    decode, encode, ClientPublicKey, DeviceSessionId, Index, KeySpace, Revocation, RevokeActorId,
     RevokeActorType, RevokeReasonCode, Session, Timestamp, UserId,
 };
 use proptest::prelude::*;
@@ -119,14 +119,14 @@ proptest! {
     #[test]
     fn key_derivation_is_injective(a in id(), b in id(), u in user(), v in user()) {
         let keys = KeySpace::default();
-        prop_assert_eq!(a == b, keys.session_key(&a) == keys.session_key(&b));
+        prop_assert_eq!(a == b, keys.reference_record_key(&a) == keys.reference_record_key(&b));
         prop_assert_eq!(u == v, keys.user_sessions_key(&u) == keys.user_sessions_key(&v));
         prop_assert_eq!(u == v, keys.user_active_sessions_key(&u) == keys.user_active_sessions_key(&v));
         // Kinds never collide, and every key parses back to what made it.
-        prop_assert_ne!(keys.session_key(&a), keys.user_sessions_key(&u));
+        prop_assert_ne!(keys.reference_record_key(&a), keys.user_sessions_key(&u));
         prop_assert_ne!(keys.user_sessions_key(&u), keys.user_active_sessions_key(&u));
-        prop_assert_eq!(keys.parse_session_key(&keys.session_key(&a)), Some(a));
-        prop_assert_eq!(keys.parse_user_active_sessions_key(&keys.user_active_sessions_key(&u)), Some(u));
+        prop_assert_eq!(keys.parse_reference_record_key(&keys.reference_record_key(&a)), Some(a));
+        prop_assert_eq!(keys.parse_index_key(Index::Active, &keys.user_active_sessions_key(&u)), Some(u));
     }
 
     #[test]

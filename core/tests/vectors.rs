@@ -106,7 +106,7 @@ fn all_valid_vectors_scores_and_keys() {
         );
         let id = case.session.id();
         assert_eq!(
-            keys.session_key(id),
+            keys.reference_record_key(id),
             format!("authsession:session:{}", case.session_key_component),
             "{}",
             case.name

@@ -164,7 +164,7 @@ impl<B: Backend> SessionAdmin for Store<B> {
 
     async fn purge(&self) -> Result<u64, Error> {
         let mut deleted = 0;
-        for prefix in self.keys.all_prefixes() {
+        for (_, prefix) in self.keys.prefixes() {
             for key_type in [KeyType::String, KeyType::SortedSet] {
                 // Deleting what a page returned does not disturb the scan:
                 // every key present throughout is still returned once.

@@ -6,7 +6,7 @@ use std::cmp::Ordering;
 
 use authsession_core::op::{Import, ImportConflict, Page, PageLimit, PageRequest, StatusFilter};
 use authsession_core::plan::KeyType;
-use authsession_core::{newest_first, Session, UserId};
+use authsession_core::{newest_first, Index, KeyKind, Session, UserId};
 use serde::Serialize;
 
 use crate::backend::Backend;
@@ -60,11 +60,11 @@ fn page_request(cursor: Option<authsession_core::op::PageCursor>, limit: PageLim
 impl<A: Backend> Store<A> {
     /// Every user with an all-sessions index in this key space.
     pub(crate) async fn users(&self) -> Result<Vec<UserId>, Error> {
-        let prefix = self.keys.prefixes()[1].to_owned();
-        let keys = self.scan_all(&prefix, KeyType::SortedSet).await?;
+        let prefix = self.keys.prefix(KeyKind::Index(Index::All));
+        let keys = self.scan_all(prefix, KeyType::SortedSet).await?;
         Ok(keys
             .iter()
-            .filter_map(|k| self.keys.parse_user_sessions_key(k))
+            .filter_map(|k| self.keys.parse_index_key(Index::All, k))
             .collect())
     }
 

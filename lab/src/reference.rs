@@ -122,7 +122,7 @@ impl GoAdapter {
     }
 
     fn record_key(&self, id: &DeviceSessionId) -> String {
-        self.keys.session_key(id)
+        self.keys.reference_record_key(id)
     }
 
     /// `loadSessionWithGetter`: `GET`, then the strict decode.

@@ -15,8 +15,8 @@ use std::collections::BTreeSet;
 use authsession_driver::core::codec;
 use authsession_driver::core::op::RevokeAllReport;
 use authsession_driver::core::{
-    DeviceSessionId, IndexScore, KeySpace, Layout, RevokeSessionOutcome, RevokeUserSessionsOutcome,
-    UserId,
+    DeviceSessionId, IndexScore, KeyKind, KeySpace, Layout, RevokeSessionOutcome,
+    RevokeUserSessionsOutcome, UserId,
 };
 use authsession_driver::{CheckMode, ErrorKind, RevokeAllOptions, SessionAdmin, SessionStore};
 
@@ -944,7 +944,7 @@ pub async fn check_reports_unrepairable_records<S: SessionStore + SessionAdmin, 
     raw: &R,
 ) {
     let keys = store.key_space().clone();
-    let [session_prefix, _, _] = keys.prefixes();
+    let session_prefix = keys.prefix(KeyKind::Record);
     let garbage_key = keys.record_key(&user("u-1"), &id("garbage"));
     plant_record(raw, &keys, &user("u-1"), &id("garbage"), b"not a record").await;
     let unparsable = format!("{session_prefix}!!not-base64!!");

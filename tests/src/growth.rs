@@ -16,8 +16,8 @@ use authsession_driver::core::op::{
     BatchSize, OnLimit, PageCursor, PageLimit, PageRequest, Policy, SessionLimit, StatusFilter,
 };
 use authsession_driver::core::{
-    IndexScore, KeySpace, RevokeSessionOutcome, RevokeUserSessionsOutcome, Session, Timestamp,
-    UserId,
+    Index, IndexScore, KeyKind, KeySpace, Layout, RevokeSessionOutcome, RevokeUserSessionsOutcome,
+    Session, Timestamp, UserId,
 };
 use authsession_driver::{Clock, Error, ErrorKind, SessionStore};
 
@@ -155,11 +155,11 @@ impl View {
 /// active. A user's revoked index, which a store writes under a retention
 /// only, holds all of the user's revoked sessions or does not exist.
 pub async fn assert_consistent<R: RawScan>(raw: &R, keys: &KeySpace, step: &str) -> View {
-    let [session_prefix, all_prefix, active_prefix] = keys.prefixes();
+    let session_prefix = keys.prefix(KeyKind::Record);
     let mut view = View::default();
     for key in raw.keys_under(session_prefix).await {
         let sid = keys
-            .parse_session_key(&key)
+            .parse_reference_record_key(&key)
             .unwrap_or_else(|| panic!("{step}: stray key {key}"));
         let bytes = raw
             .get(&key)
@@ -172,16 +172,12 @@ pub async fn assert_consistent<R: RawScan>(raw: &R, keys: &KeySpace, step: &str)
     }
     // (user, id) pairs each index holds.
     let mut indexed: [BTreeMap<(String, String), ()>; 3] = Default::default();
-    let prefixes = [all_prefix, active_prefix, keys.revoked_prefix()];
-    for (which, prefix) in prefixes.into_iter().enumerate() {
-        for key in raw.keys_under(prefix).await {
+    for (which, index) in Index::ALL.into_iter().enumerate() {
+        for key in raw.keys_under(keys.prefix(KeyKind::Index(index))).await {
             view.keys += 1;
-            let owner = match which {
-                0 => keys.parse_user_sessions_key(&key),
-                1 => keys.parse_user_active_sessions_key(&key),
-                _ => keys.parse_user_revoked_sessions_key(&key),
-            }
-            .unwrap_or_else(|| panic!("{step}: stray index key {key}"));
+            let owner = keys
+                .parse_index_key(index, &key)
+                .unwrap_or_else(|| panic!("{step}: stray index key {key}"));
             let entries = raw.zrange(&key).await;
             assert!(!entries.is_empty(), "{step}: {key} is not a sorted set");
             for (member, score) in entries {
@@ -193,9 +189,9 @@ pub async fn assert_consistent<R: RawScan>(raw: &R, keys: &KeySpace, step: &str)
                     &owner,
                     "{step}: {key} names a foreign {member:?}"
                 );
-                let expected = match which {
-                    0 => IndexScore::of(session.created_at()),
-                    1 => {
+                let expected = match index {
+                    Index::All => IndexScore::of(session.created_at()),
+                    Index::Active => {
                         assert!(
                             session.is_active(),
                             "{step}: {key} names revoked {member:?}"
@@ -203,6 +199,7 @@ pub async fn assert_consistent<R: RawScan>(raw: &R, keys: &KeySpace, step: &str)
                         IndexScore::of(session.created_at())
                     }
                     _ => {
+                        // The revoked index.
                         let revocation = session
                             .revocation()
                             .unwrap_or_else(|| panic!("{step}: {key} names active {member:?}"));
@@ -214,7 +211,7 @@ pub async fn assert_consistent<R: RawScan>(raw: &R, keys: &KeySpace, step: &str)
                     expected.as_f64(),
                     "{step}: score of {member:?} in {key}"
                 );
-                if which == 2 {
+                if index == Index::Revoked {
                     view.revoked_indexed += 1;
                 }
                 indexed[which].insert((owner.as_str().to_owned(), member), ());
@@ -429,7 +426,10 @@ where
     clock.set(ts(3610, 1));
     let err = store.get(&id("a")).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
-    assert_eq!(err.key(), Some(keys.session_key(&id("a")).as_str()));
+    assert_eq!(
+        err.key(),
+        Some(keys.reference_record_key(&id("a")).as_str())
+    );
     let view = assert_consistent(&raw, &keys, "get removed a").await;
     assert!(!view.records.contains_key("a"));
     assert_eq!(view.records.len(), 3);
@@ -560,7 +560,7 @@ where
     let after = assert_consistent(&raw, &keys, "refused").await;
     assert_eq!(after.records, before.records, "nothing written");
     assert_eq!(after.keys, before.keys);
-    assert_eq!(raw.get(&keys.session_key(&id("s3"))).await, None);
+    assert_eq!(raw.get(&keys.reference_record_key(&id("s3"))).await, None);
     assert_eq!(store.count_active_by_user_id(&u).await.unwrap(), 3);
 
     // Revoked sessions and other users are not limited.
@@ -605,7 +605,7 @@ where
             assert_eq!(r.at(), ts(100 + i, 0));
             // The stored record is exactly the one reported.
             assert_eq!(
-                raw.get(&keys.session_key(s.id())).await,
+                raw.get(&keys.reference_record_key(s.id())).await,
                 Some(codec::encode(s))
             );
         }
@@ -670,7 +670,7 @@ pub async fn churn_with_limit_and_retention_stays_bounded<G, S, R, F>(
 /// Every key under `keys`' prefixes (owner keys included).
 pub async fn key_count<R: RawScan>(raw: &R, keys: &KeySpace) -> usize {
     let mut n = 0;
-    for prefix in keys.all_prefixes() {
+    for (_, prefix) in keys.prefixes() {
         n += raw.keys_under(prefix).await.len();
     }
     n
@@ -678,11 +678,12 @@ pub async fn key_count<R: RawScan>(raw: &R, keys: &KeySpace) -> usize {
 
 /// The owner keys (tagged layout) whose record is absent.
 pub async fn owner_keys_without_record<R: RawScan>(raw: &R, keys: &KeySpace) -> Vec<String> {
-    let Some(prefix) = keys.all_prefixes().get(4).map(|p| (*p).to_owned()) else {
+    if keys.layout() != Layout::Tagged {
         return Vec::new();
-    };
+    }
+    let prefix = keys.prefix(KeyKind::Owner);
     let mut dangling = Vec::new();
-    for owner_key in raw.keys_under(&prefix).await {
+    for owner_key in raw.keys_under(prefix).await {
         let id = keys.parse_owner_key(&owner_key).expect("an owner key");
         let value = raw.get(&owner_key).await.expect("a string");
         let owner = UserId::parse(std::str::from_utf8(&value).unwrap()).unwrap();

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use authsession_driver::core::audit::{Problem, StrayReason, UnrepairedReason};
 use authsession_driver::core::op::{BatchSize, Policy};
-use authsession_driver::core::{codec, IndexScore, KeySpace, Layout, Session};
+use authsession_driver::core::{codec, IndexScore, KeyKind, KeySpace, Layout, Session};
 use authsession_driver::{
     Backend, CheckMode, CheckReport, Clock, ErrorKind, SessionAdmin, SessionStore, Store,
 };
@@ -256,7 +256,7 @@ pub async fn planted_problems_are_found_and_repaired_batch_by_batch<B: Backend, 
     // string where an index belongs.
     let corrupt = keys.record_key(&u2, &id("garbage"));
     raw.set(&corrupt, b"not a record").await;
-    let [session_prefix, _, _] = keys.prefixes();
+    let session_prefix = keys.prefix(KeyKind::Record);
     let unparsable = format!("{session_prefix}!!not-base64!!");
     raw.set(&unparsable, b"{}").await;
     let wrong = keys.user_active_sessions_key(&user("u9"));

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use authsession_driver::core::op::{OnLimit, Policy, SessionLimit};
-use authsession_driver::core::{decode, DeviceSessionId, KeySpace, Layout};
+use authsession_driver::core::{decode, DeviceSessionId, Index, KeySpace, Layout};
 use authsession_driver::{
     CheckMode, Clock, Error, ErrorKind, RedisConfig, RedisSessionStore, SessionAdmin, SessionStore,
 };
@@ -236,9 +236,8 @@ fn unsafe_state(keys: &KeySpace, dump: &Dump, creating: Option<&str>) -> Vec<Str
     for (index, value) in dump {
         let Err(entries) = value else { continue };
         let owner = keys
-            .parse_user_sessions_key(index)
-            .or_else(|| keys.parse_user_active_sessions_key(index))
-            .or_else(|| keys.parse_user_revoked_sessions_key(index))
+            .parse_any_index_key(index)
+            .map(|(_, user)| user)
             .expect("an index key");
         for (member, _) in entries {
             if member == "ghost" || Some(member.as_str()) == creating {
@@ -249,7 +248,7 @@ fn unsafe_state(keys: &KeySpace, dump: &Dump, creating: Option<&str>) -> Vec<Str
             match dump.get(&record) {
                 Some(Ok(bytes)) => {
                     let session = decode(&sid, bytes).unwrap();
-                    if keys.parse_user_revoked_sessions_key(index).is_some() && session.is_active()
+                    if keys.parse_index_key(Index::Revoked, index).is_some() && session.is_active()
                     {
                         problems.push(format!("{index} names active {record}"));
                     }

@@ -224,7 +224,7 @@ async fn the_configured_database_is_used() {
     store.create(&s).await.unwrap();
 
     let raw = server.raw().await;
-    let key = keys.session_key(s.id());
+    let key = keys.reference_record_key(s.id());
     let in_db0: i64 = raw.query(redis::cmd("EXISTS").arg(&key)).await;
     assert_eq!(in_db0, 0);
     let () = raw.query(redis::cmd("SELECT").arg(3)).await;

@@ -49,7 +49,7 @@ async fn load(raw: &RedisRaw, keys: &KeySpace) {
             let s = session(i);
             let score = IndexScore::of(s.created_at()).as_f64();
             pipe.cmd("SET")
-                .arg(keys.session_key(s.id()))
+                .arg(keys.reference_record_key(s.id()))
                 .arg(codec::encode(&s))
                 .ignore();
             pipe.cmd("ZADD")

@@ -16,7 +16,7 @@ use authsession_driver::backend::{Backend, BackendInfo};
 use authsession_driver::core::plan::{
     Applied, KeyType, OnViolation, Plan, Read, Reply, ScanCursor, Write,
 };
-use authsession_driver::core::{KeySpace, Layout};
+use authsession_driver::core::{KeyKind, KeySpace, Layout};
 use authsession_driver::{ClusterConfig, ClusterSessionStore, ErrorKind, SessionStore};
 use authsession_tests::fixtures::{active, fresh_key_space, revoke_input, ts, user};
 use authsession_tests::monitor::Monitor;
@@ -63,7 +63,7 @@ async fn reads_route_per_slot_and_scans_visit_every_primary() {
     backend.ping(BUDGET).await.unwrap();
 
     // Untagged keys: spread over every slot range.
-    let prefix = format!("{}raw:", keys.prefixes()[0]);
+    let prefix = format!("{}raw:", keys.prefix(KeyKind::Record));
     let strings: Vec<String> = (0..300).map(|i| format!("{prefix}s{i}")).collect();
     let sets: Vec<String> = (0..20).map(|i| format!("{prefix}z{i}")).collect();
     for (i, k) in strings.iter().enumerate() {

@@ -130,8 +130,11 @@ async fn run<S: SessionStore + SessionAdmin, R: RawKv>(store: &S, raw: &R, op: &
                 .await,
         ),
         Op::PlantGarbage(n) => {
-            raw.set(&keys.session_key(&id(&sid(*n))), b"{\"garbage\":true}")
-                .await;
+            raw.set(
+                &keys.reference_record_key(&id(&sid(*n))),
+                b"{\"garbage\":true}",
+            )
+            .await;
             "planted".into()
         }
         Op::PlantIndexMember {
@@ -151,7 +154,7 @@ async fn run<S: SessionStore + SessionAdmin, R: RawKv>(store: &S, raw: &R, op: &
             "planted".into()
         }
         Op::PlantSortedSetAtRecord(n) => {
-            let key = keys.session_key(&id(&sid(*n)));
+            let key = keys.reference_record_key(&id(&sid(*n)));
             raw.del(&key).await;
             raw.zadd(&key, "x", 1.0).await;
             "planted".into()
@@ -167,7 +170,7 @@ async fn run<S: SessionStore + SessionAdmin, R: RawKv>(store: &S, raw: &R, op: &
             "planted".into()
         }
         Op::DeleteRecord(n) => {
-            raw.del(&keys.session_key(&id(&sid(*n)))).await;
+            raw.del(&keys.reference_record_key(&id(&sid(*n)))).await;
             "deleted".into()
         }
         Op::Check { repair } => show(
@@ -231,7 +234,7 @@ fn memory_and_redis_stores_agree() {
             let final_r = run(&redis, &redis_raw, &Op::Check { repair: false }).await;
             prop_assert_eq!(final_m, final_r);
             for n in 0..6 {
-                let key = memory.key_space().session_key(&id(&sid(n)));
+                let key = memory.key_space().reference_record_key(&id(&sid(n)));
                 prop_assert_eq!(memory_raw.get(&key).await, redis_raw.get(&key).await);
             }
             Ok(())

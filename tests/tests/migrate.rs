@@ -27,7 +27,7 @@ async fn write_like_go(raw: &RedisRaw, keys: &KeySpace, sessions: &[Session]) {
     for s in sessions {
         let score = IndexScore::of(s.created_at()).to_string();
         pipe.cmd("SET")
-            .arg(keys.session_key(s.id()))
+            .arg(keys.reference_record_key(s.id()))
             .arg(codec::encode(s))
             .ignore();
         pipe.cmd("ZADD")

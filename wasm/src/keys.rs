@@ -78,7 +78,7 @@ mod tests {
             );
             assert_eq!(keys.owner_key(&id).unwrap(), text("session_owner"));
             // The key functions' one prefix each, as the JS tests pass them.
-            let [session, all, active] = keys.prefixes();
+            let [session, all, active] = keys.reference_prefixes();
             assert_eq!(
                 tagged_key(session, user.as_str(), Some(id.as_str())).unwrap(),
                 text("session")

@@ -185,7 +185,7 @@ fn tagged_keys_are_the_core_key_space_s() {
         UserId::parse(user).unwrap(),
         DeviceSessionId::parse(id).unwrap(),
     );
-    let [session, all, active] = keys.prefixes();
+    let [session, all, active] = keys.reference_prefixes();
     let js = |s: &str| JsValue::from_str(s);
     assert_eq!(
         tagged_session_key(&js(session), &js(user), &js(id)).unwrap(),

@@ -41,7 +41,7 @@ use std::collections::{BTreeMap, VecDeque};
 use crate::audit::{CheckMode, CheckReport, Problem, StrayReason, Unrepaired, UnrepairedReason};
 use crate::codec;
 use crate::ids::{DeviceSessionId, UserId};
-use crate::keys::{IndexScore, KeySpace, Layout};
+use crate::keys::{Index, IndexScore, KeyKind, KeySpace, Layout};
 use crate::op::decode::session_id;
 use crate::op::owners::{first_look, OwnerFinding, OwnerPass};
 use crate::op::walk::{IndexWalk, KeyScan, Window};
@@ -63,46 +63,11 @@ pub(crate) const MAX_PLAN_SESSIONS: usize = 128;
 
 const OP: &str = "check";
 
-/// Which index of a user.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum IndexKind {
-    All,
-    Active,
-    Revoked,
-}
-
-impl IndexKind {
-    pub(crate) fn key(self, keys: &KeySpace, user: &UserId) -> String {
-        match self {
-            IndexKind::All => keys.user_sessions_key(user),
-            IndexKind::Active => keys.user_active_sessions_key(user),
-            IndexKind::Revoked => keys.user_revoked_sessions_key(user),
-        }
-    }
-
-    fn prefix(self, keys: &KeySpace) -> &str {
-        let [_, all, active] = keys.prefixes();
-        match self {
-            IndexKind::All => all,
-            IndexKind::Active => active,
-            IndexKind::Revoked => keys.revoked_prefix(),
-        }
-    }
-
-    fn parse(self, keys: &KeySpace, key: &str) -> Option<UserId> {
-        match self {
-            IndexKind::All => keys.parse_user_sessions_key(key),
-            IndexKind::Active => keys.parse_user_active_sessions_key(key),
-            IndexKind::Revoked => keys.parse_user_revoked_sessions_key(key),
-        }
-    }
-}
-
 /// One scan of the walk.
 #[derive(Debug, Clone)]
 enum Pass {
     Records,
-    Index(IndexKind),
+    Index(Index),
     /// Owner keys without their record (tagged layout).
     Owners,
     /// Keys under `prefix` of type `found` are of the wrong type.
@@ -115,10 +80,11 @@ enum Pass {
 
 impl Pass {
     fn scan(&self, keys: &KeySpace) -> Option<KeyScan> {
-        let [session, _, _] = keys.prefixes();
         Some(match self {
-            Pass::Records => KeyScan::new(session, KeyType::String),
-            Pass::Index(kind) => KeyScan::new(kind.prefix(keys), KeyType::SortedSet),
+            Pass::Records => KeyScan::new(keys.prefix(KeyKind::Record), KeyType::String),
+            Pass::Index(kind) => {
+                KeyScan::new(keys.prefix(KeyKind::Index(*kind)), KeyType::SortedSet)
+            }
             Pass::WrongType { prefix, found, .. } => KeyScan::new(prefix, *found),
             // Its own walk.
             Pass::Owners => return None,
@@ -147,7 +113,7 @@ struct Decoded {
 /// One `IndexScores` read of a records batch: `decoded` positions.
 #[derive(Debug)]
 struct ScoreRead {
-    kind: IndexKind,
+    kind: Index,
     key: String,
     of: Vec<usize>,
 }
@@ -168,7 +134,7 @@ struct RecordScores {
 struct Walker {
     walk: IndexWalk,
     user: UserId,
-    kind: IndexKind,
+    kind: Index,
 }
 
 /// A member read in an index batch.
@@ -314,32 +280,24 @@ impl Check {
     /// Checks (and with [`CheckMode::Repair`] repairs) `keys`' key space
     /// in batches of `batch`.
     pub fn new(keys: &KeySpace, mode: CheckMode, batch: BatchSize) -> Self {
-        let [session, all, active] = keys.prefixes();
         let mut passes = VecDeque::from([
             Pass::Records,
-            Pass::Index(IndexKind::All),
-            Pass::Index(IndexKind::Active),
-            Pass::Index(IndexKind::Revoked),
+            Pass::Index(Index::All),
+            Pass::Index(Index::Active),
+            Pass::Index(Index::Revoked),
             Pass::Owners,
-            Pass::WrongType {
-                prefix: session.to_owned(),
-                found: KeyType::SortedSet,
-                expected: KeyType::String,
-            },
         ]);
-        for prefix in [all, active, keys.revoked_prefix()] {
+        // Records and owner keys are strings, indexes sorted sets: a key
+        // of the other type under a prefix is one the store cannot read.
+        for (kind, prefix) in keys.prefixes() {
+            let (expected, found) = match kind {
+                KeyKind::Index(_) => (KeyType::SortedSet, KeyType::String),
+                _ => (KeyType::String, KeyType::SortedSet),
+            };
             passes.push_back(Pass::WrongType {
                 prefix: prefix.to_owned(),
-                found: KeyType::String,
-                expected: KeyType::SortedSet,
-            });
-        }
-        // The owner prefix is the fifth, in the tagged layout only.
-        if let Some(owner) = keys.all_prefixes().get(4) {
-            passes.push_back(Pass::WrongType {
-                prefix: (*owner).to_owned(),
-                found: KeyType::SortedSet,
-                expected: KeyType::String,
+                found,
+                expected,
             });
         }
         Self {
@@ -436,7 +394,7 @@ impl Check {
                         let Some(key) = self.pending.pop_front() else {
                             break;
                         };
-                        match kind.parse(&self.keys, &key) {
+                        match self.keys.parse_index_key(kind, &key) {
                             Some(user) => self.walkers.push_back(Walker {
                                 walk: IndexWalk::new(key),
                                 user,
@@ -477,7 +435,7 @@ impl Check {
                 // Only the canonical key of an id names its record.
                 let canonical = match user {
                     Some(user) => self.keys.record_key(user, id),
-                    None => self.keys.session_key(id),
+                    None => self.keys.reference_record_key(id),
                 };
                 canonical == key
             });
@@ -651,14 +609,14 @@ impl Check {
                 .iter()
                 .partition(|i| decoded.get(**i).is_some_and(|d| d.session.is_active()));
             for (kind, of) in [
-                (IndexKind::All, of),
-                (IndexKind::Active, active),
-                (IndexKind::Revoked, revoked),
+                (Index::All, of),
+                (Index::Active, active),
+                (Index::Revoked, revoked),
             ] {
                 if !of.is_empty() {
                     score_reads.push(ScoreRead {
                         kind,
-                        key: kind.key(&self.keys, user),
+                        key: self.keys.index_key(kind, user),
                         of,
                     });
                 }
@@ -721,8 +679,8 @@ impl Check {
             for (i, found) in read.of.iter().zip(scores) {
                 let Some(d) = decoded.get(*i) else { continue };
                 let score = match read.kind {
-                    IndexKind::All | IndexKind::Active => IndexScore::of(d.session.created_at()),
-                    IndexKind::Revoked => match d.session.revocation() {
+                    Index::All | Index::Active => IndexScore::of(d.session.created_at()),
+                    Index::Revoked => match d.session.revocation() {
                         Some(revocation) => IndexScore::of(revocation.at()),
                         None => continue,
                     },
@@ -734,7 +692,7 @@ impl Check {
                 // Go adapter revoked are never in it, and that is no
                 // problem (sweep and the lists find them by their
                 // records). A wrong score there still is.
-                if read.kind == IndexKind::Revoked && found.is_none() {
+                if read.kind == Index::Revoked && found.is_none() {
                     continue;
                 }
                 let member = d.session.id().as_str().to_owned();
@@ -891,8 +849,8 @@ impl Check {
                 StrayReason::OtherUser
             } else {
                 match (walker.kind, session.is_active()) {
-                    (IndexKind::Active, false) => StrayReason::Revoked,
-                    (IndexKind::Revoked, true) => StrayReason::NotRevoked,
+                    (Index::Active, false) => StrayReason::Revoked,
+                    (Index::Revoked, true) => StrayReason::NotRevoked,
                     _ => continue,
                 }
             };
@@ -1278,8 +1236,12 @@ mod tests {
         kv.index_add_raw(&all_u1, vec![0xff, 0xfe], 3.0);
         kv.index_add_raw(&active_u1, b"".to_vec(), 3.0);
         kv.delete_raw(&keys.user_sessions_key(&user("u2")));
-        kv.set_raw(format!("{}!!!", keys.prefixes()[0]), "x");
-        kv.index_add_raw(format!("{}!!!", keys.prefixes()[1]), b"a".to_vec(), 1.0);
+        kv.set_raw(format!("{}!!!", keys.prefix(KeyKind::Record)), "x");
+        kv.index_add_raw(
+            format!("{}!!!", keys.prefix(KeyKind::Index(Index::All))),
+            b"a".to_vec(),
+            1.0,
+        );
         kv.set_raw(keys.user_active_sessions_key(&user("u3")), "not an index");
         kv.index_add_raw(keys.record_key(&user("u3"), &id("z")), b"m".to_vec(), 1.0);
         if keys.layout() == Layout::Reference {
@@ -1299,7 +1261,8 @@ mod tests {
             let revoked_u1 = keys.user_revoked_sessions_key(&u1);
             let u2_all = keys.user_sessions_key(&user("u2"));
             let g_key = keys.record_key(&u1, &id("g"));
-            let [session_prefix, all_prefix, _] = keys.prefixes();
+            let session_prefix = keys.prefix(KeyKind::Record);
+            let all_prefix = keys.prefix(KeyKind::Index(Index::All));
             let mut expected: Vec<(String, String)> = [
                 ("corrupt_record", g_key.as_str()),
                 ("missing_index_entry", active_u1.as_str()), // b misscored
@@ -1562,8 +1525,8 @@ mod tests {
         assert_eq!(
             guards,
             [
-                keys.session_key(&id("s1-1")),
-                keys.session_key(&id("ghost"))
+                keys.reference_record_key(&id("s1-1")),
+                keys.reference_record_key(&id("ghost"))
             ]
         );
         assert!(check(&mut kv, &keys, CheckMode::Report, 3).is_clean());
@@ -1685,7 +1648,7 @@ mod tests {
         // A member whose record key holds a sorted set: its removal guard
         // (the record's absence) cannot be checked; another stray in the
         // same batch is still removed.
-        kv.index_add_raw(keys.session_key(&id("zz")), b"m".to_vec(), 1.0);
+        kv.index_add_raw(keys.reference_record_key(&id("zz")), b"m".to_vec(), 1.0);
         kv.index_add_raw(keys.user_sessions_key(&u0), b"zz".to_vec(), 1.0);
         kv.index_add_raw(keys.user_sessions_key(&u0), b"ghost".to_vec(), 1.0);
         let report = check(&mut kv, &keys, CheckMode::Repair, 500);

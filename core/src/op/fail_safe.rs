@@ -16,7 +16,7 @@ use std::time::Duration;
 use super::fixtures::{id, revocation, session, ts, user};
 use super::*;
 use crate::codec;
-use crate::keys::{KeySpace, Layout};
+use crate::keys::{Index, KeySpace, Layout};
 use crate::model::MemoryKv;
 use crate::plan::{Write, WritePhase};
 use crate::{RevokeSessionInput, RevokeUserSessionsInput};
@@ -53,10 +53,7 @@ fn unsafe_state(keys: &KeySpace, kv: &MemoryKv, writing: &[&str]) -> Vec<String>
         }
     }
     for index in kv.index_keys() {
-        let user_of = keys
-            .parse_user_sessions_key(index)
-            .or_else(|| keys.parse_user_active_sessions_key(index))
-            .or_else(|| keys.parse_user_revoked_sessions_key(index));
+        let user_of = keys.parse_any_index_key(index).map(|(_, user)| user);
         let Some(u) = user_of else { continue };
         for (member, _) in kv.index_range(index, None) {
             let sid = id(std::str::from_utf8(&member).unwrap());
@@ -66,7 +63,7 @@ fn unsafe_state(keys: &KeySpace, kv: &MemoryKv, writing: &[&str]) -> Vec<String>
                 None => problems.push(format!("{index} names missing {record_key}")),
                 Some(bytes) => {
                     let s = codec::decode(&sid, bytes).unwrap();
-                    if keys.parse_user_revoked_sessions_key(index).is_some() && s.is_active() {
+                    if keys.parse_index_key(Index::Revoked, index).is_some() && s.is_active() {
                         problems.push(format!("{index} names active {record_key}"));
                     }
                 }
@@ -234,7 +231,10 @@ fn phases_put_covering_entries_first_and_deletes_last() {
     assert_eq!(
         phases,
         [
-            (WritePhase::Record, keys.session_key(&id("s-1")).as_str()),
+            (
+                WritePhase::Record,
+                keys.reference_record_key(&id("s-1")).as_str()
+            ),
             (
                 WritePhase::Cover,
                 keys.user_sessions_key(&user("u")).as_str()

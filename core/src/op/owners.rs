@@ -31,7 +31,7 @@ use std::collections::VecDeque;
 
 use crate::audit::{CheckReport, Problem, Unrepaired, UnrepairedReason};
 use crate::ids::{DeviceSessionId, UserId};
-use crate::keys::{KeySpace, Layout};
+use crate::keys::{KeyKind, KeySpace, Layout};
 use crate::op::decode::user_id as parse_user;
 use crate::op::expiry::OwnerRemovals;
 use crate::op::replies::values;
@@ -103,12 +103,8 @@ pub(crate) struct OwnerPass {
 
 impl OwnerPass {
     pub(crate) fn new(keys: &KeySpace, batch: usize) -> Self {
-        // The owner prefix is the fifth, in the tagged layout only.
-        let scan = keys
-            .all_prefixes()
-            .get(4)
-            .filter(|_| keys.layout() == Layout::Tagged)
-            .map(|prefix| KeyScan::new(prefix, KeyType::String));
+        let scan = (keys.layout() == Layout::Tagged)
+            .then(|| KeyScan::new(keys.prefix(KeyKind::Owner), KeyType::String));
         Self {
             keys: keys.clone(),
             batch: batch.max(1),

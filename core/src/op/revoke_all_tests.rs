@@ -376,7 +376,7 @@ fn a_race_is_retried_not_named() {
                 reads += 1;
                 if reads == 2 {
                     // Deleted whole by someone else (index entries too).
-                    kv.delete_raw(&keys.session_key(&id("s1")));
+                    kv.delete_raw(&keys.reference_record_key(&id("s1")));
                     remove_member(kv, &keys.user_active_sessions_key(&u), "s1");
                     remove_member(kv, &keys.user_sessions_key(&u), "s1");
                 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::codec;
 use crate::ids::{DeviceSessionId, UserId};
-use crate::keys::KeySpace;
+use crate::keys::{Index, KeyKind, KeySpace};
 use crate::op::check::{chunked, user_group, MAX_BATCH_READS, MAX_PLAN_SESSIONS};
 use crate::op::decode::session_id;
 use crate::op::expiry::{expire_plan, OwnerRemovals};
@@ -147,7 +147,7 @@ impl Sweep {
     /// Sweeps `keys`' key space at `now` with `policy`'s retention and
     /// batch size.
     pub fn new(keys: &KeySpace, policy: Policy, now: Timestamp) -> Self {
-        let [_, all, _] = keys.prefixes();
+        let all = keys.prefix(KeyKind::Index(Index::All));
         Self {
             keys: keys.clone(),
             policy,
@@ -198,7 +198,7 @@ impl Sweep {
                 break;
             };
             // A key naming no user is for `check` to report.
-            if let Some(user) = self.keys.parse_user_sessions_key(&key) {
+            if let Some(user) = self.keys.parse_index_key(Index::All, &key) {
                 self.report.users += 1;
                 self.walkers.push_back(Walker {
                     walk: IndexWalk::new(key),
@@ -655,7 +655,8 @@ mod tests {
                 .problems
                 .iter()
                 .all(|p| p.kind() == "missing_index_entry"
-                    && p.key().starts_with(keys.revoked_prefix())),
+                    && p.key()
+                        .starts_with(keys.prefix(KeyKind::Index(Index::Revoked)))),
             "{report:#?}"
         );
     }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use super::*;
 use crate::codec::{self, DecodeError};
 use crate::error::ValidationError;
-use crate::keys::{IndexScore, KeySpace, Layout};
+use crate::keys::{IndexScore, KeyKind, KeySpace, Layout};
 use crate::model::MemoryKv;
 use crate::plan::{OnViolation, Precondition, Write};
 use crate::{
@@ -737,7 +737,7 @@ fn list_anomalies_need_confirmation_and_corruption_does_not() {
             reads += 1;
             if reads == 2 {
                 kv.set_raw(
-                    KeySpace::default().session_key(&id("ghost")),
+                    KeySpace::default().reference_record_key(&id("ghost")),
                     codec::encode(&session("ghost", "user-1", t(0, 0))),
                 );
             }
@@ -758,7 +758,7 @@ fn list_anomalies_need_confirmation_and_corruption_does_not() {
     // Corrupt record and invalid member: errors straight away, no confirm.
     let mut kv2 = MemoryKv::new();
     kv2.index_add_raw(&index, b"dev-1".to_vec(), 1.0);
-    kv2.set_raw(keys.session_key(&id("dev-1")), "{}");
+    kv2.set_raw(keys.reference_record_key(&id("dev-1")), "{}");
     let (result, trace) = run_traced(&mut kv2, list());
     assert_eq!(result.unwrap_err().kind(), "corrupt_record");
     assert_eq!(trace.applies, 0);
@@ -790,7 +790,7 @@ fn list_retries_a_session_removed_between_index_and_records() {
             if reads == 1 {
                 // After the index read: "a" disappears with its entries
                 // (as retention removes it).
-                kv.delete_raw(&keys.session_key(&id("a")));
+                kv.delete_raw(&keys.reference_record_key(&id("a")));
                 kv.apply(&Plan::new(
                     Vec::new(),
                     vec![
@@ -996,7 +996,7 @@ fn revoke_all_confirms_a_revoked_member_of_the_active_index() {
         b"a".to_vec(),
         IndexScore::of(s.created_at()).as_f64(),
     );
-    let record_key = keys.session_key(s.id());
+    let record_key = keys.reference_record_key(s.id());
     let record = kv.get(&record_key).unwrap().to_vec();
     let report = run(
         &mut kv,
@@ -1165,10 +1165,14 @@ fn revoke_all_retries_only_the_batch_whose_plan_was_violated() {
     // The first batch was not redone: its records are as it wrote them.
     let after_first = after_first.unwrap();
     for i in 0..3 {
-        let key = keys.session_key(&id(&format!("s{i}")));
+        let key = keys.reference_record_key(&id(&format!("s{i}")));
         assert_eq!(kv.get(&key), after_first.get(&key));
     }
-    let s4 = codec::decode(&id("s4"), kv.get(&keys.session_key(&id("s4"))).unwrap()).unwrap();
+    let s4 = codec::decode(
+        &id("s4"),
+        kv.get(&keys.reference_record_key(&id("s4"))).unwrap(),
+    )
+    .unwrap();
     assert_eq!(s4.revocation().unwrap().at(), t(20, 0));
     assert!(members(&kv, &keys.user_active_sessions_key(&user("user-1"))).is_empty());
 }
@@ -1669,7 +1673,7 @@ fn past_gone() -> Timestamp {
 
 fn assert_gone_removed(kv: &MemoryKv, keys: &KeySpace) {
     let u = user("user-1");
-    assert_eq!(kv.get(&keys.session_key(&id("gone"))), None);
+    assert_eq!(kv.get(&keys.reference_record_key(&id("gone"))), None);
     assert_eq!(members(kv, &keys.user_sessions_key(&u)), ["kept", "live"]);
     assert_eq!(members(kv, &keys.user_revoked_sessions_key(&u)), ["kept"]);
     assert_eq!(members(kv, &keys.user_active_sessions_key(&u)), ["live"]);
@@ -1733,7 +1737,7 @@ fn retention_is_exclusive_at_the_instant() {
 #[test]
 fn retention_get_and_revoke_answer_not_found_and_remove() {
     let (kv0, keys, policy) = retained();
-    let record_key = keys.session_key(&id("gone"));
+    let record_key = keys.reference_record_key(&id("gone"));
     for op in 0..3 {
         let mut kv = kv0.clone();
         let err = match op {
@@ -2007,7 +2011,7 @@ fn retention_create_removes_a_few_expired_sessions_via_the_revoked_index() {
         if keys.layout() == Layout::Tagged {
             let owners = kv
                 .keys()
-                .filter(|k| k.starts_with(keys.all_prefixes()[4]))
+                .filter(|k| k.starts_with(keys.prefix(KeyKind::Owner)))
                 .count();
             assert_eq!(owners, n + 1);
         }

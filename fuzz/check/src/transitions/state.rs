@@ -77,7 +77,7 @@ pub(super) fn key_table(keys: &KeySpace) -> &'static KeyTable {
                             .map(|(u, user)| (keys.record_key(user, id), Some(u)))
                             .collect()
                     } else {
-                        vec![(keys.session_key(id), None)]
+                        vec![(keys.reference_record_key(id), None)]
                     };
                     (record_keys, keys.owner_key(id))
                 })

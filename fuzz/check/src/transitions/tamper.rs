@@ -231,7 +231,7 @@ pub(super) fn apply_tamper(ctx: &Ctx, kv: &mut MemoryKv, tamper: &Tamper) {
     // The record key an id resolves to now (tagged: through its owner).
     let record_key = |kv: &MemoryKv, id: &DeviceSessionId, fallback: u8| -> String {
         match keys.owner_key(id) {
-            None => keys.session_key(id),
+            None => keys.reference_record_key(id),
             Some(owner_key) => {
                 let owner = kv
                     .get(&owner_key)

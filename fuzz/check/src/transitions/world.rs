@@ -232,7 +232,7 @@ impl World {
                         .ok()
                         .and_then(|m| DeviceSessionId::parse(m).ok())
                         .expect("index members are ids");
-                    let record = self.kv.get(&self.ctx.keys.session_key(&id));
+                    let record = self.kv.get(&self.ctx.keys.reference_record_key(&id));
                     let session = codec::decode(&id, record.expect("index entry has its record"))
                         .expect("record decodes");
                     assert_eq!(session.user_id(), &user);
