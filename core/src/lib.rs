@@ -31,15 +31,6 @@
 //! [`Kind`], shared by the driver, the CLI and the WASM build.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::indexing_slicing,
-        clippy::panic
-    )
-)]
 
 pub mod audit;
 pub mod codec;

@@ -350,31 +350,14 @@ impl GoAdapter {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
-    use authsession_core::{
-        ClientPublicKey, Revocation, RevokeActorId, RevokeActorType, RevokeReasonCode, Timestamp,
-    };
+    use authsession_core::Timestamp;
     use authsession_driver::{CheckMode, SessionAdmin as _, SessionStore as _};
+    use authsession_tests::fixtures::{active, revocation};
     use authsession_tests::monitor::Monitor;
     use authsession_tests::RedisServer;
 
     fn session(id: &str, user: &str, at: &str) -> Session {
-        Session::active(
-            DeviceSessionId::parse(id).unwrap(),
-            UserId::parse(user).unwrap(),
-            ClientPublicKey::from([7; 32]),
-            Timestamp::parse(at).unwrap(),
-        )
-        .unwrap()
-    }
-
-    fn revocation(at: &str) -> Revocation {
-        Revocation::new(
-            Timestamp::parse(at).unwrap(),
-            RevokeReasonCode::parse("logout").unwrap(),
-            RevokeActorType::parse("user").unwrap(),
-            RevokeActorId::empty(),
-        )
-        .unwrap()
+        active(id, user, Timestamp::parse(at).unwrap())
     }
 
     /// Every emulated call sends exactly the adapter's commands, in order,
@@ -437,7 +420,7 @@ mod tests {
 
             let input = RevokeSessionInput {
                 device_session_id: first.id().clone(),
-                revocation: revocation("2026-02-01T00:00:00Z"),
+                revocation: revocation(Timestamp::parse("2026-02-01T00:00:00Z").unwrap()),
             };
             let revoked = go.revoke(&input).await.unwrap();
             assert_eq!(revoked.as_str(), "revoked");
@@ -452,7 +435,7 @@ mod tests {
 
             let all = RevokeUserSessionsInput {
                 user_id: user.clone(),
-                revocation: revocation("2026-02-02T00:00:00Z"),
+                revocation: revocation(Timestamp::parse("2026-02-02T00:00:00Z").unwrap()),
             };
             let outcome = go.revoke_all(&all).await.unwrap();
             assert_eq!(

@@ -51,7 +51,7 @@ use redis::cluster_routing::{
 use redis::{ErrorKind as RedisErrorKind, RedisError, ServerErrorKind, Value};
 use tokio::time::Instant;
 
-use super::script;
+use super::script::{self, ReplicaWait};
 use super::{bounded, Backend, BackendInfo};
 use crate::cache::{direct_read, tracked_read, Links, NearCache};
 use crate::cluster_config::ClusterConfig;
@@ -81,8 +81,7 @@ const MAX_PAUSE: Duration = Duration::from_millis(100);
 pub struct ClusterBackend {
     conn: ClusterConnection,
     info: BackendInfo,
-    wait_replicas: u32,
-    wait_timeout: Duration,
+    wait: ReplicaWait,
     /// The slot ranges of the primaries, as last listed (for scans, and
     /// the near cache's tracking connections).
     slots: Arc<Mutex<Vec<SlotRange>>>,
@@ -91,11 +90,13 @@ pub struct ClusterBackend {
     direct: Option<Arc<Links>>,
 }
 
+// The cluster connection has no `Debug` of its own.
 impl std::fmt::Debug for ClusterBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClusterBackend")
             .field("info", &self.info)
-            .field("wait_replicas", &self.wait_replicas)
+            .field("wait", &self.wait)
+            .field("near", &self.near)
             .finish_non_exhaustive()
     }
 }
@@ -129,8 +130,7 @@ impl ClusterBackend {
         Self {
             conn,
             info,
-            wait_replicas: 0,
-            wait_timeout: Duration::from_secs(1),
+            wait: ReplicaWait::default(),
             slots: Arc::new(Mutex::new(Vec::new())),
             near: None,
             direct: None,
@@ -145,8 +145,7 @@ impl ClusterBackend {
     /// with a replica down, every mutation on its primary waits `timeout`
     /// and fails with `write_unconfirmed`.
     pub fn with_wait_replicas(mut self, replicas: u32, timeout: Duration) -> Self {
-        self.wait_replicas = replicas;
-        self.wait_timeout = timeout;
+        self.wait = ReplicaWait { replicas, timeout };
         self
     }
 
@@ -896,7 +895,7 @@ impl ClusterBackend {
     }
 
     async fn apply_plan(&self, budget: Duration, plan: &Plan) -> Result<Applied, Error> {
-        let wait = (self.wait_replicas, self.wait_timeout);
+        let wait = self.wait;
         let invocation = script::Invocation::new(plan, wait, budget)?;
         let mut keys = invocation.keys();
         let Some(first) = keys.next() else {

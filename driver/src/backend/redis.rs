@@ -10,7 +10,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use std::sync::Arc;
 
-use super::script;
+use super::script::{self, ReplicaWait};
 use super::{bounded, Backend, BackendInfo};
 use crate::cache::{tracked_read, NearCache, Node, TrackedError};
 use crate::config::RedisConfig;
@@ -19,23 +19,13 @@ use crate::error::Error;
 /// A standalone Redis server (or anything speaking its protocol with Lua
 /// scripting) behind one `ConnectionManager`. Cheap to clone: clones share
 /// the connection.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct RedisBackend {
     conn: ConnectionManager,
     info: BackendInfo,
-    wait_replicas: u32,
-    wait_timeout: Duration,
+    wait: ReplicaWait,
     /// The near cache and the server its tracking connection goes to.
     near: Option<(Arc<NearCache>, Node)>,
-}
-
-impl std::fmt::Debug for RedisBackend {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisBackend")
-            .field("info", &self.info)
-            .field("wait_replicas", &self.wait_replicas)
-            .finish_non_exhaustive()
-    }
 }
 
 impl RedisBackend {
@@ -45,8 +35,7 @@ impl RedisBackend {
         Self {
             conn,
             info,
-            wait_replicas: 0,
-            wait_timeout: Duration::from_secs(1),
+            wait: ReplicaWait::default(),
             near: None,
         }
     }
@@ -54,8 +43,7 @@ impl RedisBackend {
     /// Acknowledge a mutation only once `WAIT` confirms `replicas` replicas
     /// have it (within `timeout`); 0 turns it off.
     pub fn with_wait_replicas(mut self, replicas: u32, timeout: Duration) -> Self {
-        self.wait_replicas = replicas;
-        self.wait_timeout = timeout;
+        self.wait = ReplicaWait { replicas, timeout };
         self
     }
 
@@ -213,7 +201,7 @@ impl Backend for RedisBackend {
 
 impl RedisBackend {
     async fn apply_plan(&self, budget: Duration, plan: &Plan) -> Result<Applied, Error> {
-        let wait = (self.wait_replicas, self.wait_timeout);
+        let wait = self.wait;
         let invocation = script::Invocation::new(plan, wait, budget)?;
         script::invoke(&mut self.conn.clone(), &invocation, budget).await
     }

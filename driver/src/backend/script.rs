@@ -40,14 +40,9 @@ pub(crate) struct Invocation<'p> {
 
 impl<'p> Invocation<'p> {
     /// `plan`'s invocation; `wait`: the replicas that must confirm its
-    /// writes and how long `WAIT` may wait for them within `budget` (0
-    /// replicas: no `WAIT`). Fails when the plan holds a precondition or
+    /// writes and how long `WAIT` may wait for them within `budget`. Fails when the plan holds a precondition or
     /// write this driver cannot encode (refused before anything is sent).
-    pub(crate) fn new(
-        plan: &'p Plan,
-        (replicas, wait_timeout): (u32, Duration),
-        budget: Duration,
-    ) -> Result<Self, Error> {
+    pub(crate) fn new(plan: &'p Plan, wait: ReplicaWait, budget: Duration) -> Result<Self, Error> {
         let table = plan.key_table();
         let (args, bytes) = size_hint(plan, &table);
         let mut evalsha = redis::Cmd::with_capacity(args, bytes);
@@ -61,11 +56,12 @@ impl<'p> Invocation<'p> {
         encode_args(plan, &table, |arg| {
             evalsha.arg(arg);
         })?;
+        let ReplicaWait { replicas, timeout } = wait;
         let wait = (replicas > 0 && !plan.writes().is_empty()).then_some(replicas);
         let mut cmds = redis::Pipeline::with_capacity(2);
         cmds.add_command(evalsha);
         if wait.is_some() {
-            cmds.add_command(wait_command(replicas, wait_timeout, budget));
+            cmds.add_command(wait_command(replicas, timeout, budget));
         }
         Ok(Self { table, cmds, wait })
     }
@@ -121,6 +117,23 @@ fn value_of<T: redis::FromRedisValue>(value: Option<Value>, op: &'static str) ->
         .extract_error()
         .and_then(|v| redis::from_redis_value(v).map_err(redis::RedisError::from))
         .map_err(|e| Error::redis(op, e))
+}
+
+/// How many replicas must confirm a plan's writes (`WAIT`), and how long
+/// to wait for them; 0 replicas (the default): no `WAIT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ReplicaWait {
+    pub(crate) replicas: u32,
+    pub(crate) timeout: Duration,
+}
+
+impl Default for ReplicaWait {
+    fn default() -> Self {
+        Self {
+            replicas: 0,
+            timeout: Duration::from_secs(1),
+        }
+    }
 }
 
 /// `WAIT replicas ms`, waiting at most `wait_timeout` and at most 90 % of
@@ -656,7 +669,7 @@ mod tests {
             OnViolation::Retry,
         );
         let budget = Duration::from_secs(1);
-        let invocation = Invocation::new(&plan, (0, budget), budget).unwrap();
+        let invocation = Invocation::new(&plan, ReplicaWait::default(), budget).unwrap();
         assert_eq!(invocation.keys().collect::<Vec<_>>(), ["k1", "z", "k2"]);
         let mut cmds = invocation.cmds.cmd_iter();
         let evalsha = cmds.next().unwrap();
