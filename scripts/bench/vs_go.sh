@@ -30,14 +30,20 @@ print('$op','$tag', d['ops_per_sec'], d['p50_us'], d.get('client_cpu_us_per_op')
 done | tee $D/runs.tsv
 python3 - $D/runs.tsv <<'PY'
 import sys, statistics, collections
-runs = collections.defaultdict(list)
+ops, cpu = collections.defaultdict(list), collections.defaultdict(list)
 for line in open(sys.argv[1]):
-    op, tag, ops, *_ = line.split('\t')
-    runs[(op, tag)].append(float(ops))
-for op in dict.fromkeys(k[0] for k in runs):
-    med = {t: statistics.median(v) for (o, t), v in runs.items() if o == op}
-    cols = [f"{op}", f"new/ref {med['new'] / med['ref']:.2f}"]
+    op, tag, rate, _, client, server, _ = line.rstrip('\n').split('\t')
+    ops[(op, tag)].append(float(rate))
+    if client != 'None' and server != 'None':
+        cpu[(op, tag)].append(float(client) + float(server))
+# Throughput moves with whatever else the machine runs; CPU per op
+# (client + server) much less, so both are printed (medians).
+for op in dict.fromkeys(k[0] for k in ops):
+    med = {t: statistics.median(v) for (o, t), v in ops.items() if o == op}
+    c = {t: statistics.median(v) for (o, t), v in cpu.items() if o == op}
+    cols = [op, f"ops new/ref {med['new'] / med['ref']:.2f}"]
     if 'old' in med:
-        cols += [f"old/ref {med['old'] / med['ref']:.2f}", f"new/old {med['new'] / med['old']:.2f}"]
+        cols.append(f"new/old {med['new'] / med['old']:.2f}")
+    cols.append("cpu us/op " + " ".join(f"{t} {c[t]:.1f}" for t in c))
     print('\t'.join(cols))
 PY
