@@ -305,9 +305,27 @@ pub fn transitions_seeds() -> Vec<(&'static str, Vec<u8>)> {
 type Scenario = (&'static str, Setup, Vec<Step>);
 
 fn scenarios() -> Vec<Scenario> {
-    let reference = |batch, retention, limit| setup(false, 0, batch, retention, limit);
-    let tagged = |batch, retention, limit| setup(true, 0, batch, retention, limit);
-    let mut seeds: Vec<Scenario> = vec![
+    [
+        revoke_all_and_limit_scenarios(),
+        retention_scenarios(),
+        page_and_concurrency_scenarios(),
+        tamper_scenarios(),
+        era_scenarios(),
+    ]
+    .concat()
+}
+
+fn reference(batch: usize, retention: Option<u8>, limit: Option<(u8, bool)>) -> Setup {
+    setup(false, 0, batch, retention, limit)
+}
+
+fn tagged(batch: usize, retention: Option<u8>, limit: Option<(u8, bool)>) -> Setup {
+    setup(true, 0, batch, retention, limit)
+}
+
+/// Revoke-all batches and the session limit.
+fn revoke_all_and_limit_scenarios() -> Vec<Scenario> {
+    vec![
         (
             // Two sessions in one microsecond score, the one created after
             // the instant sorting first, batch size 1: revoke all must
@@ -381,6 +399,12 @@ fn scenarios() -> Vec<Scenario> {
                 act(STILL, Action::List { user: U1 }),
             ],
         ),
+    ]
+}
+
+/// Retention: expired sessions removed by reads, creates and owners.
+fn retention_scenarios() -> Vec<Scenario> {
+    vec![
         (
             "retention-passes-get-list-and-create-remove",
             reference(2, Some(KEEP_1S), None),
@@ -438,6 +462,12 @@ fn scenarios() -> Vec<Scenario> {
                 ),
             ],
         ),
+    ]
+}
+
+/// Pages across changes, and changes inside another operation.
+fn page_and_concurrency_scenarios() -> Vec<Scenario> {
+    vec![
         (
             "pages-through-one-microsecond-group-limit-one",
             reference(3, None, None),
@@ -531,9 +561,13 @@ fn scenarios() -> Vec<Scenario> {
                 ),
             ],
         ),
-    ];
-    // Every kind of damage once, in each layout, between the main
-    // action's read and its apply.
+    ]
+}
+
+/// Every kind of damage once, in each layout, between the main action's
+/// read and its apply.
+fn tamper_scenarios() -> Vec<Scenario> {
+    let mut seeds = Vec::new();
     let tampers = [
         Tamper::DropIndexEntry {
             user: U1,
@@ -612,9 +646,14 @@ fn scenarios() -> Vec<Scenario> {
             ],
         ));
     }
-    // The edges of time: negative scores, Go's zero time, and the last
-    // seconds of year 9999 and the first of year 1, where one f64 score
-    // stands for several microseconds.
+    seeds
+}
+
+/// The edges of time: negative scores, Go's zero time, and the last
+/// seconds of year 9999 and the first of year 1, where one f64 score
+/// stands for several microseconds.
+fn era_scenarios() -> Vec<Scenario> {
+    let mut seeds = Vec::new();
     for (name, era) in [
         ("era-1969-negative-scores-retention-and-pages", 1),
         ("era-9999-coarse-scores-retention-and-revoke-all", 2),
