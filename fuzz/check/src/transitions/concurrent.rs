@@ -5,9 +5,9 @@
 use authsession_core::{sort_newest_first, Session};
 
 use super::assertions::{limit_holds, may_take_batches};
-use super::execute::{execute, run_checked, Executed, Prepared};
+use super::execute::{execute, run_checked, Ctx, Executed, Prepared};
 use super::input::{user, Walk};
-use super::model::{expired, predict, predict_evicting, same_modulo_expired, Outcome};
+use super::model::{expired, predict, predict_evicting, same_modulo_expired, Model, Outcome};
 use super::state::stored;
 use super::walk::{assert_strictly_newest_first, walk_pages, InWalk};
 use super::world::World;
@@ -47,58 +47,14 @@ impl World {
                 &stored,
             );
         }
-        // Expired sessions may be removed by either operation at any point;
-        // they are invisible, so the serial orders start from the state
-        // before with or without the ones that are gone by now.
-        // (A removed id may have been created again since.)
-        let mut pruned = before.clone();
-        let gone: Vec<String> = before
-            .sessions
-            .iter()
-            .filter(|(id, s)| {
-                stored.sessions.get(*id) != Some(*s) && expired(&ctx.policy, s, ctx.now)
-            })
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in &gone {
-            pruned.remove_expired(id);
-        }
-        let linearizable = [&before, &pruned].into_iter().any(|start| {
-            let (main_first, after_main) = predict(&ctx, main, start);
-            let (other_second, main_then_other) = predict(&ctx, other, &after_main);
-            let main_then_other_ok = main_first == main_run.outcome
-                && other_second == other_run.outcome
-                && same_modulo_expired(&ctx, &stored, &main_then_other);
-            let (other_first, after_other) = predict(&ctx, other, start);
-            // Interrupted by `other`, `main` retried: it may have lost its
-            // eviction to `other` and picked among the two oldest.
-            let other_then_main_ok = (0..2).any(|skip| {
-                let (main_second, other_then_main) =
-                    predict_evicting(&ctx, main, &after_other, skip);
-                main_second == main_run.outcome
-                    && other_first == other_run.outcome
-                    && same_modulo_expired(&ctx, &stored, &other_then_main)
-            });
-            main_then_other_ok || other_then_main_ok
-        });
-        // A list reads the index, then the records: with a change in
-        // between that touches two sessions at once (a revoke-oldest create
-        // revokes one and adds another), it returns the sessions the index
-        // held before, as their records are after. Not a snapshot; accepted
-        // as that and nothing else.
-        let torn_list = match (main, &main_run.outcome) {
-            (Prepared::List(user), Outcome::Listed(Ok(listed))) => {
-                let mut torn: Vec<Session> = before
-                    .of_user(user)
-                    .filter_map(|s| stored.sessions.get(s.id().as_str()))
-                    .filter(|s| s.user_id() == user && !expired(&ctx.policy, s, ctx.now))
-                    .cloned()
-                    .collect();
-                sort_newest_first(&mut torn);
-                *listed == torn
-            }
-            _ => false,
+        let runs = Runs {
+            main,
+            main_run: &main_run,
+            other,
+            other_run: &other_run,
         };
+        let linearizable = linearizable(&ctx, &runs, &before, &stored);
+        let torn_list = torn_list(&ctx, &runs, &before, &stored);
         if torn_list && !linearizable {
             // `other` ran whole inside the list.
             let (expected, after_other) = predict(&ctx, other, &before);
@@ -106,50 +62,7 @@ impl World {
             assert!(same_modulo_expired(&ctx, &stored, &after_other));
         }
         if !linearizable && !torn_list {
-            // A revoke all whose range held a batch or more may take
-            // several batches, each atomic but not the whole: it must still
-            // revoke everything it covers, and only sessions it covers.
-            let (_, after_other) = predict(&ctx, other, &before);
-            let (_, after_main) = predict(&ctx, main, &before);
-            let batched = [
-                (main, &main_run, &after_other),
-                (other, &other_run, &after_main),
-            ]
-            .into_iter()
-            .find(|(p, _, after)| {
-                may_take_batches(&ctx, p, &before) || may_take_batches(&ctx, p, after)
-            });
-            let Some((Prepared::RevokeAll(input, _), _, _)) = batched else {
-                panic!(
-                    "not linearizable: main {main:?} -> {:?}, other {other:?} -> {:?}, \
-                     stored {stored:?}, before {before:?}",
-                    main_run.outcome, other_run.outcome
-                );
-            };
-            for (id, session) in &before.sessions {
-                if session.user_id() == &input.user_id {
-                    assert!(
-                        stored.sessions.get(id).is_none_or(|s| !s.is_active()),
-                        "batched revoke all left {id} active"
-                    );
-                }
-            }
-            for (prepared, run) in [(main, &main_run), (other, &other_run)] {
-                let (Prepared::RevokeAll(input, _), Outcome::RevokedAll(Ok((revoked, _)))) =
-                    (prepared, &run.outcome)
-                else {
-                    continue;
-                };
-                for s in revoked {
-                    let expected = s
-                        .clone()
-                        .revoked_no_earlier_than_creation(input.revocation.clone());
-                    assert!(
-                        s.user_id() == &input.user_id && s == &expected,
-                        "batched revoke all revoked {s:?}"
-                    );
-                }
-            }
+            assert_batched_revoke_all(&ctx, &runs, &before, &stored);
         }
         self.model = stored;
     }
@@ -198,5 +111,124 @@ impl World {
             );
         }
         self.model = stored;
+    }
+}
+
+/// The two actions of a concurrent pair and what each did.
+struct Runs<'a> {
+    main: &'a Prepared,
+    main_run: &'a Executed,
+    other: &'a Prepared,
+    other_run: &'a Executed,
+}
+
+/// Whether the outcomes and the stored state equal one of the two serial
+/// orders.
+fn linearizable(ctx: &Ctx, runs: &Runs<'_>, before: &Model, stored: &Model) -> bool {
+    // Expired sessions may be removed by either operation at any point;
+    // they are invisible, so the serial orders start from the state
+    // before with or without the ones that are gone by now.
+    // (A removed id may have been created again since.)
+    let mut pruned = before.clone();
+    let gone: Vec<String> = before
+        .sessions
+        .iter()
+        .filter(|(id, s)| stored.sessions.get(*id) != Some(*s) && expired(&ctx.policy, s, ctx.now))
+        .map(|(id, _)| id.clone())
+        .collect();
+    for id in &gone {
+        pruned.remove_expired(id);
+    }
+    for start in [before, &pruned] {
+        let (main_first, after_main) = predict(ctx, runs.main, start);
+        let (other_second, main_then_other) = predict(ctx, runs.other, &after_main);
+        let main_then_other_ok = main_first == runs.main_run.outcome
+            && other_second == runs.other_run.outcome
+            && same_modulo_expired(ctx, stored, &main_then_other);
+        let (other_first, after_other) = predict(ctx, runs.other, start);
+        // Interrupted by `other`, `main` retried: it may have lost its
+        // eviction to `other` and picked among the two oldest.
+        let other_then_main_ok = (0..2).any(|skip| {
+            let (main_second, other_then_main) =
+                predict_evicting(ctx, runs.main, &after_other, skip);
+            main_second == runs.main_run.outcome
+                && other_first == runs.other_run.outcome
+                && same_modulo_expired(ctx, stored, &other_then_main)
+        });
+        if main_then_other_ok || other_then_main_ok {
+            return true;
+        }
+    }
+    false
+}
+
+/// Whether the main action is a list that read the index before `other`
+/// and the records after it.
+fn torn_list(ctx: &Ctx, runs: &Runs<'_>, before: &Model, stored: &Model) -> bool {
+    // A list reads the index, then the records: with a change in
+    // between that touches two sessions at once (a revoke-oldest create
+    // revokes one and adds another), it returns the sessions the index
+    // held before, as their records are after. Not a snapshot; accepted
+    // as that and nothing else.
+    match (runs.main, &runs.main_run.outcome) {
+        (Prepared::List(user), Outcome::Listed(Ok(listed))) => {
+            let mut torn: Vec<Session> = before
+                .of_user(user)
+                .filter_map(|s| stored.sessions.get(s.id().as_str()))
+                .filter(|s| s.user_id() == user && !expired(&ctx.policy, s, ctx.now))
+                .cloned()
+                .collect();
+            sort_newest_first(&mut torn);
+            *listed == torn
+        }
+        _ => false,
+    }
+}
+
+/// A revoke all whose range held a batch or more may take several
+/// batches, each atomic but not the whole: it must still revoke everything
+/// it covers, and only sessions it covers.
+fn assert_batched_revoke_all(ctx: &Ctx, runs: &Runs<'_>, before: &Model, stored: &Model) {
+    // A revoke all whose range held a batch or more may take
+    // several batches, each atomic but not the whole: it must still
+    // revoke everything it covers, and only sessions it covers.
+    let (_, after_other) = predict(ctx, runs.other, before);
+    let (_, after_main) = predict(ctx, runs.main, before);
+    let batched = [
+        (runs.main, runs.main_run, &after_other),
+        (runs.other, runs.other_run, &after_main),
+    ]
+    .into_iter()
+    .find(|(p, _, after)| may_take_batches(ctx, p, before) || may_take_batches(ctx, p, after));
+    let Some((Prepared::RevokeAll(input, _), _, _)) = batched else {
+        panic!(
+            "not linearizable: main {:?} -> {:?}, other {:?} -> {:?}, \
+             stored {stored:?}, before {before:?}",
+            runs.main, runs.main_run.outcome, runs.other, runs.other_run.outcome
+        );
+    };
+    for (id, session) in &before.sessions {
+        if session.user_id() == &input.user_id {
+            assert!(
+                stored.sessions.get(id).is_none_or(|s| !s.is_active()),
+                "batched revoke all left {id} active"
+            );
+        }
+    }
+    for (prepared, run) in [(runs.main, runs.main_run), (runs.other, runs.other_run)] {
+        let (Prepared::RevokeAll(input, _), Outcome::RevokedAll(Ok((revoked, _)))) =
+            (prepared, &run.outcome)
+        else {
+            continue;
+        };
+        for s in revoked {
+            let expected = s
+                .clone()
+                .revoked_no_earlier_than_creation(input.revocation.clone());
+            assert!(
+                s.user_id() == &input.user_id && s == &expected,
+                "batched revoke all revoked {s:?}"
+            );
+        }
     }
 }

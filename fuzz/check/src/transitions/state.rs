@@ -186,30 +186,7 @@ pub(super) fn derive(keys: &KeySpace, policy: &Policy, kv: &MemoryKv) -> Derived
             }
         }
         if let Some(owner_key) = owner_key {
-            let owner = match kv.key_type(owner_key) {
-                Some(KeyType::SortedSet) => {
-                    derived
-                        .problems
-                        .push((false, format!("{owner_key}: a sorted set at an owner key")));
-                    None
-                }
-                None => None,
-                Some(_) => {
-                    let bytes = kv.get(owner_key).unwrap_or_default();
-                    match std::str::from_utf8(bytes)
-                        .ok()
-                        .and_then(|t| UserId::parse(t).ok())
-                    {
-                        Some(owner) => Some(owner),
-                        None => {
-                            derived
-                                .problems
-                                .push((false, format!("{owner_key}: not a user id: {bytes:?}")));
-                            None
-                        }
-                    }
-                }
-            };
+            let owner = read_owner(kv, owner_key, &mut derived.problems);
             if let Some(owner) = &owner {
                 derived
                     .owners
@@ -238,6 +215,51 @@ pub(super) fn derive(keys: &KeySpace, policy: &Policy, kv: &MemoryKv) -> Derived
         }
     }
 
+    check_indexes(table, policy, kv, users, &mut derived);
+
+    for key in kv.keys() {
+        if !table.known.contains(key) {
+            derived
+                .problems
+                .push((true, format!("{key}: not a key of the key space")));
+        }
+    }
+    derived
+}
+
+/// The owner an owner key names, or the problem with it.
+fn read_owner(
+    kv: &MemoryKv,
+    owner_key: &str,
+    problems: &mut Vec<(bool, String)>,
+) -> Option<UserId> {
+    match kv.key_type(owner_key) {
+        Some(KeyType::SortedSet) => {
+            problems.push((false, format!("{owner_key}: a sorted set at an owner key")));
+            None
+        }
+        None => None,
+        Some(_) => {
+            let bytes = kv.get(owner_key).unwrap_or_default();
+            let owner = std::str::from_utf8(bytes)
+                .ok()
+                .and_then(|t| UserId::parse(t).ok());
+            if owner.is_none() {
+                problems.push((false, format!("{owner_key}: not a user id: {bytes:?}")));
+            }
+            owner
+        }
+    }
+}
+
+/// Every index against what the derived sessions say it must hold.
+fn check_indexes(
+    table: &KeyTable,
+    policy: &Policy,
+    kv: &MemoryKv,
+    users: &[UserId],
+    derived: &mut Derived,
+) {
     // What each index must hold: all, active, revoked. The revoked index
     // exists under a retention only: without one it may hold a subset (an
     // index a store under a retention wrote), never a wrong entry.
@@ -287,15 +309,6 @@ pub(super) fn derive(keys: &KeySpace, policy: &Policy, kv: &MemoryKv) -> Derived
             }
         }
     }
-
-    for key in kv.keys() {
-        if !table.known.contains(key) {
-            derived
-                .problems
-                .push((true, format!("{key}: not a key of the key space")));
-        }
-    }
-    derived
 }
 
 /// Repairs `kv` to what its records say, as the oracle sees it: deletes
