@@ -17,10 +17,7 @@ pub(crate) async fn connect_cluster(
 ) -> Result<ClusterStore, CliError> {
     let mut config =
         ClusterConfig::from_urls(nodes).map_err(|e| CliError::from(e).context("--cluster-node"))?;
-    config.key_space = options.keys.clone();
-    config.policy = options.policy;
-    config.wait_replicas = options.wait_replicas;
-    config.cache = options.cache;
+    options.apply_to(&mut config.settings);
     ClusterSessionStore::connect(config)
         .await
         .map_err(|e| CliError::from(e).context("--cluster-node"))

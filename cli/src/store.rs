@@ -37,6 +37,17 @@ pub(crate) struct StoreOptions {
     pub(crate) cache: Option<authsession_driver::CacheConfig>,
 }
 
+impl StoreOptions {
+    /// The store settings these flags set (the rest keep what the URL or
+    /// the defaults gave them).
+    pub(crate) fn apply_to(&self, settings: &mut authsession_driver::StoreSettings) {
+        settings.key_space = self.keys.clone();
+        settings.policy = self.policy;
+        settings.wait_replicas = self.wait_replicas;
+        settings.cache = self.cache;
+    }
+}
+
 /// A validated store command, ready to run.
 #[derive(Debug)]
 pub(crate) enum StoreCommand {
@@ -132,10 +143,7 @@ pub(crate) async fn connect_redis_as(
     flag: &str,
 ) -> Result<RedisSessionStore, CliError> {
     let mut config = RedisConfig::from_url(url).map_err(|e| CliError::from(e).context(flag))?;
-    config.key_space = options.keys.clone();
-    config.policy = options.policy;
-    config.wait_replicas = options.wait_replicas;
-    config.cache = options.cache;
+    options.apply_to(&mut config.settings);
     RedisSessionStore::connect(config)
         .await
         .map_err(|e| CliError::from(e).context("connecting to redis"))

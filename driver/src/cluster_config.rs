@@ -2,73 +2,36 @@
 //! same authentication, TLS, key space, timeout and policies as a
 //! standalone server's [`RedisConfig`].
 
-use std::fmt;
-use std::time::Duration;
-
-use authsession_core::op::Policy;
 use authsession_core::{KeySpace, Layout};
 
-use crate::config::{parse_host_port, shared, RedisConfig, RetryPolicy};
-use crate::connect::Access;
+use crate::config::{parse_host_port, RedisConfig, StoreSettings};
 use crate::error::Error;
 
 /// Connection settings of a [`ClusterSessionStore`](crate::ClusterSessionStore).
 ///
 /// Build it from seed URLs ([`ClusterConfig::from_urls`]) or fill the
-/// fields (start from [`ClusterConfig::default`]: no seed, no auth, no
-/// TLS, the default prefixes in the tagged layout, 1 s timeout, default
-/// retry policy). The client discovers the whole cluster from any seed
-/// that answers. `Debug` never prints the password.
-#[derive(Clone, PartialEq, Eq)]
+/// fields (start from [`ClusterConfig::default`]: no seed, default
+/// [`StoreSettings`] but the key space in the tagged layout). The client
+/// discovers the whole cluster from any seed that answers; the settings
+/// apply to every node, and the operation timeout is also the client's
+/// response timeout.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterConfig {
     /// Seed nodes, `host:port` each (IPv6 hosts in brackets); at least one.
     pub nodes: Vec<String>,
-    /// ACL user name on every node; needs a password.
-    pub username: Option<String>,
-    /// Password (the default user's, or the ACL user's) on every node.
-    pub password: Option<String>,
-    /// Connect with TLS (rustls, verified certificates, as for a
-    /// standalone server) to every node.
-    pub tls: bool,
-    /// PEM certificates to trust instead of the system roots; only with
-    /// `tls`.
-    pub tls_ca_pem: Option<Vec<u8>>,
-    /// Where records and indexes live: must be in the tagged layout (every
-    /// key of a user in one hash slot), so that every plan is one script
-    /// in one slot.
-    pub key_space: KeySpace,
-    /// Deadline of one operation, retries included; bounds every round
-    /// trip (it is also the client's response timeout), and connecting.
-    pub operation_timeout: Duration,
-    /// Backoff of contended mutations.
-    pub retry: RetryPolicy,
-    /// Retention of revoked sessions, the active-session limit and the
-    /// batch size.
-    pub policy: Policy,
-    /// Acknowledge a mutation only after `WAIT` on the key's primary
-    /// confirms this many of its replicas have it (0: don't wait).
-    pub wait_replicas: u32,
-    /// Keep validated sessions in this process, invalidated by the servers
-    /// (see [`NearCache`](crate::NearCache)); `None`: every read goes to
-    /// the cluster.
-    pub cache: Option<crate::CacheConfig>,
+    /// Credentials, TLS, key space (tagged layout), deadline, retries,
+    /// policy, replicas, cache.
+    pub settings: StoreSettings,
 }
 
 impl Default for ClusterConfig {
     fn default() -> Self {
-        let redis = RedisConfig::default();
         Self {
             nodes: Vec::new(),
-            username: None,
-            password: None,
-            tls: false,
-            tls_ca_pem: None,
-            key_space: tagged_default(),
-            operation_timeout: redis.operation_timeout,
-            retry: redis.retry,
-            policy: redis.policy,
-            wait_replicas: 0,
-            cache: None,
+            settings: StoreSettings {
+                key_space: tagged_default(),
+                ..StoreSettings::default()
+            },
         }
     }
 }
@@ -78,24 +41,6 @@ fn tagged_default() -> KeySpace {
     KeySpace::default()
         .in_layout(Layout::Tagged)
         .unwrap_or_default()
-}
-
-impl fmt::Debug for ClusterConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClusterConfig")
-            .field("nodes", &self.nodes)
-            .field("username", &self.username)
-            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
-            .field("tls", &self.tls)
-            .field("tls_ca_pem", &self.tls_ca_pem.as_ref().map(|_| "<set>"))
-            .field("key_space", &self.key_space)
-            .field("operation_timeout", &self.operation_timeout)
-            .field("retry", &self.retry)
-            .field("policy", &self.policy)
-            .field("wait_replicas", &self.wait_replicas)
-            .field("cache", &self.cache)
-            .finish()
-    }
 }
 
 impl ClusterConfig {
@@ -116,15 +61,16 @@ impl ClusterConfig {
             if seed.db != 0 {
                 return Err(Error::config("url", "a cluster has only database 0"));
             }
-            if tls.replace(seed.tls).is_some_and(|t| t != seed.tls) {
+            let seed_tls = seed.settings.tls;
+            if tls.replace(seed_tls).is_some_and(|t| t != seed_tls) {
                 return Err(Error::config(
                     "url",
                     "every seed must use TLS (rediss://) or none",
                 ));
             }
             for (mine, theirs) in [
-                (&mut config.username, seed.username),
-                (&mut config.password, seed.password),
+                (&mut config.settings.username, seed.settings.username),
+                (&mut config.settings.password, seed.settings.password),
             ] {
                 match (mine.as_ref(), theirs) {
                     (_, None) => {}
@@ -137,7 +83,7 @@ impl ClusterConfig {
             }
             config.nodes.push(seed.addr);
         }
-        config.tls = tls.unwrap_or(false);
+        config.settings.tls = tls.unwrap_or(false);
         config.validate()?;
         Ok(config)
     }
@@ -152,18 +98,13 @@ impl ClusterConfig {
         for node in &self.nodes {
             parse_host_port(node, "nodes")?;
         }
-        if self.key_space.layout() != Layout::Tagged {
+        if self.settings.key_space.layout() != Layout::Tagged {
             return Err(Error::config(
                 "key_space",
                 "a cluster needs the tagged layout (each user's keys in one hash slot)",
             ));
         }
-        shared!(self).validate()
-    }
-
-    /// The credentials and TLS to connect with.
-    pub(crate) fn access(&self) -> Access {
-        shared!(self).access()
+        self.settings.validate()
     }
 
     pub(crate) fn seeds(&self) -> Result<Vec<(String, u16)>, Error> {
@@ -177,6 +118,8 @@ impl ClusterConfig {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+    use std::time::Duration;
+
     use super::*;
     use crate::ErrorKind;
 
@@ -189,14 +132,15 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(c.nodes, ["10.0.0.1:7000", "10.0.0.2:7001", "[::1]:7002"]);
-        assert_eq!(c.username.as_deref(), Some("app"));
-        assert_eq!(c.password.as_deref(), Some("s@cret"));
-        assert!(!c.tls);
-        assert_eq!(c.key_space.layout(), Layout::Tagged);
+        assert_eq!(c.settings.username.as_deref(), Some("app"));
+        assert_eq!(c.settings.password.as_deref(), Some("s@cret"));
+        assert!(!c.settings.tls);
+        assert_eq!(c.settings.key_space.layout(), Layout::Tagged);
         assert_eq!(c.seeds().unwrap()[2], ("::1".to_owned(), 7002));
         assert!(
             ClusterConfig::from_urls(["rediss://h:1", "rediss://h:2"])
                 .unwrap()
+                .settings
                 .tls
         );
     }
@@ -229,17 +173,20 @@ mod tests {
             c.validate().unwrap_err().config_field()
         };
         assert_eq!(field(&|c| c.nodes = vec!["h".into()]), Some("nodes"));
-        assert_eq!(field(&|c| c.username = Some("u".into())), Some("username"));
         assert_eq!(
-            field(&|c| c.key_space = KeySpace::default()),
+            field(&|c| c.settings.username = Some("u".into())),
+            Some("username")
+        );
+        assert_eq!(
+            field(&|c| c.settings.key_space = KeySpace::default()),
             Some("key_space")
         );
         assert_eq!(
-            field(&|c| c.operation_timeout = Duration::ZERO),
+            field(&|c| c.settings.operation_timeout = Duration::ZERO),
             Some("operation_timeout")
         );
         assert_eq!(
-            field(&|c| c.tls_ca_pem = Some(b"x".to_vec())),
+            field(&|c| c.settings.tls_ca_pem = Some(b"x".to_vec())),
             Some("tls_ca_pem")
         );
     }

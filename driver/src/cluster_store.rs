@@ -18,10 +18,10 @@ impl Store<ClusterBackend> {
     pub async fn connect(config: ClusterConfig) -> Result<Self, Error> {
         let backend = ClusterBackend::connect(&config).await?;
         Self::with_backend(backend)
-            .with_key_space(config.key_space.clone())
-            .with_policy(config.policy)
-            .with_retry(config.retry)?
-            .with_operation_timeout(config.operation_timeout)
+            .with_key_space(config.settings.key_space.clone())
+            .with_policy(config.settings.policy)
+            .with_retry(config.settings.retry)?
+            .with_operation_timeout(config.settings.operation_timeout)
     }
 
     /// A store on a cluster connection the service already has (see

@@ -11,24 +11,6 @@ use redis::IntoConnectionInfo as _;
 use crate::connect::Access;
 use crate::error::Error;
 
-/// The [`Shared`] settings of a [`RedisConfig`] or a `ClusterConfig` (the
-/// same field names in both).
-macro_rules! shared {
-    ($config:expr) => {
-        $crate::config::Shared {
-            username: $config.username.as_deref(),
-            password: $config.password.as_deref(),
-            tls: $config.tls,
-            tls_ca_pem: $config.tls_ca_pem.as_deref(),
-            operation_timeout: $config.operation_timeout,
-            retry: &$config.retry,
-            cache: $config.cache.as_ref(),
-        }
-    };
-}
-#[cfg(feature = "cluster")]
-pub(crate) use shared;
-
 /// How mutations retry when a concurrent change invalidated their reads.
 ///
 /// Attempt `n` (0-based) that must be retried sleeps a uniformly random
@@ -86,22 +68,17 @@ impl RetryPolicy {
     }
 }
 
-/// Connection settings of a [`RedisSessionStore`](crate::RedisSessionStore).
-///
-/// Build it from a URL ([`RedisConfig::from_url`]) or fill the fields
-/// (start from [`RedisConfig::default`]: `127.0.0.1:6379`, no auth, db 0,
-/// no TLS, the default key space, 1 s timeout, default retry policy).
-/// `Debug` never prints the password.
+/// What a standalone and a cluster store are configured with alike:
+/// credentials, TLS, the key space, the operation deadline, retries, the
+/// policy, replica confirmation and the near cache. `Debug` never prints
+/// the password.
 #[derive(Clone, PartialEq, Eq)]
-pub struct RedisConfig {
-    /// `host:port` (IPv6 hosts in brackets: `[::1]:6379`).
-    pub addr: String,
-    /// ACL user name (`AUTH username password`); needs a password.
+pub struct StoreSettings {
+    /// ACL user name (`AUTH username password`) on every node; needs a
+    /// password.
     pub username: Option<String>,
     /// Password (`AUTH password`, or the ACL user's).
     pub password: Option<String>,
-    /// Database number, `>= 0`.
-    pub db: i64,
     /// Connect with TLS (rustls, TLS 1.2 or 1.3, the server certificate
     /// verified against the roots below and its name or IP against the
     /// host).
@@ -109,7 +86,9 @@ pub struct RedisConfig {
     /// PEM certificates to trust *instead of* the system roots (a private
     /// CA); `None` uses the system's trusted roots. Only with `tls`.
     pub tls_ca_pem: Option<Vec<u8>>,
-    /// Where records and indexes live.
+    /// Where records and indexes live (a cluster needs the tagged layout:
+    /// every key of a user in one hash slot, so every plan is one script
+    /// in one slot).
     pub key_space: KeySpace,
     /// Deadline of one operation from call to return, retries included;
     /// every round trip is bounded by what is left of it. Also bounds
@@ -120,8 +99,8 @@ pub struct RedisConfig {
     /// Retention of revoked sessions, the active-session limit and the
     /// batch size.
     pub policy: Policy,
-    /// Acknowledge a mutation only after `WAIT` confirms this many replicas
-    /// have it (0: don't wait).
+    /// Acknowledge a mutation only after `WAIT` (on the key's primary)
+    /// confirms this many replicas have it (0: don't wait).
     pub wait_replicas: u32,
     /// Keep validated sessions in this process, invalidated by the server
     /// (see [`NearCache`](crate::NearCache)); `None`: every read goes to
@@ -129,13 +108,14 @@ pub struct RedisConfig {
     pub cache: Option<crate::CacheConfig>,
 }
 
-impl Default for RedisConfig {
+impl Default for StoreSettings {
+    /// No credentials, no TLS, the default key space (reference layout),
+    /// a 1 s deadline, the default retry policy and policy, no `WAIT`, no
+    /// cache.
     fn default() -> Self {
         Self {
-            addr: "127.0.0.1:6379".to_owned(),
             username: None,
             password: None,
-            db: 0,
             tls: false,
             tls_ca_pem: None,
             key_space: KeySpace::default(),
@@ -148,13 +128,11 @@ impl Default for RedisConfig {
     }
 }
 
-impl fmt::Debug for RedisConfig {
+impl fmt::Debug for StoreSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedisConfig")
-            .field("addr", &self.addr)
+        f.debug_struct("StoreSettings")
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
-            .field("db", &self.db)
             .field("tls", &self.tls)
             .field("tls_ca_pem", &self.tls_ca_pem.as_ref().map(|_| "<set>"))
             .field("key_space", &self.key_space)
@@ -164,6 +142,75 @@ impl fmt::Debug for RedisConfig {
             .field("wait_replicas", &self.wait_replicas)
             .field("cache", &self.cache)
             .finish()
+    }
+}
+
+impl StoreSettings {
+    /// Checks every setting; the error names the first invalid one
+    /// (`username`, `tls`, `tls_ca_pem`, `operation_timeout`, `cache.*`,
+    /// `retry.*`).
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.username.is_some() && self.password.is_none() {
+            return Err(Error::config(
+                "username",
+                "an ACL user name needs a password",
+            ));
+        }
+        #[cfg(not(feature = "tls"))]
+        if self.tls {
+            return Err(Error::config("tls", "built without the `tls` feature"));
+        }
+        if self.tls_ca_pem.is_some() && !self.tls {
+            return Err(Error::config("tls_ca_pem", "only meaningful with tls"));
+        }
+        #[cfg(feature = "tls")]
+        if let Some(pem) = &self.tls_ca_pem {
+            parse_pem_certificates(pem)?;
+        }
+        if self.operation_timeout.is_zero() {
+            return Err(Error::config("operation_timeout", "must be > 0"));
+        }
+        if let Some(cache) = &self.cache {
+            cache.validate()?;
+        }
+        self.retry.validate()
+    }
+
+    /// The credentials and TLS to connect with.
+    pub(crate) fn access(&self) -> Access {
+        Access {
+            username: self.username.clone(),
+            password: self.password.clone(),
+            tls: self.tls,
+            #[cfg(feature = "tls")]
+            tls_ca_pem: self.tls_ca_pem.clone(),
+        }
+    }
+}
+
+/// Connection settings of a [`RedisSessionStore`](crate::RedisSessionStore).
+///
+/// Build it from a URL ([`RedisConfig::from_url`]) or fill the fields
+/// (start from [`RedisConfig::default`]: `127.0.0.1:6379`, db 0, default
+/// [`StoreSettings`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisConfig {
+    /// `host:port` (IPv6 hosts in brackets: `[::1]:6379`).
+    pub addr: String,
+    /// Database number, `>= 0`.
+    pub db: i64,
+    /// Credentials, TLS, key space, deadline, retries, policy, replicas,
+    /// cache.
+    pub settings: StoreSettings,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self {
+            addr: "127.0.0.1:6379".to_owned(),
+            db: 0,
+            settings: StoreSettings::default(),
+        }
     }
 }
 
@@ -210,14 +257,16 @@ impl RedisConfig {
         } else {
             format!("{host}:{port}")
         };
-        let settings = info.redis_settings();
+        let url_settings = info.redis_settings();
         let config = Self {
             addr,
-            username: settings.username().map(str::to_owned),
-            password: settings.password().map(str::to_owned),
-            db: settings.db(),
-            tls,
-            ..Self::default()
+            db: url_settings.db(),
+            settings: StoreSettings {
+                username: url_settings.username().map(str::to_owned),
+                password: url_settings.password().map(str::to_owned),
+                tls,
+                ..StoreSettings::default()
+            },
         };
         config.validate()?;
         Ok(config)
@@ -231,12 +280,7 @@ impl RedisConfig {
         if self.db < 0 {
             return Err(Error::config("db", "must be >= 0"));
         }
-        shared!(self).validate()
-    }
-
-    /// The credentials and TLS to connect with.
-    pub(crate) fn access(&self) -> Access {
-        shared!(self).access()
+        self.settings.validate()
     }
 
     pub(crate) fn host_port(&self) -> Result<(String, u16), Error> {
@@ -246,59 +290,6 @@ impl RedisConfig {
 
 /// `host:port` (IPv6 hosts in brackets) split into host and port; errors
 /// name `field`.
-/// The settings a standalone and a cluster config share, validated once
-/// for both: credentials, TLS, the operation timeout, the retry policy and
-/// the near cache.
-pub(crate) struct Shared<'a> {
-    pub(crate) username: Option<&'a str>,
-    pub(crate) password: Option<&'a str>,
-    pub(crate) tls: bool,
-    pub(crate) tls_ca_pem: Option<&'a [u8]>,
-    pub(crate) operation_timeout: Duration,
-    pub(crate) retry: &'a RetryPolicy,
-    pub(crate) cache: Option<&'a crate::CacheConfig>,
-}
-
-impl Shared<'_> {
-    pub(crate) fn validate(&self) -> Result<(), Error> {
-        if self.username.is_some() && self.password.is_none() {
-            return Err(Error::config(
-                "username",
-                "an ACL user name needs a password",
-            ));
-        }
-        #[cfg(not(feature = "tls"))]
-        if self.tls {
-            return Err(Error::config("tls", "built without the `tls` feature"));
-        }
-        if self.tls_ca_pem.is_some() && !self.tls {
-            return Err(Error::config("tls_ca_pem", "only meaningful with tls"));
-        }
-        #[cfg(feature = "tls")]
-        if let Some(pem) = self.tls_ca_pem {
-            parse_pem_certificates(pem)?;
-        }
-        if self.operation_timeout.is_zero() {
-            return Err(Error::config("operation_timeout", "must be > 0"));
-        }
-        if let Some(cache) = self.cache {
-            cache.validate()?;
-        }
-        self.retry.validate()
-    }
-
-    /// The credentials and TLS to connect with.
-    pub(crate) fn access(&self) -> Access {
-        Access {
-            username: self.username.map(str::to_owned),
-            password: self.password.map(str::to_owned),
-            tls: self.tls,
-            #[cfg(feature = "tls")]
-            tls_ca_pem: self.tls_ca_pem.map(<[u8]>::to_vec),
-        }
-    }
-}
-
 pub(crate) fn parse_host_port(addr: &str, field: &'static str) -> Result<(String, u16), Error> {
     let bad = |reason: &str| Error::config(field, reason.to_owned());
     let (host, port) = addr
@@ -354,17 +345,17 @@ mod tests {
     fn from_url_reads_every_part() {
         let c = RedisConfig::from_url("redis://alice:s%40cret@example.com:6380/3").unwrap();
         assert_eq!(c.addr, "example.com:6380");
-        assert_eq!(c.username.as_deref(), Some("alice"));
-        assert_eq!(c.password.as_deref(), Some("s@cret"));
+        assert_eq!(c.settings.username.as_deref(), Some("alice"));
+        assert_eq!(c.settings.password.as_deref(), Some("s@cret"));
         assert_eq!(c.db, 3);
-        assert!(!c.tls);
+        assert!(!c.settings.tls);
         let c = RedisConfig::from_url("rediss://[::1]").unwrap();
         assert_eq!(c.addr, "[::1]:6379");
-        assert!(c.tls);
+        assert!(c.settings.tls);
         assert_eq!(c.host_port().unwrap(), ("::1".to_owned(), 6379));
         let c = RedisConfig::from_url("redis://:pw@127.0.0.1").unwrap();
-        assert_eq!(c.username, None);
-        assert_eq!(c.password.as_deref(), Some("pw"));
+        assert_eq!(c.settings.username, None);
+        assert_eq!(c.settings.password.as_deref(), Some("pw"));
     }
 
     #[test]
@@ -408,29 +399,29 @@ mod tests {
         );
         assert_eq!(field_of(&with(&|c| c.db = -1)), Some("db"));
         assert_eq!(
-            field_of(&with(&|c| c.username = Some("u".into()))),
+            field_of(&with(&|c| c.settings.username = Some("u".into()))),
             Some("username")
         );
         assert_eq!(
-            field_of(&with(&|c| c.operation_timeout = Duration::ZERO)),
+            field_of(&with(&|c| c.settings.operation_timeout = Duration::ZERO)),
             Some("operation_timeout")
         );
         assert_eq!(
-            field_of(&with(&|c| c.retry.max_attempts = 0)),
+            field_of(&with(&|c| c.settings.retry.max_attempts = 0)),
             Some("retry.max_attempts")
         );
         assert_eq!(
-            field_of(&with(&|c| c.retry.max_delay = Duration::ZERO)),
+            field_of(&with(&|c| c.settings.retry.max_delay = Duration::ZERO)),
             Some("retry.max_delay")
         );
         assert_eq!(
-            field_of(&with(&|c| c.tls_ca_pem = Some(b"x".to_vec()))),
+            field_of(&with(&|c| c.settings.tls_ca_pem = Some(b"x".to_vec()))),
             Some("tls_ca_pem")
         );
         assert_eq!(
             field_of(&with(&|c| {
-                c.tls = true;
-                c.tls_ca_pem = Some(b"not pem".to_vec());
+                c.settings.tls = true;
+                c.settings.tls_ca_pem = Some(b"not pem".to_vec());
             })),
             Some("tls_ca_pem")
         );
@@ -442,7 +433,7 @@ mod tests {
         let mut c = RedisConfig::from_url("redis://u:hunter2@h:1").unwrap();
         assert!(!format!("{c:?}").contains("hunter2"));
         assert!(format!("{c:?}").contains("<redacted>"));
-        c.password = None;
+        c.settings.password = None;
         assert!(!format!("{c:?}").contains("<redacted>"));
     }
 

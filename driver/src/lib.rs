@@ -124,7 +124,7 @@ pub use cache::{CacheConfig, CacheStats, NearCache};
 pub use check::CheckReport;
 #[cfg(feature = "cluster")]
 pub use cluster_config::ClusterConfig;
-pub use config::{RedisConfig, RetryPolicy};
+pub use config::{RedisConfig, RetryPolicy, StoreSettings};
 pub use error::{Error, ErrorKind};
 pub use migrate::{MigrateDifference, MigrateReport};
 pub use revoke_all::RevokeAllOptions;

@@ -874,10 +874,12 @@ impl RedisCluster {
                 .into_iter()
                 .map(|p| format!("127.0.0.1:{p}"))
                 .collect(),
-            username: self.credentials.as_ref().and_then(|c| c.username.clone()),
-            password: self.credentials.as_ref().map(|c| c.password.clone()),
-            key_space: keys,
-            ..authsession_driver::ClusterConfig::default()
+            settings: authsession_driver::StoreSettings {
+                username: self.credentials.as_ref().and_then(|c| c.username.clone()),
+                password: self.credentials.as_ref().map(|c| c.password.clone()),
+                key_space: keys,
+                ..authsession_driver::StoreSettings::default()
+            },
         }
     }
 

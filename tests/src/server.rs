@@ -210,11 +210,12 @@ impl RedisServer {
 
     /// A store config for this server over `keys`.
     pub fn config(&self, keys: KeySpace) -> RedisConfig {
-        RedisConfig {
+        let mut config = RedisConfig {
             addr: self.addr(),
-            key_space: keys,
             ..RedisConfig::default()
-        }
+        };
+        config.settings.key_space = keys;
+        config
     }
 
     /// A connected store over `keys`.

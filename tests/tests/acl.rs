@@ -144,11 +144,12 @@ impl Acl {
             .get(name)
             .cloned()
             .unwrap_or_else(|| self.rules(SERVICE));
-        RedisConfig {
-            username: Some(name.to_owned()),
-            password: Some(password(&rules)),
-            policy: policy(),
-            ..self.server.config(keys)
+        {
+            let mut config = self.server.config(keys);
+            config.settings.username = Some(name.to_owned());
+            config.settings.password = Some(password(&rules));
+            config.settings.policy = policy();
+            config
         }
     }
 
@@ -483,9 +484,10 @@ async fn wait_replicas_needs_wait() {
     let _replica = RedisServer::start_with(&["--replicaof", "127.0.0.1", &port]);
     replicas_online(&acl.raw, 1).await;
     let connect = |name: &str| {
-        let config = RedisConfig {
-            wait_replicas: 1,
-            ..acl.config(name, keys(Layout::Reference))
+        let config = {
+            let mut config = acl.config(name, keys(Layout::Reference));
+            config.settings.wait_replicas = 1;
+            config
         };
         async move { RedisSessionStore::connect(config).await.unwrap() }
     };

@@ -28,7 +28,7 @@ use std::time::Duration;
 use authsession_driver::core::op::{OnLimit, Policy, SessionLimit};
 use authsession_driver::core::{decode, DeviceSessionId, Index, KeySpace, Layout};
 use authsession_driver::{
-    CheckMode, Clock, Error, ErrorKind, RedisConfig, RedisSessionStore, SessionAdmin, SessionStore,
+    CheckMode, Clock, Error, ErrorKind, RedisSessionStore, SessionAdmin, SessionStore,
 };
 use authsession_tests::fixtures::{active, id, revoke_all_input, revoke_input, ts, user};
 use authsession_tests::raw::RawKv as _;
@@ -90,11 +90,12 @@ impl Fixture {
         policy: Policy,
         login: Option<&str>,
     ) -> RedisSessionStore {
-        let config = RedisConfig {
-            username: login.map(str::to_owned),
-            password: login.map(|_| "pw".to_owned()),
-            policy,
-            ..self.server.config(keys.clone())
+        let config = {
+            let mut config = self.server.config(keys.clone());
+            config.settings.username = login.map(str::to_owned);
+            config.settings.password = login.map(|_| "pw".to_owned());
+            config.settings.policy = policy;
+            config
         };
         let now = Arc::clone(&self.now);
         RedisSessionStore::connect(config)
@@ -426,9 +427,10 @@ async fn reads_never_need_writes() {
     // s-1 is past its retention now.
     f.now.store(100_000, Ordering::Relaxed);
     let login = f.user_without("@write").await;
-    let on_replica = RedisSessionStore::connect(RedisConfig {
-        policy,
-        ..replica.config(keys.clone())
+    let on_replica = RedisSessionStore::connect({
+        let mut config = replica.config(keys.clone());
+        config.settings.policy = policy;
+        config
     })
     .await
     .unwrap()

@@ -1006,11 +1006,9 @@ async fn backend_without(redis: &Redis, command: &str) -> RedisBackend {
                 .arg(format!("-{command}")),
         )
         .await;
-    let config = authsession_driver::RedisConfig {
-        username: Some(name),
-        password: Some("pw".into()),
-        ..redis._server.config(KeySpace::default())
-    };
+    let mut config = redis._server.config(KeySpace::default());
+    config.settings.username = Some(name);
+    config.settings.password = Some("pw".into());
     RedisBackend::connect(&config).await.unwrap()
 }
 

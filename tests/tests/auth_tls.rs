@@ -49,17 +49,19 @@ async fn acl_user_and_password() {
     ]);
     let base = server.config(fresh_key_space("acl"));
 
-    use_store(RedisConfig {
-        username: Some("alice".into()),
-        password: Some("alice-secret".into()),
-        ..base.clone()
+    use_store({
+        let mut config = base.clone();
+        config.settings.username = Some("alice".into());
+        config.settings.password = Some("alice-secret".into());
+        config
     })
     .await
     .expect("ACL user with the right password");
-    use_store(RedisConfig {
-        password: Some("default-secret".into()),
-        key_space: fresh_key_space("acl"),
-        ..base.clone()
+    use_store({
+        let mut config = base.clone();
+        config.settings.password = Some("default-secret".into());
+        config.settings.key_space = fresh_key_space("acl");
+        config
     })
     .await
     .expect("default user with requirepass");
@@ -68,27 +70,30 @@ async fn acl_user_and_password() {
         server.port()
     ))
     .unwrap();
-    use_store(RedisConfig {
-        key_space: fresh_key_space("acl"),
-        ..from_url
+    use_store({
+        let mut config = from_url;
+        config.settings.key_space = fresh_key_space("acl");
+        config
     })
     .await
     .expect("credentials from the URL");
 
-    let wrong = use_store(RedisConfig {
-        username: Some("alice".into()),
-        password: Some("wrong".into()),
-        ..base.clone()
+    let wrong = use_store({
+        let mut config = base.clone();
+        config.settings.username = Some("alice".into());
+        config.settings.password = Some("wrong".into());
+        config
     })
     .await
     .expect_err("wrong password");
     assert_auth_error(&wrong);
     assert!(!wrong.to_string().contains("wrong\""), "{wrong}");
 
-    let unknown_user = use_store(RedisConfig {
-        username: Some("mallory".into()),
-        password: Some("alice-secret".into()),
-        ..base.clone()
+    let unknown_user = use_store({
+        let mut config = base.clone();
+        config.settings.username = Some("mallory".into());
+        config.settings.password = Some("alice-secret".into());
+        config
     })
     .await
     .expect_err("unknown user");
@@ -145,11 +150,12 @@ impl Pki {
 }
 
 fn tls_config(server: &RedisServer, ca: Option<Vec<u8>>) -> RedisConfig {
-    RedisConfig {
-        tls: true,
-        tls_ca_pem: ca,
-        operation_timeout: Duration::from_secs(5),
-        ..server.config(fresh_key_space("tls"))
+    {
+        let mut config = server.config(fresh_key_space("tls"));
+        config.settings.tls = true;
+        config.settings.tls_ca_pem = ca;
+        config.settings.operation_timeout = Duration::from_secs(5);
+        config
     }
 }
 
@@ -162,11 +168,12 @@ async fn tls_with_verified_certificates() {
         .await
         .expect("TLS with the server's CA");
     let from_url = RedisConfig::from_url(&format!("rediss://127.0.0.1:{}", server.port())).unwrap();
-    assert!(from_url.tls);
-    use_store(RedisConfig {
-        tls_ca_pem: Some(pki.ca_pem()),
-        key_space: fresh_key_space("tls"),
-        ..from_url
+    assert!(from_url.settings.tls);
+    use_store({
+        let mut config = from_url;
+        config.settings.tls_ca_pem = Some(pki.ca_pem());
+        config.settings.key_space = fresh_key_space("tls");
+        config
     })
     .await
     .expect("rediss:// URL with the CA");
@@ -186,9 +193,10 @@ async fn tls_with_verified_certificates() {
         .expect_err("wrong CA");
     assert_eq!(err.kind(), ErrorKind::Backend, "{err}");
     // Plain TCP to a TLS port never gets an answer it can use.
-    let err = use_store(RedisConfig {
-        operation_timeout: Duration::from_millis(500),
-        ..server.config(fresh_key_space("tls"))
+    let err = use_store({
+        let mut config = server.config(fresh_key_space("tls"));
+        config.settings.operation_timeout = Duration::from_millis(500);
+        config
     })
     .await
     .expect_err("plain TCP to a TLS port");
@@ -214,9 +222,10 @@ async fn the_configured_database_is_used() {
     let keys = fresh_key_space("db");
     let config = RedisConfig::from_url(&format!("{}/3", server.url())).unwrap();
     assert_eq!(config.db, 3);
-    let store = RedisSessionStore::connect(RedisConfig {
-        key_space: keys.clone(),
-        ..config
+    let store = RedisSessionStore::connect({
+        let mut config = config;
+        config.settings.key_space = keys.clone();
+        config
     })
     .await
     .unwrap();

@@ -21,9 +21,7 @@ use authsession_driver::core::audit::Problem;
 use authsession_driver::core::op::Policy;
 use authsession_driver::core::plan::{Read, Reply};
 use authsession_driver::core::{KeySpace, Layout, Session};
-use authsession_driver::{
-    CheckMode, ClusterConfig, ClusterSessionStore, SessionAdmin, SessionStore,
-};
+use authsession_driver::{CheckMode, ClusterSessionStore, SessionAdmin, SessionStore};
 use authsession_tests::fixtures::{active, fresh_key_space, now, user};
 use authsession_tests::RedisCluster;
 
@@ -252,10 +250,8 @@ async fn failover_under_load(wait_replicas: u32) -> Measured {
     let keys = fresh_key_space("failover")
         .in_layout(Layout::Tagged)
         .unwrap();
-    let config = ClusterConfig {
-        wait_replicas,
-        ..c.config(keys.clone())
-    };
+    let mut config = c.config(keys.clone());
+    config.settings.wait_replicas = wait_replicas;
     let store = ClusterSessionStore::connect(config).await.unwrap();
 
     // The shard of the first user dies.

@@ -24,7 +24,7 @@ async fn a_failover_drops_the_cached_sessions_of_the_lost_primary() {
         .in_layout(Layout::Tagged)
         .unwrap();
     let mut config = c.config(keys.clone());
-    config.cache = Some(cache_config());
+    config.settings.cache = Some(cache_config());
     let store = ClusterSessionStore::connect(config).await.unwrap();
     let raw = c.raw().await;
 

@@ -288,9 +288,10 @@ async fn scripts_load_where_needed_and_wait_confirms_the_replica() {
         let () = c.query(port, cmd("CONFIG").arg("RESETSTAT")).unwrap();
     }
     let keys = tagged("cluster-wait");
-    let config = ClusterConfig {
-        wait_replicas: 1,
-        ..c.config(keys.clone())
+    let config = {
+        let mut config = c.config(keys.clone());
+        config.settings.wait_replicas = 1;
+        config
     };
     let store = ClusterSessionStore::connect(config).await.unwrap();
     let u = user("waiting-user");
@@ -565,7 +566,7 @@ async fn credentials_from_the_config_or_the_urls() {
     });
     let keys = tagged("cluster-acl");
     let config = c.config(keys.clone());
-    assert_eq!(config.username.as_deref(), Some("app"));
+    assert_eq!(config.settings.username.as_deref(), Some("app"));
     assert!(!format!("{config:?}").contains("s3cret-pw"));
     let store = ClusterSessionStore::connect(config.clone()).await.unwrap();
     let s = active("acl-1", "acl-user", ts(0, 0));
@@ -576,9 +577,10 @@ async fn credentials_from_the_config_or_the_urls() {
         .iter()
         .map(|p| format!("redis://app:s3cret-pw@127.0.0.1:{p}"))
         .collect();
-    let from_urls = ClusterConfig {
-        key_space: keys.clone(),
-        ..ClusterConfig::from_urls(&urls).unwrap()
+    let from_urls = {
+        let mut config = ClusterConfig::from_urls(&urls).unwrap();
+        config.settings.key_space = keys.clone();
+        config
     };
     let store = ClusterSessionStore::connect(from_urls).await.unwrap();
     assert_eq!(store.get(s.id()).await.unwrap(), s);
@@ -587,10 +589,11 @@ async fn credentials_from_the_config_or_the_urls() {
         ("wrong password", Some("app"), Some("not-the-password")),
         ("no credentials", None, None),
     ] {
-        let bad = ClusterConfig {
-            username: username.map(str::to_owned),
-            password: password.map(str::to_owned),
-            ..config.clone()
+        let bad = {
+            let mut config = config.clone();
+            config.settings.username = username.map(str::to_owned);
+            config.settings.password = password.map(str::to_owned);
+            config
         };
         let err = ClusterSessionStore::connect(bad).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::AuthenticationFailed, "{what}: {err}");

@@ -103,7 +103,7 @@ mod redis_cached {
     ) {
         let server = RedisServer::start();
         let mut config = server.config(fresh_key_space("conformance-redis-cached"));
-        config.cache = Some(cache_config());
+        config.settings.cache = Some(cache_config());
         let store = RedisSessionStore::connect(config).await.unwrap();
         let raw = SyncedRaw {
             raw: server.raw().await,
@@ -127,7 +127,7 @@ mod redis_tagged_cached {
     ) {
         let server = RedisServer::start();
         let mut config = server.config(super::tagged("conformance-redis-tagged-cached"));
-        config.cache = Some(cache_config());
+        config.settings.cache = Some(cache_config());
         let store = RedisSessionStore::connect(config).await.unwrap();
         let raw = SyncedRaw {
             raw: server.raw().await,
@@ -153,7 +153,7 @@ mod cluster_cached {
     ) {
         let cluster = RedisCluster::shared();
         let mut config = cluster.config(super::tagged("conformance-cluster-cached"));
-        config.cache = Some(cache_config());
+        config.settings.cache = Some(cache_config());
         let store = ClusterSessionStore::connect(config).await.unwrap();
         let raw = SyncedRaw {
             raw: cluster.raw().await,

@@ -17,7 +17,7 @@ use authsession_driver::core::{
     Session,
 };
 use authsession_driver::{
-    CheckMode, MemorySessionStore, RedisConfig, RedisSessionStore, SessionAdmin, SessionStore,
+    CheckMode, MemorySessionStore, RedisSessionStore, SessionAdmin, SessionStore,
 };
 use authsession_tests::fixtures::{active, fresh_key_space, id, now, revocation, user};
 use authsession_tests::RedisServer;
@@ -134,11 +134,12 @@ async fn assert_consistent<S: SessionStore + SessionAdmin>(store: &S, tally: &Ta
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sixty_four_writers_on_one_user_redis() {
     let server = RedisServer::start();
-    let config = RedisConfig {
+    let config = {
+        let mut config = server.config(fresh_key_space("contention"));
         // A generous deadline: this machine may be busy compiling; the
         // point is that the retry *count* is never exhausted.
-        operation_timeout: Duration::from_secs(20),
-        ..server.config(fresh_key_space("contention"))
+        config.settings.operation_timeout = Duration::from_secs(20);
+        config
     };
     let store = RedisSessionStore::connect(config).await.unwrap();
     let tally = hammer(store.clone()).await;

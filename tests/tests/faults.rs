@@ -72,9 +72,10 @@ async fn killed_server_then_restarted_recovers_without_partial_writes() {
     // Persistence on (fsync every write) for this test only, so records
     // written before the kill are still there to audit after the restart.
     let mut server = RedisServer::start_with(&["--appendonly", "yes", "--appendfsync", "always"]);
-    let config = RedisConfig {
-        operation_timeout: Duration::from_millis(500),
-        ..server.config(fresh_key_space("faults-kill"))
+    let config = {
+        let mut config = server.config(fresh_key_space("faults-kill"));
+        config.settings.operation_timeout = Duration::from_millis(500);
+        config
     };
     let store = RedisSessionStore::connect(config).await.unwrap();
     let load = Arc::new(Load::default());
@@ -172,11 +173,12 @@ async fn killed_server_then_restarted_recovers_without_partial_writes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopped_server_times_out_then_recovers() {
     let server = RedisServer::start();
-    let config = RedisConfig {
+    let config = {
+        let mut config = server.config(fresh_key_space("faults-stop"));
         // Long enough that a busy machine does not time out the healthy
         // calls after SIGCONT; the stopped calls run concurrently.
-        operation_timeout: Duration::from_secs(1),
-        ..server.config(fresh_key_space("faults-stop"))
+        config.settings.operation_timeout = Duration::from_secs(1);
+        config
     };
     let store = RedisSessionStore::connect(config).await.unwrap();
     let s = active("before", "u-1", ts(0, 0));
@@ -212,11 +214,11 @@ async fn stopped_server_times_out_then_recovers() {
 
 #[tokio::test]
 async fn nothing_listening_is_a_backend_error() {
-    let config = RedisConfig {
+    let mut config = RedisConfig {
         addr: format!("127.0.0.1:{}", free_port()),
-        operation_timeout: Duration::from_secs(5),
         ..RedisConfig::default()
     };
+    config.settings.operation_timeout = Duration::from_secs(5);
     let err = RedisSessionStore::connect(config).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Backend, "{err}");
     assert!(err.is_retryable());

@@ -13,8 +13,7 @@
 use authsession_driver::core::op::{BatchSize, Policy};
 use authsession_driver::core::{codec, IndexScore, KeySpace, Layout, Session};
 use authsession_driver::{
-    CheckMode, ClusterConfig, ClusterSessionStore, RedisConfig, RedisSessionStore, SessionAdmin,
-    SessionStore,
+    CheckMode, ClusterConfig, ClusterSessionStore, RedisSessionStore, SessionAdmin, SessionStore,
 };
 use authsession_tests::cluster::RedisCluster;
 use authsession_tests::fixtures::{active, revocation, ts, user};
@@ -83,9 +82,10 @@ async fn go_written_data_migrates_to_the_tagged_layout_and_reads_back_identical(
         batch_size: BatchSize::new(100).unwrap(),
         ..Policy::default()
     };
-    let source = RedisSessionStore::connect(RedisConfig {
-        policy,
-        ..source_server.config(source_keys.clone())
+    let source = RedisSessionStore::connect({
+        let mut config = source_server.config(source_keys.clone());
+        config.settings.policy = policy;
+        config
     })
     .await
     .unwrap();
@@ -169,9 +169,10 @@ async fn go_written_data_migrates_from_a_standalone_server_to_a_cluster() {
     let source = RedisSessionStore::connect(source_server.config(source_keys.clone()))
         .await
         .unwrap();
-    let target = ClusterSessionStore::connect(ClusterConfig {
-        key_space: target_keys,
-        ..ClusterConfig::from_urls(cluster.seed_urls()).unwrap()
+    let target = ClusterSessionStore::connect({
+        let mut config = ClusterConfig::from_urls(cluster.seed_urls()).unwrap();
+        config.settings.key_space = target_keys;
+        config
     })
     .await
     .unwrap();

@@ -20,7 +20,7 @@ use authsession_tests::{RawKv, RedisRaw, RedisServer};
 
 async fn cached_store(server: &RedisServer, keys: KeySpace) -> RedisSessionStore {
     let mut config = server.config(keys);
-    config.cache = Some(cache_config());
+    config.settings.cache = Some(cache_config());
     RedisSessionStore::connect(config).await.unwrap()
 }
 
@@ -260,16 +260,16 @@ async fn a_server_without_tracking_fails_at_connect() {
         )
         .await;
     let mut config = server.config(fresh_key_space("cache-no-tracking"));
-    config.username = Some("app".to_owned());
-    config.password = Some("pw".to_owned());
-    config.cache = Some(cache_config());
+    config.settings.username = Some("app".to_owned());
+    config.settings.password = Some("pw".to_owned());
+    config.settings.cache = Some(cache_config());
     let err = RedisSessionStore::connect(config.clone())
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Config, "{err}");
     assert_eq!(err.config_field(), Some("cache"), "{err}");
     // Without the cache the same user connects.
-    config.cache = None;
+    config.settings.cache = None;
     RedisSessionStore::connect(config).await.unwrap();
     let _ = id("unused");
 }
@@ -328,7 +328,7 @@ mod interleavings {
     async fn run(server: &RedisServer, case: u32, steps: &[Step]) -> Result<(), String> {
         let keys = fresh_key_space(&format!("cache-prop-{case}"));
         let mut config = server.config(keys.clone());
-        config.cache = Some(authsession_tests::cached::cache_config());
+        config.settings.cache = Some(authsession_tests::cached::cache_config());
         let cached = RedisSessionStore::connect(config)
             .await
             .map_err(|e| e.to_string())?;
@@ -458,7 +458,7 @@ async fn the_bounds_hold_age_and_entries() {
     // No entry may be older than a nanosecond: every read goes to the
     // server.
     let mut config = server.config(keys.clone());
-    config.cache = Some(authsession_driver::CacheConfig {
+    config.settings.cache = Some(authsession_driver::CacheConfig {
         max_entries: 100,
         max_staleness: std::time::Duration::from_nanos(1),
     });
@@ -472,7 +472,7 @@ async fn the_bounds_hold_age_and_entries() {
 
     // One entry at most: reading b pushes a out (least recently used).
     let mut config = server.config(keys);
-    config.cache = Some(authsession_driver::CacheConfig {
+    config.settings.cache = Some(authsession_driver::CacheConfig {
         max_entries: 1,
         max_staleness: std::time::Duration::from_secs(600),
     });

@@ -17,19 +17,17 @@ use std::time::Duration;
 
 use authsession_driver::core::op::{BatchSize, Policy};
 use authsession_driver::{
-    CheckMode, RedisConfig, RedisSessionStore, RevokeAllOptions, SessionAdmin, SessionStore,
+    CheckMode, RedisSessionStore, RevokeAllOptions, SessionAdmin, SessionStore,
 };
 use authsession_tests::fixtures::{active, fresh_key_space, revoke_all_input, ts, user};
 use authsession_tests::{RedisRaw, RedisServer};
 use tokio::sync::mpsc;
 
 async fn store_with_batch(server: &RedisServer, tag: &str, batch: usize) -> RedisSessionStore {
-    let config = RedisConfig {
-        policy: Policy {
-            batch_size: BatchSize::new(batch).unwrap(),
-            ..Policy::default()
-        },
-        ..server.config(fresh_key_space(tag))
+    let mut config = server.config(fresh_key_space(tag));
+    config.settings.policy = Policy {
+        batch_size: BatchSize::new(batch).unwrap(),
+        ..Policy::default()
     };
     RedisSessionStore::connect(config).await.unwrap()
 }

@@ -180,7 +180,7 @@ async fn every_operation_has_one_span_with_db_fields_and_no_key_material() {
 async fn cached_gets_say_hit_or_miss() {
     let server = RedisServer::start();
     let mut config = server.config(fresh_key_space("tracing-cache"));
-    config.cache = Some(authsession_tests::cached::cache_config());
+    config.settings.cache = Some(authsession_tests::cached::cache_config());
     let store = RedisSessionStore::connect(config).await.unwrap();
     let other = server.store(store.key_space().clone()).await;
     let s = active("trace-cached", "trace-user", ts(1, 0));

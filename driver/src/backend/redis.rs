@@ -55,10 +55,10 @@ impl RedisBackend {
     pub async fn connect(config: &RedisConfig) -> Result<Self, Error> {
         config.validate()?;
         let (host, port) = config.host_port()?;
-        let access = config.access();
+        let access = config.settings.access();
         let client = access.client(access.info(&host, port, config.db)?)?;
-        let timeout = config.operation_timeout;
-        let near = match config.cache {
+        let timeout = config.settings.operation_timeout;
+        let near = match config.settings.cache {
             Some(cache) => {
                 // The same server, credentials and TLS, over RESP3 (pushes).
                 let make = access.tracking_clients(config.db);
@@ -91,7 +91,7 @@ impl RedisBackend {
                 namespace: Some(config.db.to_string()),
             },
         )
-        .with_wait_replicas(config.wait_replicas, timeout);
+        .with_wait_replicas(config.settings.wait_replicas, timeout);
         let backend = Self { near, ..backend };
         // Without credentials the server accepts the connection and refuses
         // the first command: surface that (and any other refusal) here, as

@@ -135,8 +135,8 @@ impl ClusterBackend {
     pub async fn connect(config: &ClusterConfig) -> Result<Self, Error> {
         config.validate()?;
         let seeds = config.seeds()?;
-        let timeout = config.operation_timeout;
-        let access = config.access();
+        let timeout = config.settings.operation_timeout;
+        let access = config.settings.access();
         let client = access
             .cluster_builder(&seeds)?
             .connection_timeout(timeout)
@@ -159,9 +159,9 @@ impl ClusterBackend {
                 namespace: Some("0".to_owned()),
             },
         )
-        .with_wait_replicas(config.wait_replicas, timeout);
+        .with_wait_replicas(config.settings.wait_replicas, timeout);
         backend.ping(timeout).await?;
-        let near = match config.cache {
+        let near = match config.settings.cache {
             Some(cache) => {
                 let first = seeds_first(config)?;
                 let make = access.clone().tracking_clients(0);
