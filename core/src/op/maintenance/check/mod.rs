@@ -43,8 +43,8 @@ use crate::codec;
 use crate::ids::{DeviceSessionId, UserId};
 use crate::keys::{Index, IndexScore, KeyKind, KeySpace, Layout};
 use crate::op::decode::session_id;
-use crate::op::owners::{first_look, OwnerFinding, OwnerPass};
-use crate::op::walk::{IndexWalk, KeyScan, Window};
+use crate::op::maintenance::owners::{first_look, OwnerFinding, OwnerPass};
+use crate::op::maintenance::walk::{IndexWalk, KeyScan, Window};
 use crate::op::{
     applied, out_of_sequence, replies, BatchSize, Input, Operation, Step, TransitionError,
 };

@@ -7,11 +7,11 @@ use std::time::Duration;
 use crate::codec;
 use crate::ids::{DeviceSessionId, UserId};
 use crate::keys::{Index, KeyKind, KeySpace};
-use crate::op::check::{chunked, user_group, MAX_BATCH_READS, MAX_PLAN_SESSIONS};
 use crate::op::decode::session_id;
 use crate::op::expiry::{expire_plan, OwnerRemovals};
-use crate::op::owners::{OwnerFinding, OwnerPass};
-use crate::op::walk::{IndexWalk, KeyScan, Window};
+use crate::op::maintenance::check::{chunked, user_group, MAX_BATCH_READS, MAX_PLAN_SESSIONS};
+use crate::op::maintenance::owners::{OwnerFinding, OwnerPass};
+use crate::op::maintenance::walk::{IndexWalk, KeyScan, Window};
 use crate::op::{
     applied, out_of_sequence, replies, Input, Operation, Policy, Step, TransitionError,
 };

@@ -1,0 +1,11 @@
+//! The maintenance walks: `check` (and `check --repair`), `sweep`, and
+//! the second look at owner keys.
+
+mod check;
+mod owners;
+mod sweep;
+pub(crate) mod walk;
+
+pub use check::Check;
+pub use owners::{OwnerRecheck, OwnerSighting, RecheckOwners};
+pub use sweep::{Sweep, SweepReport};
