@@ -1,8 +1,10 @@
 //! The maintenance walks: `check` (and `check --repair`), `sweep`, and
 //! the second look at owner keys.
 
+mod batch;
 mod check;
 mod owners;
+mod settle;
 mod sweep;
 pub(crate) mod walk;
 
