@@ -21,7 +21,7 @@ use crate::op::replies::values;
 use crate::op::{
     applied, out_of_sequence, replies, Input, Operation, Policy, Step, TransitionError,
 };
-use crate::plan::{KeyType, Plan, Read, Reply};
+use crate::plan::{KeyType, Member, Plan, Read, Reply};
 use crate::session::Session;
 use crate::timestamp::Timestamp;
 
@@ -217,13 +217,13 @@ impl Sweep {
         Step::Read(plan_reads)
     }
 
+    /// What the windows handed out, each walk's members in batch order:
+    /// the valid ids, whose active-index scores are read next.
     fn on_windows(
         &mut self,
-        batch: IndexBatch,
-        reads: u32,
-        replies: Vec<Reply>,
+        round: Round,
+        windows: Vec<Vec<Member>>,
     ) -> Result<Step<SweepReport>, TransitionError> {
-        let (round, windows) = batch.advance(reads, replies, OP)?;
         let mut members = Vec::with_capacity(windows.len());
         for window in windows {
             let mut ids = Vec::with_capacity(window.len());
@@ -435,7 +435,10 @@ impl Operation for Sweep {
                 self.pending.extend(keys);
                 self.next()
             }
-            State::Windows { batch, reads } => self.on_windows(batch, reads, replies(input, OP)?),
+            State::Windows { batch, reads } => {
+                let (round, windows) = batch.advance(reads, replies(input, OP)?, OP)?;
+                self.on_windows(round, windows)
+            }
             State::Active { round, members } => self.on_active(round, members, replies(input, OP)?),
             State::Records { round, candidates } => {
                 let records = values(replies(input, OP)?.into_iter().next(), OP)?;

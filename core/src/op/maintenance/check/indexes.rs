@@ -13,10 +13,10 @@ use crate::keys::Index;
 use crate::op::decode::session_id;
 use crate::op::maintenance::batch::{IndexBatch, Round, Walker};
 use crate::op::maintenance::check::repair::{Finding, Redo, Repair, Seen};
-use crate::op::maintenance::check::{Check, State, OP};
+use crate::op::maintenance::check::{Check, State};
 use crate::op::maintenance::settle::user_group;
 use crate::op::{Step, TransitionError};
-use crate::plan::{Member, Precondition, Read, Reply};
+use crate::plan::{Member, Precondition, Read};
 
 /// A member read in an index batch.
 #[derive(Debug)]
@@ -43,14 +43,13 @@ impl Check {
         Step::Read(plan_reads)
     }
 
-    /// Index batch, first reply: the windows; then the members' records.
+    /// Index batch, first reply: what the windows handed out, each walk's
+    /// members in batch order; then the members' records.
     pub(super) fn on_windows(
         &mut self,
-        batch: IndexBatch,
-        reads: u32,
-        replies: Vec<Reply>,
+        round: Round,
+        windows: Vec<Vec<Member>>,
     ) -> Result<Step<CheckReport>, TransitionError> {
-        let (round, windows) = batch.advance(reads, replies, OP)?;
         let mut members = Vec::new();
         for ((i, window), walker) in windows.into_iter().enumerate().zip(round.batch.walkers()) {
             for member in window {

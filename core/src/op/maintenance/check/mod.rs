@@ -310,7 +310,8 @@ impl Operation for Check {
             }
             State::RecordScores(batch) => self.on_record_scores(batch, replies(input, OP)?),
             State::IndexWindows { batch, reads } => {
-                self.on_windows(batch, reads, replies(input, OP)?)
+                let (round, windows) = batch.advance(reads, replies(input, OP)?, OP)?;
+                self.on_windows(round, windows)
             }
             State::IndexRecords(batch) => {
                 let records = values(replies(input, OP)?.into_iter().next(), OP)?;
