@@ -33,7 +33,6 @@
 //! Time is a parameter: operations that depend on "now" (retention, the
 //! limit's revocations) take it in their constructor.
 
-mod check;
 mod confirm;
 mod create;
 mod decode;
@@ -46,31 +45,27 @@ mod fixtures;
 mod get;
 mod import;
 mod list;
-mod owners;
+mod maintenance;
 mod page;
 mod replies;
 mod revoke;
 mod revoke_all;
 mod runner;
-mod sweep;
 #[cfg(test)]
 mod tests;
-mod walk;
 
 use std::time::Duration;
 
-pub use check::Check;
 pub use create::{Create, Created};
 pub use error::{Kind, TransitionError};
 pub use get::{Count, Get};
 pub use import::{Import, ImportConflict, ImportReport};
 pub use list::List;
-pub use owners::{OwnerRecheck, OwnerSighting, RecheckOwners};
+pub use maintenance::{Check, OwnerRecheck, OwnerSighting, RecheckOwners, Sweep, SweepReport};
 pub use page::{ListPage, Page, PageCursor, PageLimit, PageRequest, StatusFilter};
 pub use revoke::Revoke;
 pub use revoke_all::{RevokeAll, RevokeAllReport, Unrevocable};
 pub use runner::{Action, Attempts, Backoff, Runner, Tally};
-pub use sweep::{Sweep, SweepReport};
 
 // The reply readers every operation (and maintenance pass) uses.
 pub(crate) use replies::{applied, best_effort_applied, out_of_sequence, replies};

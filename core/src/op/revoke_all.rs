@@ -8,9 +8,9 @@ use crate::codec;
 use crate::ids::DeviceSessionId;
 use crate::keys::{IndexScore, KeySpace};
 use crate::op::decode::member_id;
+use crate::op::maintenance::walk::{IndexWalk, Window};
 use crate::op::replies::{range_members, values, violated_key, wrong_type};
 use crate::op::revoke::revoke_writes;
-use crate::op::walk::{IndexWalk, Window};
 use crate::op::{
     applied, out_of_sequence, replies, Input, Operation, Policy, Step, TransitionError,
 };

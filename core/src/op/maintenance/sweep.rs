@@ -1,21 +1,27 @@
 //! `sweep`: removes every revoked session past its retention, for every
-//! user, in bounded batches.
+//! user, in bounded batches: the all-sessions indexes walked batch by
+//! batch ([`super::batch`]), each batch's expired sessions removed in
+//! guarded plans ([`super::settle`]) as retention states it
+//! ([`crate::op::expiry`]), then the first look at owner keys
+//! ([`super::owners`]).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use crate::codec;
-use crate::ids::{DeviceSessionId, UserId};
+use crate::ids::DeviceSessionId;
 use crate::keys::{Index, KeyKind, KeySpace};
-use crate::op::check::{chunked, user_group, MAX_BATCH_READS, MAX_PLAN_SESSIONS};
 use crate::op::decode::session_id;
 use crate::op::expiry::{expire_plan, OwnerRemovals};
-use crate::op::owners::{OwnerFinding, OwnerPass};
-use crate::op::walk::{IndexWalk, KeyScan, Window};
+use crate::op::maintenance::batch::{IndexBatch, Round, Walkers};
+use crate::op::maintenance::owners::{OwnerFinding, OwnerPass};
+use crate::op::maintenance::settle::{user_group, Next, Outcome, PlanItem, Settle};
+use crate::op::maintenance::walk::KeyScan;
+use crate::op::replies::values;
 use crate::op::{
     applied, out_of_sequence, replies, Input, Operation, Policy, Step, TransitionError,
 };
-use crate::plan::{Applied, KeyType, Read, Reply};
+use crate::plan::{KeyType, Member, Plan, Read, Reply};
 use crate::session::Session;
 use crate::timestamp::Timestamp;
 
@@ -49,12 +55,6 @@ pub struct SweepReport {
     pub(crate) owner_sightings: Vec<crate::op::OwnerSighting>,
 }
 
-#[derive(Debug, Clone)]
-struct Walker {
-    walk: IndexWalk,
-    user: UserId,
-}
-
 /// A non-active member whose record is read.
 #[derive(Debug)]
 struct Candidate {
@@ -63,48 +63,49 @@ struct Candidate {
     record_key: String,
 }
 
+/// An expired session, read with its bytes from the walk at `walker`.
 #[derive(Debug)]
-struct Settle {
-    walkers: Vec<Walker>,
-    limits: Vec<usize>,
-    reads: u32,
-    advanced: Vec<(Walker, bool)>,
-    groups: VecDeque<Vec<(usize, Session, Vec<u8>)>>,
-    current: Option<Vec<(usize, Session, Vec<u8>)>>,
-    /// The owner keys of the group just removed (tagged layout), removed
-    /// before the next group.
-    owners: OwnerRemovals,
-    failed: u64,
-    removed: Vec<u64>,
+struct Expired {
+    walker: usize,
+    session: Session,
+    bytes: Vec<u8>,
 }
+
+impl PlanItem for Expired {
+    fn plan(group: &[Self], keys: &KeySpace) -> Plan {
+        expire_plan(keys, group.iter().map(|e| (&e.session, &e.bytes[..])))
+    }
+
+    fn removes_from(&self) -> Option<usize> {
+        Some(self.walker)
+    }
+}
+
+/// Sweep settles its expired sessions; a batch that changed is read again
+/// whole.
+type Removal = Settle<Expired, IndexBatch>;
 
 #[derive(Debug)]
 enum State {
     Start,
     Scan,
     Windows {
-        walkers: Vec<Walker>,
-        limits: Vec<usize>,
+        batch: IndexBatch,
         reads: u32,
     },
     Active {
-        walkers: Vec<Walker>,
-        limits: Vec<usize>,
-        reads: u32,
-        advanced: Vec<(Walker, bool)>,
-        /// Per walker: its members with valid ids.
+        round: Round,
+        /// Per walk: its members with valid ids.
         members: Vec<Vec<DeviceSessionId>>,
     },
     Records {
-        walkers: Vec<Walker>,
-        limits: Vec<usize>,
-        reads: u32,
-        advanced: Vec<(Walker, bool)>,
+        round: Round,
         candidates: Vec<Candidate>,
     },
-    Applying(Settle),
-    /// The removed sessions' owner keys (tagged layout).
-    RemovingOwners(Settle),
+    Applying(Removal),
+    /// The owner keys of the sessions just removed (tagged layout), before
+    /// the next plan.
+    RemovingOwners(Removal, Box<OwnerRemovals>),
     Owners,
     Finished,
 }
@@ -134,7 +135,7 @@ pub struct Sweep {
     batch: usize,
     scan: KeyScan,
     pending: VecDeque<String>,
-    walkers: VecDeque<Walker>,
+    walkers: Walkers,
     report: SweepReport,
     /// Members of the current batch left alone, on its last read.
     round_skipped: u64,
@@ -155,7 +156,7 @@ impl Sweep {
             batch: policy.batch_size.get(),
             scan: KeyScan::new(all, KeyType::SortedSet),
             pending: VecDeque::new(),
-            walkers: VecDeque::new(),
+            walkers: Walkers::new(policy.batch_size.get()),
             report: SweepReport {
                 retention: policy.revoked_retention,
                 ..SweepReport::default()
@@ -193,20 +194,11 @@ impl Sweep {
     }
 
     fn next(&mut self) -> Result<Step<SweepReport>, TransitionError> {
-        while self.walkers.len() < self.batch {
-            let Some(key) = self.pending.pop_front() else {
-                break;
-            };
-            // A key naming no user is for `check` to report.
-            if let Some(user) = self.keys.parse_index_key(Index::All, &key) {
-                self.report.users += 1;
-                self.walkers.push_back(Walker {
-                    walk: IndexWalk::new(key),
-                    user,
-                });
-            }
-        }
-        let Some(first) = self.walkers.pop_front() else {
+        // A key naming no user is for `check` to report.
+        self.report.users += self
+            .walkers
+            .start(&mut self.pending, &self.keys, Index::All, |_| {});
+        let Some(batch) = self.walkers.next_batch() else {
             if self.scan.is_done() {
                 let mut found = Vec::new();
                 let reads = self.owners.next(&mut found);
@@ -215,82 +207,38 @@ impl Sweep {
             self.state = State::Scan;
             return Ok(Step::Read(vec![self.scan.read(self.batch)]));
         };
-        // A continuing walk alone with a full window, or several fresh
-        // ones with small windows (most users have few sessions).
-        let (walkers, limits) = if first.walk.is_fresh() {
-            let group = (self.batch / 4).max(1);
-            let window = (self.batch / group).max(1);
-            let mut walkers = vec![first];
-            while walkers.len() < group && self.walkers.front().is_some_and(|w| w.walk.is_fresh()) {
-                if let Some(w) = self.walkers.pop_front() {
-                    walkers.push(w);
-                }
-            }
-            let limits = vec![window; walkers.len()];
-            (walkers, limits)
-        } else {
-            (vec![first], vec![self.batch])
-        };
-        Ok(self.read_windows(walkers, limits, 1))
+        Ok(self.read_windows(batch, 1))
     }
 
-    fn read_windows(
-        &mut self,
-        walkers: Vec<Walker>,
-        limits: Vec<usize>,
-        reads: u32,
-    ) -> Step<SweepReport> {
+    fn read_windows(&mut self, batch: IndexBatch, reads: u32) -> Step<SweepReport> {
         self.round_skipped = 0;
-        let plan_reads = walkers
-            .iter()
-            .zip(&limits)
-            .map(|(w, limit)| w.walk.read(*limit))
-            .collect();
-        self.state = State::Windows {
-            walkers,
-            limits,
-            reads,
-        };
+        let plan_reads = batch.reads();
+        self.state = State::Windows { batch, reads };
         Step::Read(plan_reads)
     }
 
+    /// What the windows handed out, each walk's members in batch order:
+    /// the valid ids, whose active-index scores are read next.
     fn on_windows(
         &mut self,
-        walkers: Vec<Walker>,
-        limits: Vec<usize>,
-        reads: u32,
-        replies: Vec<Reply>,
+        round: Round,
+        windows: Vec<Vec<Member>>,
     ) -> Result<Step<SweepReport>, TransitionError> {
-        let mut replies = replies.into_iter();
-        let mut advanced = Vec::with_capacity(walkers.len());
-        let mut members = Vec::with_capacity(walkers.len());
-        for (walker, limit) in walkers.iter().zip(&limits) {
-            let mut next = walker.clone();
-            let window = match replies.next() {
-                Some(Reply::Members(window)) => window,
-                Some(Reply::WrongType) => {
-                    advanced.push((next, true));
-                    members.push(Vec::new());
-                    continue;
-                }
-                _ => return out_of_sequence(OP),
-            };
-            let (window, last) = match next.walk.advance(window, *limit) {
-                Window::Members { members, last } => (members, last),
-                Window::Again => (Vec::new(), false),
-            };
+        let mut members = Vec::with_capacity(windows.len());
+        for window in windows {
             let mut ids = Vec::with_capacity(window.len());
-            for (member, _) in window {
+            for member in window {
                 match session_id(&member) {
                     Some(id) => ids.push(id),
                     None => self.round_skipped += 1,
                 }
             }
             members.push(ids);
-            advanced.push((next, last));
         }
         // Active sessions never expire: only the others' records are read.
-        let plan_reads: Vec<Read> = walkers
+        let plan_reads: Vec<Read> = round
+            .batch
+            .walkers()
             .iter()
             .zip(&members)
             .filter(|(_, ids)| !ids.is_empty())
@@ -303,24 +251,15 @@ impl Sweep {
             })
             .collect();
         if plan_reads.is_empty() {
-            return self.settle(walkers, limits, reads, advanced, Vec::new());
+            return self.settle(round, Vec::new());
         }
-        self.state = State::Active {
-            walkers,
-            limits,
-            reads,
-            advanced,
-            members,
-        };
+        self.state = State::Active { round, members };
         Ok(Step::Read(plan_reads))
     }
 
     fn on_active(
         &mut self,
-        walkers: Vec<Walker>,
-        limits: Vec<usize>,
-        reads: u32,
-        advanced: Vec<(Walker, bool)>,
+        round: Round,
         members: Vec<Vec<DeviceSessionId>>,
         replies: Vec<Reply>,
     ) -> Result<Step<SweepReport>, TransitionError> {
@@ -330,7 +269,7 @@ impl Sweep {
             if ids.is_empty() {
                 continue;
             }
-            let Some(walker) = walkers.get(i) else {
+            let Some(walker) = round.batch.walkers().get(i) else {
                 continue;
             };
             let scores = match replies.next() {
@@ -338,7 +277,7 @@ impl Sweep {
                 // The active index is not a sorted set: nothing of this
                 // user can be judged.
                 Some(Reply::WrongType) => {
-                    self.round_skipped += u64::try_from(ids.len()).unwrap_or(u64::MAX);
+                    self.round_skipped += count(ids.len());
                     continue;
                 }
                 _ => return out_of_sequence(OP),
@@ -355,33 +294,24 @@ impl Sweep {
             }
         }
         if candidates.is_empty() {
-            return self.settle(walkers, limits, reads, advanced, Vec::new());
+            return self.settle(round, Vec::new());
         }
         let read = Read::Values {
             keys: candidates.iter().map(|c| c.record_key.clone()).collect(),
         };
-        self.state = State::Records {
-            walkers,
-            limits,
-            reads,
-            advanced,
-            candidates,
-        };
+        self.state = State::Records { round, candidates };
         Ok(Step::Read(vec![read]))
     }
 
     fn on_records(
         &mut self,
-        walkers: Vec<Walker>,
-        limits: Vec<usize>,
-        reads: u32,
-        advanced: Vec<(Walker, bool)>,
+        round: Round,
         candidates: Vec<Candidate>,
         records: Vec<Option<Vec<u8>>>,
     ) -> Result<Step<SweepReport>, TransitionError> {
         let mut expired = Vec::new();
         for (candidate, record) in candidates.into_iter().zip(records) {
-            let Some(walker) = walkers.get(candidate.walker) else {
+            let Some(walker) = round.batch.walkers().get(candidate.walker) else {
                 continue;
             };
             let session = record.and_then(|bytes| {
@@ -391,120 +321,92 @@ impl Sweep {
             match session {
                 Some((session, bytes)) => {
                     if self.policy.is_expired(&session, self.now) {
-                        expired.push((candidate.walker, session, bytes));
+                        expired.push(Expired {
+                            walker: candidate.walker,
+                            session,
+                            bytes,
+                        });
                     }
                 }
                 None => self.round_skipped += 1,
             }
         }
-        self.settle(walkers, limits, reads, advanced, expired)
+        self.settle(round, expired)
     }
 
     fn settle(
         &mut self,
-        walkers: Vec<Walker>,
-        limits: Vec<usize>,
-        reads: u32,
-        advanced: Vec<(Walker, bool)>,
-        expired: Vec<(usize, Session, Vec<u8>)>,
+        round: Round,
+        expired: Vec<Expired>,
     ) -> Result<Step<SweepReport>, TransitionError> {
-        let mut groups: BTreeMap<String, Vec<(usize, Session, Vec<u8>)>> = BTreeMap::new();
-        for entry in expired {
-            groups
-                .entry(user_group(&self.keys, entry.1.user_id()))
-                .or_default()
-                .push(entry);
+        let items = expired
+            .into_iter()
+            .map(|e| (user_group(&self.keys, e.session.user_id()), e));
+        let settle = Settle::new(round.batch, round.reads, round.advanced, items);
+        self.apply_next(settle)
+    }
+
+    /// The next removal plan, or the batch read again, or the next batch.
+    fn apply_next(&mut self, settle: Removal) -> Result<Step<SweepReport>, TransitionError> {
+        match settle.next(&self.keys, &mut self.walkers) {
+            Next::Apply(plan, settle) => {
+                self.state = State::Applying(settle);
+                Ok(Step::Apply(plan))
+            }
+            // A record changed (or went) since it was read: read the
+            // batch again.
+            Next::Reread { batch, reads } => Ok(self.read_windows(batch, reads)),
+            Next::Settled { failed, .. } => {
+                self.report.skipped +=
+                    self.round_skipped + count(failed.iter().map(Vec::len).sum());
+                self.next()
+            }
         }
-        let removed = vec![0; walkers.len()];
-        self.apply_next(Settle {
-            walkers,
-            limits,
-            reads,
-            advanced,
-            groups: groups
-                .into_values()
-                .flat_map(|group| chunked(group, MAX_PLAN_SESSIONS))
-                .collect(),
-            current: None,
-            owners: OwnerRemovals::default(),
-            failed: 0,
-            removed,
-        })
+    }
+
+    fn on_applied(
+        &mut self,
+        settle: Removal,
+        outcome: Outcome<Expired>,
+    ) -> Result<Step<SweepReport>, TransitionError> {
+        match outcome {
+            Outcome::Done(group) => {
+                self.report.sessions_removed += count(group.len());
+                self.report.batches += 1;
+                // Their owner keys go with them.
+                let owners = OwnerRemovals::of(
+                    &self.keys,
+                    group.iter().map(|e| (e.session.user_id(), e.session.id())),
+                );
+                return self.remove_owners(settle, Box::new(owners), None);
+            }
+            Outcome::Violated => {}
+            // One of the user's keys holds another type: `check` reports
+            // it; nothing of this user can be removed safely.
+            Outcome::WrongType { group, .. } => self.round_skipped += count(group.len()),
+        }
+        self.apply_next(settle)
     }
 
     /// The owner keys of the group just removed (tagged layout), then the
     /// next group.
     fn remove_owners(
         &mut self,
-        mut settle: Settle,
+        settle: Removal,
+        mut owners: Box<OwnerRemovals>,
         input: Option<Input>,
     ) -> Result<Step<SweepReport>, TransitionError> {
-        if let Some(step) = settle.owners.step(input, OP)?.into_step() {
-            self.state = State::RemovingOwners(settle);
+        if let Some(step) = owners.step(input, OP)?.into_step() {
+            self.state = State::RemovingOwners(settle, owners);
             return Ok(step);
         }
-        self.report.owner_keys_removed += settle.owners.removed();
-        settle.owners = OwnerRemovals::default();
+        self.report.owner_keys_removed += owners.removed();
         self.apply_next(settle)
     }
+}
 
-    fn apply_next(&mut self, mut settle: Settle) -> Result<Step<SweepReport>, TransitionError> {
-        if let Some(group) = settle.groups.pop_front() {
-            let plan = expire_plan(&self.keys, group.iter().map(|(_, s, b)| (s, &b[..])));
-            settle.current = Some(group);
-            self.state = State::Applying(settle);
-            return Ok(Step::Apply(plan));
-        }
-        if settle.failed > 0 && settle.reads < MAX_BATCH_READS {
-            // A record changed (or went) since it was read: read the
-            // batch again.
-            let reads = settle.reads.saturating_add(1);
-            return Ok(self.read_windows(settle.walkers, settle.limits, reads));
-        }
-        self.report.skipped += self.round_skipped + settle.failed;
-        for (i, (mut walker, last)) in settle.advanced.into_iter().enumerate().rev() {
-            if !last {
-                walker
-                    .walk
-                    .removed(settle.removed.get(i).copied().unwrap_or(0));
-                self.walkers.push_front(walker);
-            }
-        }
-        self.next()
-    }
-
-    fn on_applied(
-        &mut self,
-        mut settle: Settle,
-        outcome: Applied,
-    ) -> Result<Step<SweepReport>, TransitionError> {
-        let Some(group) = settle.current.take() else {
-            return out_of_sequence(OP);
-        };
-        let n = u64::try_from(group.len()).unwrap_or(u64::MAX);
-        match outcome {
-            Applied::Done => {
-                self.report.sessions_removed += n;
-                self.report.batches += 1;
-                for (walker, _, _) in &group {
-                    if let Some(slot) = settle.removed.get_mut(*walker) {
-                        *slot += 1;
-                    }
-                }
-                // Their owner keys go with them.
-                settle.owners = OwnerRemovals::of(
-                    &self.keys,
-                    group.iter().map(|(_, s, _)| (s.user_id(), s.id())),
-                );
-                return self.remove_owners(settle, None);
-            }
-            Applied::Violated { .. } => settle.failed += n,
-            // One of the user's keys holds another type: `check` reports
-            // it; nothing of this user can be removed safely.
-            Applied::WrongType { .. } => self.round_skipped += n,
-        }
-        self.apply_next(settle)
-    }
+fn count(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
 }
 
 impl Operation for Sweep {
@@ -533,43 +435,22 @@ impl Operation for Sweep {
                 self.pending.extend(keys);
                 self.next()
             }
-            State::Windows {
-                walkers,
-                limits,
-                reads,
-            } => self.on_windows(walkers, limits, reads, replies(input, OP)?),
-            State::Active {
-                walkers,
-                limits,
-                reads,
-                advanced,
-                members,
-            } => self.on_active(
-                walkers,
-                limits,
-                reads,
-                advanced,
-                members,
-                replies(input, OP)?,
-            ),
-            State::Records {
-                walkers,
-                limits,
-                reads,
-                advanced,
-                candidates,
-            } => {
-                let records = match replies(input, OP)?.into_iter().next() {
-                    Some(Reply::Values(values)) => values,
-                    _ => return out_of_sequence(OP),
-                };
-                self.on_records(walkers, limits, reads, advanced, candidates, records)
+            State::Windows { batch, reads } => {
+                let (round, windows) = batch.advance(reads, replies(input, OP)?, OP)?;
+                self.on_windows(round, windows)
             }
-            State::Applying(settle) => {
-                let outcome = applied(input, OP)?;
+            State::Active { round, members } => self.on_active(round, members, replies(input, OP)?),
+            State::Records { round, candidates } => {
+                let records = values(replies(input, OP)?.into_iter().next(), OP)?;
+                self.on_records(round, candidates, records)
+            }
+            State::Applying(mut settle) => {
+                let outcome = settle.applied(applied(input, OP)?, OP)?;
                 self.on_applied(settle, outcome)
             }
-            State::RemovingOwners(settle) => self.remove_owners(settle, Some(input)),
+            State::RemovingOwners(settle, owners) => {
+                self.remove_owners(settle, owners, Some(input))
+            }
             State::Owners => {
                 let mut found = Vec::new();
                 let reads = self.owners.resume(replies(input, OP)?, &mut found, OP)?;

@@ -34,8 +34,8 @@ use crate::ids::{DeviceSessionId, UserId};
 use crate::keys::{KeyKind, KeySpace, Layout};
 use crate::op::decode::user_id as parse_user;
 use crate::op::expiry::OwnerRemovals;
+use crate::op::maintenance::walk::KeyScan;
 use crate::op::replies::values;
-use crate::op::walk::KeyScan;
 use crate::op::{out_of_sequence, replies, Input, Operation, Step, SweepReport, TransitionError};
 use crate::plan::{KeyType, Read, Reply};
 
