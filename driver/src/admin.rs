@@ -172,7 +172,7 @@ impl<B: Backend> SessionAdmin for Store<B> {
                 loop {
                     let (page, next) = self.scan_page(cursor, prefix, key_type).await?;
                     for chunk in page.chunks(SCAN_BATCH) {
-                        deleted += self.backend.delete(self.timeout, chunk).await?;
+                        deleted += self.delete(self.timeout, chunk).await?;
                     }
                     match next {
                         Some(next) => cursor = next,

@@ -10,7 +10,7 @@ use authsession_core::op::{
     Action, Backoff, Count, Create, Created, List, ListPage, Operation, Page, PageRequest, Policy,
     Revoke, RevokeAllReport, Runner,
 };
-use authsession_core::plan::{Applied, Reply};
+use authsession_core::plan::{Applied, Plan, Reply};
 use authsession_core::{
     DeviceSessionId, KeySpace, RevokeSessionInput, RevokeSessionOutcome, RevokeUserSessionsInput,
     RevokeUserSessionsOutcome, Session, Timestamp, UserId,
@@ -189,6 +189,27 @@ impl<B: Backend> Store<B> {
     /// Runs `op` to completion with the core's [`Runner`] (the loop's
     /// bookkeeping), adding the I/O, deadlines, jittered backoff, one span
     /// and (feature `metrics`) measurements.
+    /// Applies `plan`. The near cache forgets every key the plan writes,
+    /// whatever the outcome (a timeout's is unknown), before the caller
+    /// hears of it: read-your-writes, while the server's own invalidation
+    /// may still be on its way.
+    async fn apply(&self, budget: Duration, plan: &Plan) -> Result<Applied, Error> {
+        let applied = self.backend.apply(budget, plan).await;
+        if let Some(near) = self.backend.near_cache() {
+            near.wrote(plan.writes().iter().map(|w| w.key()));
+        }
+        applied
+    }
+
+    /// Deletes `keys`, forgotten by the near cache as [`Store::apply`]'s.
+    pub(crate) async fn delete(&self, budget: Duration, keys: &[String]) -> Result<u64, Error> {
+        let deleted = self.backend.delete(budget, keys).await;
+        if let Some(near) = self.backend.near_cache() {
+            near.wrote(keys.iter().map(String::as_str));
+        }
+        deleted
+    }
+
     pub(crate) async fn drive<O: Operation>(&self, op: O) -> Result<O::Output, Error> {
         self.drive_with(op, Budget::PerBatch, None).await
     }
@@ -257,7 +278,7 @@ impl<B: Backend> Store<B> {
                 }
                 Action::Apply(plan) => {
                     let rt = io.round_trip("apply")?;
-                    match self.backend.apply(rt, &plan).await {
+                    match self.apply(rt, &plan).await {
                         // A read's lazy removal the store cannot write: the
                         // operation answers without it.
                         Err(e) if plan.is_best_effort() && e.is_write_refused() => {

@@ -177,30 +177,15 @@ impl Backend for RedisBackend {
             return Ok(0);
         }
         let mut conn = self.conn.clone();
-        let deleted = bounded(
+        bounded(
             budget,
             "unlink",
             redis::cmd("UNLINK").arg(keys).query_async(&mut conn),
         )
-        .await;
-        if let Some((near, _)) = &self.near {
-            near.wrote(keys.iter().map(String::as_str));
-        }
-        deleted
+        .await
     }
 
     async fn apply(&self, budget: Duration, plan: &Plan) -> Result<Applied, Error> {
-        let applied = self.apply_plan(budget, plan).await;
-        if let Some((near, _)) = &self.near {
-            // Whatever the outcome (a timeout's is unknown).
-            near.wrote(plan.writes().iter().map(|w| w.key()));
-        }
-        applied
-    }
-}
-
-impl RedisBackend {
-    async fn apply_plan(&self, budget: Duration, plan: &Plan) -> Result<Applied, Error> {
         let wait = self.wait;
         let invocation = script::Invocation::new(plan, wait, budget)?;
         script::invoke(&mut self.conn.clone(), &invocation, budget).await

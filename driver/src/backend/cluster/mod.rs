@@ -270,25 +270,10 @@ impl Backend for ClusterBackend {
     }
 
     async fn delete(&self, budget: Duration, keys: &[String]) -> Result<u64, Error> {
-        let deleted = self.delete_plain(budget, keys).await;
-        if let Some(near) = &self.near {
-            near.wrote(keys.iter().map(String::as_str));
-        }
-        deleted
+        self.delete_plain(budget, keys).await
     }
 
     async fn apply(&self, budget: Duration, plan: &Plan) -> Result<Applied, Error> {
-        let applied = self.apply_plan(budget, plan).await;
-        if let Some(near) = &self.near {
-            // Whatever the outcome (a timeout's is unknown): read-your-writes.
-            near.wrote(plan.writes().iter().map(|w| w.key()));
-        }
-        applied
-    }
-}
-
-impl ClusterBackend {
-    async fn apply_plan(&self, budget: Duration, plan: &Plan) -> Result<Applied, Error> {
         let wait = self.wait;
         let invocation = script::Invocation::new(plan, wait, budget)?;
         let mut keys = invocation.keys();
