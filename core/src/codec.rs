@@ -698,63 +698,55 @@ mod tests {
 
     #[test]
     fn error_kinds() {
-        assert_eq!(kind_of(""), "malformed_json");
-        assert_eq!(kind_of("   "), "malformed_json");
-        assert_eq!(kind_of("[]"), "not_an_object");
-        assert_eq!(kind_of("\"x\""), "not_an_object");
-        assert_eq!(kind_of("null"), "not_an_object");
-        assert_eq!(kind_of("{}"), "missing_field");
-        assert_eq!(kind_of(&format!("{}{{}}", record(""))), "trailing_data");
-        assert_eq!(kind_of(&format!("{}x", record(""))), "trailing_data");
-        assert_eq!(kind_of(&record(",\"extra\":1")), "unknown_field");
-        assert_eq!(
-            kind_of(&record("").replace("\"active\"", "5")),
-            "invalid_type"
-        );
-        assert_eq!(
-            kind_of(&record("").replace("\"active\"", "\"Active\"")),
-            "invalid_status"
-        );
-        assert_eq!(
-            kind_of(&record("").replace("09.123456789Z", "09.120Z")),
-            "non_canonical_timestamp"
-        );
-        assert_eq!(
-            kind_of(&record("").replace("09.123456789Z", "09z")),
-            "invalid_timestamp"
-        );
-        assert_eq!(
-            kind_of(&record("").replace(KEY, "AAAA")),
-            "invalid_public_key"
-        );
-        assert_eq!(
-            kind_of(&record(",\"revoked_at\":\"2024-05-06T08:00:00Z\"")),
-            "partial_revocation"
-        );
-        assert_eq!(
-            kind_of(&revoked("").replace("\"dev-1\"", "\"dev-2\"")),
-            "id_mismatch"
-        );
-        assert_eq!(
-            kind_of(&revoked("").replace("08:00:00Z", "07:08:09.123456788Z")),
-            "revoked_before_created"
-        );
-        assert_eq!(
-            kind_of(&record("").replace("2024-05-06T07:08:09.123456789Z", "0001-01-01T00:00:00Z")),
-            "zero_timestamp"
-        );
-        assert_eq!(
-            kind_of(&revoked("").replace("\"revoked\"", "\"active\"")),
-            "status_revocation_mismatch"
-        );
-        assert_eq!(
-            kind_of(&record("").replace("\"active\"", "\"revoked\"")),
-            "status_revocation_mismatch"
-        );
-        assert_eq!(
-            kind_of(&record("").replace("\"dev-1\"", "\" dev-1\"")),
-            "invalid_id"
-        );
+        for (input, kind) in [
+            ("".to_owned(), "malformed_json"),
+            (" ".to_owned(), "malformed_json"),
+            ("[]".to_owned(), "not_an_object"),
+            ("\"x\"".to_owned(), "not_an_object"),
+            ("null".to_owned(), "not_an_object"),
+            ("{}".to_owned(), "missing_field"),
+            (format!("{}{{}}", record("")), "trailing_data"),
+            (format!("{}x", record("")), "trailing_data"),
+            (record(",\"extra\":1"), "unknown_field"),
+            (record("").replace("\"active\"", "5"), "invalid_type"),
+            (
+                record("").replace("\"active\"", "\"Active\""),
+                "invalid_status",
+            ),
+            (
+                record("").replace("09.123456789Z", "09.120Z"),
+                "non_canonical_timestamp",
+            ),
+            (
+                record("").replace("09.123456789Z", "09z"),
+                "invalid_timestamp",
+            ),
+            (record("").replace(KEY, "AAAA"), "invalid_public_key"),
+            (
+                record(",\"revoked_at\":\"2024-05-06T08:00:00Z\""),
+                "partial_revocation",
+            ),
+            (revoked("").replace("\"dev-1\"", "\"dev-2\""), "id_mismatch"),
+            (
+                revoked("").replace("08:00:00Z", "07:08:09.123456788Z"),
+                "revoked_before_created",
+            ),
+            (
+                record("").replace("2024-05-06T07:08:09.123456789Z", "0001-01-01T00:00:00Z"),
+                "zero_timestamp",
+            ),
+            (
+                revoked("").replace("\"revoked\"", "\"active\""),
+                "status_revocation_mismatch",
+            ),
+            (
+                record("").replace("\"active\"", "\"revoked\""),
+                "status_revocation_mismatch",
+            ),
+            (record("").replace("\"dev-1\"", "\" dev-1\""), "invalid_id"),
+        ] {
+            assert_eq!(kind_of(&input), kind, "{input}");
+        }
     }
 
     #[test]

@@ -314,6 +314,7 @@ impl fmt::Debug for ClientPublicKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::rejects_each;
 
     #[test]
     fn id_length_boundaries() {
@@ -340,26 +341,22 @@ mod tests {
 
     #[test]
     fn id_whitespace_and_controls() {
-        for bad in [" a", "a ", "a\n", "\u{a0}a", "a\u{3000}", "\u{2028}", "   "] {
-            assert_eq!(
-                DeviceSessionId::parse(bad).unwrap_err(),
-                ValidationError::SurroundingWhitespace {
-                    field: Field::DeviceSessionId
-                },
-                "{bad:?}"
-            );
-        }
-        for bad in [
-            "a\0b", "a\u{1}b", "a\tb", "a\u{7f}b", "a\u{85}b", "a\u{9f}b",
-        ] {
-            assert_eq!(
-                UserId::parse(bad).unwrap_err(),
-                ValidationError::ControlCharacter {
-                    field: Field::UserId
-                },
-                "{bad:?}"
-            );
-        }
+        rejects_each(
+            |s| DeviceSessionId::parse(s),
+            &[" a", "a ", "a\n", "\u{a0}a", "a\u{3000}", "\u{2028}", "   "],
+            &ValidationError::SurroundingWhitespace {
+                field: Field::DeviceSessionId,
+            },
+        );
+        rejects_each(
+            |s| UserId::parse(s),
+            &[
+                "a\0b", "a\u{1}b", "a\tb", "a\u{7f}b", "a\u{85}b", "a\u{9f}b",
+            ],
+            &ValidationError::ControlCharacter {
+                field: Field::UserId,
+            },
+        );
         for good in [
             "a b",
             "a\u{a0}b",

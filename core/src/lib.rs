@@ -43,6 +43,8 @@ pub mod op;
 mod order;
 pub mod plan;
 mod session;
+#[cfg(test)]
+mod test_support;
 mod timestamp;
 
 #[cfg(feature = "arbitrary")]

@@ -175,6 +175,22 @@ mod tests {
             revoked_at.message.starts_with("revoked_at"),
             "{revoked_at:?}"
         );
+        // Edits of the revocation, each with the kind it must give.
+        let revocation = |edit: fn(&mut RevocationParts<'static>)| {
+            let mut p = parts();
+            if let Some(r) = &mut p.revocation {
+                edit(r);
+            }
+            p.into_session().unwrap_err().kind
+        };
+        assert_eq!(
+            revocation(|r| r.at = "2024-05-06T07:08:09Z".into()),
+            "revoked_before_created"
+        );
+        assert_eq!(
+            revocation(|r| r.reason_code = "Logout".into()),
+            "invalid_reason_code"
+        );
         assert_eq!(
             kind(|p| p.status = "active".into()).kind,
             "status_revocation_mismatch"
@@ -182,24 +198,6 @@ mod tests {
         assert_eq!(
             kind(|p| p.revocation = None).kind,
             "status_revocation_mismatch"
-        );
-        assert_eq!(
-            kind(|p| {
-                if let Some(r) = &mut p.revocation {
-                    r.at = "2024-05-06T07:08:09Z".into();
-                }
-            })
-            .kind,
-            "revoked_before_created"
-        );
-        assert_eq!(
-            kind(|p| {
-                if let Some(r) = &mut p.revocation {
-                    r.reason_code = "Logout".into();
-                }
-            })
-            .kind,
-            "invalid_reason_code"
         );
     }
 

@@ -229,6 +229,8 @@ fn len_u64(n: usize) -> u64 {
 mod tests {
     use super::*;
     use crate::model::MemoryKv;
+    use proptest::prelude::Rng as _;
+    use proptest::test_runner::{RngAlgorithm, TestRng};
 
     fn read(kv: &MemoryKv, walk: &IndexWalk, limit: usize) -> Vec<(Member, f64)> {
         match kv.read(&walk.read(limit)) {
@@ -302,13 +304,10 @@ mod tests {
         // Deterministic pseudo-random churn: between reads, remove and add
         // members before and after the walk's position.
         for seed in 0..200u64 {
-            let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-            let mut next = move || {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                state
-            };
+            let mut seed_bytes = [0u8; 32];
+            seed_bytes[..8].copy_from_slice(&seed.to_le_bytes());
+            let mut rng = TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes);
+            let mut next = move || rng.next_u64();
             let n = 30 + (next() % 40) as usize;
             let limit = 1 + (next() % 6) as usize;
             let mut kv = MemoryKv::new();
