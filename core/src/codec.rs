@@ -708,43 +708,54 @@ mod tests {
             (format!("{}{{}}", record("")), "trailing_data"),
             (format!("{}x", record("")), "trailing_data"),
             (record(",\"extra\":1"), "unknown_field"),
-            (record("").replace("\"active\"", "5"), "invalid_type"),
-            (
-                record("").replace("\"active\"", "\"Active\""),
-                "invalid_status",
-            ),
-            (
-                record("").replace("09.123456789Z", "09.120Z"),
-                "non_canonical_timestamp",
-            ),
-            (
-                record("").replace("09.123456789Z", "09z"),
-                "invalid_timestamp",
-            ),
-            (record("").replace(KEY, "AAAA"), "invalid_public_key"),
             (
                 record(",\"revoked_at\":\"2024-05-06T08:00:00Z\""),
                 "partial_revocation",
             ),
-            (revoked("").replace("\"dev-1\"", "\"dev-2\""), "id_mismatch"),
+        ] {
+            assert_eq!(kind_of(&input), kind, "{input}");
+        }
+        // One field of a valid record (active or revoked) changed.
+        for (revoked_record, from, to, kind) in [
+            (false, "\"active\"", "5", "invalid_type"),
+            (false, "\"active\"", "\"Active\"", "invalid_status"),
+            (false, "09.123456789Z", "09.120Z", "non_canonical_timestamp"),
+            (false, "09.123456789Z", "09z", "invalid_timestamp"),
+            (false, KEY, "AAAA", "invalid_public_key"),
+            (true, "\"dev-1\"", "\"dev-2\"", "id_mismatch"),
             (
-                revoked("").replace("08:00:00Z", "07:08:09.123456788Z"),
+                true,
+                "08:00:00Z",
+                "07:08:09.123456788Z",
                 "revoked_before_created",
             ),
             (
-                record("").replace("2024-05-06T07:08:09.123456789Z", "0001-01-01T00:00:00Z"),
+                false,
+                "2024-05-06T07:08:09.123456789Z",
+                "0001-01-01T00:00:00Z",
                 "zero_timestamp",
             ),
             (
-                revoked("").replace("\"revoked\"", "\"active\""),
+                true,
+                "\"revoked\"",
+                "\"active\"",
                 "status_revocation_mismatch",
             ),
             (
-                record("").replace("\"active\"", "\"revoked\""),
+                false,
+                "\"active\"",
+                "\"revoked\"",
                 "status_revocation_mismatch",
             ),
-            (record("").replace("\"dev-1\"", "\" dev-1\""), "invalid_id"),
+            (false, "\"dev-1\"", "\" dev-1\"", "invalid_id"),
         ] {
+            let valid = if revoked_record {
+                revoked("")
+            } else {
+                record("")
+            };
+            let input = valid.replace(from, to);
+            assert_ne!(input, valid, "{from} is in the record");
             assert_eq!(kind_of(&input), kind, "{input}");
         }
     }

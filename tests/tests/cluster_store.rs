@@ -248,12 +248,7 @@ async fn a_store_on_the_services_own_connection() {
             .await
             .unwrap()
     };
-    let info = BackendInfo {
-        system: "redis",
-        address: Some("127.0.0.1".into()),
-        port: Some(c.ports()[0]),
-        namespace: Some("0".into()),
-    };
+    let info = BackendInfo::redis("127.0.0.1".into(), c.ports()[0], 0);
     let store = ClusterSessionStore::on_connection(connect().await, info.clone())
         .with_key_space(tagged("own-conn"));
     let s = active("own-1", "own-user", ts(0, 0));

@@ -18,12 +18,7 @@ async fn a_store_on_the_services_own_connection_manager() {
     let client = redis::Client::open(server.url()).unwrap();
     let conn = redis::aio::ConnectionManager::new(client).await.unwrap();
     let keys = fresh_key_space("own-conn");
-    let info = BackendInfo {
-        system: "redis",
-        address: Some("127.0.0.1".into()),
-        port: Some(server.port()),
-        namespace: Some("0".into()),
-    };
+    let info = BackendInfo::redis("127.0.0.1".into(), server.port(), 0);
     let store = RedisSessionStore::on_connection(conn.clone(), info).with_key_space(keys);
     let s = active("own-1", "own-user", ts(5, 0));
     store.create(&s).await.unwrap();

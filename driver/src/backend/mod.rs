@@ -37,6 +37,19 @@ pub struct BackendInfo {
     pub namespace: Option<String>,
 }
 
+impl BackendInfo {
+    /// A Redis server (or the first seed of a cluster) at `host:port`,
+    /// database `db`.
+    pub fn redis(host: String, port: u16, db: i64) -> Self {
+        Self {
+            system: "redis",
+            address: Some(host),
+            port: Some(port),
+            namespace: Some(db.to_string()),
+        }
+    }
+}
+
 /// A store's storage. Every call is one round trip (bounded by `budget`)
 /// for a server, one lock for memory.
 pub trait Backend: Send + Sync + 'static {

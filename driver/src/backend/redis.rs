@@ -82,16 +82,8 @@ impl RedisBackend {
             .set_number_of_retries(0);
         let manager = ConnectionManager::new_with_config(client, manager_config);
         let conn = bounded(timeout, "connect", manager).await?;
-        let backend = Self::from_connection(
-            conn,
-            BackendInfo {
-                system: "redis",
-                address: Some(host),
-                port: Some(port),
-                namespace: Some(config.db.to_string()),
-            },
-        )
-        .with_wait_replicas(config.settings.wait_replicas, timeout);
+        let backend = Self::from_connection(conn, BackendInfo::redis(host, port, config.db))
+            .with_wait_replicas(config.settings.wait_replicas, timeout);
         let backend = Self { near, ..backend };
         // Without credentials the server accepts the connection and refuses
         // the first command: surface that (and any other refusal) here, as

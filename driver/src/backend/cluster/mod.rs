@@ -152,12 +152,8 @@ impl ClusterBackend {
             .ok_or_else(|| Error::config("nodes", "name at least one seed node"))?;
         let backend = Self::from_connection(
             conn,
-            BackendInfo {
-                system: "redis",
-                address: Some(host),
-                port: Some(port),
-                namespace: Some("0".to_owned()),
-            },
+            // A cluster has only database 0.
+            BackendInfo::redis(host, port, 0),
         )
         .with_wait_replicas(config.settings.wait_replicas, timeout);
         backend.ping(timeout).await?;
