@@ -43,8 +43,9 @@ pub use report::{RevokeAllReport, Unrevocable};
 /// never missed (not even when another one in range is revoked meanwhile
 /// and makes room for it).
 ///
-/// **The all-sessions walk** ([`IndexWalk`], a window per read) then reads
-/// the records of the members not in the active index: an active session
+/// **The all-sessions walk** (a window of ranks per read, never repeating
+/// a member nor skipping one that stays) then reads the records of the
+/// members not in the active index: an active session
 /// there is drift (an eviction, a foreign writer, a refused write) and is
 /// revoked in a plan guarded by its record's bytes.
 ///
