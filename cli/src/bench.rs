@@ -16,7 +16,7 @@ use crate::dispatch::runtime;
 use crate::error::{self, CliError};
 use crate::output;
 use crate::scratch::{fresh_options, purge_after};
-use crate::store::StoreOptions;
+use crate::target::StoreOptions;
 use crate::target::{OnStore, StoreTarget};
 
 #[derive(Debug, Args)]

@@ -12,7 +12,6 @@ mod args;
 #[cfg(feature = "bench")]
 mod bench;
 mod clock;
-mod cluster;
 mod demo;
 mod dispatch;
 mod duration;

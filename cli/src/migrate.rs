@@ -11,7 +11,7 @@ use crate::dispatch::runtime;
 use crate::error::CliError;
 use crate::output;
 use crate::progress::Progress;
-use crate::store::StoreOptions;
+use crate::target::StoreOptions;
 use crate::target::{OnStore, StoreTarget};
 
 /// Checks the target (another store, prefix or layout than the source),

@@ -6,7 +6,7 @@ use authsession_driver::SessionAdmin;
 use crate::args::GlobalArgs;
 use crate::clock;
 use crate::error::CliError;
-use crate::store::StoreOptions;
+use crate::target::StoreOptions;
 use crate::target::StoreTarget;
 
 /// A key-space base no one else uses, under the configured base.

@@ -8,14 +8,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use authsession_core::op::{PageRequest, Policy, RevokeAllReport};
+use authsession_core::op::{PageRequest, RevokeAllReport};
 use authsession_core::{
-    ClientPublicKey, DeviceSessionId, Field, KeySpace, Revocation, RevokeActorId, RevokeActorType,
+    ClientPublicKey, DeviceSessionId, Field, Revocation, RevokeActorId, RevokeActorType,
     RevokeReasonCode, RevokeSessionInput, RevokeUserSessionsInput, Session, Timestamp, UserId,
 };
 use authsession_driver::{
-    Backend, CheckMode, ErrorKind, MemorySessionStore, RedisConfig, RedisSessionStore,
-    RevokeAllOptions, SessionAdmin, SessionStore, Store,
+    Backend, CheckMode, ErrorKind, RevokeAllOptions, SessionAdmin, SessionStore, Store,
 };
 
 use crate::clock;
@@ -24,29 +23,6 @@ use crate::output::{self, CountOut, CreatedOut, PageOut, RevokeAllOut, RevokeOut
 use crate::progress::Progress;
 use crate::target::OnStore;
 use crate::timestamp;
-
-/// Everything a store is built with besides where it is: the key space
-/// (prefix base and layout), the policy (retention, session limit, batch
-/// size) and how many replicas `WAIT` must confirm.
-#[derive(Debug, Clone)]
-pub(crate) struct StoreOptions {
-    pub(crate) keys: KeySpace,
-    pub(crate) policy: Policy,
-    pub(crate) wait_replicas: u32,
-    /// The near cache (`--cache`).
-    pub(crate) cache: Option<authsession_driver::CacheConfig>,
-}
-
-impl StoreOptions {
-    /// The store settings these flags set (the rest keep what the URL or
-    /// the defaults gave them).
-    pub(crate) fn apply_to(&self, settings: &mut authsession_driver::StoreSettings) {
-        settings.key_space = self.keys.clone();
-        settings.policy = self.policy;
-        settings.wait_replicas = self.wait_replicas;
-        settings.cache = self.cache;
-    }
-}
 
 /// A validated store command, ready to run.
 #[derive(Debug)]
@@ -134,34 +110,6 @@ impl RevocationFlags<'_> {
         let at = timestamp_or_now(self.at, "--at", Field::RevokedAt)?;
         Ok(Revocation::new(at, reason, actor_type, actor_id)?)
     }
-}
-
-/// Connects to the standalone Redis server at `url`, given as `flag`.
-pub(crate) async fn connect_redis_as(
-    url: &str,
-    options: &StoreOptions,
-    flag: &str,
-) -> Result<RedisSessionStore, CliError> {
-    let mut config = RedisConfig::from_url(url).map_err(|e| CliError::from(e).context(flag))?;
-    options.apply_to(&mut config.settings);
-    RedisSessionStore::connect(config)
-        .await
-        .map_err(|e| CliError::from(e).context("connecting to redis"))
-}
-
-/// A fresh in-memory store with `options` (`WAIT` needs a server).
-pub(crate) fn memory_store(options: &StoreOptions) -> Result<MemorySessionStore, CliError> {
-    if options.wait_replicas > 0 {
-        return Err(CliError::usage(
-            "--wait-replicas needs a Redis server (not --memory)",
-        ));
-    }
-    if options.cache.is_some() {
-        return Err(CliError::usage(
-            "--cache needs a Redis server (not --memory)",
-        ));
-    }
-    Ok(MemorySessionStore::new(options.keys.clone()).with_policy(options.policy))
 }
 
 impl OnStore for StoreCommand {

@@ -8,7 +8,7 @@ use authsession_core::{KeySpace, Layout};
 use super::{GlobalArgs, LayoutArg, OnLimitArg};
 use crate::duration;
 use crate::error::CliError;
-use crate::store::StoreOptions;
+use crate::target::StoreOptions;
 use crate::target::StoreTarget;
 
 impl GlobalArgs {

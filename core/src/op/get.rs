@@ -1,10 +1,10 @@
-//! `get`, `get_for_user` and `count`.
+//! `get` and `get_for_user`.
 
 use crate::codec;
 use crate::ids::{DeviceSessionId, UserId};
 use crate::keys::KeySpace;
 use crate::op::expiry::{expire_plan, OwnerRemovals};
-use crate::op::replies::{index_len, owner, single_value, wrong_type};
+use crate::op::replies::{owner, single_value, wrong_type};
 use crate::op::{
     best_effort_applied, out_of_sequence, replies, Input, Operation, Policy, Step, TransitionError,
 };
@@ -288,41 +288,5 @@ impl Operation for Get {
             GetState::RemovingOwner(owners, key) => self.remove_owner(owners, Some(input), key),
             GetState::Finished => out_of_sequence("get"),
         }
-    }
-}
-
-/// `count`: the cardinality of the user's active index (1 round trip).
-#[derive(Debug)]
-pub struct Count {
-    key: String,
-    started: bool,
-}
-
-impl Count {
-    /// Counts `user`'s active sessions.
-    pub fn new(keys: &KeySpace, user: &UserId) -> Self {
-        Self {
-            key: keys.user_active_sessions_key(user),
-            started: false,
-        }
-    }
-}
-
-impl Operation for Count {
-    type Output = u64;
-
-    fn name(&self) -> &'static str {
-        "count"
-    }
-
-    fn resume(&mut self, input: Input) -> Result<Step<u64>, TransitionError> {
-        if !self.started {
-            self.started = true;
-            return Ok(Step::Read(vec![Read::IndexLen {
-                key: self.key.clone(),
-            }]));
-        }
-        let reply = replies(input, "count")?.into_iter().next();
-        index_len(reply, &self.key, "count").map(Step::Done)
     }
 }

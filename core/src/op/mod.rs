@@ -34,6 +34,7 @@
 //! limit's revocations) take it in their constructor.
 
 mod confirm;
+mod count;
 mod create;
 mod decode;
 mod error;
@@ -56,9 +57,10 @@ mod tests;
 
 use std::time::Duration;
 
+pub use count::Count;
 pub use create::{Create, Created};
 pub use error::{Kind, TransitionError};
-pub use get::{Count, Get};
+pub use get::Get;
 pub use import::{Import, ImportConflict, ImportReport};
 pub use list::List;
 pub use maintenance::{Check, OwnerRecheck, OwnerSighting, RecheckOwners, Sweep, SweepReport};
