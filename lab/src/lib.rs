@@ -1,8 +1,8 @@
 //! The authsession lab: what measures the store rather than operates it.
 //!
-//! - [`bench`]: the load generator behind `authsession bench` and the
+//! - [`bench`](mod@bench): the load generator behind `authsession bench` and the
 //!   figures in BENCHMARKS.md.
-//! - [`reference`]: the Go adapter's command sequences, re-implemented
+//! - [`reference`](mod@reference): the Go adapter's command sequences, re-implemented
 //!   command for command: the baseline the `*_reference` workloads run.
 //!
 //! Not published: the operator binary links it behind its default `bench`

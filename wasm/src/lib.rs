@@ -3,7 +3,7 @@
 //! **Translation only.** Every rule lives in `authsession-core`: this crate
 //! turns JS values into the core's validated types, calls the core, and
 //! turns the results back into plain camelCase JS objects. Every failure
-//! leaves through one adapter ([`error::Failure`]) as a JS `Error` whose
+//! leaves through one adapter (`error::Failure`) as a JS `Error` whose
 //! `kind` property is the core's stable kind, read through the core's one
 //! vocabulary ([`authsession_core::Kind`]: decoding, validation, and
 //! `requireActiveSession`'s checks, [`authsession_core::Expectation`]), or
@@ -12,8 +12,8 @@
 //!
 //! JS objects cross as JSON text (`JSON.stringify`/`JSON.parse` on the JS
 //! side, serde_json — already in the core — on this side), which keeps the
-//! module small and fast. The pure halves ([`parts::SessionParts`],
-//! [`parts::ExpectationInput`]) hold no `JsValue`, so they are unit-tested
+//! module small and fast. The pure halves (`parts::SessionParts`,
+//! `parts::ExpectationInput`) hold no `JsValue`, so they are unit-tested
 //! natively; the JS halves are tested under Node by `wasm-bindgen-test` and
 //! the `node --test` suites.
 //!
@@ -23,7 +23,7 @@
 //! |---|---|
 //! | `exports.rs` | the exported functions: the JS names and signatures, nothing else |
 //! | `types.rs` | the TypeScript declarations shipped in the `.d.ts` |
-//! | `error.rs` | the one error adapter, [`error::Failure`] → `AuthsessionError` |
+//! | `error.rs` | the one error adapter, `error::Failure` → `AuthsessionError` |
 //! | `args.rs` | JS arguments → Rust strings and plain objects |
 //! | `payload.rs` | a stored record (string or bytes) → the core's decoder |
 //! | `scratch.rs` | the scratch buffer JS writes payloads into |
