@@ -20,8 +20,8 @@
 //!   [`MemorySessionStore`] and `ClusterSessionStore` name them; a cluster
 //!   needs the tagged layout (`ClusterConfig`).
 //!
-//! **Near cache** (opt-in, [`CacheConfig`] in `RedisConfig::cache` /
-//! `ClusterConfig::cache`): `get` and `get_for_user` of a session read
+//! **Near cache** (opt-in, [`CacheConfig`] in [`StoreSettings::cache`] of
+//! a `RedisConfig` or `ClusterConfig`): `get` and `get_for_user` of a session read
 //! before are answered from memory, invalidated by the server (`CLIENT
 //! TRACKING` over RESP3). Guarantees: read-your-writes (a write drops its
 //! keys' entries before it returns); a barrier ([`Store::sync`]: once it
