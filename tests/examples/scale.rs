@@ -45,43 +45,22 @@ async fn load(raw: &RedisRaw, keys: &KeySpace, n: usize) {
 }
 
 /// The slowest command since the last reset: (µs, command name).
-async fn worst(raw: &RedisRaw) -> (u64, String) {
-    let entries: Vec<redis::Value> = raw.query(redis::cmd("SLOWLOG").arg("GET").arg(-1)).await;
-    let mut worst = (0u64, String::new());
-    for entry in entries {
-        let redis::Value::Array(fields) = entry else {
-            continue;
-        };
-        let micros: u64 = redis::from_redis_value(fields[2].clone()).unwrap_or(0);
-        let args: Vec<Vec<u8>> = redis::from_redis_value(fields[3].clone()).unwrap_or_default();
-        let name = args
-            .first()
-            .map(|a| String::from_utf8_lossy(a).to_lowercase())
-            .unwrap_or_default();
-        if micros > worst.0 && name != "slowlog" {
-            worst = (micros, name);
-        }
-    }
-    worst
-}
-
-async fn reset(raw: &RedisRaw) {
-    let _: () = raw.query(redis::cmd("SLOWLOG").arg("RESET")).await;
-    let _: () = raw.query(redis::cmd("CONFIG").arg("RESETSTAT")).await;
+async fn worst(raw: &RedisRaw) -> (i64, String) {
+    raw.slowlog()
+        .await
+        .into_iter()
+        .filter(|e| e.command() != "slowlog")
+        .map(|e| (e.micros, e.command()))
+        .max()
+        .unwrap_or_default()
 }
 
 /// Mean server time per call of `command` since the last reset (µs).
 async fn usec_per_call(raw: &RedisRaw, command: &str) -> f64 {
-    let info: String = raw.query(redis::cmd("INFO").arg("commandstats")).await;
-    let prefix = format!("cmdstat_{command}:");
-    info.lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .and_then(|rest| {
-            rest.split(',')
-                .find_map(|kv| kv.strip_prefix("usec_per_call="))
-        })
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
+    raw.command_stats()
+        .await
+        .get(command)
+        .map_or(0.0, |stat| stat.usec_per_call)
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -104,21 +83,14 @@ async fn main() {
         ]);
         let keys = KeySpace::default();
         // No response timeout: loading and SLOWLOG GET are big replies.
-        let client = redis::Client::open(server.url()).unwrap();
-        let conn = client
-            .get_multiplexed_async_connection_with_config(
-                &redis::AsyncConnectionConfig::new().set_response_timeout(None),
-            )
-            .await
-            .unwrap();
-        let raw = RedisRaw::new(conn);
+        let raw = server.raw_unhurried().await;
         load(&raw, &keys, n).await;
         let store = RedisSessionStore::connect(server.config(keys.clone()))
             .await
             .unwrap();
 
         // Pages over all N (active filter = the same index walk).
-        reset(&raw).await;
+        raw.reset_stats().await;
         let mut latencies = Vec::new();
         let mut cursor = None;
         let mut seen = 0;
@@ -143,7 +115,7 @@ async fn main() {
         let mget_mean = usec_per_call(&raw, "mget").await;
         latencies.sort_by(f64::total_cmp);
 
-        reset(&raw).await;
+        raw.reset_stats().await;
         let started = Instant::now();
         let report = store
             .revoke_all_count(&revoke_all_input("big", ts(1_900_000_000, 0)))

@@ -16,6 +16,7 @@
 pub mod cached;
 pub mod cluster;
 pub mod conformance;
+pub mod counting;
 pub mod fixtures;
 pub mod growth;
 pub mod maintenance;
@@ -25,6 +26,7 @@ pub mod server;
 pub mod server_info;
 
 pub use cluster::RedisCluster;
-pub use raw::{ClusterRaw, MemoryRaw, RawKv, RedisRaw};
+pub use counting::CountingBackend;
+pub use raw::{ClusterRaw, CommandStat, MemoryRaw, RawKv, RedisRaw, SlowEntry};
 pub use server::RedisServer;
 pub use server_info::{ServerInfo, ServerKind};

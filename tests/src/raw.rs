@@ -125,21 +125,100 @@ impl RedisRaw {
             .unwrap_or_else(|e| panic!("raw redis command failed: {e}"))
     }
 
-    /// `INFO commandstats` as `command -> calls`.
-    pub async fn command_calls(&self) -> std::collections::BTreeMap<String, u64> {
+    /// `INFO commandstats`: every command's calls and mean server time.
+    pub async fn command_stats(&self) -> std::collections::BTreeMap<String, CommandStat> {
         let info: String = self.query(redis::cmd("INFO").arg("commandstats")).await;
         info.lines()
             .filter_map(|line| {
-                let rest = line.strip_prefix("cmdstat_")?;
-                let (name, stats) = rest.split_once(':')?;
-                let calls = stats
-                    .split(',')
-                    .find_map(|kv| kv.strip_prefix("calls="))?
-                    .parse()
-                    .ok()?;
-                Some((name.to_owned(), calls))
+                let (name, stats) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+                let field = |key: &str| stats.split(',').find_map(|kv| kv.strip_prefix(key));
+                Some((
+                    name.to_owned(),
+                    CommandStat {
+                        calls: field("calls=")?.parse().ok()?,
+                        usec_per_call: field("usec_per_call=")?.parse().ok()?,
+                    },
+                ))
             })
             .collect()
+    }
+
+    /// `INFO commandstats` as `command -> calls`.
+    pub async fn command_calls(&self) -> std::collections::BTreeMap<String, u64> {
+        self.command_stats()
+            .await
+            .into_iter()
+            .map(|(name, stat)| (name, stat.calls))
+            .collect()
+    }
+
+    /// Every SLOWLOG entry the server keeps, newest first.
+    pub async fn slowlog(&self) -> Vec<SlowEntry> {
+        let entries: Vec<redis::Value> = self.query(redis::cmd("SLOWLOG").arg("GET").arg(-1)).await;
+        entries
+            .into_iter()
+            .map(|entry| {
+                let redis::Value::Array(fields) = entry else {
+                    panic!("slowlog entry {entry:?}");
+                };
+                let text = |value: Option<&redis::Value>| {
+                    value
+                        .and_then(|v| redis::from_redis_value::<Vec<u8>>(v.clone()).ok())
+                        .map(|b| String::from_utf8_lossy(&b).into_owned())
+                        .unwrap_or_default()
+                };
+                let args: Vec<Vec<u8>> =
+                    redis::from_redis_value(fields.get(3).cloned().unwrap_or(redis::Value::Nil))
+                        .unwrap_or_default();
+                SlowEntry {
+                    micros: fields
+                        .get(2)
+                        .and_then(|v| redis::from_redis_value(v.clone()).ok())
+                        .unwrap_or_else(|| panic!("slowlog duration {fields:?}")),
+                    args: args
+                        .iter()
+                        .map(|a| String::from_utf8_lossy(a).into_owned())
+                        .collect(),
+                    client: text(fields.get(4)),
+                }
+            })
+            .collect()
+    }
+
+    /// Starts the server's accounting afresh: `SLOWLOG RESET` and `CONFIG
+    /// RESETSTAT` (commandstats).
+    pub async fn reset_stats(&self) {
+        let () = self.query(redis::cmd("SLOWLOG").arg("RESET")).await;
+        let () = self.query(redis::cmd("CONFIG").arg("RESETSTAT")).await;
+    }
+}
+
+/// One command's line of `INFO commandstats`.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct CommandStat {
+    pub calls: u64,
+    /// Mean server time per call, µs.
+    pub usec_per_call: f64,
+}
+
+/// One SLOWLOG entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlowEntry {
+    /// Server time, µs.
+    pub micros: i64,
+    /// The command and its arguments (lossy UTF-8).
+    pub args: Vec<String>,
+    /// The client's address.
+    pub client: String,
+}
+
+impl SlowEntry {
+    /// The command's name, lowercase.
+    pub fn command(&self) -> String {
+        self.args
+            .first()
+            .map(|a| a.to_lowercase())
+            .unwrap_or_default()
     }
 }
 

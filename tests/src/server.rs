@@ -235,6 +235,19 @@ impl RedisServer {
         crate::RedisRaw::new(conn)
     }
 
+    /// A raw connection that waits as long as a reply takes (bulk
+    /// loading, a long `SLOWLOG GET`): for measurements.
+    pub async fn raw_unhurried(&self) -> crate::RedisRaw {
+        let client = redis::Client::open(self.url()).expect("client");
+        let conn = client
+            .get_multiplexed_async_connection_with_config(
+                &redis::AsyncConnectionConfig::new().set_response_timeout(None),
+            )
+            .await
+            .expect("raw connection to the test redis-server");
+        crate::RedisRaw::new(conn)
+    }
+
     /// What the server says it is (`INFO server`).
     pub async fn info(&self) -> crate::ServerInfo {
         crate::server_info::query_info(&mut self.raw().await.connection()).await

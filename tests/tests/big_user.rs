@@ -22,7 +22,7 @@ use authsession_driver::core::op::{BatchSize, PageCursor, PageLimit, PageRequest
 use authsession_driver::core::{newest_first, IndexScore, KeySpace, Session};
 use authsession_driver::SessionStore;
 use authsession_tests::fixtures::{active, fresh_key_space, revoke_all_input, ts, user};
-use authsession_tests::{RedisRaw, RedisServer};
+use authsession_tests::{CommandStat, RedisRaw, RedisServer, SlowEntry};
 
 const SESSIONS: usize = 100_000;
 const USER: &str = "big-user";
@@ -67,54 +67,6 @@ async fn load(raw: &RedisRaw, keys: &KeySpace) {
     }
 }
 
-/// SLOWLOG entries as (duration µs, command name, client address).
-async fn slowlog(raw: &RedisRaw) -> Vec<(i64, String, String)> {
-    let entries: Vec<redis::Value> = raw.query(redis::cmd("SLOWLOG").arg("GET").arg(1000)).await;
-    entries
-        .into_iter()
-        .map(|entry| {
-            let redis::Value::Array(fields) = entry else {
-                panic!("slowlog entry {entry:?}")
-            };
-            let duration = match &fields[2] {
-                redis::Value::Int(n) => *n,
-                other => panic!("slowlog duration {other:?}"),
-            };
-            let name = match &fields[3] {
-                redis::Value::Array(args) => match args.first() {
-                    Some(redis::Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
-                    other => format!("{other:?}"),
-                },
-                other => format!("{other:?}"),
-            };
-            let client = match fields.get(4) {
-                Some(redis::Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
-                other => format!("{other:?}"),
-            };
-            (duration, name, client)
-        })
-        .collect()
-}
-
-/// `INFO commandstats` as `command -> (calls, usec_per_call)`.
-async fn command_stats(raw: &RedisRaw) -> BTreeMap<String, (u64, f64)> {
-    let info: String = raw.query(redis::cmd("INFO").arg("commandstats")).await;
-    info.lines()
-        .filter_map(|line| {
-            let (name, stats) = line.strip_prefix("cmdstat_")?.split_once(':')?;
-            let field = |key: &str| {
-                stats
-                    .split(',')
-                    .find_map(|kv| kv.strip_prefix(key))
-                    .map(str::to_owned)
-            };
-            let calls = field("calls=")?.parse().ok()?;
-            let per_call = field("usec_per_call=")?.parse().ok()?;
-            Some((name.to_owned(), (calls, per_call)))
-        })
-        .collect()
-}
-
 /// The largest "command" latency spike the server's latency monitor
 /// recorded (milliseconds, ≥ its 1 ms threshold), if any.
 async fn max_command_latency_ms(raw: &RedisRaw) -> Option<i64> {
@@ -144,8 +96,8 @@ async fn max_command_latency_ms(raw: &RedisRaw) -> Option<i64> {
 /// fails on any entry whose command averages more than half the bound, or
 /// on more than a handful of stragglers (0.5 % of the phase's commands).
 fn assert_no_slow_commands(
-    entries: &[(i64, String, String)],
-    stats: &BTreeMap<String, (u64, f64)>,
+    entries: &[SlowEntry],
+    stats: &BTreeMap<String, CommandStat>,
     commands: u64,
     during: &str,
 ) {
@@ -153,10 +105,9 @@ fn assert_no_slow_commands(
         return;
     }
     eprintln!("SLOWLOG (≥ 10 ms) after {during}: {entries:?}");
-    for (_, name, _) in entries {
-        let per_call = stats
-            .get(&name.to_ascii_lowercase())
-            .map_or(f64::MAX, |(_, per_call)| *per_call);
+    for entry in entries {
+        let name = entry.command();
+        let per_call = stats.get(&name).map_or(f64::MAX, |stat| stat.usec_per_call);
         assert!(
             per_call <= 5_000.0,
             "{name} averages {per_call} µs on the server during {during}: {entries:?}"
@@ -242,15 +193,15 @@ async fn one_hundred_thousand_sessions() {
         .unwrap_or_else(|e| panic!("revoke_all: {} {e}", e.kind().as_str()));
     let wall = started.elapsed();
     assert_eq!(report.count, SESSIONS as u64);
-    let stats = command_stats(&raw).await;
+    let stats = raw.command_stats().await;
     let evalsha = stats.get("evalsha").copied().unwrap_or_default();
     eprintln!(
         "revoke_all: {} sessions in {} batches, {wall:?} wall; evalsha {} calls, {:.0} µs/call \
          (server); mget {:?}; zrange {:?}; max command latency spike {:?} ms",
         report.count,
         report.batches,
-        evalsha.0,
-        evalsha.1,
+        evalsha.calls,
+        evalsha.usec_per_call,
         stats.get("mget"),
         stats.get("zrange"),
         max_command_latency_ms(&raw).await,
@@ -259,8 +210,8 @@ async fn one_hundred_thousand_sessions() {
         report.batches,
         SESSIONS.div_ceil(BatchSize::default().get()) as u64
     );
-    let commands: u64 = stats.values().map(|(calls, _)| calls).sum();
-    assert_no_slow_commands(&slowlog(&raw).await, &stats, commands, "revoke_all");
+    let commands: u64 = stats.values().map(|stat| stat.calls).sum();
+    assert_no_slow_commands(&raw.slowlog().await, &stats, commands, "revoke_all");
     assert_eq!(store.count_active_by_user_id(&u).await.unwrap(), 0);
 
     // Every page of the default size, through its cursor text; the
@@ -293,16 +244,16 @@ async fn one_hundred_thousand_sessions() {
         }
     }
     let wall = started.elapsed();
-    let stats = command_stats(&raw).await;
-    let calls = |name: &str| stats.get(name).map_or(0, |(calls, _)| *calls);
+    let stats = raw.command_stats().await;
+    let calls = |name: &str| stats.get(name).map_or(0, |stat| stat.calls);
     eprintln!(
         "list_page walk: {} sessions in {pages} pages, {wall:?} wall; zrange {} calls, \
          {:.1} µs/call; mget {} calls, {:.1} µs/call (server); max command latency spike {:?} ms",
         walked.len(),
         calls("zrange"),
-        stats.get("zrange").map_or(0.0, |s| s.1),
+        stats.get("zrange").map_or(0.0, |s| s.usec_per_call),
         calls("mget"),
-        stats.get("mget").map_or(0.0, |s| s.1),
+        stats.get("mget").map_or(0.0, |s| s.usec_per_call),
         max_command_latency_ms(&raw).await,
     );
     assert_eq!(walked.len(), SESSIONS);
@@ -322,8 +273,8 @@ async fn one_hundred_thousand_sessions() {
     let ours: u64 = stats
         .iter()
         .filter(|(name, _)| !matches!(name.as_str(), "info" | "config|resetstat"))
-        .map(|(_, (calls, _))| calls)
+        .map(|(_, stat)| stat.calls)
         .sum();
     assert_eq!(ours, 3 * pages - 1, "{stats:?}");
-    assert_no_slow_commands(&slowlog(&raw).await, &stats, ours, "the page walk");
+    assert_no_slow_commands(&raw.slowlog().await, &stats, ours, "the page walk");
 }

@@ -175,21 +175,17 @@ mod slowlog {
 
     /// Every slow-log entry as (duration µs, command and first args).
     async fn slowlog(raw: &RedisRaw) -> Vec<(i64, String)> {
-        let entries: Vec<redis::Value> = raw.query(redis::cmd("SLOWLOG").arg("GET").arg(-1)).await;
-        entries
+        raw.slowlog()
+            .await
             .into_iter()
             .map(|entry| {
-                let redis::Value::Array(fields) = entry else {
-                    panic!("slowlog entry {entry:?}");
-                };
-                let micros: i64 = redis::from_redis_value(fields[2].clone()).unwrap();
-                let args: Vec<Vec<u8>> = redis::from_redis_value(fields[3].clone()).unwrap();
-                let shown: Vec<String> = args
+                let shown: Vec<String> = entry
+                    .args
                     .iter()
                     .take(3)
-                    .map(|a| String::from_utf8_lossy(a).chars().take(40).collect())
+                    .map(|a| a.chars().take(40).collect())
                     .collect();
-                (micros, shown.join(" "))
+                (entry.micros, shown.join(" "))
             })
             .collect()
     }
@@ -300,8 +296,7 @@ mod slowlog {
         preload(&raw, &keys).await;
         config(&raw, "slowlog-log-slower-than", "1000").await;
         config(&raw, "slowlog-max-len", "10000").await;
-        let () = raw.query(redis::cmd("SLOWLOG").arg("RESET")).await;
-        let () = raw.query(redis::cmd("CONFIG").arg("RESETSTAT")).await;
+        raw.reset_stats().await;
         maintain(&server, &keys).await;
         let stats: String = raw.query(redis::cmd("INFO").arg("commandstats")).await;
         for line in stats.lines().filter(|l| l.starts_with("cmdstat_")) {

@@ -18,16 +18,13 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
-use authsession_driver::backend::{Backend, BackendInfo};
-use authsession_driver::core::plan::{Applied, Plan, Read, Reply};
-use authsession_driver::{Error, RedisBackend, SessionStore, Store};
+use authsession_driver::{RedisBackend, SessionStore, Store};
 use authsession_tests::fixtures::{
     active, fresh_key_space, id, revoke_all_input, revoke_input, ts, user,
 };
 use authsession_tests::monitor::{Monitor, MonitoredCommand};
-use authsession_tests::{RedisRaw, RedisServer};
+use authsession_tests::{CountingBackend, RedisRaw, RedisServer};
 
 struct Probe {
     monitor: Monitor,
@@ -170,32 +167,6 @@ fn want(cmds: &str, round_trips: u64) -> (String, u64) {
     (cmds.to_owned(), round_trips)
 }
 
-/// Counts the store's round trips: every backend call is one.
-#[derive(Debug)]
-struct Counting(RedisBackend, Arc<AtomicU64>);
-
-impl Backend for Counting {
-    fn info(&self) -> &BackendInfo {
-        self.0.info()
-    }
-    async fn ping(&self, budget: Duration) -> Result<(), Error> {
-        self.1.fetch_add(1, Ordering::Relaxed);
-        self.0.ping(budget).await
-    }
-    async fn read(&self, budget: Duration, reads: &[Read]) -> Result<Vec<Reply>, Error> {
-        self.1.fetch_add(1, Ordering::Relaxed);
-        self.0.read(budget, reads).await
-    }
-    async fn apply(&self, budget: Duration, plan: &Plan) -> Result<Applied, Error> {
-        self.1.fetch_add(1, Ordering::Relaxed);
-        self.0.apply(budget, plan).await
-    }
-    async fn delete(&self, budget: Duration, keys: &[String]) -> Result<u64, Error> {
-        self.1.fetch_add(1, Ordering::Relaxed);
-        self.0.delete(budget, keys).await
-    }
-}
-
 /// The tagged layout (the cluster's) on a standalone server: `get_for_user`
 /// 1, `get` 2 (owner key, record), `create` 2 (owner key, then the
 /// record's script), `revoke` 3 (owner, record, script), `count` 1, a list
@@ -215,9 +186,10 @@ async fn round_trips_in_the_tagged_layout() {
         .unwrap();
     let trips = Arc::new(AtomicU64::new(0));
     // A second store on the same server that has seen none of the ids.
-    let stranger = Store::with_backend(Counting(backend.clone(), Arc::clone(&trips)))
+    let stranger = Store::with_backend(CountingBackend::new(backend.clone(), Arc::clone(&trips)))
         .with_key_space(keys.clone());
-    let store = Store::with_backend(Counting(backend, Arc::clone(&trips))).with_key_space(keys);
+    let store =
+        Store::with_backend(CountingBackend::new(backend, Arc::clone(&trips))).with_key_space(keys);
     let mut probe = Probe {
         monitor: Monitor::start(server.port()),
         raw: server.raw().await,
